@@ -1,0 +1,153 @@
+"""Algorithm presets and their resolution into validated parts.
+
+A preset (``co-s2p``, ``fedavg``, ``heterofl`` …) is a named bundle of aggregation policy, pruning
+strategy, knowledge transfer and local-work rule. The scenario names one and may override any key of
+any part; an override of ``aggregation.policy`` replaces the whole aggregation block, since another
+policy accepts other keys.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from simulator.config.loading import validation_error_to_input_error
+from simulator.config.scenario import AlgorithmSpec
+from simulator.errors import InputError
+
+DEFAULT_WIDTH_RATIOS = (1.0, 0.75, 0.5, 0.375, 0.25, 0.125, 0.0625)
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class PruningSpec(_Part):
+    """How each device's submodel is cut (see simulator.planning and simulator.learning.pruning)."""
+
+    width: Literal["none", "static", "rolling", "importance"] = "none"
+    depth: Literal["none", "fixed", "rolling"] = "none"
+    width_ratios: list[float] = Field(default_factory=lambda: list(DEFAULT_WIDTH_RATIOS), min_length=1)
+    fit_deadline: bool = Field(default=False, description="also shrink the submodel until a round fits the deadline")
+    unstructured_sparsity: float = Field(default=0.0, ge=0, lt=1, description="magnitude-mask baseline")
+    importance_batches: int = Field(default=2, ge=0)
+
+    @field_validator("width_ratios")
+    @classmethod
+    def _ratios_in_range(cls, value: list[float]) -> list[float]:
+        for ratio in value:
+            if not 0 < ratio <= 1:
+                raise ValueError(f"every width ratio must lie in (0, 1], got {ratio}")
+        return sorted(set(value), reverse=True)
+
+
+class DistillationSpec(_Part):
+    """Cross-block knowledge transfer by self-distillation among exits."""
+
+    mode: Literal["off", "deepest", "mutual"] = "off"
+    weight: float = Field(default=0.5, ge=0)
+    temperature: float = Field(default=2.0, gt=0)
+
+
+class LocalWorkSpec(_Part):
+    """TimelyFL-style partial work: cut local steps so the device reports inside the deadline."""
+
+    fit_deadline: bool = False
+    min_steps: int = Field(default=1, ge=1)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "co-s2p": {
+        "aggregation": {"policy": "semi-async", "staleness": {"fn": "polynomial", "a": 0.5}, "max_staleness": 8},
+        "pruning": {"width": "importance", "depth": "rolling", "fit_deadline": True},
+        "distillation": {"mode": "deepest", "weight": 0.5, "temperature": 2.0},
+    },
+    "fedavg": {"aggregation": {"policy": "sync"}},
+    "heterofl": {"aggregation": {"policy": "sync"}, "pruning": {"width": "static"}},
+    "fedrolex": {"aggregation": {"policy": "sync"}, "pruning": {"width": "rolling"}},
+    "depthfl": {
+        "aggregation": {"policy": "sync"},
+        "pruning": {"depth": "fixed"},
+        "distillation": {"mode": "mutual", "weight": 0.5, "temperature": 2.0},
+    },
+    "fedasync": {"aggregation": {"policy": "async", "mixing_alpha": 0.6, "staleness": {"fn": "polynomial", "a": 0.5}}},
+    "fedbuff": {"aggregation": {"policy": "buffered", "staleness": {"fn": "polynomial", "a": 0.5}}},
+    "timelyfl": {
+        "aggregation": {"policy": "semi-async", "staleness": {"fn": "polynomial", "a": 0.5}},
+        "local_work": {"fit_deadline": True},
+    },
+    "unstructured": {"aggregation": {"policy": "sync"}, "pruning": {"unstructured_sparsity": 0.5}},
+}
+
+PRESET_NAMES = tuple(PRESETS)
+
+
+@dataclass(frozen=True)
+class ResolvedAlgorithm:
+    """The preset merged with the scenario's overrides, every part validated."""
+
+    name: str
+    aggregation: dict[str, Any]
+    pruning: PruningSpec
+    distillation: DistillationSpec
+    local_work: LocalWorkSpec
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "aggregation": self.aggregation,
+            "pruning": self.pruning.model_dump(),
+            "distillation": self.distillation.model_dump(),
+            "local_work": self.local_work.model_dump(),
+        }
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _validate_part(model: type[_Part], data: dict[str, Any], field: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = validation_error_to_input_error(exc, data, None, model)
+        err.field = f"{field}.{err.field}" if err.field and err.field != "(top level)" else field
+        err.args = (err.message,)
+        raise err from None
+
+
+def resolve_algorithm(spec: AlgorithmSpec) -> ResolvedAlgorithm:
+    """Merge the preset named by ``spec.name`` with the scenario's overrides and validate each part."""
+    from simulator.server.policy import build_policy
+
+    if spec.name not in PRESETS:
+        raise InputError(
+            "unknown algorithm preset", field="algorithm.name", value=spec.name, accepted=", ".join(PRESET_NAMES)
+        )
+    preset = PRESETS[spec.name]
+    base_aggregation = preset.get("aggregation", {})
+    if "policy" in spec.aggregation and spec.aggregation["policy"] != base_aggregation.get("policy"):
+        aggregation = dict(spec.aggregation)
+    else:
+        aggregation = _deep_merge(base_aggregation, spec.aggregation)
+    policy = build_policy(aggregation)  # validates keys against the policy's Params
+    return ResolvedAlgorithm(
+        name=spec.name,
+        aggregation=policy.params.model_dump(mode="json"),
+        pruning=_validate_part(PruningSpec, _deep_merge(preset.get("pruning", {}), spec.pruning), "algorithm.pruning"),
+        distillation=_validate_part(
+            DistillationSpec, _deep_merge(preset.get("distillation", {}), spec.distillation), "algorithm.distillation"
+        ),
+        local_work=_validate_part(
+            LocalWorkSpec, _deep_merge(preset.get("local_work", {}), spec.local_work), "algorithm.local_work"
+        ),
+    )

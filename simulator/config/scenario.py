@@ -1,0 +1,205 @@
+"""The scenario schema: fleet, network, workload, algorithm, evaluation, stop, seed, output.
+
+A scenario is the one place options live (no flag soup): the CLI only chooses the file, the output
+folder and the seed. Every model forbids unknown keys so a typo is an error, not a silent default.
+Algorithm parts (aggregation, pruning, distillation) are kept as plain mappings here and resolved
+against the algorithm preset and the policy registry in :mod:`simulator.config.algorithm`, because
+their accepted keys depend on the chosen policy — including a user's own plug-in.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from simulator.errors import InputError
+from simulator.config.workload import DatasetSpec, ModelSpec, PartitionSpec
+
+
+class Strict(BaseModel):
+    """Base for every scenario part: unknown keys are errors and NaN/inf are rejected."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=True)
+
+
+# ---------------------------------------------------------------- fleet
+
+
+class AlwaysOn(Strict):
+    kind: Literal["always"] = "always"
+
+
+class Churn(Strict):
+    """On/off churn: exponential online and offline durations with the given means."""
+
+    kind: Literal["churn"]
+    mean_online_s: float = Field(gt=0)
+    mean_offline_s: float = Field(gt=0)
+    start_online_probability: float | None = Field(
+        default=None, ge=0, le=1, description="default: the stationary share mean_on/(mean_on+mean_off)"
+    )
+
+
+class AvailabilityTrace(Strict):
+    """Offline intervals from a CSV file with columns device_index,start_s,end_s (group-relative)."""
+
+    kind: Literal["trace"]
+    path: str
+
+
+Availability = AlwaysOn | Churn | AvailabilityTrace
+
+
+class FleetGroup(Strict):
+    """`count` identical devices of one profile, power mode, link and availability."""
+
+    profile: str = Field(description="a builtin profile name (see `fleetsim profiles`) or a path to a YAML")
+    count: int = Field(ge=1, le=1_000_000)
+    name: str | None = Field(default=None, description="a label for the group; default: the profile name")
+    power_mode: str | None = None
+    link: str = Field(default="ethernet", description="'ethernet' (own port) or the name of an access point")
+    availability: Availability = Field(default_factory=AlwaysOn, discriminator="kind")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="fields of the profile to override")
+
+
+# ---------------------------------------------------------------- network
+
+
+class Latency(Strict):
+    """One-way latency per transfer: a mean plus jitter drawn from `distribution`."""
+
+    mean_ms: float = Field(default=1.0, ge=0)
+    jitter_ms: float = Field(default=0.0, ge=0)
+    distribution: Literal["normal", "uniform", "exponential"] = "normal"
+
+
+class ServerLink(Strict):
+    downlink_mbps: float = Field(default=1000.0, gt=0, description="server → devices capacity, shared")
+    uplink_mbps: float = Field(default=1000.0, gt=0, description="devices → server capacity, shared")
+
+
+class AccessPoint(Strict):
+    """A shared, half-duplex Wi-Fi cell: uploads and downloads of its devices share `capacity_mbps`."""
+
+    capacity_mbps: float = Field(gt=0)
+    max_client_mbps: float | None = Field(default=None, gt=0, description="one device's own PHY/TCP limit")
+    latency: Latency = Field(default_factory=lambda: Latency(mean_ms=4.0, jitter_ms=2.0))
+
+
+class Ethernet(Strict):
+    """Switched Ethernet: each device has its own full-duplex port."""
+
+    rate_mbps: float = Field(default=941.0, gt=0, description="TCP goodput of a GbE port")
+    latency: Latency = Field(default_factory=lambda: Latency(mean_ms=0.3, jitter_ms=0.0))
+
+
+class Network(Strict):
+    server: ServerLink = Field(default_factory=ServerLink)
+    access_points: dict[str, AccessPoint] = Field(default_factory=dict)
+    ethernet: Ethernet = Field(default_factory=Ethernet)
+
+    @field_validator("access_points")
+    @classmethod
+    def _no_reserved_name(cls, value: dict[str, AccessPoint]) -> dict[str, AccessPoint]:
+        if "ethernet" in value:
+            raise ValueError("'ethernet' is reserved for wired ports; name the access point otherwise")
+        return value
+
+
+# ---------------------------------------------------------------- workload
+
+
+class Optimizer(Strict):
+    name: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(default=0.05, gt=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+
+
+class Workload(Strict):
+    model: ModelSpec
+    train_model: ModelSpec | None = Field(
+        default=None, description="a small proxy trained for accuracy while `model` sets time and memory"
+    )
+    dataset: DatasetSpec
+    partition: PartitionSpec = Field(default_factory=lambda: PartitionSpec(kind="iid"))
+    batch_size: int = Field(default=32, ge=1)
+    local_epochs: float | None = Field(default=1.0, gt=0)
+    local_steps: int | None = Field(default=None, ge=1, description="overrides local_epochs")
+    optimizer: Optimizer = Field(default_factory=Optimizer)
+    samples_per_client: int | None = Field(
+        default=None, ge=1, description="timing-only: fix the shard size instead of partitioning the dataset"
+    )
+    framework_overhead_gb: float = Field(default=0.3, ge=0, description="PyTorch/CUDA allocator overhead")
+
+
+# ---------------------------------------------------------------- algorithm, evaluation, stop
+
+
+class AlgorithmSpec(Strict):
+    """A preset name plus overrides of its parts (validated in simulator.config.algorithm)."""
+
+    name: str = "co-s2p"
+    aggregation: dict[str, Any] = Field(default_factory=dict)
+    pruning: dict[str, Any] = Field(default_factory=dict)
+    distillation: dict[str, Any] = Field(default_factory=dict)
+    local_work: dict[str, Any] = Field(default_factory=dict)
+
+
+class Evaluation(Strict):
+    every_versions: int | None = Field(default=1, ge=1)
+    every_s: float | None = Field(default=None, gt=0)
+    batch_size: int = Field(default=512, ge=1)
+
+
+class Stop(Strict):
+    sim_time_s: float | None = Field(default=3600.0, gt=0)
+    max_versions: int | None = Field(default=None, ge=1)
+    target_accuracy: float | None = Field(default=None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> "Stop":
+        if self.sim_time_s is None and self.max_versions is None:
+            raise ValueError("give sim_time_s or max_versions so the run ends")
+        return self
+
+
+class Output(Strict):
+    folder: str = "reports"
+    run_name: str | None = Field(default=None, description="default: the scenario name")
+    report: bool = True
+    flush_rows: int = Field(default=20_000, ge=1, description="rows buffered before a Parquet flush")
+
+
+class Scenario(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$", max_length=120)
+    description: str = ""
+    seed: int = Field(default=0, ge=0, lt=2**63)
+    fleet: list[FleetGroup] = Field(min_length=1)
+    network: Network = Field(default_factory=Network)
+    workload: Workload
+    algorithm: AlgorithmSpec = Field(default_factory=AlgorithmSpec)
+    evaluation: Evaluation = Field(default_factory=Evaluation)
+    stop: Stop = Field(default_factory=Stop)
+    output: Output = Field(default_factory=Output)
+
+    @model_validator(mode="after")
+    def _links_exist(self) -> "Scenario":
+        known = ["ethernet", *self.network.access_points]
+        for i, group in enumerate(self.fleet):
+            if group.link not in known:
+                raise InputError(
+                    "unknown link", field=f"fleet[{i}].link", value=group.link,
+                    accepted=", ".join(known) + " (access points are declared under network.access_points)",
+                )
+        return self
+
+    @property
+    def num_devices(self) -> int:
+        return sum(g.count for g in self.fleet)
+
+
+def finite(value: float) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)

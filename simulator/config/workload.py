@@ -1,0 +1,273 @@
+"""Schemas of the learning workload: the model, the dataset and how it is split across clients.
+
+Embedded by the scenario under ``workload.model``, ``workload.train_model`` (optional proxy),
+``workload.dataset`` and ``workload.partition``. This module knows nothing of torch: the models and
+datasets are built from these specs in ``simulator.learning``.
+
+Family parameters left unset (None) take the value of the chosen ``preset`` (or the family's default
+preset); :meth:`ModelSpec.resolved` returns them filled in. Specs are frozen and hashable (the hash is
+that of :meth:`key`, a stable JSON string), so the cost model can cache per spec.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+BUILTIN_MODELS = ("resnet", "cnn", "vit", "text-transformer", "mlp")
+
+# Family presets. "default" is what an unset preset means. vit-b and bert-base (~86 M and ~110 M
+# parameters) exist for capacity planning: they are traced on the meta device, not trained here.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "resnet": {
+        "tiny": {"width": 8, "blocks": 3},
+        "small": {"width": 16, "blocks": 4},
+        "resnet18": {"width": 64, "blocks": [2, 2, 2, 2]},
+        "resnet34": {"width": 64, "blocks": [3, 4, 6, 3]},
+    },
+    "cnn": {
+        "tiny": {"width": 8, "blocks": 3},
+        "small": {"width": 32, "blocks": 4},
+    },
+    "mlp": {
+        "tiny": {"width": 32, "blocks": 2},
+        "small": {"width": 128, "blocks": 3},
+    },
+    "vit": {
+        "tiny": {"dim": 32, "blocks": 2, "heads": 2, "mlp_ratio": 2.0, "patch_size": 4},
+        "small": {"dim": 64, "blocks": 4, "heads": 4, "mlp_ratio": 2.0, "patch_size": 4},
+        "vit-b": {"dim": 768, "blocks": 12, "heads": 12, "mlp_ratio": 4.0, "patch_size": 16},
+    },
+    "text-transformer": {
+        "tiny": {"dim": 32, "blocks": 2, "heads": 2, "mlp_ratio": 2.0, "vocab_size": 64, "seq_len": 32},
+        "small": {"dim": 64, "blocks": 4, "heads": 4, "mlp_ratio": 2.0, "vocab_size": 256, "seq_len": 64},
+        "bert-base": {
+            "dim": 768, "blocks": 12, "heads": 12, "mlp_ratio": 4.0, "vocab_size": 30522, "seq_len": 512,
+        },
+    },
+}
+DEFAULT_PRESET = {"resnet": "small", "cnn": "small", "mlp": "small", "vit": "small", "text-transformer": "small"}
+
+# Which family parameters apply to which family (anything else set is a mistake worth reporting).
+FAMILY_FIELDS: dict[str, tuple[str, ...]] = {
+    "resnet": ("width", "blocks"),
+    "cnn": ("width", "blocks"),
+    "mlp": ("width", "blocks"),
+    "vit": ("dim", "blocks", "heads", "mlp_ratio", "patch_size"),
+    "text-transformer": ("dim", "blocks", "heads", "mlp_ratio", "vocab_size", "seq_len"),
+}
+_ALL_FAMILY_FIELDS = ("width", "blocks", "dim", "heads", "mlp_ratio", "patch_size", "vocab_size", "seq_len")
+
+
+def _not_applicable(fields: list[str]) -> str:
+    names = ", ".join(repr(f) for f in fields)
+    return f"{names} {'does' if len(fields) == 1 else 'do'} not apply"
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def key(self) -> str:
+        """A stable text key (sorted JSON of every field) for caching and hashing."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def __hash__(self) -> int:  # dict fields make pydantic's generated hash fail
+        return hash((type(self).__name__, self.key()))
+
+
+class ModelSpec(_Spec):
+    """Which model to build: a built-in family (with optional preset) or a user ``module:Name``."""
+
+    name: str = Field("cnn", description="resnet | cnn | vit | text-transformer | mlp | module:ClassName")
+    preset: str | None = Field(None, description="family preset, e.g. tiny, small, resnet18, vit-b, bert-base")
+    width: int | None = Field(None, gt=0, description="base channels (resnet, cnn) or hidden units (mlp)")
+    blocks: int | tuple[int, ...] | None = Field(
+        None, description="number of blocks; for resnet also a list of blocks per stage"
+    )
+    dim: int | None = Field(None, gt=0, description="transformer embedding width")
+    heads: int | None = Field(None, gt=0, description="attention heads per block")
+    mlp_ratio: float | None = Field(None, gt=0, description="transformer MLP hidden = mlp_ratio * dim")
+    patch_size: int | None = Field(None, gt=0, description="vit patch side in pixels")
+    vocab_size: int | None = Field(None, gt=1, description="text-transformer vocabulary size")
+    seq_len: int | None = Field(None, gt=0, description="text-transformer maximum sequence length")
+    prune_stream: bool = Field(
+        True,
+        description="width pruning also narrows the residual stream (resnet stage channels, transformer "
+        "embedding); params then scale ~ width_ratio^2 as in HeteroFL",
+    )
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="constructor arguments of a user model")
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, v: str) -> str:
+        if v in BUILTIN_MODELS:
+            return v
+        mod, sep, attr = v.partition(":")
+        if sep and mod.strip() and attr.strip() and ":" not in attr:
+            return v
+        raise ValueError(
+            f"unknown model {v!r}: use one of {', '.join(BUILTIN_MODELS)} or 'package.module:ClassName'"
+        )
+
+    @field_validator("blocks")
+    @classmethod
+    def _check_blocks(cls, v: int | tuple[int, ...] | None) -> int | tuple[int, ...] | None:
+        if v is None:
+            return v
+        values = (v,) if isinstance(v, int) else v
+        if not values or any(b < 1 for b in values):
+            raise ValueError("blocks must be a positive integer or a non-empty list of positive integers")
+        return v
+
+    @property
+    def is_builtin(self) -> bool:
+        return self.name in BUILTIN_MODELS
+
+    @model_validator(mode="after")
+    def _check_family(self) -> "ModelSpec":
+        if not self.is_builtin:
+            bad = [f for f in _ALL_FAMILY_FIELDS if getattr(self, f) is not None]
+            if self.preset is not None or bad:
+                raise ValueError(
+                    f"user model {self.name!r} takes no preset or family fields "
+                    f"({', '.join(['preset'] + bad) if self.preset else ', '.join(bad)}); "
+                    "pass constructor arguments under 'kwargs'"
+                )
+            return self
+        if self.kwargs:
+            raise ValueError(f"'kwargs' applies only to user models (module:Name), not to {self.name!r}")
+        presets = PRESETS[self.name]
+        if self.preset is not None and self.preset not in presets:
+            raise ValueError(
+                f"unknown preset {self.preset!r} for model {self.name!r}: accepted {', '.join(presets)}"
+            )
+        allowed = FAMILY_FIELDS[self.name]
+        extra = [f for f in _ALL_FAMILY_FIELDS if f not in allowed and getattr(self, f) is not None]
+        if extra:
+            raise ValueError(
+                f"{_not_applicable(extra)} to model {self.name!r}; it accepts {', '.join(allowed)}"
+            )
+        if isinstance(self.blocks, tuple) and self.name != "resnet":
+            raise ValueError(f"blocks must be one integer for model {self.name!r} (lists are for resnet)")
+        r = self.resolved_params()
+        if "heads" in r and r["dim"] % r["heads"]:
+            raise ValueError(f"dim ({r['dim']}) must be divisible by heads ({r['heads']})")
+        return self
+
+    def resolved_params(self) -> dict[str, Any]:
+        """Family parameters with preset values filled in (empty dict for user models)."""
+        if not self.is_builtin:
+            return {}
+        preset = PRESETS[self.name][self.preset or DEFAULT_PRESET[self.name]]
+        out = {}
+        for f in FAMILY_FIELDS[self.name]:
+            v = getattr(self, f)
+            out[f] = preset.get(f) if v is None else v
+        if isinstance(out.get("blocks"), list):
+            out["blocks"] = tuple(out["blocks"])
+        return out
+
+    def resolved(self) -> "ModelSpec":
+        """The same spec with every family parameter explicit (what a resolved scenario shows)."""
+        return self.model_copy(update=self.resolved_params())
+
+
+DATASETS = ("digits", "synthetic-image", "synthetic-sequence", "npz", "folder")
+_DATASET_FIELDS: dict[str, tuple[str, ...]] = {
+    "digits": ("image_size", "channels"),
+    "synthetic-image": ("image_size", "channels", "num_samples", "num_classes", "difficulty"),
+    "synthetic-sequence": ("seq_len", "vocab_size", "num_samples", "num_classes", "difficulty"),
+    "npz": ("path",),
+    "folder": ("path", "image_size", "channels"),
+}
+
+
+class DatasetSpec(_Spec):
+    """Where training data comes from. Everything is offline: nothing is downloaded.
+
+    - ``digits``: scikit-learn's 8x8 handwritten digits (1797 images, shipped in the wheel), upsampled
+      to ``image_size`` (default 16); ``channels: 3`` tiles the grey image.
+    - ``synthetic-image`` / ``synthetic-sequence``: seeded class-conditional data; ``difficulty`` in
+      [0, 1] moves from well separated (0) to pure noise (1).
+    - ``npz``: a file with arrays ``x`` and ``y`` (and optionally ``x_test``, ``y_test``).
+    - ``folder``: one sub-folder per class holding ``.npy`` arrays (or images if Pillow is installed).
+    ``test_fraction`` is the server's held-out split.
+    """
+
+    name: Literal["digits", "synthetic-image", "synthetic-sequence", "npz", "folder"] = "digits"
+    path: str | None = Field(None, description="npz file or class folder (npz, folder)")
+    image_size: int | None = Field(None, ge=4, le=1024, description="image side in pixels (default 16)")
+    channels: int | None = Field(None, ge=1, le=4, description="image channels (default 1)")
+    num_samples: int | None = Field(None, ge=2, description="synthetic samples in total (default 2000)")
+    num_classes: int | None = Field(None, ge=2, description="synthetic classes (default 10)")
+    difficulty: float | None = Field(None, ge=0.0, le=1.0, description="synthetic noise, 0 easy .. 1 noise")
+    seq_len: int | None = Field(None, ge=1, description="synthetic-sequence length (default 32)")
+    vocab_size: int | None = Field(None, ge=2, description="synthetic-sequence vocabulary (default 64)")
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="held-out share for server evaluation")
+
+    @model_validator(mode="after")
+    def _check_fields(self) -> "DatasetSpec":
+        allowed = _DATASET_FIELDS[self.name]
+        extra = [f for f in ("path", "image_size", "channels", "num_samples", "num_classes", "difficulty",
+                             "seq_len", "vocab_size") if f not in allowed and getattr(self, f) is not None]
+        if extra:
+            raise ValueError(
+                f"{_not_applicable(extra)} to dataset {self.name!r}; it accepts "
+                f"{', '.join(allowed + ('test_fraction',))}"
+            )
+        if self.name in ("npz", "folder") and not self.path:
+            raise ValueError(f"dataset {self.name!r} needs 'path'")
+        if self.name == "digits" and self.channels not in (None, 1, 3):
+            raise ValueError("digits accepts channels 1 or 3")
+        return self
+
+    def get(self, field: str) -> Any:
+        """A field with its documented default applied."""
+        defaults = {"image_size": 16, "channels": 1, "num_samples": 2000, "num_classes": 10,
+                    "difficulty": 0.5, "seq_len": 32, "vocab_size": 64}
+        v = getattr(self, field)
+        return defaults.get(field) if v is None else v
+
+
+class PartitionSpec(_Spec):
+    """How the training split is divided among clients (each sample goes to at most one client).
+
+    - ``iid``: a seeded shuffle cut into near-equal parts;
+    - ``dirichlet``: per class, client shares ~ Dir(alpha) (small alpha = few classes per client);
+    - ``shards``: sort by label, cut into ``num_clients * shards_per_client`` shards, deal them out;
+    - ``quantity``: IID labels, skewed sizes: ``lognormal`` (sigma) or ``dirichlet`` (alpha) sizes.
+    """
+
+    kind: Literal["iid", "dirichlet", "shards", "quantity"] = "iid"
+    alpha: float | None = Field(None, gt=0.0, description="Dirichlet concentration (dirichlet; quantity)")
+    shards_per_client: int | None = Field(None, ge=1, description="label shards per client (default 2)")
+    sizes: Literal["lognormal", "dirichlet"] | None = Field(None, description="quantity skew law")
+    sigma: float | None = Field(None, gt=0.0, description="lognormal sigma of client sizes (default 1.0)")
+    min_samples_per_client: int = Field(1, ge=1, description="every client gets at least this many")
+
+    @model_validator(mode="after")
+    def _check_fields(self) -> "PartitionSpec":
+        allowed = {"iid": (), "dirichlet": ("alpha",), "shards": ("shards_per_client",),
+                   "quantity": ("sizes", "sigma", "alpha")}[self.kind]
+        extra = [f for f in ("alpha", "shards_per_client", "sizes", "sigma")
+                 if f not in allowed and getattr(self, f) is not None]
+        if extra:
+            raise ValueError(
+                f"{_not_applicable(extra)} to partition kind {self.kind!r}; it accepts "
+                f"{', '.join(allowed + ('min_samples_per_client',))}"
+            )
+        if self.kind == "quantity":
+            law = self.sizes or "lognormal"
+            if law == "lognormal" and self.alpha is not None:
+                raise ValueError("quantity with sizes 'lognormal' takes sigma, not alpha")
+            if law == "dirichlet" and self.sigma is not None:
+                raise ValueError("quantity with sizes 'dirichlet' takes alpha, not sigma")
+        return self
+
+    def get(self, field: str) -> Any:
+        """A field with its documented default applied."""
+        defaults = {"alpha": 0.5, "shards_per_client": 2, "sizes": "lognormal", "sigma": 1.0}
+        v = getattr(self, field)
+        return defaults.get(field) if v is None else v

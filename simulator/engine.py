@@ -1,0 +1,407 @@
+"""Builds the simulated world from a Scenario, runs it to the stop condition, writes the run folder.
+
+The one place where config, network, fleet, server and learning meet. Everything random draws from
+its own ``numpy.random.Generator`` spawned from the scenario seed (selection, latency jitter, churn),
+so the trace is a function of (scenario, seed) alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import simpy
+
+from simulator.config.algorithm import ResolvedAlgorithm, resolve_algorithm
+from simulator.config.profiles import DeviceProfile, apply_overrides, load_profile
+from simulator.config.scenario import AlwaysOn, AvailabilityTrace, Churn, Scenario
+from simulator.errors import InputError
+from simulator.fleet.availability import availability_process, churn_intervals, load_trace
+from simulator.fleet.device import ClientRound, Device, Job
+from simulator.network import Link, Network
+from simulator.planning import DeviceBudget, Planner, SubmodelChoice, local_steps
+from simulator.run_folder import write_json, write_yaml
+from simulator.server.policy import build_policy
+from simulator.server.server import Server
+from simulator.summary import build_summary, close_device_accounts, write_device_rows
+from simulator.trace import TraceRecorder
+from simulator.workload_info import WorkloadInfo, describe_workload
+
+ProgressFn = Callable[[float, int, float | None], None]  # (sim_s, versions, accuracy)
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    summary: dict[str, Any]
+
+
+@dataclass
+class _World:
+    env: simpy.Environment
+    devices: list[Device]
+    server: Server
+    recorder: TraceRecorder
+    learner: Any
+    evals: list[tuple[float, int, float]] = field(default_factory=list)
+
+
+def _optimizer_kind(scenario: Scenario) -> str:
+    opt = scenario.workload.optimizer
+    if opt.name == "adam":
+        return "adam"
+    return "momentum" if opt.momentum > 0 else "sgd"
+
+
+def _profiles(scenario: Scenario, base_dir: Path, file: str | None) -> list[DeviceProfile]:
+    profiles = []
+    for i, group in enumerate(scenario.fleet):
+        try:
+            profile = load_profile(group.profile, base_dir)
+        except InputError as err:
+            if err.field is None:
+                err.field = f"fleet[{i}].profile"
+            raise err.with_file(file) if file else err
+        if group.overrides:
+            profile = apply_overrides(profile, group.overrides, file=file, field_prefix=f"fleet[{i}].overrides")
+        if group.power_mode is not None and group.power_mode not in profile.power_modes:
+            raise InputError(
+                "unknown power mode for this profile", file=file, field=f"fleet[{i}].power_mode",
+                value=group.power_mode, accepted=", ".join(profile.power_modes),
+            )
+        profiles.append(profile)
+    return profiles
+
+
+def _budget(profile: DeviceProfile, mode: str, model_label: str) -> DeviceBudget:
+    def measured(width_ratio: float, batch_size: int) -> float | None:
+        return profile.lookup_measured_step_s(model_label, width_ratio, batch_size)
+
+    return DeviceBudget(
+        usable_memory_bytes=int(profile.usable_memory_bytes),
+        effective_flops=float(profile.effective_flops(mode)),
+        memory_bandwidth_bytes_per_s=float(profile.memory_bandwidth_bytes_per_s),
+        step_overhead_s=float(profile.compute.step_overhead_s),
+        measured_step_s=measured if profile.measured_step_times else None,
+    )
+
+
+def _deadline(algorithm: ResolvedAlgorithm) -> float | None:
+    value = algorithm.aggregation.get("deadline_s")
+    return float(value) if value is not None else None
+
+
+class Simulation:
+    """One run: build with a validated scenario, then :meth:`run`."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        run_dir: Path,
+        *,
+        scenario_file: str | None = None,
+        base_dir: Path | None = None,
+        timing_only: bool = False,
+        executor: Any = None,
+        progress: ProgressFn | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.run_dir = run_dir
+        self.file = scenario_file
+        self.base_dir = base_dir or Path.cwd()
+        self.timing_only = timing_only
+        self.executor = executor
+        self.progress = progress
+        try:
+            self.algorithm = resolve_algorithm(scenario.algorithm)
+        except InputError as err:
+            raise err.with_file(scenario_file) if scenario_file else err
+        self.profiles = _profiles(scenario, self.base_dir, scenario_file)
+        self._check_k()
+        self.workload: WorkloadInfo = describe_workload(scenario, self.base_dir, timing_only, scenario_file)
+
+    def _check_k(self) -> None:
+        n = self.scenario.num_devices
+        for key in ("k", "buffer_k", "clients_per_round"):
+            value = self.algorithm.aggregation.get(key)
+            if value is not None and value > n:
+                raise InputError(
+                    f"{key} is larger than the fleet ({n} devices), so no merge could ever happen",
+                    file=self.file, field=f"algorithm.aggregation.{key}", value=value, accepted=f"1 … {n}",
+                )
+
+    # ------------------------------------------------------------------ building
+
+    def _build_devices(self, env: simpy.Environment, network_links: dict[str, Any], rng_root: np.random.SeedSequence,
+                       ) -> list[Device]:
+        scenario = self.scenario
+        net = scenario.network
+        devices: list[Device] = []
+        latency_seeds = rng_root.spawn(1)[0]
+        latency_rng = np.random.default_rng(latency_seeds)
+        for g, (group, profile) in enumerate(zip(scenario.fleet, self.profiles)):
+            mode = group.power_mode or profile.default_power_mode
+            if group.link == "ethernet":
+                down = (network_links["server_down"],)
+                up = (network_links["server_up"],)
+                cap = net.ethernet.rate_mbps * 1e6
+                latency = net.ethernet.latency
+            else:
+                ap = network_links[f"ap:{group.link}"]
+                down = (ap, network_links["server_down"])
+                up = (ap, network_links["server_up"])
+                spec = net.access_points[group.link]
+                cap = spec.max_client_mbps * 1e6 if spec.max_client_mbps else None
+                latency = spec.latency
+            label = group.name or profile.name
+            for k in range(group.count):
+                devices.append(
+                    Device(
+                        index=len(devices), name=f"{label}#{k}", profile_name=profile.name, group=g, power_mode=mode,
+                        usable_memory_bytes=int(profile.usable_memory_bytes),
+                        busy_power_w=float(profile.busy_power_w(mode)), idle_power_w=float(profile.idle_power_w),
+                        down_links=down, up_links=up, cap_bps=cap, latency_mean_s=latency.mean_ms / 1e3,
+                        latency_jitter_s=latency.jitter_ms / 1e3, latency_distribution=latency.distribution,
+                        rng=latency_rng,
+                    )
+                )
+        return devices
+
+    def _network(self, env: simpy.Environment) -> tuple[Network, dict[str, Link]]:
+        net = self.scenario.network
+        links: dict[str, Link] = {
+            "server_down": Link("server-downlink", net.server.downlink_mbps * 1e6),
+            "server_up": Link("server-uplink", net.server.uplink_mbps * 1e6),
+        }
+        for name, ap in net.access_points.items():
+            links[f"ap:{name}"] = Link(f"ap-{name}", ap.capacity_mbps * 1e6)
+        return Network(env), links
+
+    def _plans(self, devices: list[Device]) -> list[SubmodelChoice]:
+        """Each device's submodel (identical devices share a cached choice)."""
+        w = self.workload
+        planner = Planner(
+            w.plan_model, w.num_classes, w.input_shape, w.num_blocks, self.scenario.workload.batch_size,
+            _optimizer_kind(self.scenario), int(self.scenario.workload.framework_overhead_gb * 1e9), self.algorithm.pruning,
+        )
+        deadline = _deadline(self.algorithm)
+        choices = []
+        for device in devices:
+            profile = self.profiles[device.group]
+            budget = _budget(profile, device.power_mode, w.model_label)
+            steps = self._steps(device.index)
+            compute_budget = None
+            if deadline is not None:
+                full = planner.evaluate(budget, 1.0, w.num_blocks)
+                comm_s = 2 * full.model_bytes * 8 / (device.cap_bps or self.scenario.network.server.downlink_mbps * 1e6)
+                compute_budget = max(0.0, deadline - comm_s)
+            choices.append(planner.choose(budget, compute_budget, steps))
+        self.planner = planner
+        return choices
+
+    def _steps(self, index: int) -> int:
+        wl = self.scenario.workload
+        return local_steps(self.workload.samples(index), wl.batch_size, wl.local_epochs, wl.local_steps)
+
+    # ------------------------------------------------------------------ running
+
+    def run(self) -> RunOutcome:
+        scenario = self.scenario
+        seeds = np.random.SeedSequence(scenario.seed).spawn(4)
+        env = simpy.Environment()
+        network, links = self._network(env)
+        devices = self._build_devices(env, links, seeds[0])
+        plans = self._plans(devices)
+        recorder = TraceRecorder(self.run_dir, scenario.output.flush_rows)
+        learner = None if self.timing_only else self.workload.make_learner(self.algorithm, self.executor)
+        hooks = _LearnerHooks(learner) if learner is not None else _TimingHooks()
+        policy = build_policy(dict(self.algorithm.aggregation))
+        deadline = _deadline(self.algorithm)
+        local_work = self.algorithm.local_work
+        batch = scenario.workload.batch_size
+        evals: list[tuple[float, int, float]] = []
+        stop_event = env.event()
+        state = {"stop_reason": "sim_time_s", "time_to_target": None}
+
+        def make_job(device: Device, job_id: int, version: int) -> Job:
+            plan = plans[device.index]
+            steps = self._steps(device.index)
+            if local_work.fit_deadline and deadline is not None:
+                comm_s = 2 * plan.model_bytes * 8 / (device.cap_bps or scenario.network.server.downlink_mbps * 1e6)
+                affordable = math.floor(max(0.0, deadline - comm_s) / plan.step_time_s) if plan.step_time_s > 0 else steps
+                steps = max(local_work.min_steps, min(steps, affordable))
+            upload_extra = self.workload.importance_bytes(plan.width_ratio) if self.algorithm.pruning.width == "importance" else 0
+            return Job(
+                job_id=job_id, device=device, base_version=version, dispatch_s=env.now,
+                num_samples=self.workload.samples(device.index), depth=plan.depth, width_ratio=plan.width_ratio,
+                trainable_from=0, local_steps=steps, submodel_params=plan.params, download_bytes=plan.model_bytes,
+                upload_bytes=plan.model_bytes + upload_extra, peak_memory_bytes=plan.peak_memory_bytes,
+                compute_s=steps * plan.step_time_s, flops=steps * batch * plan.train_flops_per_sample,
+            )
+
+        def on_version(version: int) -> None:
+            ev = scenario.evaluation
+            if learner is not None and ev.every_versions is not None and version % ev.every_versions == 0:
+                evaluate()
+            if scenario.stop.max_versions is not None and version >= scenario.stop.max_versions:
+                stop("max_versions")
+
+        def evaluate() -> None:
+            result = learner.evaluate()
+            recorder.evals.append(env.now, server.version, result.accuracy, result.loss, list(result.exit_accuracy))
+            evals.append((env.now, server.version, result.accuracy))
+            target = scenario.stop.target_accuracy
+            if target is not None and result.accuracy >= target and state["time_to_target"] is None:
+                state["time_to_target"] = env.now
+                stop("target_accuracy")
+
+        def stop(reason: str) -> None:
+            if not stop_event.triggered:
+                state["stop_reason"] = reason
+                stop_event.succeed()
+
+        client_round = ClientRound(
+            env, network, recorder, on_compute_start=hooks.start,
+            on_arrival=lambda job: server.job_arrived(job),
+            on_failure=lambda job, outcome, reason: server.job_failed(job, outcome, reason),
+        )
+        server = Server(
+            env, devices, policy, recorder, client_round, make_job, hooks, self.workload.num_blocks,
+            np.random.default_rng(seeds[1]), on_version,
+        )
+        self._start_availability(env, devices, server, seeds[2])
+        if learner is not None:
+            evaluate_initial = learner.evaluate()
+            recorder.evals.append(0.0, 0, evaluate_initial.accuracy, evaluate_initial.loss, list(evaluate_initial.exit_accuracy))
+            evals.append((0.0, 0, evaluate_initial.accuracy))
+            if scenario.evaluation.every_s is not None:
+                env.process(self._periodic(env, scenario.evaluation.every_s, evaluate))
+        if scenario.stop.sim_time_s is not None:
+            timer = env.timeout(scenario.stop.sim_time_s)
+            timer.callbacks.append(lambda _ev: stop("sim_time_s"))
+        if self.progress is not None:
+            env.process(self._report_progress(env, server, evals))
+        server.start()
+        try:
+            env.run(until=stop_event)
+        except RuntimeError:
+            state["stop_reason"] = "stalled: no device can do more work"
+        end_s = env.now
+        server.finish()
+        if self.progress is not None:
+            self.progress(end_s, server.version, evals[-1][2] if evals else None)
+        close_device_accounts(devices, end_s, recorder)
+        totals = write_device_rows(recorder, devices, end_s)
+        recorder.close()
+        if learner is not None:
+            learner.close()
+        summary = build_summary(
+            scenario_name=scenario.name, algorithm=self.algorithm.name, seed=scenario.seed,
+            timing_only=learner is None, devices=devices, wall_s=end_s, versions=server.version, totals=totals,
+            staleness=server.staleness_accepted, target_accuracy=scenario.stop.target_accuracy,
+            time_to_target_s=state["time_to_target"], final_accuracy=evals[-1][2] if evals else None,
+            stop_reason=state["stop_reason"], extra=self._summary_extra(devices, plans),
+        )
+        write_json(self.run_dir / "summary.json", summary)
+        return RunOutcome(self.run_dir, summary)
+
+    def _summary_extra(self, devices: list[Device], plans: list[SubmodelChoice]) -> dict[str, Any]:
+        by_profile: dict[str, dict[str, Any]] = {}
+        for device, plan in zip(devices, plans):
+            by_profile.setdefault(device.profile_name, {
+                "depth": plan.depth, "width_ratio": plan.width_ratio, "params": plan.params,
+                "peak_memory_bytes": plan.peak_memory_bytes, "usable_memory_bytes": device.usable_memory_bytes,
+                "fits_memory": plan.fits_memory, "step_time_s": plan.step_time_s,
+            })
+        return {
+            "model": self.workload.plan_model_label,
+            "train_model": self.workload.train_model_label,
+            "proxy_training": self.workload.proxy,
+            "dataset": self.scenario.workload.dataset.name,
+            "num_blocks": self.workload.num_blocks,
+            "submodels_by_profile": by_profile,
+        }
+
+    def _start_availability(self, env: simpy.Environment, devices: list[Device], server: Server,
+                            seed: np.random.SeedSequence) -> None:
+        group_seeds = seed.spawn(len(self.scenario.fleet))
+        for g, group in enumerate(self.scenario.fleet):
+            spec = group.availability
+            if isinstance(spec, AlwaysOn):
+                continue
+            members = [d for d in devices if d.group == g]
+            if isinstance(spec, Churn):
+                rngs = [np.random.default_rng(s) for s in group_seeds[g].spawn(len(members))]
+                sources = [churn_intervals(spec, rng) for rng in rngs]
+            else:
+                assert isinstance(spec, AvailabilityTrace)
+                sources = [iter(x) for x in load_trace(spec, self.base_dir, g, len(members))]
+            for device, intervals in zip(members, sources):
+                env.process(availability_process(env, intervals, _offline(env, device), _online(env, device, server)))
+
+    @staticmethod
+    def _periodic(env: simpy.Environment, every_s: float, fn: Callable[[], None]):
+        while True:
+            yield env.timeout(every_s)
+            fn()
+
+    def _report_progress(self, env: simpy.Environment, server: Server, evals: list[tuple[float, int, float]]):
+        horizon = self.scenario.stop.sim_time_s or 3600.0
+        step = horizon / 200
+        while True:
+            yield env.timeout(step)
+            self.progress(env.now, server.version, evals[-1][2] if evals else None)  # type: ignore[misc]
+
+
+def _offline(env: simpy.Environment, device: Device) -> Callable[[], None]:
+    def go() -> None:
+        device.online = False
+        device.offline_since_s = env.now
+        if device.job is not None and device.job.process is not None and device.job.process.is_alive:
+            device.job.process.interrupt("lost:offline")
+    return go
+
+
+def _online(env: simpy.Environment, device: Device, server: Server) -> Callable[[], None]:
+    def go() -> None:
+        device.online = True
+        if device.offline_since_s is not None:
+            device.offline_s += env.now - device.offline_since_s
+            server.recorder.events.append(
+                device.index, device.name, device.profile_name, device.group, "offline", device.offline_since_s,
+                env.now, -1, -1, 0, 0.0, "offline",
+            )
+            device.offline_since_s = None
+        server.device_ready(device)
+    return go
+
+
+class _TimingHooks:
+    """Timing-only runs: no model, nothing to merge."""
+
+    def dispatch(self, job: Job) -> None: ...
+    def start(self, job: Job) -> None: ...
+    def discard(self, job: Job) -> None: ...
+    def merge(self, weighted: list[tuple[Job, float]], mode: str, global_weight: float) -> None: ...
+
+
+class _LearnerHooks:
+    """Connects job lifecycle events to the Learner (real PyTorch)."""
+
+    def __init__(self, learner: Any) -> None:
+        self.learner = learner
+
+    def dispatch(self, job: Job) -> None:
+        self.learner.dispatch_job(job.job_id, job.device.index, job.device.counts["jobs"], job.depth, job.width_ratio)
+
+    def start(self, job: Job) -> None:
+        self.learner.start(job.job_id, job.local_steps)
+
+    def discard(self, job: Job) -> None:
+        self.learner.discard(job.job_id)
+
+    def merge(self, weighted: list[tuple[Job, float]], mode: str, global_weight: float) -> None:
+        self.learner.merge_jobs([(job.job_id, weight) for job, weight in weighted], mode, global_weight)

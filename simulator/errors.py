@@ -1,0 +1,59 @@
+"""The one exception type a user ever sees.
+
+Bad input must never surface as a traceback: every check that rejects user input raises
+:class:`InputError`, and the CLI prints its message as one paragraph and exits with status 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class InputError(Exception):
+    """A user-facing error naming the file, the field path, the bad value and what is accepted."""
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        file: str | Path | None = None,
+        field: str | None = None,
+        value: Any = ...,
+        accepted: str | None = None,
+    ) -> None:
+        self.problem = problem
+        self.file = str(file) if file is not None else None
+        self.field = field
+        self.value = value
+        self.accepted = accepted
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        where = []
+        if self.file:
+            where.append(f"in {self.file}")
+        if self.field:
+            where.append(f"at '{self.field}'")
+        text = " ".join(where)
+        text = (text[0].upper() + text[1:] + ": ") if text else ""
+        text += self.problem.rstrip(".")
+        if self.value is not ...:
+            text += f" (got {_show(self.value)})"
+        text += "."
+        if self.accepted:
+            text += f" Accepted: {self.accepted.rstrip('.')}."
+        return text
+
+    def with_file(self, file: str | Path) -> "InputError":
+        """Return the same error, naming `file` if it did not name one yet."""
+        if self.file is None:
+            self.file = str(file)
+            self.args = (self.message,)
+        return self

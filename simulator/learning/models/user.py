@@ -1,0 +1,85 @@
+"""User models given as ``package.module:Name``: any ``nn.Module`` class (or factory returning one).
+
+The module is wrapped as a one-block :class:`BlockModel` with no axes (``is_block_model = False``):
+the stem and exit are identities and the user's module is ``blocks[0]``, so its parameters are named
+``blocks.0.<user name>``. It can be trained and merged like any other model, but not pruned: width or
+depth reduction is refused with an InputError. Constructor arguments come from ``ModelSpec.kwargs``;
+``num_classes`` and ``input_shape`` are passed too when the constructor accepts them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from simulator.errors import InputError
+from simulator.learning.models.base import BlockModel
+
+FIELD = "workload.model.name"
+ACCEPTED = "'package.module:ClassName' naming an importable torch.nn.Module subclass (or a factory returning one)"
+
+
+class _ListOutput(nn.Module):
+    """Turns the user module's single tensor into the exit's logits (identity, no parameters)."""
+
+    def forward(self, h: Tensor) -> Tensor:
+        return h
+
+
+def resolve(name: str) -> Any:
+    """Import ``module:attr`` and return the attribute, or raise InputError saying which part failed."""
+    mod_name, _, attr = name.partition(":")
+    try:
+        module = importlib.import_module(mod_name)
+    except Exception as exc:  # an ImportError or an error raised while importing the user's code
+        raise InputError(f"cannot import module {mod_name!r} ({type(exc).__name__}: {exc})",
+                         field=FIELD, value=name, accepted=ACCEPTED) from None
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise InputError(f"module {mod_name!r} has no attribute {attr!r}", field=FIELD, value=name,
+                             accepted=ACCEPTED)
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise InputError(f"{name!r} is not a class or factory", field=FIELD, value=name, accepted=ACCEPTED)
+    return obj
+
+
+def _call_with(obj: Any, kwargs: dict[str, Any], num_classes: int, input_shape: tuple[int, ...]) -> Any:
+    """Call the constructor with `kwargs`, adding num_classes / input_shape when it names them
+    explicitly (not through **kwargs, which often forward to nn.Module.__init__ and would fail)."""
+    args = dict(kwargs)
+    try:
+        names = set(inspect.signature(obj).parameters)
+    except (TypeError, ValueError):
+        names = set()
+    for key, value in (("num_classes", num_classes), ("input_shape", tuple(input_shape))):
+        if key in names and key not in args:
+            args[key] = value
+    return obj(**args)
+
+
+def build_user(name: str, kwargs: dict[str, Any], num_classes: int, input_shape: tuple[int, ...],
+               width_ratio: float, depth: int | None) -> BlockModel:
+    if width_ratio != 1.0 or depth not in (None, 1):
+        raise InputError("a user model cannot be width- or depth-pruned (it declares no blocks or axes)",
+                         field=FIELD, value=name, accepted="width_ratio 1.0 and depth 1 for user models")
+    obj = resolve(name)
+    try:
+        module = _call_with(obj, kwargs, num_classes, input_shape)
+    except Exception as exc:
+        raise InputError(f"constructing {name!r} failed ({type(exc).__name__}: {exc})",
+                         field="workload.model.kwargs", value=kwargs,
+                         accepted="keyword arguments the model's constructor accepts") from None
+    if not isinstance(module, nn.Module):
+        raise InputError(f"{name!r} produced a {type(module).__name__}, not a torch.nn.Module",
+                         field=FIELD, value=name, accepted=ACCEPTED)
+    model = BlockModel(nn.Identity(), [module], [_ListOutput()], width_axes={}, num_classes=num_classes,
+                       input_shape=input_shape, full_depth=1, width_ratio=1.0,
+                       input_dtype=getattr(module, "input_dtype", torch.float32))
+    model.is_block_model = False
+    return model

@@ -1,0 +1,274 @@
+"""Submodels as slices of the global state: the plan, ``extract`` and the coverage-masked ``merge``.
+
+A :class:`SubmodelPlan` names the blocks a client holds (``depth``), the blocks it trains
+(``trainable_from .. depth-1``; the ones below are frozen: held and run forward, never updated or
+uploaded) and, per width axis, the retained unit indices (``keep``). Because every model family
+declares per tensor dimension which axis indexes it (``param_axes``), slicing and merging need no
+knowledge of the family: a unit ``u`` of an axis with ``unit_size`` s owns elements
+``u*s .. u*s+s-1`` of every dimension indexed by that axis.
+
+Which block a parameter belongs to is read from its name (:func:`param_block`): ``blocks.{b}.*`` and
+``exits.{b}.*`` belong to block b, ``stem.*`` to block 0 (the stem is folded into the first block: it is
+held whenever block 0 is, frozen whenever block 0 is). Names are identical in the full model and in
+every submodel, so this works on any state dict.
+
+Merging never writes into the global state: it builds new tensors for every parameter some client
+covers and *shares* the old tensor object for parameters nobody covers. Old versions stay valid
+because nothing in fleetsim ever modifies a state tensor in place (jobs pin old versions by reference).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from simulator.learning.models.base import AxisRef, scaled_units
+
+AxesMap = Mapping[str, Sequence["AxisRef | None"]]
+
+
+def param_block(name: str) -> int:
+    """The block a state-dict entry belongs to, from its name prefix.
+
+    ``stem.*`` -> 0, ``blocks.{b}.*`` -> b, ``exits.{b}.*`` -> b. Anything else is a contract
+    violation by the model family (every BlockModel parameter lives under stem/blocks/exits).
+    """
+    head, _, rest = name.partition(".")
+    if head == "stem":
+        return 0
+    if head in ("blocks", "exits"):
+        index, _, _ = rest.partition(".")
+        if index.isdigit():
+            return int(index)
+    raise ValueError(f"state entry {name!r} is not under stem., blocks.<b>. or exits.<b>.")
+
+
+@dataclass(frozen=True)
+class SubmodelPlan:
+    """What one client holds and trains.
+
+    - ``depth``: blocks (and their exits) held, ``1..L``;
+    - ``width_ratio``: fraction of units kept on every axis (``len(keep[a]) == ceil(ratio * size)``);
+    - ``keep[axis]``: sorted retained unit indices; an axis missing from ``keep`` is kept whole;
+    - ``trainable_from``: blocks ``< trainable_from`` are frozen (forward only, not uploaded, not merged);
+    - ``mask_sparsity``: unstructured baseline: this fraction of every >=2-d trainable weight is zeroed
+      by magnitude and kept at zero (the tensors stay full size: it saves no memory).
+
+    Treat ``keep`` as read-only (it is a dict only so the plan pickles cheaply).
+    """
+
+    depth: int
+    width_ratio: float
+    keep: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    trainable_from: int = 0
+    mask_sparsity: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keep", {a: tuple(int(u) for u in units) for a, units in self.keep.items()})
+        if self.depth < 1:
+            raise ValueError(f"plan depth must be >= 1, got {self.depth}")
+        if not 0 <= self.trainable_from < self.depth:
+            raise ValueError(f"trainable_from must be in 0..depth-1, got {self.trainable_from} (depth {self.depth})")
+        if not 0.0 < self.width_ratio <= 1.0:
+            raise ValueError(f"width_ratio must be in (0, 1], got {self.width_ratio}")
+        if not 0.0 <= self.mask_sparsity < 1.0:
+            raise ValueError(f"mask_sparsity must be in [0, 1), got {self.mask_sparsity}")
+
+    @classmethod
+    def full(cls, width_axes: Mapping[str, int], depth: int, trainable_from: int = 0,
+             mask_sparsity: float = 0.0) -> "SubmodelPlan":
+        """Every unit of every axis, the first `depth` blocks."""
+        keep = {a: tuple(range(size)) for a, size in width_axes.items()}
+        return cls(depth, 1.0, keep, trainable_from, mask_sparsity)
+
+    def holds(self, block: int) -> bool:
+        """The client has this block (trainable or frozen)."""
+        return block < self.depth
+
+    def trains(self, block: int) -> bool:
+        """The client updates (and uploads) this block."""
+        return self.trainable_from <= block < self.depth
+
+    def validate(self, width_axes: Mapping[str, int], num_blocks: int) -> "SubmodelPlan":
+        """Check the plan against the full model: depth, axis names, unit counts and ranges."""
+        if self.depth > num_blocks:
+            raise ValueError(f"plan depth {self.depth} exceeds the model's {num_blocks} blocks")
+        for axis, units in self.keep.items():
+            if axis not in width_axes:
+                raise ValueError(f"plan keeps units of unknown axis {axis!r}")
+            size = width_axes[axis]
+            want = scaled_units(size, self.width_ratio)
+            if len(units) != want:
+                raise ValueError(f"axis {axis!r}: {len(units)} units kept, ratio {self.width_ratio} needs {want}")
+            if list(units) != sorted(set(units)) or (units and not 0 <= units[0] <= units[-1] < size):
+                raise ValueError(f"axis {axis!r}: kept units must be sorted, distinct and in 0..{size - 1}")
+        if self.width_ratio < 1.0:
+            missing = [a for a in width_axes if a not in self.keep and scaled_units(width_axes[a], self.width_ratio) < width_axes[a]]
+            if missing:
+                raise ValueError(f"plan with width_ratio {self.width_ratio} lacks unit choices for {missing}")
+        return self
+
+
+# ------------------------------------------------------------------ index helpers
+
+
+def _element_index(plan: SubmodelPlan, ref: AxisRef, dim_size: int) -> Tensor | None:
+    """Element indices kept along a dimension indexed by `ref`, or None when all are kept."""
+    units = plan.keep.get(ref.axis)
+    if units is None:
+        return None
+    us = int(ref.unit_size)
+    if dim_size % us:
+        raise ValueError(f"dimension of size {dim_size} is not a multiple of unit_size {us} (axis {ref.axis!r})")
+    n_units = dim_size // us
+    if len(units) == n_units:
+        return None  # every unit kept (keep is sorted and distinct)
+    if units and units[-1] >= n_units:
+        raise ValueError(f"axis {ref.axis!r}: unit {units[-1]} out of range for {n_units} units")
+    u = torch.tensor(units, dtype=torch.int64)
+    return (u[:, None] * us + torch.arange(us, dtype=torch.int64)[None, :]).reshape(-1)
+
+
+def _dim_indices(shape: Sequence[int], axes: Sequence[AxisRef | None] | None,
+                 plan: SubmodelPlan) -> list[Tensor | None]:
+    axes = axes if axes is not None else (None,) * len(shape)
+    if len(axes) != len(shape):
+        raise ValueError(f"{len(axes)} axes declared for a {len(shape)}-d tensor")
+    return [None if ref is None else _element_index(plan, ref, int(n)) for ref, n in zip(axes, shape)]
+
+
+def sub_shape(shape: Sequence[int], axes: Sequence[AxisRef | None] | None, plan: SubmodelPlan) -> tuple[int, ...]:
+    """Shape of a tensor of the full model after slicing by `plan` (without building anything)."""
+    idx = _dim_indices(shape, axes, plan)
+    return tuple(int(n) if i is None else int(i.numel()) for n, i in zip(shape, idx))
+
+
+def _flat_index(shape: Sequence[int], idx: list[Tensor | None]) -> Tensor:
+    """Row-major flat positions in the full tensor of every element of the sliced tensor, in the
+    sliced tensor's own row-major order (so ``full.view(-1)[flat] == sliced.reshape(-1)``)."""
+    flat = torch.zeros((), dtype=torch.int64)
+    for n, i in zip(shape, idx):
+        dim = torch.arange(int(n), dtype=torch.int64) if i is None else i
+        flat = flat.unsqueeze(-1) * int(n) + dim
+    return flat.reshape(-1)
+
+
+# ------------------------------------------------------------------ extract / merge
+
+
+def extract(global_state: Mapping[str, Tensor], plan: SubmodelPlan, param_axes: AxesMap) -> dict[str, Tensor]:
+    """The sub-state of `plan`: blocks ``< plan.depth`` only, every axis sliced to ``plan.keep``.
+
+    Returns new tensors (copies), so a job's input can never alias the global state.
+    """
+    out: dict[str, Tensor] = {}
+    for name, tensor in global_state.items():
+        if param_block(name) >= plan.depth:
+            continue
+        sub = tensor
+        for d, i in enumerate(_dim_indices(tensor.shape, param_axes.get(name), plan)):
+            if i is not None:
+                sub = sub.index_select(d, i)
+        out[name] = sub.clone() if sub is tensor else sub
+    return out
+
+
+def state_bytes(global_state: Mapping[str, Tensor], plan: SubmodelPlan, param_axes: AxesMap,
+                trainable_only: bool = False) -> int:
+    """Bytes of the plan's sub-state (download size), or of its trainable part (upload size)."""
+    total = 0
+    for name, tensor in global_state.items():
+        b = param_block(name)
+        if b >= plan.depth or (trainable_only and b < plan.trainable_from):
+            continue
+        total += math.prod(sub_shape(tensor.shape, param_axes.get(name), plan)) * tensor.element_size()
+    return total
+
+
+def block_coverage(plans: Iterable[SubmodelPlan], num_blocks: int) -> list[int]:
+    """Per block, how many plans train it (frozen blocks do not count: they are not merged)."""
+    cover = [0] * num_blocks
+    for plan in plans:
+        for b in range(plan.trainable_from, min(plan.depth, num_blocks)):
+            cover[b] += 1
+    return cover
+
+
+MERGE_MODES = ("absolute", "delta")
+
+
+def merge(
+    global_state: Mapping[str, Tensor],
+    contributions: Sequence[tuple[Mapping[str, Tensor], SubmodelPlan, float]],
+    param_axes: AxesMap,
+    num_blocks: int,
+    *,
+    mode: str = "absolute",
+    base_weight: float = 0.0,
+) -> tuple[dict[str, Tensor], list[int]]:
+    """Coverage-masked weighted averaging of sub-states into a NEW global state.
+
+    ``absolute``: per element k, ``θ_k ← (g·θ_k + Σ_i w_i θ_ik) / (g + Σ_i w_i)`` over the clients i
+    whose plan trains k (g = `base_weight`; g = 0 is HeteroFL/FedRolex averaging, g = 1−α with one
+    client of weight α is FedAsync mixing). ``delta``: the sub-states are updates Δ_i = θ_i − θ_base_i
+    and ``θ_k ← θ_k + Σ_i w_i Δ_ik / (g + Σ_i w_i)`` (FedBuff; g sets the server learning rate).
+    Elements no client trains keep their value. Entries of frozen or absent blocks in a sub-state are
+    ignored. Clients with weight 0 change nothing and are not counted in the coverage.
+
+    Returns the new state and, per block, the number of (weight > 0) clients that trained it.
+    Accumulation is in float64, so one full client of weight 1 reproduces its state exactly.
+    """
+    if mode not in MERGE_MODES:
+        raise ValueError(f"unknown merge mode {mode!r}; accepted {MERGE_MODES}")
+    g = float(base_weight)
+    if not (math.isfinite(g) and g >= 0):
+        raise ValueError(f"base_weight must be finite and >= 0, got {base_weight}")
+    active = []
+    for sub, plan, w in contributions:
+        w = float(w)
+        if not (math.isfinite(w) and w >= 0):
+            raise ValueError(f"merge weights must be finite and >= 0, got {w}")
+        if w > 0:
+            active.append((sub, plan, w))
+    coverage = block_coverage((p for _, p, _ in active), num_blocks)
+    new_state: dict[str, Tensor] = {}
+    for name, old in global_state.items():
+        block = param_block(name)
+        items = [(sub[name], plan, w) for sub, plan, w in active if plan.trains(block) and name in sub]
+        if not items:
+            new_state[name] = old
+            continue
+        acc = torch.zeros(old.shape, dtype=torch.float64)
+        cnt = torch.zeros(old.shape, dtype=torch.float64)
+        for tensor, plan, w in items:
+            idx = _dim_indices(old.shape, param_axes.get(name), plan)
+            want = tuple(int(n) if i is None else int(i.numel()) for n, i in zip(old.shape, idx))
+            if tuple(tensor.shape) != want:
+                raise ValueError(f"{name}: contribution has shape {tuple(tensor.shape)}, plan implies {want}")
+            values = tensor.detach().to(torch.float64)
+            if all(i is None for i in idx):
+                acc += values * w
+                cnt += w
+            else:
+                flat = _flat_index(old.shape, idx)
+                acc.view(-1).index_add_(0, flat, values.reshape(-1) * w)
+                cnt.view(-1).index_add_(0, flat, torch.full((flat.numel(),), w, dtype=torch.float64))
+        base = old.detach().to(torch.float64)
+        covered = cnt > 0
+        if mode == "absolute":
+            merged = torch.where(covered, (acc + g * base) / (cnt + g).clamp_min(1e-300), base)
+        else:
+            merged = base + torch.where(covered, acc / (cnt + g).clamp_min(1e-300), torch.zeros_like(base))
+        if not old.is_floating_point():
+            merged = merged.round()
+        new_state[name] = merged.to(old.dtype)
+    return new_state, coverage
+
+
+def subtract(a: Mapping[str, Tensor], b: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """``a − b`` for every entry of `a` (an update relative to its base), computed in a's dtype."""
+    return {name: t - b[name] for name, t in a.items()}

@@ -1,0 +1,115 @@
+"""Choosing each device's submodel: the largest cut of the model that fits its memory (and deadline).
+
+Candidates are the pruning strategy's width ratios × depths (full width/depth only, when the strategy
+does not cut that axis). A candidate *fits* when its training peak memory is within the device's
+usable memory and — when the algorithm asks to fit the deadline — when its local compute finishes
+inside the round's compute budget. Among fitting candidates the one with the most parameters wins
+(deeper on ties). When nothing fits, the smallest candidate is returned with ``fits_memory=False``:
+the device will record an OOM event and never train — honest about models that fit no device.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+from simulator import cost as costmod
+from simulator.config.algorithm import PruningSpec
+from simulator.config.workload import ModelSpec
+
+
+@dataclass(frozen=True)
+class DeviceBudget:
+    """A device's capacity as the planner sees it (from its profile and power mode)."""
+
+    usable_memory_bytes: int
+    effective_flops: float
+    memory_bandwidth_bytes_per_s: float
+    step_overhead_s: float
+    measured_step_s: Callable[[float, int], float | None] | None = None  # (width_ratio, batch) -> s
+
+
+@dataclass(frozen=True)
+class SubmodelChoice:
+    depth: int
+    width_ratio: float
+    params: int
+    model_bytes: int
+    peak_memory_bytes: int
+    step_time_s: float
+    train_flops_per_sample: float
+    fits_memory: bool
+
+
+class Planner:
+    """Submodel choice for one workload; costs are traced once per (width, depth) and cached."""
+
+    def __init__(
+        self,
+        model: ModelSpec,
+        num_classes: int,
+        input_shape: tuple[int, ...],
+        num_blocks: int,
+        batch_size: int,
+        optimizer_kind: str,
+        framework_overhead_bytes: int,
+        pruning: PruningSpec,
+    ) -> None:
+        self.model = model
+        self.num_classes = num_classes
+        self.input_shape = input_shape
+        self.num_blocks = num_blocks
+        self.batch_size = batch_size
+        self.optimizer_kind = optimizer_kind
+        self.framework_overhead_bytes = framework_overhead_bytes
+        self.pruning = pruning
+        widths = [1.0] if pruning.width == "none" else list(pruning.width_ratios)
+        depths = [num_blocks] if pruning.depth == "none" else list(range(num_blocks, 0, -1))
+        self.candidates = [(w, d) for w in widths for d in depths]
+        self._cache: dict[tuple, SubmodelChoice] = {}
+
+    def cost(self, width_ratio: float, depth: int) -> costmod.ModelCost:
+        return costmod.model_cost(self.model, self.num_classes, self.input_shape, width_ratio, depth)
+
+    def evaluate(self, budget: DeviceBudget, width_ratio: float, depth: int) -> SubmodelChoice:
+        cost = self.cost(width_ratio, depth)
+        peak = costmod.training_memory_bytes(cost, self.batch_size, self.optimizer_kind, self.framework_overhead_bytes)
+        measured = budget.measured_step_s(width_ratio, self.batch_size) if budget.measured_step_s else None
+        if measured is not None and depth == self.num_blocks:
+            step_s = measured
+        else:
+            step_s = costmod.step_time_s(
+                cost, self.batch_size, budget.effective_flops, budget.memory_bandwidth_bytes_per_s, budget.step_overhead_s
+            )
+        return SubmodelChoice(
+            depth=depth, width_ratio=width_ratio, params=cost.params, model_bytes=costmod.model_bytes(cost),
+            peak_memory_bytes=int(peak), step_time_s=float(step_s),
+            train_flops_per_sample=float(cost.train_flops_per_sample), fits_memory=peak <= budget.usable_memory_bytes,
+        )
+
+    def choose(self, budget: DeviceBudget, compute_budget_s: float | None = None, steps: int = 1) -> SubmodelChoice:
+        """The best fitting candidate for this device (cached per budget)."""
+        fit_time = self.pruning.fit_deadline and compute_budget_s is not None
+        key = (budget, compute_budget_s if fit_time else None, steps if fit_time else None)
+        if key in self._cache:
+            return self._cache[key]
+        options = [self.evaluate(budget, w, d) for w, d in self.candidates]
+        fitting = [c for c in options if c.fits_memory]
+        if fit_time:
+            in_time = [c for c in fitting if c.step_time_s * steps <= compute_budget_s]
+            fitting = in_time or sorted(fitting, key=lambda c: c.step_time_s)[:1]
+        if fitting:
+            best = max(fitting, key=lambda c: (c.params, c.depth))
+        else:
+            best = min(options, key=lambda c: c.peak_memory_bytes)
+        self._cache[key] = best
+        return best
+
+
+def local_steps(num_samples: int, batch_size: int, local_epochs: float | None, fixed_steps: int | None) -> int:
+    """Local steps of one job: fixed, or epochs over the client's shard (at least one step)."""
+    if fixed_steps is not None:
+        return fixed_steps
+    epochs = local_epochs if local_epochs is not None else 1.0
+    return max(1, math.ceil(epochs * num_samples / batch_size))

@@ -1,0 +1,173 @@
+"""Read a run folder (ARCHITECTURE.md, "Trace schema") into DataFrames, tolerating what is missing.
+
+A report must still open for a run that crashed half-way, a timing-only run (no evals), or a folder
+written by an older fleetsim: a missing Parquet file becomes an empty frame with the schema's
+columns, a missing key in summary.json shows as "n/a". What cannot be read at all (not a folder, a
+corrupt file) raises :class:`~simulator.errors.InputError` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simulator.errors import InputError
+
+SCHEMA: dict[str, list[str]] = {
+    "events": ["device", "device_name", "profile", "group", "phase", "start_s", "end_s", "job_id",
+               "version", "bytes", "flops", "outcome"],
+    "updates": ["job_id", "device", "profile", "dispatch_s", "arrival_s", "base_version",
+                "applied_version", "staleness", "weight", "outcome", "reason", "depth",
+                "width_ratio", "submodel_params", "download_bytes", "upload_bytes",
+                "peak_memory_bytes", "local_steps"],
+    "versions": ["version", "time_s", "trigger", "n_merged", "mean_staleness", "block_coverage",
+                 "min_coverage"],
+    "evals": ["time_s", "version", "accuracy", "loss", "exit_accuracy"],
+    "devices": ["device", "device_name", "profile", "group", "power_mode", "usable_memory_bytes",
+                "peak_memory_bytes", "compute_s", "comm_s", "idle_s", "offline_s", "wall_s",
+                "utilization", "energy_j", "jobs", "accepted", "dropped", "lost", "ooms",
+                "bytes_down", "bytes_up"],
+}
+_TEXT_COLUMNS = {"device_name", "profile", "phase", "outcome", "trigger", "reason", "power_mode"}
+_LIST_COLUMNS = {"block_coverage", "exit_accuracy"}
+
+
+@dataclass
+class RunData:
+    """Everything a report reads from one run folder."""
+
+    run_dir: Path
+    events: pd.DataFrame
+    updates: pd.DataFrame
+    versions: pd.DataFrame
+    evals: pd.DataFrame
+    devices: pd.DataFrame
+    summary: dict[str, Any] = field(default_factory=dict)
+    scenario: dict[str, Any] = field(default_factory=dict)
+    makespan_s: float = 0.0
+
+    @property
+    def name(self) -> str:
+        """The scenario's name, else the folder's name."""
+        for value in (self.summary.get("scenario_name"), self.scenario.get("name")):
+            if isinstance(value, str) and value.strip():
+                return value
+        return self.run_dir.name
+
+
+def _normalise(df: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Add missing schema columns and turn categoricals/bytes into plain str, numbers into numbers."""
+    for col in SCHEMA[table]:
+        if col not in df.columns:
+            if col in _TEXT_COLUMNS:
+                df[col] = pd.Series([""] * len(df), index=df.index, dtype=object)
+            elif col in _LIST_COLUMNS:
+                df[col] = pd.Series([[] for _ in range(len(df))], index=df.index, dtype=object)
+            else:
+                df[col] = np.nan
+    for col in df.columns:
+        if col in _TEXT_COLUMNS:
+            df[col] = df[col].astype(str) if len(df) else df[col].astype(object)
+        elif col not in _LIST_COLUMNS and not pd.api.types.is_numeric_dtype(df[col]):
+            df[col] = pd.to_numeric(df[col], errors="coerce")
+    return df
+
+
+def _read_parquet(path: Path, table: str) -> pd.DataFrame:
+    if not path.exists():
+        return _normalise(pd.DataFrame(), table)
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise InputError(f"cannot be read as Parquet ({type(exc).__name__}: {exc})", file=path,
+                         accepted=f"the {table} table written by fleetsim") from None
+    return _normalise(df, table)
+
+
+def _read_summary(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"is not valid JSON ({exc})", file=path,
+                         accepted="the summary.json written by fleetsim") from None
+    if not isinstance(data, dict):
+        raise InputError("must hold a JSON object", file=path, value=type(data).__name__,
+                         accepted="a JSON object of summary figures")
+    return data
+
+
+def _read_scenario(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    from simulator.config.loading import read_yaml  # YAML errors become InputError there
+
+    data = read_yaml(path)
+    return data if isinstance(data, dict) else {}
+
+
+def _derive_devices(events: pd.DataFrame, makespan_s: float) -> pd.DataFrame:
+    """Per-device time shares from events, for run folders without devices.parquet."""
+    if events.empty:
+        return _normalise(pd.DataFrame(), "devices")
+    ev = events.assign(dur=(events["end_s"] - events["start_s"]).clip(lower=0))
+    ident = ev.groupby("device", sort=True)[["device_name", "profile", "group"]].first()
+    by_phase = ev.pivot_table(index="device", columns="phase", values="dur", aggfunc="sum",
+                              fill_value=0.0)
+    get = lambda name: by_phase[name] if name in by_phase else 0.0  # noqa: E731
+    df = ident.copy()
+    df["compute_s"] = get("compute")
+    df["comm_s"] = get("download") + get("upload")
+    df["offline_s"] = get("offline")
+    df["wall_s"] = makespan_s
+    df["idle_s"] = (df["wall_s"] - df["compute_s"] - df["comm_s"] - df["offline_s"]).clip(lower=0)
+    df["utilization"] = df["compute_s"] / df["wall_s"] if makespan_s > 0 else np.nan
+    df["ooms"] = ev[ev["phase"] == "oom"].groupby("device").size().reindex(df.index, fill_value=0)
+    return _normalise(df.reset_index(), "devices")
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def load_run(run_dir: Path | str) -> RunData:
+    """Read a run folder; raise InputError if it is not one."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InputError("is not a folder", file=run_dir,
+                         accepted="a run folder such as reports/<run>/ written by `fleetsim run`")
+    names = [f"{t}.parquet" for t in SCHEMA] + ["summary.json"]
+    if not any((run_dir / n).exists() for n in names):
+        raise InputError("holds none of the files of a run", file=run_dir,
+                         accepted=f"a folder with some of {', '.join(names)}")
+    tables = {t: _read_parquet(run_dir / f"{t}.parquet", t) for t in SCHEMA}
+    summary = _read_summary(run_dir / "summary.json")
+    scenario = _read_scenario(run_dir / "scenario.yaml")
+
+    makespan = _finite(summary.get("makespan_s"))
+    if makespan is None or makespan <= 0:
+        candidates = [tables["events"]["end_s"].max(), tables["versions"]["time_s"].max(),
+                      tables["evals"]["time_s"].max(), tables["devices"]["wall_s"].max()]
+        found = [c for c in (_finite(v) for v in candidates) if c is not None]
+        makespan = max(found) if found else 0.0
+    devices = tables["devices"]
+    if devices.empty:
+        devices = _derive_devices(tables["events"], makespan)
+    devices = devices.sort_values(["profile", "device"], kind="stable").reset_index(drop=True)
+    names_missing = devices["device_name"].isin(["", "nan", "None"])
+    devices.loc[names_missing, "device_name"] = "device " + devices.loc[names_missing, "device"].astype(
+        "Int64").astype(str)
+    return RunData(run_dir=run_dir, events=tables["events"], updates=tables["updates"],
+                   versions=tables["versions"], evals=tables["evals"], devices=devices,
+                   summary=summary, scenario=scenario, makespan_s=float(makespan))

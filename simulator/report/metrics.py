@@ -1,0 +1,126 @@
+"""The headline figures of one run, from summary.json where it has them, else from the traces.
+
+summary.json is what the engine wrote, so it wins; a key it lacks is recomputed from the Parquet
+tables when that is possible and is None ("n/a" on the page) when it is not. A key present with the
+value null is trusted as is (e.g. time_to_target_s: null means "target not reached").
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simulator.report.loading import RunData
+
+
+def _num(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _dig(data: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _named(value: Any) -> str | None:
+    """'resnet' from either 'resnet' or {'name': 'resnet', ...}."""
+    if isinstance(value, dict):
+        value = value.get("name")
+    return str(value) if value not in (None, "") else None
+
+
+def time_to_target(evals: pd.DataFrame, target: float | None) -> tuple[float | None, int | None]:
+    """First evaluation (by time) whose accuracy reaches the target: (time_s, version)."""
+    if target is None or evals.empty:
+        return None, None
+    ev = evals.sort_values("time_s", kind="stable")
+    hit = ev[ev["accuracy"] >= target]
+    if hit.empty:
+        return None, None
+    row = hit.iloc[0]
+    version = _num(row["version"])
+    return _num(row["time_s"]), (int(version) if version is not None else None)
+
+
+def devices_by_profile(run: RunData) -> dict[str, int]:
+    """Device count per profile, from the device table, else from the scenario's fleet groups."""
+    if not run.devices.empty:
+        return {str(k): int(v) for k, v in run.devices.groupby("profile", sort=True).size().items()}
+    counts: dict[str, int] = {}
+    fleet = run.scenario.get("fleet")
+    for group in fleet if isinstance(fleet, list) else []:
+        if isinstance(group, dict) and group.get("profile") is not None:
+            name = _named(group["profile"]) or "?"
+            counts[name] = counts.get(name, 0) + int(_num(group.get("count", 1)) or 0)
+    return counts
+
+
+def _staleness(run: RunData) -> dict[str, float | None]:
+    given = run.summary.get("staleness")
+    if isinstance(given, dict):
+        return {k: _num(given.get(k)) for k in ("mean", "p50", "p95", "max")}
+    s = run.updates.loc[run.updates["arrival_s"].notna(), "staleness"].dropna().to_numpy(float)
+    if s.size == 0:
+        return {"mean": None, "p50": None, "p95": None, "max": None}
+    return {"mean": float(s.mean()), "p50": float(np.percentile(s, 50)),
+            "p95": float(np.percentile(s, 95)), "max": float(s.max())}
+
+
+def run_metrics(run: RunData) -> dict[str, Any]:
+    """Every figure the header, the findings and the comparison table use."""
+    s, dev, up, ev = run.summary, run.devices, run.updates, run.evals
+
+    def pick(key: str, fallback: Any) -> Any:
+        return s[key] if key in s else fallback
+
+    outcome_counts = up["outcome"].value_counts()
+    count = lambda name: int(outcome_counts.get(name, 0))  # noqa: E731
+    target = _num(pick("target_accuracy", _dig(run.scenario, "stop", "target_accuracy")))
+    ttt_s, ttt_version = time_to_target(ev, target)
+    wall = dev["wall_s"].sum()
+    usable = dev["usable_memory_bytes"].to_numpy(float)
+    peak = dev["peak_memory_bytes"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(usable > 0, peak / usable, np.nan)
+    last = ev.sort_values(["time_s", "version"], kind="stable").iloc[-1] if not ev.empty else None
+    return {
+        "name": run.name,
+        "algorithm": pick("algorithm", _named(run.scenario.get("algorithm"))),
+        "seed": pick("seed", run.scenario.get("seed")),
+        "model": _named(_dig(run.scenario, "workload", "model")),
+        "dataset": _named(_dig(run.scenario, "workload", "dataset")),
+        "devices": int(_num(pick("devices", len(dev))) or 0),
+        "devices_by_profile": devices_by_profile(run),
+        "makespan_s": _num(pick("makespan_s", run.makespan_s)),
+        "versions": _num(pick("versions", run.versions["version"].max())),
+        "fleet_utilization": _num(pick("fleet_utilization",
+                                       dev["compute_s"].sum() / wall if wall > 0 else None)),
+        "target_accuracy": target,
+        "time_to_target_s": _num(pick("time_to_target_s", ttt_s)),
+        "time_to_target_version": ttt_version,
+        "final_accuracy": _num(pick("final_accuracy",
+                                    last["accuracy"] if last is not None else None)),
+        "best_accuracy": _num(ev["accuracy"].max()) if not ev.empty else None,
+        "energy_j": _num(pick("energy_j", dev["energy_j"].sum() if not dev.empty else None)),
+        "bytes_down": _num(pick("bytes_down", dev["bytes_down"].sum() if not dev.empty else None)),
+        "bytes_up": _num(pick("bytes_up", dev["bytes_up"].sum() if not dev.empty else None)),
+        "ooms": _num(pick("ooms", count("oom"))),
+        "dropped": _num(pick("dropped", count("dropped"))),
+        "lost": _num(pick("lost", count("lost"))),
+        "accepted": _num(pick("accepted", count("accepted"))),
+        "jobs": len(up),
+        "timing_only": bool(pick("timing_only", ev.empty)),
+        "staleness": _staleness(run),
+        "peak_memory_bytes": _num(np.nanmax(peak)) if np.isfinite(peak).any() else None,
+        "peak_memory_ratio": _num(np.nanmax(ratio)) if np.isfinite(ratio).any() else None,
+    }

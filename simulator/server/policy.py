@@ -1,0 +1,154 @@
+"""The aggregation-policy plug-in interface and its registry.
+
+A policy decides *when* the server merges and *whom* it sends work to; it never touches SimPy,
+PyTorch or the trace directly. It sees the server through :class:`ServerView` and reacts to four
+hooks. A user's own policy is any subclass of :class:`AggregationPolicy` named ``module:Class`` in the
+scenario (``algorithm.aggregation.policy``); its ``Params`` pydantic model validates its keys.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Iterable, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from simulator.errors import InputError
+
+
+class PolicyParams(BaseModel):
+    """Base of every policy's parameters: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    policy: str
+
+
+@dataclass
+class JobView:
+    """What a policy may know of a job (no tensors, no SimPy)."""
+
+    job_id: int
+    device: int
+    base_version: int
+    num_samples: int
+    dispatch_s: float
+    arrival_s: float | None = None
+
+
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+class ServerView(Protocol):
+    """The server as a policy sees it."""
+
+    @property
+    def now(self) -> float: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def rng(self) -> np.random.Generator: ...
+    @property
+    def num_devices(self) -> int: ...
+
+    def idle_devices(self) -> list[int]: ...
+    def in_flight(self) -> list[JobView]: ...
+    def dispatch(self, devices: Iterable[int]) -> list[JobView]: ...
+    def aggregate(
+        self, weighted: list[tuple[JobView, float]], trigger: str, *, mode: str = "delta", global_weight: float = 0.0
+    ) -> None: ...
+    def drop(self, job: JobView, reason: str) -> None: ...
+    def cancel(self, job: JobView, reason: str) -> None: ...
+    def call_later(self, delay_s: float, callback: Callable[[], None]) -> Timer: ...
+    def staleness(self, job: JobView) -> int: ...
+
+
+class AggregationPolicy:
+    """Base class: override the hooks you need. Every hook runs at a simulated instant."""
+
+    name: ClassVar[str] = ""
+    Params: ClassVar[type[PolicyParams]] = PolicyParams
+
+    def __init__(self, params: PolicyParams) -> None:
+        self.params = params
+
+    def start(self, server: ServerView) -> None:
+        """The run begins: dispatch the first work."""
+        server.dispatch(server.idle_devices())
+
+    def on_arrival(self, server: ServerView, job: JobView) -> None:
+        """A device's update reached the server."""
+        raise NotImplementedError
+
+    def on_job_failed(self, server: ServerView, job: JobView, outcome: str) -> None:
+        """A job ended without an update (device offline → 'lost', memory → 'oom')."""
+
+    def on_device_ready(self, server: ServerView, device: int) -> None:
+        """A device came (back) online and is idle."""
+
+
+_REGISTRY: dict[str, type[AggregationPolicy]] = {}
+
+
+def register(cls: type[AggregationPolicy]) -> type[AggregationPolicy]:
+    """Class decorator: make a policy available by its `name` in scenarios."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def registered_names() -> list[str]:
+    import simulator.server.policies  # noqa: F401 - registers the built-ins
+
+    return sorted(_REGISTRY)
+
+
+def resolve_policy(name: str, field: str = "algorithm.aggregation.policy") -> type[AggregationPolicy]:
+    """A built-in policy by name, or a user's `module:Class`; InputError naming what is accepted."""
+    import simulator.server.policies  # noqa: F401
+
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if ":" not in name:
+        raise InputError(
+            "unknown aggregation policy", field=field, value=name,
+            accepted=f"{', '.join(sorted(_REGISTRY))}, or a plug-in as 'module:Class'",
+        )
+    module_name, _, attr = name.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 - any import failure is the user's to fix
+        raise InputError(
+            f"the policy plug-in module '{module_name}' does not import ({type(exc).__name__}: {exc})",
+            field=field, value=name, accepted="an importable module on PYTHONPATH, as 'module:Class'",
+        ) from None
+    cls = getattr(module, attr, None)
+    if not (isinstance(cls, type) and issubclass(cls, AggregationPolicy)):
+        raise InputError(
+            f"'{attr}' in module '{module_name}' is not an AggregationPolicy subclass",
+            field=field, value=name, accepted="a subclass of simulator.server.policy.AggregationPolicy",
+        )
+    return cls
+
+
+def build_policy(params: dict[str, Any], field: str = "algorithm.aggregation") -> AggregationPolicy:
+    """Validate `params` against the policy's Params and instantiate it."""
+    from simulator.config.loading import validation_error_to_input_error
+    from pydantic import ValidationError
+
+    name = params.get("policy")
+    if not isinstance(name, str):
+        raise InputError(
+            "missing or non-text policy name", field=f"{field}.policy", value=name,
+            accepted=", ".join(registered_names()),
+        )
+    cls = resolve_policy(name, f"{field}.policy")
+    try:
+        validated = cls.Params.model_validate(params)
+    except ValidationError as exc:
+        err = validation_error_to_input_error(exc, params, None, cls.Params)
+        err.field = f"{field}.{err.field}" if err.field and err.field != "(top level)" else field
+        err.args = (err.message,)
+        raise err from None
+    return cls(validated)

@@ -1,0 +1,201 @@
+"""The server: versions, the jobs in flight, and the bookkeeping of every update's single outcome.
+
+It implements :class:`~simulator.server.policy.ServerView` for the aggregation policy and calls the
+engine's hooks to build jobs and to merge models. Every dispatched job ends exactly once — accepted,
+dropped, lost, oom, or unfinished when the run stops — and each end writes one row of
+``updates.parquet``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Callable, Iterable, Protocol
+
+import numpy as np
+import simpy
+
+from simulator.fleet.device import ClientRound, Device, Job
+from simulator.server.policy import AggregationPolicy, JobView
+from simulator.trace import TraceRecorder
+
+
+class ModelHooks(Protocol):
+    """What the server needs of the learning side (a no-op in timing-only runs)."""
+
+    def dispatch(self, job: Job) -> None: ...
+    def discard(self, job: Job) -> None: ...
+    def merge(self, weighted: list[tuple[Job, float]], mode: str, global_weight: float) -> None: ...
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Server:
+    """Server state and the policy's view of it."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        devices: list[Device],
+        policy: AggregationPolicy,
+        recorder: TraceRecorder,
+        client_round: ClientRound,
+        make_job: Callable[[Device, int, int], Job],
+        hooks: ModelHooks,
+        num_blocks: int,
+        rng: np.random.Generator,
+        on_version: Callable[[int], None],
+    ) -> None:
+        self.env = env
+        self.devices = devices
+        self.policy = policy
+        self.recorder = recorder
+        self.client_round = client_round
+        self.make_job = make_job
+        self.hooks = hooks
+        self.num_blocks = num_blocks
+        self._rng = rng
+        self.on_version = on_version
+        self._version = 0
+        self._job_ids = itertools.count()
+        self.jobs_in_flight: dict[int, Job] = {}
+        self.jobs_waiting: dict[int, Job] = {}  # arrived, not yet merged or dropped
+        self.staleness_accepted: list[int] = []
+
+    # ------------------------------------------------------------------ ServerView
+    @property
+    def now(self) -> float:
+        return self.env.now
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    @property
+    def rng(self) -> np.random.Generator:
+        return self._rng
+
+    @property
+    def num_devices(self) -> int:
+        return sum(1 for d in self.devices if d.excluded_reason is None)
+
+    def idle_devices(self) -> list[int]:
+        return [d.index for d in self.devices if d.idle]
+
+    def in_flight(self) -> list[JobView]:
+        return [job.view for job in self.jobs_in_flight.values()]  # type: ignore[misc]
+
+    def staleness(self, job: JobView) -> int:
+        return self._version - job.base_version
+
+    def dispatch(self, devices: Iterable[int]) -> list[JobView]:
+        views = []
+        for index in devices:
+            device = self.devices[index]
+            if not device.idle:
+                continue
+            job = self.make_job(device, next(self._job_ids), self._version)
+            job.view = JobView(job.job_id, device.index, job.base_version, job.num_samples, job.dispatch_s)
+            device.job = job
+            device.counts["jobs"] += 1
+            self.jobs_in_flight[job.job_id] = job
+            self.hooks.dispatch(job)
+            self.client_round.start(job)
+            views.append(job.view)
+        return views
+
+    def aggregate(
+        self, weighted: list[tuple[JobView, float]], trigger: str, *, mode: str = "delta", global_weight: float = 0.0
+    ) -> None:
+        jobs = [(self.jobs_waiting.pop(view.job_id), weight) for view, weight in weighted]
+        staleness = [self._version - job.base_version for job, _ in jobs]
+        coverage = [sum(1 for job, _ in jobs if job.depth > block) for block in range(self.num_blocks)]
+        self.hooks.merge(jobs, mode, global_weight)
+        self._version += 1
+        for (job, weight), tau in zip(jobs, staleness):
+            job.outcome = "accepted"
+            job.device.counts["accepted"] += 1
+            self.staleness_accepted.append(tau)
+            self._write_update(job, self._version, tau, weight, "")
+        self.recorder.versions.append(
+            self._version, self.env.now, trigger, len(jobs),
+            float(np.mean(staleness)) if staleness else 0.0, coverage, min(coverage) if coverage else 0,
+        )
+        self.on_version(self._version)
+
+    def drop(self, job: JobView, reason: str) -> None:
+        full = self.jobs_waiting.pop(job.job_id)
+        full.outcome = "dropped"
+        full.device.counts["dropped"] += 1
+        self.hooks.discard(full)
+        self._write_update(full, -1, self._version - full.base_version, 0.0, reason)
+
+    def cancel(self, job: JobView, reason: str) -> None:
+        full = self.jobs_in_flight.pop(job.job_id, None)
+        if full is None:
+            return
+        # Free the device now, so a round starting at this same instant can use it; the process
+        # only records its partial phase when the interrupt is delivered.
+        full.device.job = None
+        full.outcome = "dropped"
+        full.device.counts["dropped"] += 1
+        self.hooks.discard(full)
+        self._write_update(full, -1, self._version - full.base_version, 0.0, reason)
+        if full.process is not None and full.process.is_alive:
+            full.process.interrupt(f"cancelled:{reason}")
+
+    def call_later(self, delay_s: float, callback: Callable[[], None]) -> _Timer:
+        timer = _Timer()
+        event = self.env.timeout(delay_s)
+        event.callbacks.append(lambda _ev: None if timer.cancelled else callback())
+        return timer
+
+    # ------------------------------------------------------------------ from devices
+
+    def start(self) -> None:
+        self.policy.start(self)
+
+    def job_arrived(self, job: Job) -> None:
+        del self.jobs_in_flight[job.job_id]
+        job.device.job = None
+        self.jobs_waiting[job.job_id] = job
+        job.view.arrival_s = job.arrival_s  # type: ignore[union-attr]
+        self.policy.on_arrival(self, job.view)  # type: ignore[arg-type]
+
+    def job_failed(self, job: Job, outcome: str, reason: str) -> None:
+        del self.jobs_in_flight[job.job_id]
+        job.device.job = None
+        job.outcome = outcome
+        key = "oom" if outcome == "oom" else outcome
+        job.device.counts[key] = job.device.counts.get(key, 0) + 1
+        if outcome == "oom":
+            # the planner could not find a submodel that fits: it would fail every time
+            job.device.excluded_reason = "oom"
+        self.hooks.discard(job)
+        self._write_update(job, -1, -1, 0.0, reason)
+        self.policy.on_job_failed(self, job.view, outcome)  # type: ignore[arg-type]
+
+    def device_ready(self, device: Device) -> None:
+        if device.idle:
+            self.policy.on_device_ready(self, device.index)
+
+    def finish(self) -> None:
+        """The run stops: jobs still in flight or waiting end as 'unfinished'."""
+        for job in list(self.jobs_in_flight.values()) + list(self.jobs_waiting.values()):
+            job.outcome = "unfinished"
+            self._write_update(job, -1, self._version - job.base_version, 0.0, "run stopped")
+        self.jobs_in_flight.clear()
+        self.jobs_waiting.clear()
+
+    def _write_update(self, job: Job, applied_version: int, staleness: int, weight: float, reason: str) -> None:
+        self.recorder.updates.append(
+            job.job_id, job.device.index, job.device.profile_name, job.dispatch_s,
+            job.arrival_s if job.arrival_s is not None else float("nan"), job.base_version, applied_version,
+            staleness, weight, job.outcome, reason, job.depth, job.width_ratio, job.submodel_params,
+            job.download_bytes, job.upload_bytes, job.peak_memory_bytes, job.local_steps,
+        )

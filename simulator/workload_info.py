@@ -1,0 +1,134 @@
+"""What the engine needs to know of the workload, without holding any tensor in the event loop.
+
+Shapes (classes, input shape, blocks) and each client's shard size come from the dataset and the
+partition; in timing-only runs with ``samples_per_client`` no data is touched at all. The planning
+model (``workload.model``) sets time and memory; ``workload.train_model``, if given, is the small
+proxy actually trained for accuracy — the run's summary says so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simulator.config.scenario import Scenario
+from simulator.config.workload import DatasetSpec, ModelSpec
+from simulator.errors import InputError
+
+
+def model_label(spec: ModelSpec) -> str:
+    """A short, stable name of a model spec, used for measured step times and in reports."""
+    return f"{spec.name}-{spec.preset}" if spec.preset else spec.name
+
+
+@dataclass
+class WorkloadInfo:
+    scenario: Scenario
+    base_dir: Path
+    timing_only: bool
+    file: str | None
+
+    @property
+    def plan_model(self) -> ModelSpec:
+        return self.scenario.workload.model
+
+    @property
+    def train_model(self) -> ModelSpec:
+        return self.scenario.workload.train_model or self.scenario.workload.model
+
+    @property
+    def proxy(self) -> bool:
+        return self.scenario.workload.train_model is not None
+
+    @property
+    def model_label(self) -> str:
+        return model_label(self.plan_model)
+
+    @property
+    def plan_model_label(self) -> str:
+        return model_label(self.plan_model)
+
+    @property
+    def train_model_label(self) -> str:
+        return model_label(self.train_model)
+
+    @cached_property
+    def dataset_spec(self) -> DatasetSpec:
+        """The dataset spec with a relative path resolved against the scenario file's folder."""
+        spec = self.scenario.workload.dataset
+        path = getattr(spec, "path", None)
+        if path and not Path(path).is_absolute():
+            spec = spec.model_copy(update={"path": str(self.base_dir / path)})
+        return spec
+
+    @cached_property
+    def dataset(self) -> Any:
+        from simulator.learning.data import load_dataset
+
+        try:
+            return load_dataset(self.dataset_spec, self.scenario.seed)
+        except InputError as err:
+            if err.field and not err.field.startswith("workload"):
+                err.field = f"workload.dataset.{err.field}"
+            raise err.with_file(self.file) if self.file else err
+
+    @cached_property
+    def _shape(self) -> tuple[tuple[int, ...], int]:
+        ds = self.dataset
+        return tuple(ds.input_shape), int(ds.num_classes)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self._shape[0]
+
+    @property
+    def num_classes(self) -> int:
+        return self._shape[1]
+
+    @cached_property
+    def num_blocks(self) -> int:
+        from simulator.learning.models.registry import full_depth
+
+        return full_depth(self.plan_model)
+
+    @cached_property
+    def shard_sizes(self) -> np.ndarray:
+        wl = self.scenario.workload
+        n = self.scenario.num_devices
+        if self.timing_only and wl.samples_per_client is not None:
+            return np.full(n, wl.samples_per_client, dtype=np.int64)
+        from simulator.learning.data import partition
+
+        labels = self.dataset.y_train.numpy()
+        if len(labels) < n:
+            raise InputError(
+                f"the dataset's training split has {len(labels)} samples, fewer than the {n} devices",
+                file=self.file, field="workload.dataset", value=self.scenario.workload.dataset.name,
+                accepted="more samples (num_samples), fewer devices, or workload.samples_per_client with --timing-only",
+            )
+        parts = partition(labels, n, wl.partition, self.scenario.seed)
+        return np.array([len(p) for p in parts], dtype=np.int64)
+
+    def samples(self, device_index: int) -> int:
+        return int(self.shard_sizes[device_index])
+
+    def importance_bytes(self, width_ratio: float) -> int:
+        """Bytes of the per-unit importance scores a client sends with its update (float32)."""
+        return 4 * max(1, math.ceil(width_ratio * 64)) * self.num_blocks
+
+    def make_learner(self, algorithm: Any, executor: Any) -> Any:
+        from simulator.training import make_learner
+
+        return make_learner(self, algorithm, executor)
+
+
+def describe_workload(scenario: Scenario, base_dir: Path, timing_only: bool, file: str | None) -> WorkloadInfo:
+    info = WorkloadInfo(scenario, base_dir, timing_only, file)
+    if not timing_only and not info.train_model.is_builtin:
+        pass  # user models train as full models; checked when the learner builds them
+    return info

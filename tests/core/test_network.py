@@ -1,0 +1,94 @@
+"""The shared-link model against closed forms of processor sharing and max-min fairness."""
+
+from __future__ import annotations
+
+import pytest
+import simpy
+
+from simulator.network import Link, Network
+
+
+def _run_transfers(starts: list[tuple[float, tuple[Link, ...], float, float | None]]) -> list[float]:
+    env = simpy.Environment()
+    net = Network(env)
+    ends: list[float] = [0.0] * len(starts)
+
+    def one(i: int, start_s: float, links: tuple[Link, ...], size: float, cap: float | None):
+        yield env.timeout(start_s)
+        transfer = net.transfer(links, size, cap)
+        yield transfer.done
+        ends[i] = env.now
+
+    for i, (start_s, links, size, cap) in enumerate(starts):
+        env.process(one(i, start_s, links, size, cap))
+    env.run()
+    return ends
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 64])
+def test_n_equal_transfers_each_get_one_nth(n: int) -> None:
+    link = Link("ap", capacity_bps=100e6)
+    size_bytes = 10e6  # 80 Mbit: alone it takes 0.8 s
+    ends = _run_transfers([(0.0, (link,), size_bytes, None)] * n)
+    assert ends == pytest.approx([0.8 * n] * n, rel=1e-9)
+
+
+def test_share_is_redivided_when_a_transfer_ends() -> None:
+    # A (8 Mbit) and B (16 Mbit) share 8 Mbit/s: both at 4 until A ends at 2 s, then B alone at 8.
+    link = Link("ap", capacity_bps=8e6)
+    ends = _run_transfers([(0.0, (link,), 1e6, None), (0.0, (link,), 2e6, None)])
+    assert ends == pytest.approx([2.0, 3.0])
+
+
+def test_share_is_redivided_when_a_transfer_starts() -> None:
+    # A alone for 1 s at 8 Mbit/s (8 of 16 Mbit done), then A and B at 4 each: A ends at 3 s.
+    link = Link("ap", capacity_bps=8e6)
+    ends = _run_transfers([(0.0, (link,), 2e6, None), (1.0, (link,), 2e6, None)])
+    assert ends[0] == pytest.approx(3.0)
+    assert ends[1] == pytest.approx(4.0)  # 8 Mbit at 4 for 2 s, then 8 more alone at 8 Mbit/s
+
+
+def test_per_transfer_cap_leaves_capacity_to_others() -> None:
+    # Max-min: a transfer capped at 2 Mbit/s leaves 8 of a 10 Mbit/s link to the other one.
+    link = Link("server", capacity_bps=10e6)
+    ends = _run_transfers([(0.0, (link,), 1e6, 2e6), (0.0, (link,), 1e6, None)])
+    assert ends[0] == pytest.approx(4.0)
+    assert ends[1] == pytest.approx(1.0)
+
+
+def test_two_links_max_min() -> None:
+    # Wi-Fi cell of 6 Mbit/s with two devices; server link of 10 Mbit/s also carries one Ethernet
+    # device. Max-min: Wi-Fi devices 3 each, Ethernet gets the remaining 4 (its port cap is 100).
+    wifi = Link("wifi", 6e6)
+    server = Link("server", 10e6)
+    size = 3e6 / 8  # 3 Mbit
+    ends = _run_transfers(
+        [(0.0, (wifi, server), size, None), (0.0, (wifi, server), size, None), (0.0, (server,), 4e6 / 8, 100e6)]
+    )
+    assert ends == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_cancel_frees_capacity_and_reports_progress() -> None:
+    env = simpy.Environment()
+    net = Network(env)
+    link = Link("ap", 8e6)
+    first = net.transfer((link,), 2e6)
+    second = net.transfer((link,), 2e6)
+    received: list[float] = []
+
+    def canceller():
+        yield env.timeout(1.0)
+        received.append(net.cancel(first))
+
+    env.process(canceller())
+    env.run(second.done)
+    assert received == [pytest.approx(4e6)]  # 1 s at 4 Mbit/s
+    assert env.now == pytest.approx(1.0 + 12e6 / 8e6)
+    assert not first.done.triggered
+
+
+def test_bits_carried_equals_bits_sent() -> None:
+    link = Link("ap", 50e6)
+    sizes = [1e6, 3e6, 2.5e6, 7e6]
+    _run_transfers([(i * 0.1, (link,), s, None) for i, s in enumerate(sizes)])
+    assert link.bits_carried == pytest.approx(sum(sizes) * 8, rel=1e-9)

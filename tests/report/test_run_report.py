@@ -1,0 +1,131 @@
+"""The run report: self-contained, every chart present, findings computed from the traces."""
+
+import html
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import plotly.offline
+import pytest
+from conftest import OOM_NEEDED_BYTES, SCENARIO_NAME, write_run
+
+from simulator.errors import InputError
+from simulator.report import write_run_report
+from simulator.report.loading import load_run
+from simulator.report.metrics import run_metrics
+from simulator.report.run_report import CHART_IDS
+
+BUDGET_10K_BYTES = 8_000_000
+
+
+def findings_text(page: str) -> list[str]:
+    block = re.search(r'<ul class="findings" id="findings">(.*?)</ul>', page, re.S).group(1)
+    return [html.unescape(re.sub(r"<[^>]+>", "", li)) for li in re.findall(r"<li[^>]*>.*?</li>", block)]
+
+
+def assert_self_contained(page: str, n_figures: int) -> None:
+    js = plotly.offline.get_plotlyjs()
+    assert page.count(js[:2000]) == 1, "plotly.js must be inlined exactly once"
+    assert page.count("plotly.js v") == 1
+    assert not re.search(r"<script[^>]*\bsrc\s*=", page, re.I), "no external scripts"
+    assert not re.search(r"<link[^>]*https?:", page, re.I)
+    # one <script> for plotly.js plus one drawing call per figure
+    assert page.count("<script") == 1 + n_figures
+    assert page.count("Plotly.newPlot(") == n_figures
+
+
+def test_small_report_is_self_contained_with_every_chart(small_run, small_report):
+    assert small_report == small_run / "report.html"
+    page = small_report.read_text(encoding="utf-8")
+    assert_self_contained(page, len(CHART_IDS))
+    for chart in CHART_IDS:
+        assert f'<div id="{chart}" class="plotly-graph-div"' in page, chart
+    # the scenario name carries HTML metacharacters: it must appear escaped, never raw
+    assert "quick &lt;start&gt; &amp; co" in page
+    assert SCENARIO_NAME not in page
+    assert "Showing" not in page  # 9 devices: no sampling note
+
+
+def test_findings_are_computed_from_the_traces(small_run, small_report):
+    found = findings_text(small_report.read_text(encoding="utf-8"))
+    devices = pd.read_parquet(small_run / "devices.parquet")
+    updates = pd.read_parquet(small_run / "updates.parquet")
+    summary = json.loads((small_run / "summary.json").read_text())
+    n_oom = int((updates["outcome"] == "oom").sum())
+    assert n_oom == 8
+    assert any(f.startswith(f"1 jetson-nano-4gb device ran out of memory {n_oom} times "
+                            f"(needed {OOM_NEEDED_BYTES / 1e9:.1f} GB, usable 3.2 GB)")
+               for f in found), found
+    idle = devices.groupby("profile")[["idle_s", "wall_s"]].sum()
+    share = (idle["idle_s"] / idle["wall_s"]).sort_values(ascending=False)
+    assert any(f.startswith(f"The {share.index[0]} devices idled {100 * share.iloc[0]:.0f} % "
+                            "of the time") for f in found), found
+    assert any(f.startswith("The jetson-nano-4gb devices limit the round") for f in found), found
+    ttt = summary["time_to_target_s"]
+    assert any(f.startswith(f"Reached the target accuracy 80.0 % at {ttt:,.0f} s") for f in found)
+    counts = updates["outcome"].value_counts()
+    assert any(f.startswith(f"Of {len(updates)} dispatched updates: {counts['accepted']} accepted; "
+                            f"{counts['dropped']} dropped") for f in found), found
+    assert any(f.startswith("1 device went offline (1 jetson-xavier-nx)") for f in found), found
+
+
+def test_metrics_fall_back_to_the_traces(small_run, tmp_path):
+    """Without summary.json every headline figure is recomputed and agrees with the engine's."""
+    bare = tmp_path / "bare"
+    shutil.copytree(small_run, bare)
+    (bare / "summary.json").unlink()
+    (bare / "report.html").unlink(missing_ok=True)
+    summary = json.loads((small_run / "summary.json").read_text())
+    m = run_metrics(load_run(bare))
+    for key in ("makespan_s", "fleet_utilization", "time_to_target_s", "final_accuracy",
+                "energy_j", "bytes_down", "bytes_up", "ooms", "dropped", "lost", "accepted",
+                "target_accuracy", "devices"):
+        assert m[key] == pytest.approx(summary[key], rel=1e-9), key
+    for key in ("mean", "p95", "max"):
+        assert m["staleness"][key] == pytest.approx(summary["staleness"][key])
+    assert m["name"] == SCENARIO_NAME  # from scenario.yaml
+    out = write_run_report(bare, tmp_path / "elsewhere" / "r.html")
+    assert out == tmp_path / "elsewhere" / "r.html" and out.exists()
+
+
+def test_timing_only_run_says_so_in_place_of_the_chart(timing_only_run):
+    page = write_run_report(timing_only_run).read_text(encoding="utf-8")
+    assert re.search(r'<div id="chart-accuracy" class="chart-empty">Timing-only run', page)
+    assert 'id="chart-accuracy" class="plotly-graph-div"' not in page
+    assert_self_contained(page, len(CHART_IDS) - 1)
+    assert any(f.startswith("Timing-only run") for f in findings_text(page))
+
+
+def test_target_not_reached_is_reported(tmp_path):
+    run = write_run(tmp_path / "slow", 6, 3, seed=5, oom_devices=[], offline=[], name="short",
+                    target_accuracy=0.95)
+    page = write_run_report(run).read_text(encoding="utf-8")
+    found = findings_text(page)
+    assert any(f.startswith("Did not reach the target accuracy 95.0 %") for f in found), found
+    assert any(f.startswith("No device ran out of memory") for f in found), found
+
+
+def test_not_a_run_folder_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="is not a folder"):
+        write_run_report(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="none of the files of a run"):
+        write_run_report(tmp_path / "empty")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "events.parquet").write_text("not parquet")
+    with pytest.raises(InputError, match="events.parquet"):
+        write_run_report(tmp_path / "bad")
+
+
+def test_10k_devices_report_is_small_and_fast(big_report):
+    path, seconds = big_report
+    page = path.read_text(encoding="utf-8")
+    size = path.stat().st_size
+    assert size < BUDGET_10K_BYTES, f"{size / 1e6:.1f} MB"
+    assert seconds < 15.0, f"{seconds:.1f} s"
+    assert_self_contained(page, len(CHART_IDS))
+    assert "Showing" in page and "of 10000 devices" in page
+    assert any(re.match(r"\d+ jetson-nano-4gb devices ran out of memory", f)
+               for f in findings_text(page))
