@@ -83,6 +83,7 @@ def memory_figure(lane_devices: pd.DataFrame, updates: pd.DataFrame) -> go.Figur
     peak = np.where(np.isfinite(peak), peak, np.where(jobs["oom_needed"].isna(), dev_peak, np.nan))
     needed = jobs["oom_needed"].to_numpy(dtype=float) / 1e9
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        row_heights=[0.6, 0.4],
                         subplot_titles=["peak memory (GB) against usable memory",
                                         "largest submodel trained (million parameters)"])
     fig.add_trace(go.Bar(x=names, y=peak / 1e9, name="peak memory of jobs that ran",
@@ -102,10 +103,11 @@ def memory_figure(lane_devices: pd.DataFrame, updates: pd.DataFrame) -> go.Figur
                          name="submodel parameters", marker_color=SERIES_COLORS[4],
                          hovertemplate="%{x}: %{y:.2f} M params<extra></extra>"), row=2, col=1)
     # log scale: a 3.2 GB limit next to a 58 GB one must both stay readable
-    fig.update_yaxes(title="GB (log scale)", type="log", row=1, col=1)
+    fig.update_yaxes(title="GB (log scale)", type="log", row=1, col=1,
+                     tickvals=[0.125, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256])
     fig.update_yaxes(title="M params", row=2, col=1)
     fig.update_xaxes(tickangle=-60, tickfont=dict(size=9 if len(names) > 40 else 11), row=2, col=1)
-    return style(fig, height_px=560)
+    return style(fig, height_px=640)
 
 
 def energy_figure(devices: pd.DataFrame, lane_devices: pd.DataFrame) -> go.Figure:

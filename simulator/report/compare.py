@@ -58,6 +58,7 @@ def accuracy_overlay(runs: list[RunData], labels: list[str], metrics: list[dict[
                       annotation_text=f"target {target:.3g}", annotation_position="bottom right")
     fig.update_xaxes(title="simulated time (s)")
     fig.update_yaxes(title="accuracy")
+    fig.update_layout(showlegend=True)  # name the run even when only one has evaluations
     return style(fig, height_px=440)
 
 

@@ -45,7 +45,7 @@ TEMPLATE = go.layout.Template(
         colorway=SERIES_COLORS,
         margin=dict(l=60, r=20, t=40, b=50),
         hovermode="closest",
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, traceorder="normal"),
         xaxis=dict(gridcolor="#EEE", zerolinecolor="#DDD", linecolor="#999", automargin=True),
         yaxis=dict(gridcolor="#EEE", zerolinecolor="#DDD", linecolor="#999", automargin=True),
     )

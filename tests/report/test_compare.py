@@ -4,7 +4,7 @@ import html
 import re
 
 import pytest
-from test_run_report import assert_self_contained
+from report_checks import assert_self_contained
 
 from simulator.errors import InputError
 from simulator.report import write_comparison_report

@@ -1,15 +1,14 @@
 """The run report: self-contained, every chart present, findings computed from the traces."""
 
-import html
 import json
 import re
 import shutil
 from pathlib import Path
 
 import pandas as pd
-import plotly.offline
 import pytest
-from conftest import OOM_NEEDED_BYTES, SCENARIO_NAME, write_run
+from report_checks import assert_self_contained, findings_text
+from report_synthetic import OOM_NEEDED_BYTES, SCENARIO_NAME, write_run
 
 from simulator.errors import InputError
 from simulator.report import write_run_report
@@ -18,22 +17,6 @@ from simulator.report.metrics import run_metrics
 from simulator.report.run_report import CHART_IDS
 
 BUDGET_10K_BYTES = 8_000_000
-
-
-def findings_text(page: str) -> list[str]:
-    block = re.search(r'<ul class="findings" id="findings">(.*?)</ul>', page, re.S).group(1)
-    return [html.unescape(re.sub(r"<[^>]+>", "", li)) for li in re.findall(r"<li[^>]*>.*?</li>", block)]
-
-
-def assert_self_contained(page: str, n_figures: int) -> None:
-    js = plotly.offline.get_plotlyjs()
-    assert page.count(js[:2000]) == 1, "plotly.js must be inlined exactly once"
-    assert page.count("plotly.js v") == 1
-    assert not re.search(r"<script[^>]*\bsrc\s*=", page, re.I), "no external scripts"
-    assert not re.search(r"<link[^>]*https?:", page, re.I)
-    # one <script> for plotly.js plus one drawing call per figure
-    assert page.count("<script") == 1 + n_figures
-    assert page.count("Plotly.newPlot(") == n_figures
 
 
 def test_small_report_is_self_contained_with_every_chart(small_run, small_report):
@@ -129,3 +112,20 @@ def test_10k_devices_report_is_small_and_fast(big_report):
     assert "Showing" in page and "of 10000 devices" in page
     assert any(re.match(r"\d+ jetson-nano-4gb devices ran out of memory", f)
                for f in findings_text(page))
+
+
+def test_same_run_same_page(small_run, small_report, tmp_path):
+    again = write_run_report(small_run, tmp_path / "again.html")
+    assert again.read_bytes() == small_report.read_bytes()
+
+
+def test_device_table_is_derived_from_events_when_missing(small_run, tmp_path):
+    partial = tmp_path / "partial"
+    shutil.copytree(small_run, partial)
+    (partial / "devices.parquet").unlink()
+    derived = load_run(partial).devices.set_index("device").sort_index()
+    written = pd.read_parquet(small_run / "devices.parquet").set_index("device").sort_index()
+    for col in ("compute_s", "comm_s", "offline_s", "idle_s", "wall_s", "ooms"):
+        assert derived[col].to_numpy() == pytest.approx(written[col].to_numpy()), col
+    page = write_run_report(partial).read_text(encoding="utf-8")
+    assert 'id="chart-utilization-profile" class="plotly-graph-div"' in page

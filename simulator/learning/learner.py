@@ -1,0 +1,248 @@
+"""The Learner: the engine's one door to PyTorch.
+
+It holds the dataset and partition, the global model state and its version, the importance scores
+and a table of in-flight jobs. Time does not exist here: the engine calls ``dispatch`` when a
+download starts (the job pins the current global state by reference), ``start`` when the device
+starts computing (the sub-state is extracted and the job submitted), ``result``/``merge`` when the
+upload has arrived and the policy merges it, ``discard`` when the job is lost or dropped. Merges
+build new tensors and never write in place, so pinned old versions stay valid for as long as a job
+needs them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from simulator.config.workload import DatasetSpec, ModelSpec, PartitionSpec
+from simulator.learning.data import label_histograms
+from simulator.learning.executors import Executor, InlineExecutor, JobFuture, WorkerContext, WorkerData
+from simulator.learning.pruning import Pruner, PruningSettings
+from simulator.learning.submodel import SubmodelPlan, extract, merge, state_bytes, subtract
+from simulator.learning.trainer import TrainingSettings, TrainJob, TrainResult
+
+_MODEL_TAG, _JOB_TAG = 0x6D6F64, 0x6A6F62
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    version: int
+    accuracy: float                      # deepest exit of the full global model
+    loss: float                          # mean CE of the deepest exit
+    exit_accuracy: tuple[float, ...]     # every exit, shallowest first
+
+
+@dataclass
+class _Job:
+    client: int
+    plan: SubmodelPlan
+    base: dict[str, Tensor]              # the pinned global state (a reference)
+    base_version: int
+    future: JobFuture[TrainResult] | None = None
+    result: TrainResult | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def settings_from_config(workload: Any, algorithm: Any) -> tuple[TrainingSettings, PruningSettings]:
+    """Settings from a scenario's ``Workload`` and a ``ResolvedAlgorithm`` (duck-typed)."""
+    opt, dist, prun = workload.optimizer, algorithm.distillation, algorithm.pruning
+    importance = prun.width == "importance"
+    training = TrainingSettings(
+        batch_size=workload.batch_size, optimizer=opt.name, lr=opt.lr, momentum=opt.momentum,
+        weight_decay=opt.weight_decay, distill_weight=dist.weight, distill_temperature=dist.temperature,
+        distill_mode=dist.mode, importance_batches=prun.importance_batches if importance else 0,
+    )
+    pruning = PruningSettings(width=prun.width, depth=prun.depth, unstructured_sparsity=prun.unstructured_sparsity)
+    return training, pruning
+
+
+class Learner:
+    """Global model, plans, jobs, merges and evaluation for one run."""
+
+    def __init__(self, model_spec: ModelSpec, dataset_spec: DatasetSpec, partition_spec: PartitionSpec,
+                 num_clients: int, settings: TrainingSettings, pruning: PruningSettings | None = None,
+                 seed: int = 0, executor: Executor | None = None, eval_batch_size: int = 512) -> None:
+        self.settings = settings
+        self.seed = int(seed)
+        context = WorkerContext(model_spec, dataset_spec, partition_spec, int(num_clients), self.seed)
+        self.data = WorkerData(context)
+        model_seed = int(np.random.SeedSequence([self.seed, _MODEL_TAG]).generate_state(1, np.uint64)[0] >> 1)
+        self.model = self.data.build(seed=model_seed)
+        self.model.eval()
+        self.param_axes = self.model.param_axes()
+        self.width_axes = self.model.width_axes()
+        self.num_blocks = int(self.model.full_depth)
+        self.pruner = Pruner(pruning or PruningSettings(), self.width_axes, self.num_blocks)
+        if not self.pruner.wants_importance and settings.importance_batches:
+            self.settings = replace(settings, importance_batches=0)  # nobody would read the scores
+        self._state: dict[str, Tensor] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.version = 0
+        self.eval_batch_size = int(eval_batch_size)
+        self._jobs: dict[int, _Job] = {}
+        self.executor: Executor = executor if executor is not None else InlineExecutor()
+        self.executor.bind(context, self.data)
+
+    @classmethod
+    def from_config(cls, workload: Any, algorithm: Any, num_clients: int, seed: int,
+                    executor: Executor | None = None, eval_batch_size: int = 512) -> "Learner":
+        """From a scenario's ``Workload`` (its ``train_model`` if set, else ``model``) and a
+        ``ResolvedAlgorithm``."""
+        training, pruning = settings_from_config(workload, algorithm)
+        model = workload.train_model or workload.model
+        return cls(model, workload.dataset, workload.partition, num_clients, training, pruning, seed, executor,
+                   eval_batch_size)
+
+    # ------------------------------------------------------------------ data
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.data.dataset.num_classes)
+
+    @property
+    def global_state(self) -> dict[str, Tensor]:
+        """The current global state (do not modify it in place)."""
+        return self._state
+
+    def num_samples(self, client: int) -> int:
+        return int(len(self.data.parts[client]))
+
+    def label_histograms(self) -> np.ndarray:
+        parts = [p.numpy() for p in self.data.parts]
+        return label_histograms(self.data.dataset.y_train.numpy(), parts, self.num_classes)
+
+    def local_steps(self, client: int, epochs: float) -> int:
+        """Steps for `epochs` passes over the client's shard (at least 1)."""
+        n = self.num_samples(client)
+        return max(1, math.ceil(epochs * n / min(self.settings.batch_size, n)))
+
+    # ------------------------------------------------------------------ plans and jobs
+
+    def plan(self, client: int, job_index: int, depth: int, width_ratio: float,
+             trainable_from: int | None = None) -> SubmodelPlan:
+        """The submodel for this job. `depth` is the number of blocks the device trains; under the
+        ``rolling`` depth strategy the plan also holds a frozen prefix (see pruning.py). An explicit
+        `trainable_from` bypasses the depth strategy. `job_index` is the rolling counter."""
+        return self.pruner.plan(client, job_index, depth, width_ratio, trainable_from).validate(
+            self.width_axes, self.num_blocks)
+
+    def state_bytes(self, plan: SubmodelPlan, trainable_only: bool = False) -> int:
+        """Download size of the plan's sub-state (``trainable_only``: the upload size)."""
+        return state_bytes(self._state, plan, self.param_axes, trainable_only)
+
+    def dispatch(self, job_id: int, client: int, plan: SubmodelPlan) -> None:
+        """Pin the current global version for this job (called when its download starts)."""
+        if job_id in self._jobs:
+            raise ValueError(f"job {job_id} dispatched twice")
+        if not 0 <= client < len(self.data.parts):
+            raise ValueError(f"client {client} out of range 0..{len(self.data.parts) - 1}")
+        self._jobs[job_id] = _Job(client, plan, self._state, self.version)
+
+    def dispatch_job(self, job_id: int, client: int, job_index: int, depth: int, width_ratio: float,
+                     trainable_from: int | None = None) -> SubmodelPlan:
+        """``plan`` + ``dispatch`` in one call; returns the plan."""
+        plan = self.plan(client, job_index, depth, width_ratio, trainable_from)
+        self.dispatch(job_id, client, plan)
+        return plan
+
+    def job_seed(self, client: int, job_id: int) -> int:
+        return int(np.random.SeedSequence([self.seed, _JOB_TAG, int(client), int(job_id)])
+                   .generate_state(1, np.uint64)[0] >> 1)
+
+    def start(self, job_id: int, local_steps: int) -> None:
+        """Extract the pinned sub-state and submit the job (called when the device starts computing)."""
+        job = self._jobs[job_id]
+        if job.future is not None:
+            raise ValueError(f"job {job_id} started twice")
+        sub = extract(job.base, job.plan, self.param_axes)
+        train_job = TrainJob(job_id, job.client, self.job_seed(job.client, job_id), job.plan, sub, job.client,
+                             int(local_steps), self.settings)
+        job.future = self.executor.submit(train_job)
+
+    def result(self, job_id: int) -> TrainResult:
+        """The job's result; waits only if it is not done yet."""
+        job = self._jobs[job_id]
+        if job.result is None:
+            if job.future is None:
+                raise ValueError(f"job {job_id} was never started")
+            job.result = job.future.result()
+            job.future = None
+        return job.result
+
+    def discard(self, job_id: int) -> None:
+        """Forget a lost, failed or dropped job (unknown ids are ignored)."""
+        job = self._jobs.pop(job_id, None)
+        if job is not None and job.future is not None:
+            job.future.cancel()
+
+    def base_version(self, job_id: int) -> int:
+        return self._jobs[job_id].base_version
+
+    # ------------------------------------------------------------------ merging
+
+    def merge(self, contributions: Sequence[tuple[TrainResult, SubmodelPlan, float]], mode: str = "absolute",
+              global_weight: float = 0.0) -> list[int]:
+        """Merge results into a new global version; returns per-block coverage.
+
+        ``absolute``: coverage-masked weighted mean of the client models (with `global_weight` g the
+        current value joins with weight g: FedAsync mixing). ``delta``: each result is turned into
+        its update against the version its job pinned (so stale updates apply as deltas, FedBuff)
+        and ``θ ← θ + Σ w Δ / (g + Σ w)`` per covered element.
+        """
+        subs = []
+        for res, plan, w in contributions:
+            if mode == "delta":
+                job = self._jobs.get(res.job_id)
+                if job is None:
+                    raise ValueError(f"delta merge needs job {res.job_id}'s base version; it was discarded or merged")
+                base = extract(job.base, plan, self.param_axes)
+                subs.append((subtract(res.state, base), plan, w))
+            else:
+                subs.append((res.state, plan, w))
+        new_state, coverage = merge(self._state, subs, self.param_axes, self.num_blocks, mode=mode,
+                                    base_weight=global_weight)
+        self.pruner.observe([(res.importance, plan, w) for res, plan, w in contributions])
+        self._state = new_state
+        self.version += 1
+        for res, _, _ in contributions:
+            self._jobs.pop(res.job_id, None)
+        return coverage
+
+    def merge_jobs(self, weighted: Sequence[tuple[int, float]], mode: str = "absolute",
+                   global_weight: float = 0.0) -> list[int]:
+        """``merge`` by job ids (waits for their results)."""
+        contributions = [(self.result(j), self._jobs[j].plan, w) for j, w in weighted]
+        return self.merge(contributions, mode, global_weight)
+
+    # ------------------------------------------------------------------ evaluation
+
+    @torch.no_grad()
+    def evaluate(self) -> EvalResult:
+        """Accuracy and loss of the full global model (deepest exit) on the held-out split, plus the
+        accuracy of every exit."""
+        self.model.load_state_dict(self._state)
+        self.model.eval()
+        x, y = self.data.dataset.x_test, self.data.dataset.y_test
+        correct = torch.zeros(self.num_blocks, dtype=torch.int64)
+        loss_sum = 0.0
+        for i in range(0, len(y), self.eval_batch_size):
+            xb, yb = x[i:i + self.eval_batch_size], y[i:i + self.eval_batch_size]
+            outs = self.model(xb)
+            for b, z in enumerate(outs):
+                correct[b] += int((z.argmax(dim=-1) == yb).sum())
+            loss_sum += float(F.cross_entropy(outs[-1].double(), yb, reduction="sum"))
+        n = max(len(y), 1)
+        acc = (correct.double() / n).tolist()
+        return EvalResult(self.version, acc[-1], loss_sum / n, tuple(acc))
+
+    def close(self) -> None:
+        """Shut the executor down and forget pending jobs."""
+        for job_id in list(self._jobs):
+            self.discard(job_id)
+        self.executor.shutdown()

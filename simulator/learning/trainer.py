@@ -1,0 +1,235 @@
+"""Local training of one job: the pure function every executor runs.
+
+``run_job(job, x, y, model_factory)`` builds the plan's submodel, loads the job's sub-state, runs
+``local_steps`` optimizer steps on the client's shard and returns the updated trainable entries. It
+depends on nothing but its arguments: batches come from a ``torch.Generator`` seeded with
+``job.seed``, the global torch RNG (dropout, if a model has any) is forked and seeded with it too, and
+the job runs on ONE intra-op thread (CPU kernels may reduce in a thread-count-dependent order), so the
+same job gives bitwise the same result inline, in a process pool or on Ray.
+
+Frozen blocks (``< plan.trainable_from``) run forward under ``no_grad`` and their exits are not
+evaluated: they cannot change, so their CE/KD terms would carry no gradient. The returned state holds
+only the trainable blocks' entries (what the device uploads and the server merges).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from simulator.learning.distill import DISTILL_MODES, exit_losses
+from simulator.learning.pruning import magnitude_masks
+from simulator.learning.submodel import SubmodelPlan, param_block
+
+ModelFactory = Callable[[int, float], nn.Module]  # (depth, width_ratio) -> BlockModel
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Fixed for a run (the scenario's workload + algorithm)."""
+
+    batch_size: int = 32
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    distill_weight: float = 0.0
+    distill_temperature: float = 2.0
+    distill_mode: str = "off"      # "off" | "deepest" | "mutual"
+    importance_batches: int = 0    # batches used for Taylor importance (0 = not computed)
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; accepted {OPTIMIZERS}")
+        if self.distill_mode not in DISTILL_MODES:
+            raise ValueError(f"unknown distillation mode {self.distill_mode!r}; accepted {DISTILL_MODES}")
+        if self.batch_size < 1 or self.importance_batches < 0:
+            raise ValueError("batch_size must be >= 1 and importance_batches >= 0")
+
+
+@dataclass
+class TrainJob:
+    """Everything a worker needs; picklable; fixed when the device starts computing."""
+
+    job_id: int
+    device: int
+    seed: int
+    plan: SubmodelPlan
+    state: dict[str, Tensor]  # extracted sub-state of the base version (all held blocks)
+    shard: int                # client data shard index (the worker holds the dataset)
+    local_steps: int
+    settings: TrainingSettings
+
+
+@dataclass
+class TrainResult:
+    job_id: int
+    state: dict[str, Tensor]              # trainable blocks only, detached CPU tensors
+    num_samples: int                      # shard size (the usual FedAvg weight)
+    train_loss: float                     # mean total loss over the local steps
+    importance: dict[str, Tensor] | None  # axis -> per-unit score, in plan.keep order
+    steps: int = 0
+    samples_seen: int = 0
+    ce_loss: float = 0.0                  # mean Σ-over-exits CE part
+    kd_loss: float = 0.0                  # mean KD part (before the weight λ)
+
+
+@contextmanager
+def deterministic(seed: int) -> Iterator[None]:
+    """One intra-op thread and a private global RNG seeded with `seed`, restored afterwards."""
+    threads = torch.get_num_threads()
+    if threads != 1:
+        torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            yield
+    finally:
+        if threads != 1:
+            torch.set_num_threads(threads)
+
+
+class BatchSampler:
+    """Seeded shuffled passes over ``n`` samples; fixed-size batches, the remainder of a pass dropped."""
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator) -> None:
+        if n < 1:
+            raise ValueError("a client shard must hold at least one sample")
+        self.n, self.b, self.gen = n, min(batch_size, n), generator
+        self.perm = torch.randperm(n, generator=generator)
+        self.pos = 0
+
+    def next(self) -> Tensor:
+        if self.pos + self.b > self.n:
+            self.perm = torch.randperm(self.n, generator=self.gen)
+            self.pos = 0
+        idx = self.perm[self.pos:self.pos + self.b]
+        self.pos += self.b
+        return idx
+
+
+def forward_trainable(model: nn.Module, x: Tensor, plan: SubmodelPlan) -> list[Tensor]:
+    """Logits of the trainable exits; the frozen prefix runs under no_grad (same composition as
+    ``BlockModel.forward``)."""
+    f = plan.trainable_from
+    if f == 0:
+        return model(x)
+    with torch.no_grad():
+        h = model.stem(x)
+        for b in range(f):
+            h = model.blocks[b](h)
+    outs = []
+    for b in range(f, plan.depth):
+        h = model.blocks[b](h)
+        outs.append(model.exits[b](h))
+    return outs
+
+
+def _optimizer(params: list[nn.Parameter], s: TrainingSettings) -> torch.optim.Optimizer:
+    if s.optimizer == "adam":
+        return torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay)
+    return torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
+
+
+def taylor_importance(model: nn.Module, plan: SubmodelPlan, batches: list[tuple[Tensor, Tensor]]) -> dict[str, Tensor]:
+    """``|Σ_{w∈u} w·∂L/∂w|`` per unit, averaged over `batches` (L = CE summed over trainable exits).
+
+    Only axes whose every parameter is trainable are scored (a partly frozen axis would be judged on
+    a fraction of its weights). Scores are in the submodel's unit order, i.e. ``plan.keep`` order.
+    """
+    named = dict(model.named_parameters())
+    refs: dict[str, list[tuple[str, int, int]]] = {}
+    blocked: set[str] = set()
+    for name, axes in model.param_axes().items():
+        for d, ref in enumerate(axes):
+            if ref is None:
+                continue
+            p = named.get(name)
+            if p is None or not p.requires_grad:
+                blocked.add(ref.axis)
+            else:
+                refs.setdefault(ref.axis, []).append((name, d, int(ref.unit_size)))
+    refs = {a: r for a, r in refs.items() if a not in blocked}
+    if not refs or not batches:
+        return {}
+    names = sorted({n for r in refs.values() for n, _, _ in r})
+    params = [named[n] for n in names]
+    totals: dict[str, Tensor] = {}
+    for xb, yb in batches:
+        loss = torch.stack([F.cross_entropy(z, yb) for z in forward_trainable(model, xb, plan)]).sum()
+        grads = dict(zip(names, torch.autograd.grad(loss, params, allow_unused=True)))
+        for axis, items in refs.items():
+            signed: Tensor | None = None
+            for name, d, us in items:
+                g = grads[name]
+                if g is None:
+                    continue
+                p = named[name].detach()
+                per_elem = (p.double() * g.double()).movedim(d, 0).reshape(p.shape[d], -1).sum(1)
+                per_unit = per_elem.reshape(-1, us).sum(1)
+                signed = per_unit if signed is None else signed + per_unit
+            if signed is not None:
+                totals[axis] = totals.get(axis, 0) + signed.abs()
+    return {a: (t / len(batches)).to(torch.float32) for a, t in totals.items()}
+
+
+def run_job(job: TrainJob, x: Tensor, y: Tensor, model_factory: ModelFactory) -> TrainResult:
+    """Train the job's submodel on the shard ``(x, y)``; same job -> bitwise the same result."""
+    plan, s = job.plan, job.settings
+    with deterministic(job.seed):
+        model = model_factory(plan.depth, plan.width_ratio)
+        model.load_state_dict(job.state, strict=True)
+        model.train()
+        trainable: list[nn.Parameter] = []
+        for name, p in model.named_parameters():
+            p.requires_grad_(param_block(name) >= plan.trainable_from)
+            if p.requires_grad:
+                trainable.append(p)
+        named = dict(model.named_parameters())
+        masks = magnitude_masks({n: named[n].detach() for n in named}, plan.mask_sparsity, plan.trainable_from)
+
+        def apply_masks() -> None:
+            with torch.no_grad():
+                for n, m in masks.items():
+                    named[n].mul_(m)
+
+        apply_masks()
+        gen = torch.Generator().manual_seed(int(job.seed))
+        sampler = BatchSampler(len(y), s.batch_size, gen)
+        opt = _optimizer(trainable, s) if trainable else None
+        total = ce_total = kd_total = 0.0
+        seen = 0
+        for _ in range(job.local_steps):
+            idx = sampler.next()
+            xb, yb = x[idx], y[idx]
+            loss, ce, kd = exit_losses(forward_trainable(model, xb, plan), yb, s.distill_mode,
+                                       s.distill_weight, s.distill_temperature)
+            if opt is not None:
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                apply_masks()
+            total += float(loss.detach())
+            ce_total += float(ce)
+            kd_total += float(kd)
+            seen += int(idx.numel())
+        importance = None
+        if s.importance_batches > 0:
+            batches = [(x[i], y[i]) for i in (sampler.next() for _ in range(s.importance_batches))]
+            importance = taylor_importance(model, plan, batches)
+        state = {
+            name: t.detach().to("cpu", copy=True).contiguous()
+            for name, t in model.state_dict().items()
+            if param_block(name) >= plan.trainable_from
+        }
+    steps = max(job.local_steps, 1)
+    mean = (lambda v: v / steps) if job.local_steps else (lambda v: math.nan)
+    return TrainResult(job.job_id, state, int(len(y)), mean(total), importance, job.local_steps, seen,
+                       mean(ce_total), mean(kd_total))

@@ -1,0 +1,120 @@
+"""The sweep file: one base scenario, the keys to vary, the seeds, and where the runs go.
+
+```yaml
+name: straggler_policies            # default: the file name
+base: ../quickstart.yaml            # a path relative to this file, or an inline scenario mapping
+grid:                               # cartesian product, in this order
+  algorithm.name: [fedavg, fedbuff]
+  workload.partition.alpha: [0.1, 1.0]
+zip:                                # varied together (equal lengths), crossed with the grid
+  fleet[0].count: [2, 4, 8]
+  fleet[1].count: [8, 4, 2]
+seeds: [0, 1, 2]
+timing_only: false
+output: reports/sweeps/straggler    # default: reports/sweeps/<name>, relative to the current folder
+```
+
+Only the shape of the file is checked here; whether each variant is a valid scenario is checked in
+:mod:`simulator.sweep.expand`, where an error can name the grid key that caused it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from simulator.config.loading import read_yaml, validate_data
+from simulator.errors import InputError
+from simulator.sweep.keys import parse_key
+
+RESERVED_KEYS = {"seed": "list the seeds under 'seeds:' instead"}
+
+
+class SweepSpec(BaseModel):
+    """The validated sweep file (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.\-]+$", max_length=120,
+                             description="default: the sweep file's name without .yaml")
+    description: str = ""
+    base: str | dict[str, Any] = Field(description="scenario path (relative to the sweep file) or inline mapping")
+    grid: dict[str, list[Any]] = Field(default_factory=dict, description="dotted key → values (cartesian product)")
+    zip: dict[str, list[Any]] = Field(default_factory=dict, description="dotted key → values, varied together")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    timing_only: bool = False
+    output: str | None = Field(default=None, description="sweep folder; default reports/sweeps/<name>")
+
+    @field_validator("grid", "zip")
+    @classmethod
+    def _keys_parse(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in value.items():
+            parse_key(key)
+            if key.split(".")[0].split("[")[0] in RESERVED_KEYS:
+                raise ValueError(f"'{key}' cannot be swept: {RESERVED_KEYS[key.split('.')[0]]}")
+            if not values:
+                raise ValueError(f"'{key}' lists no values")
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_valid(cls, value: list[int]) -> list[int]:
+        if any(s < 0 for s in value):
+            raise ValueError("seeds must be >= 0")
+        if len(set(value)) != len(value):
+            raise ValueError("seeds must not repeat")
+        return value
+
+    @model_validator(mode="after")
+    def _zip_and_overlap(self) -> "SweepSpec":
+        lengths = {len(v) for v in self.zip.values()}
+        if len(lengths) > 1:
+            shown = ", ".join(f"{k}: {len(v)}" for k, v in self.zip.items())
+            raise ValueError(f"every zip list must have the same length ({shown})")
+        both = sorted(set(self.grid) & set(self.zip))
+        if both:
+            raise ValueError(f"{', '.join(both)} appear in both grid and zip; list each key once")
+        return self
+
+
+@dataclass(frozen=True)
+class LoadedSweep:
+    """A sweep file with its base scenario read (not yet validated as a Scenario)."""
+
+    spec: SweepSpec
+    file: Path                  # the sweep file
+    base: dict[str, Any]        # the base scenario mapping
+    base_file: Path | None      # where the base came from (None: inline)
+    base_dir: Path              # relative paths inside the base resolve against this folder
+
+    @property
+    def name(self) -> str:
+        return self.spec.name or self.file.stem
+
+    @property
+    def sweep_dir(self) -> Path:
+        """The sweep file's folder: relative paths in grid/zip values resolve against it."""
+        return self.file.resolve().parent
+
+    def default_output(self) -> Path:
+        return Path(self.spec.output) if self.spec.output else Path("reports") / "sweeps" / self.name
+
+
+def load_sweep(path: str | Path) -> LoadedSweep:
+    """Read and check a sweep YAML and its base scenario file; InputError naming the file on problems."""
+    file = Path(path)
+    data = read_yaml(file)
+    spec = validate_data(data, SweepSpec, file=file)
+    if isinstance(spec.base, str):
+        base_file = Path(spec.base)
+        if not base_file.is_absolute():
+            base_file = file.resolve().parent / base_file
+        base = read_yaml(base_file)
+        if not isinstance(base, dict):
+            raise InputError("the base scenario must be a mapping of keys to values", file=base_file,
+                             value=base, accepted="a scenario YAML (see `fleetsim schema`)")
+        return LoadedSweep(spec, file, base, base_file, base_file.resolve().parent)
+    return LoadedSweep(spec, file, dict(spec.base), None, file.resolve().parent)
