@@ -69,6 +69,7 @@ class Network:
         self._last_update_s = 0.0
         self._seq = itertools.count()
         self._timer_generation = 0
+        self._timer_at: float | None = None
         self._settle_pending = False
 
     # ------------------------------------------------------------------ public API
@@ -165,33 +166,43 @@ class Network:
 
     def _divide_capacity(self) -> None:
         """Max-min fair rates by progressive filling over classes (weighted by their transfer counts)."""
-        pending = [c for c in self._classes.values() if c.active]
+        pending = []
         for flow_class in self._classes.values():
             flow_class.rate_bps = 0.0
+            if flow_class.active:
+                pending.append(flow_class)
         remaining: dict[int, float] = {}
         users: dict[int, int] = {}
         for flow_class in pending:
             for link in flow_class.links:
-                remaining.setdefault(id(link), link.capacity_bps)
-                users[id(link)] = users.get(id(link), 0) + flow_class.active
+                key = id(link)
+                if key not in remaining:
+                    remaining[key] = link.capacity_bps
+                users[key] = users.get(key, 0) + flow_class.active
         while pending:
+            bounds = []
             level = float("inf")
             for flow_class in pending:
-                level = min(level, self._bound(flow_class, remaining, users))
-            frozen = [c for c in pending if self._bound(c, remaining, users) <= level * (1 + _REL_EPS)]
-            for flow_class in frozen:
-                flow_class.rate_bps = level
+                bound = flow_class.cap_bps if flow_class.cap_bps is not None else float("inf")
                 for link in flow_class.links:
-                    remaining[id(link)] = max(0.0, remaining[id(link)] - level * flow_class.active)
-                    users[id(link)] -= flow_class.active
-            pending = [c for c in pending if c not in frozen]
-
-    @staticmethod
-    def _bound(flow_class: _FlowClass, remaining: dict[int, float], users: dict[int, int]) -> float:
-        bound = flow_class.cap_bps if flow_class.cap_bps is not None else float("inf")
-        for link in flow_class.links:
-            bound = min(bound, remaining[id(link)] / users[id(link)])
-        return bound
+                    share = remaining[id(link)] / users[id(link)]
+                    if share < bound:
+                        bound = share
+                bounds.append(bound)
+                if bound < level:
+                    level = bound
+            threshold = level * (1 + _REL_EPS)
+            still = []
+            for flow_class, bound in zip(pending, bounds):
+                if bound <= threshold:
+                    flow_class.rate_bps = level
+                    for link in flow_class.links:
+                        key = id(link)
+                        remaining[key] = max(0.0, remaining[key] - level * flow_class.active)
+                        users[key] -= flow_class.active
+                else:
+                    still.append(flow_class)
+            pending = still
 
     def _schedule_next_completion(self) -> None:
         self._timer_generation += 1
@@ -205,9 +216,19 @@ class Network:
                 delay = min(delay, max(0.0, remaining_bits) / flow_class.rate_bps)
         if delay == float("inf"):
             return
+        at = self.env.now + delay
+        if self._timer_at is not None and self.env.now <= self._timer_at <= at:
+            # The pending timer fires no later than needed; it will settle and re-arm then. Starting
+            # transfers only ever push completions later, so this saves most timers.
+            self._timer_generation -= 1
+            return
+        self._timer_at = at
         timer = self.env.timeout(delay)
         timer.callbacks.append(lambda _ev: self._on_timer(generation))
 
     def _on_timer(self, generation: int) -> None:
-        if generation == self._timer_generation and not self._settle_pending:
+        if generation != self._timer_generation:
+            return
+        self._timer_at = None
+        if not self._settle_pending:
             self._settle()

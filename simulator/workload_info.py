@@ -84,6 +84,11 @@ class WorkloadInfo:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
+        """The shape the planning model is costed at: `plan_input_shape`, else the dataset's."""
+        return tuple(self.scenario.workload.plan_input_shape or self._shape[0])
+
+    @property
+    def data_input_shape(self) -> tuple[int, ...]:
         return self._shape[0]
 
     @property

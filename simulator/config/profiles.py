@@ -1,108 +1,192 @@
-"""Device profiles: compute, memory, power and network figures of one edge module, from a YAML.
+"""Device profiles: what one Jetson module can compute, hold, draw and send.
 
-Built-in profiles live in the repository's ``device_profiles/`` folder, each figure with its source
-in a comment. A scenario names one, or points at a user YAML, and may override fields of it.
+A profile is a YAML file (``device_profiles/<name>.yaml`` for the built-in ones, or a user file named
+by path). It holds datasheet-style figures — peak FLOP/s, memory, bandwidth, power modes, network
+interfaces — plus two *assumptions* that turn peaks into simulated time: ``training_efficiency`` (the
+share of peak a PyTorch training step achieves) and ``step_overhead_s`` (fixed per-step cost). When a
+step time was measured for a workload, ``measured_step_times`` replaces the estimate outright, because
+a measurement beats any roofline.
+
+Units: GB and GB/s are decimal (1e9 bytes), FLOP/s are plain FLOP per second, power in watts.
+This module knows nothing of SimPy or torch.
 """
 
 from __future__ import annotations
 
-import copy
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from rich.table import Table
 
 from simulator.config.loading import load_yaml_model, validation_error_to_input_error
 from simulator.errors import InputError
 
+PROFILES_DIR_ENV = "FLEETSIM_PROFILES_DIR"
+_NAME = "a slug of letters, digits, '-', '_' or '.', starting with a letter or digit (e.g. jetson-nano-4gb)"
+_WIDTH_TOLERANCE = 1e-6
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    """Unknown keys are errors (a typo must not become a silent default); NaN/inf are rejected."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
 
 class Compute(_Strict):
-    peak_fp32_gflops: float = Field(gt=0, description="GPU FP32 peak: CUDA cores × 2 × max clock")
-    peak_fp16_gflops: float = Field(gt=0)
-    training_efficiency: float = Field(gt=0, le=1, description="achievable share of peak in PyTorch training")
-    step_overhead_s: float = Field(default=0.0, ge=0, description="fixed cost per training step")
-    precision: Literal["fp32", "fp16"] = "fp32"
+    """GPU throughput and the two assumptions that turn it into a training-step time."""
+
+    peak_fp32_gflops: float = Field(gt=0, description="GPU FP32 peak, GFLOP/s (CUDA cores x 2 x max clock)")
+    peak_fp16_gflops: float = Field(gt=0, description="GPU FP16 peak on CUDA cores, GFLOP/s")
+    training_efficiency: float = Field(
+        gt=0, le=1, description="achievable fraction of peak in PyTorch training (an assumption to calibrate)"
+    )
+    step_overhead_s: float = Field(
+        default=0.0, ge=0, description="fixed cost per training step: kernel launches, Python (an assumption)"
+    )
+    precision: Literal["fp32", "fp16"] = Field(default="fp32", description="which peak training runs at")
+
+    @property
+    def peak_flops(self) -> float:
+        """Peak FLOP/s at the chosen precision."""
+        gflops = self.peak_fp16_gflops if self.precision == "fp16" else self.peak_fp32_gflops
+        return gflops * 1e9
 
 
 class Memory(_Strict):
-    total_gb: float = Field(gt=0)
-    usable_gb: float = Field(gt=0, description="what training may use after the OS and CUDA context")
-    bandwidth_gbps: float = Field(gt=0, description="GB/s")
+    """Unified memory shared by CPU and GPU; only ``usable_gb`` is available to training."""
 
-    @model_validator(mode="after")
-    def _usable_within_total(self) -> "Memory":
-        if self.usable_gb > self.total_gb:
-            raise InputError(
-                "usable memory exceeds total memory", field="memory.usable_gb", value=self.usable_gb,
-                accepted=f"a number <= memory.total_gb ({self.total_gb})",
-            )
-        return self
+    total_gb: float = Field(gt=0, description="module memory, GB")
+    usable_gb: float = Field(gt=0, description="what training may use after OS + CUDA context, GB")
+    bandwidth_gbps: float = Field(gt=0, description="peak DRAM bandwidth at the highest memory clock, GB/s")
 
 
 class PowerMode(_Strict):
-    watts: float = Field(gt=0, description="board power while training in this mode")
-    clock_scale: float = Field(default=1.0, gt=0, le=1, description="GPU clock relative to the maximum")
+    """One nvpmodel mode: busy power and how much of peak compute and bandwidth it leaves."""
+
+    watts: float = Field(gt=0, description="power drawn while training in this mode, W")
+    clock_scale: float = Field(
+        gt=0, le=1, description="fraction of peak FLOP/s in this mode (GPU clock cap x share of GPU TPCs on)"
+    )
+    bandwidth_scale: float = Field(
+        default=1.0, gt=0, le=1, description="fraction of peak memory bandwidth in this mode (EMC clock cap)"
+    )
 
 
-class Interface(_Strict):
+class NetworkInterface(_Strict):
+    """A network port of the device; ``max_mbps`` is its line/PHY rate, an upper bound only."""
+
     kind: Literal["ethernet", "wifi"]
-    standard: str = ""
-    max_mbps: float = Field(gt=0)
+    standard: str = Field(min_length=1, description="e.g. 1000BASE-T, 802.11ac 2x2")
+    max_mbps: float = Field(gt=0, description="line or PHY rate, Mb/s")
 
 
-class NetworkInterfaces(_Strict):
-    interfaces: list[Interface] = Field(default_factory=list)
+class Network(_Strict):
+    """Informational: the scenario's network section decides the links a device actually gets."""
+
+    interfaces: list[NetworkInterface] = Field(default_factory=list)
 
 
 class MeasuredStepTime(_Strict):
-    model: str = Field(description="model label, e.g. cnn-tiny or vit-vit-b")
+    """A training-step time measured on hardware (or by ``fleetsim calibrate``) for one workload."""
+
+    model: str = Field(min_length=1, description="the workload's model label, e.g. 'mlp-tiny' (name-preset)")
     width_ratio: float = Field(default=1.0, gt=0, le=1)
     batch_size: int = Field(ge=1)
-    step_s: float = Field(gt=0)
+    step_s: float = Field(gt=0, description="seconds per training step (forward, backward, optimizer)")
+    power_mode: str | None = Field(default=None, description="mode it was measured in; default: any mode")
 
 
 class DeviceProfile(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    """One device model (e.g. Jetson Nano 4GB): compute, memory, power modes, network."""
+
+    name: str = Field(min_length=1, max_length=64, description="a slug, e.g. jetson-nano-4gb")
     display_name: str = ""
     description: str = ""
     compute: Compute
     memory: Memory
     power_modes: dict[str, PowerMode] = Field(min_length=1)
     default_power_mode: str
-    idle_w: float = Field(ge=0)
-    network: NetworkInterfaces = Field(default_factory=NetworkInterfaces)
+    idle_w: float = Field(ge=0, description="power drawn while online and not training, W")
+    network: Network = Field(default_factory=Network)
     measured_step_times: list[MeasuredStepTime] = Field(default_factory=list)
 
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not _is_name(value):
+            raise InputError("not a valid profile name", field="name", value=value, accepted=_NAME)
+        return value
+
     @model_validator(mode="after")
-    def _default_mode_exists(self) -> "DeviceProfile":
+    def _consistent(self) -> "DeviceProfile":
+        if self.memory.usable_gb > self.memory.total_gb:
+            raise InputError(
+                f"usable memory exceeds the module's total_gb ({self.memory.total_gb:g} GB)",
+                field="memory.usable_gb", value=self.memory.usable_gb,
+                accepted=f"a number > 0 and <= memory.total_gb ({self.memory.total_gb:g})",
+            )
+        modes = list(self.power_modes)
+        for mode, spec in self.power_modes.items():
+            if not _is_name(mode):
+                raise InputError("not a valid power mode name", field=f"power_modes.{mode}", accepted=_NAME)
+            if spec.watts < self.idle_w:
+                raise InputError(
+                    f"busy power is below idle_w ({self.idle_w:g} W)", field=f"power_modes.{mode}.watts",
+                    value=spec.watts, accepted=f"a number >= idle_w ({self.idle_w:g})",
+                )
         if self.default_power_mode not in self.power_modes:
             raise InputError(
-                "default_power_mode is not one of the power modes", field="default_power_mode",
-                value=self.default_power_mode, accepted=", ".join(self.power_modes),
+                "default power mode is not one of power_modes", field="default_power_mode",
+                value=self.default_power_mode, accepted=", ".join(modes),
             )
+        seen: set[tuple[str, float, int, str | None]] = set()
+        for i, entry in enumerate(self.measured_step_times):
+            if entry.power_mode is not None and entry.power_mode not in self.power_modes:
+                raise InputError(
+                    "unknown power mode", field=f"measured_step_times[{i}].power_mode", value=entry.power_mode,
+                    accepted=", ".join(modes) + ", or leave it out to match any mode",
+                )
+            key = (entry.model, round(entry.width_ratio / _WIDTH_TOLERANCE), entry.batch_size, entry.power_mode)
+            if key in seen:
+                raise InputError(
+                    "duplicate measured step time (same model, width_ratio, batch_size and power_mode)",
+                    field=f"measured_step_times[{i}]", accepted="one entry per workload",
+                )
+            seen.add(key)
         return self
 
-    def mode(self, power_mode: str | None) -> PowerMode:
-        return self.power_modes[power_mode or self.default_power_mode]
+    # ------------------------------------------------------------------ derived figures
+
+    def mode(self, power_mode: str | None = None) -> PowerMode:
+        """The named power mode (the default one when ``None``); unknown names are an InputError."""
+        name = self.default_power_mode if power_mode is None else power_mode
+        try:
+            return self.power_modes[name]
+        except KeyError:
+            raise InputError(
+                f"unknown power mode for profile '{self.name}'", field="power_mode", value=name,
+                accepted=", ".join(self.power_modes),
+            ) from None
 
     def effective_flops(self, power_mode: str | None = None) -> float:
-        """Achievable training FLOP/s: peak × efficiency × the mode's clock scale."""
-        peak = self.compute.peak_fp16_gflops if self.compute.precision == "fp16" else self.compute.peak_fp32_gflops
-        return peak * 1e9 * self.compute.training_efficiency * self.mode(power_mode).clock_scale
+        """FLOP/s a training step achieves: peak (at ``precision``) x efficiency x the mode's clock scale."""
+        return self.compute.peak_flops * self.compute.training_efficiency * self.mode(power_mode).clock_scale
 
     @property
     def usable_memory_bytes(self) -> int:
-        return int(self.memory.usable_gb * 1e9)
+        return int(round(self.memory.usable_gb * 1e9))
 
     @property
     def memory_bandwidth_bytes_per_s(self) -> float:
+        """Peak DRAM bandwidth (highest memory clock); see :meth:`mode_memory_bandwidth_bytes_per_s`."""
         return self.memory.bandwidth_gbps * 1e9
+
+    def mode_memory_bandwidth_bytes_per_s(self, power_mode: str | None = None) -> float:
+        """DRAM bandwidth in a power mode: some modes cap the memory clock (EMC)."""
+        return self.memory_bandwidth_bytes_per_s * self.mode(power_mode).bandwidth_scale
 
     def busy_power_w(self, power_mode: str | None = None) -> float:
         return self.mode(power_mode).watts
@@ -111,87 +195,197 @@ class DeviceProfile(_Strict):
     def idle_power_w(self) -> float:
         return self.idle_w
 
-    def lookup_measured_step_s(self, model: str, width_ratio: float, batch_size: int) -> float | None:
-        """A measured step time for exactly this model, width and batch, if the profile has one."""
+    def lookup_measured_step_s(
+        self, model_key: str, width_ratio: float, batch_size: int, power_mode: str | None = None
+    ) -> float | None:
+        """The measured step time for this workload, or ``None`` to fall back on the FLOP estimate.
+
+        An entry measured in a named power mode only matches that mode (``None`` = the default mode);
+        an entry without ``power_mode`` matches any mode, and a mode-specific entry wins over it.
+        """
+        mode = self.default_power_mode if power_mode is None else power_mode
+        generic: float | None = None
         for entry in self.measured_step_times:
-            if entry.model == model and entry.batch_size == batch_size and abs(entry.width_ratio - width_ratio) < 1e-9:
+            if entry.model != model_key or entry.batch_size != batch_size:
+                continue
+            if abs(entry.width_ratio - width_ratio) > _WIDTH_TOLERANCE:
+                continue
+            if entry.power_mode == mode:
                 return entry.step_s
-        return None
+            if entry.power_mode is None:
+                generic = entry.step_s
+        return generic
+
+
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def _is_name(value: str) -> bool:
+    return bool(value) and value[0] not in "-_." and all(ch in _NAME_CHARS for ch in value)
+
+
+# ---------------------------------------------------------------------- the builtin registry
 
 
 def builtin_profiles_dir() -> Path:
-    env = os.environ.get("FLEETSIM_PROFILES_DIR")
-    if env:
-        return Path(env)
+    """The folder of built-in profiles: ``$FLEETSIM_PROFILES_DIR`` if set, else the repo's device_profiles/."""
+    override = os.environ.get(PROFILES_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
     import simulator
 
     return Path(simulator.__file__).resolve().parent.parent / "device_profiles"
 
 
-def _builtin_paths() -> dict[str, Path]:
+def builtin_profile_names() -> list[str]:
+    """Names of the built-in profiles (their file stems), sorted."""
     folder = builtin_profiles_dir()
-    return {p.stem: p for p in sorted(folder.glob("*.yaml"))} if folder.exists() else {}
+    if not folder.is_dir():
+        return []
+    return sorted({p.stem for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()})
+
+
+def _builtin_path(name: str) -> Path | None:
+    folder = builtin_profiles_dir()
+    for suffix in (".yaml", ".yml"):
+        path = folder / f"{name}{suffix}"
+        if path.is_file():
+            return path
+    return None
 
 
 def list_builtin_profiles() -> list[DeviceProfile]:
-    return [load_yaml_model(p, DeviceProfile) for p in _builtin_paths().values()]
+    """Every built-in profile, slowest first (effective FLOP/s in the default mode), then by name."""
+    profiles = [load_profile(name) for name in builtin_profile_names()]
+    return sorted(profiles, key=lambda p: (p.effective_flops(), p.name))
+
+
+def _looks_like_path(text: str) -> bool:
+    return text.endswith((".yaml", ".yml")) or "/" in text or "\\" in text or text.startswith(("~", "."))
+
+
+def _accepted_names(base_dir: Path | None) -> str:
+    names = builtin_profile_names()
+    where = f"relative to {base_dir}" if base_dir is not None else "relative to the scenario's folder"
+    builtin = f"a builtin profile name ({', '.join(names)})" if names else (
+        f"a builtin profile name (none found in {builtin_profiles_dir()}; set ${PROFILES_DIR_ENV})"
+    )
+    return f"{builtin}, or a path to a profile .yaml file ({where})"
 
 
 def load_profile(name_or_path: str, base_dir: Path | None = None) -> DeviceProfile:
-    """A built-in profile by name, or a user profile YAML by path (relative to `base_dir`)."""
-    builtins = _builtin_paths()
-    if name_or_path in builtins:
-        return load_yaml_model(builtins[name_or_path], DeviceProfile)
-    looks_like_path = name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path or os.sep in name_or_path
-    if looks_like_path:
-        path = Path(name_or_path)
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
+    """A built-in profile by name, or a user profile YAML by path (relative paths resolve against base_dir)."""
+    text = str(name_or_path).strip()
+    if not text:
+        raise InputError("empty device profile", value=name_or_path, accepted=_accepted_names(base_dir))
+    if _looks_like_path(text):
+        path = Path(text).expanduser()
+        if not path.is_absolute():
+            path = (base_dir if base_dir is not None else Path.cwd()) / path
+        if not path.is_file():
+            raise InputError(
+                "device profile file not found", file=path, value=text, accepted=_accepted_names(base_dir)
+            )
         return load_yaml_model(path, DeviceProfile)
-    raise InputError(
-        "unknown device profile", value=name_or_path,
-        accepted=f"{', '.join(builtins) or '(no built-in profiles found)'}, or a path to a profile .yaml",
-    )
+    path = _builtin_path(text)
+    if path is None:
+        raise InputError("unknown device profile", value=text, accepted=_accepted_names(base_dir))
+    return load_yaml_model(path, DeviceProfile)
 
 
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
+# ---------------------------------------------------------------------- overrides
 
 
-def apply_overrides(profile: DeviceProfile, overrides: dict[str, Any], file: str | None = None,
-                    field_prefix: str = "") -> DeviceProfile:
-    """Deep-merge field overrides into a profile and re-validate; errors carry the scenario's field path."""
-    data = _deep_merge(profile.model_dump(mode="json"), overrides)
+def _deep_merge(base: Any, override: Any) -> Any:
+    """Mappings merge key by key (recursively); anything else (numbers, lists) replaces the base value."""
+    if isinstance(base, Mapping) and isinstance(override, Mapping):
+        merged = dict(base)
+        for key, value in override.items():
+            merged[key] = _deep_merge(base[key], value) if key in base else value
+        return merged
+    return override
+
+
+def _prefixed(prefix: str, field: str | None) -> str | None:
+    if not field or field == "(top level)":
+        return prefix or field
+    if not prefix:
+        return field
+    return f"{prefix}{field}" if field.startswith("[") else f"{prefix}.{field}"
+
+
+def apply_overrides(
+    profile: DeviceProfile, overrides: Mapping[str, Any] | None, file: str | Path | None = None, field_prefix: str = ""
+) -> DeviceProfile:
+    """A copy of ``profile`` with ``overrides`` deep-merged in and validated again.
+
+    E.g. ``{"memory": {"usable_gb": 3.0}}`` changes one figure and keeps the rest. Errors name the
+    field under ``field_prefix`` (``fleet[2].overrides.memory.usable_gb``) in ``file``.
+    """
+    if not overrides:
+        return profile
+    if not isinstance(overrides, Mapping):
+        raise InputError(
+            "profile overrides must be a mapping", file=file, field=field_prefix or None, value=overrides,
+            accepted="a mapping of profile fields, e.g. {memory: {usable_gb: 3.0}}",
+        )
+    data = _deep_merge(profile.model_dump(mode="python"), overrides)
     try:
         return DeviceProfile.model_validate(data)
     except ValidationError as exc:
         err = validation_error_to_input_error(exc, data, file, DeviceProfile)
     except InputError as exc:
         err = exc
-        err.file = err.file or file
-    if field_prefix:
-        err.field = f"{field_prefix}.{err.field}" if err.field and err.field != "(top level)" else field_prefix
+    err.field = _prefixed(field_prefix, err.field)
+    if err.file is None and file is not None:
+        err.file = str(file)
     err.args = (err.message,)
     raise err
 
 
-def profiles_table(profiles: list[DeviceProfile]) -> Table:
-    table = Table(title="device profiles", title_justify="left")
-    for column in ("name", "FP32 GFLOP/s", "eff.", "effective GFLOP/s", "memory GB (usable)", "mem BW GB/s",
-                   "power modes (W)", "idle W", "network"):
-        table.add_column(column, justify="left" if column in ("name", "power modes (W)", "network") else "right")
+# ---------------------------------------------------------------------- display
+
+
+def _modes_cell(profile: DeviceProfile) -> str:
+    parts = []
+    for name, mode in profile.power_modes.items():
+        mark = "*" if name == profile.default_power_mode else ""
+        parts.append(f"{name}{mark} {mode.watts:g} W x{mode.clock_scale:.2f}")
+    return "\n".join(parts)
+
+
+def _network_cell(profile: DeviceProfile) -> str:
+    return "\n".join(f"{i.standard} ({i.max_mbps:g} Mb/s)" for i in profile.network.interfaces)
+
+
+def profiles_table(profiles: Iterable[DeviceProfile]) -> Table:
+    """A rich table of profiles for ``fleetsim profiles``; ``*`` marks the default power mode."""
+    table = Table(title="Device profiles", caption="* default power mode; x = compute scale of the mode")
+    for header, justify in (
+        ("name", "left"), ("GPU FP32 GFLOP/s", "right"), ("efficiency", "right"),
+        ("effective GFLOP/s", "right"), ("memory GB usable/total", "right"), ("bandwidth GB/s", "right"),
+        ("power modes", "left"), ("idle W", "right"), ("network", "left"),
+    ):
+        table.add_column(header, justify=justify)  # type: ignore[arg-type]
     for p in profiles:
-        modes = ", ".join(f"{name} {mode.watts:g}" for name, mode in p.power_modes.items())
-        nics = ", ".join(f"{i.kind} {i.max_mbps:g}" for i in p.network.interfaces) or "-"
+        effective = p.effective_flops() / 1e9
+        precision = "" if p.compute.precision == "fp32" else f" ({p.compute.precision})"
         table.add_row(
-            p.name, f"{p.compute.peak_fp32_gflops:,.0f}", f"{p.compute.training_efficiency:.2f}",
-            f"{p.effective_flops() / 1e9:,.0f}", f"{p.memory.total_gb:g} ({p.memory.usable_gb:g})",
-            f"{p.memory.bandwidth_gbps:g}", modes, f"{p.idle_w:g}", nics,
+            p.name,
+            f"{p.compute.peak_fp32_gflops:,.0f}",
+            f"{p.compute.training_efficiency:.2f}",
+            f"{effective:,.1f}{precision}",
+            f"{p.memory.usable_gb:g} / {p.memory.total_gb:g}",
+            f"{p.memory.bandwidth_gbps:g}",
+            _modes_cell(p),
+            f"{p.idle_w:g}",
+            _network_cell(p),
         )
     return table
+
+
+__all__ = [
+    "Compute", "DeviceProfile", "MeasuredStepTime", "Memory", "Network", "NetworkInterface", "PowerMode",
+    "PROFILES_DIR_ENV", "apply_overrides", "builtin_profile_names", "builtin_profiles_dir",
+    "list_builtin_profiles", "load_profile", "profiles_table",
+]

@@ -129,6 +129,10 @@ class Workload(Strict):
     local_epochs: float | None = Field(default=1.0, gt=0)
     local_steps: int | None = Field(default=None, ge=1, description="overrides local_epochs")
     optimizer: Optimizer = Field(default_factory=Optimizer)
+    plan_input_shape: tuple[int, ...] | None = Field(
+        default=None, min_length=1, max_length=4,
+        description="input shape the planning model is costed at (e.g. [3, 224, 224]); default: the dataset's",
+    )
     samples_per_client: int | None = Field(
         default=None, ge=1, description="timing-only: fix the shard size instead of partitioning the dataset"
     )

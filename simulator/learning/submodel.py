@@ -78,6 +78,10 @@ class SubmodelPlan:
         if not 0.0 <= self.mask_sparsity < 1.0:
             raise ValueError(f"mask_sparsity must be in [0, 1), got {self.mask_sparsity}")
 
+    def __hash__(self) -> int:  # keep is a dict: hash its frozen items instead
+        return hash((self.depth, self.width_ratio, tuple(sorted(self.keep.items())), self.trainable_from,
+                     self.mask_sparsity))
+
     @classmethod
     def full(cls, width_axes: Mapping[str, int], depth: int, trainable_from: int = 0,
              mask_sparsity: float = 0.0) -> "SubmodelPlan":

@@ -17,7 +17,7 @@ from simulator.errors import InputError
 from simulator.report import html as H
 from simulator.report.charts_learning import thin_rows
 from simulator.report.loading import RunData, load_run
-from simulator.report.metrics import run_metrics
+from simulator.report.metrics import run_metrics, time_to_target_text
 from simulator.report.style import (SERIES_COLORS, fmt_bytes, fmt_energy, fmt_num, fmt_pct, fmt_s,
                                     style)
 
@@ -88,8 +88,10 @@ def bars_figure(labels: list[str], metrics: list[dict[str, Any]]) -> go.Figure:
     for k, (title, (ys, fmt)) in enumerate(values.items()):
         row, col = k // 3 + 1, k % 3 + 1
         y = np.array([np.nan if v is None else v for v in ys], dtype=float)
-        missing = "not reached" if title.startswith("time to target") else "n/a"
-        text = [missing if not np.isfinite(v) else "" for v in y]
+        reached_slot = title.startswith("time to target")
+        text = ["" if np.isfinite(v) else
+                "not reached" if reached_slot and time_to_target_text(m) == "not reached" else "n/a"
+                for v, m in zip(y, metrics)]
         fig.add_trace(go.Bar(x=labels, y=np.nan_to_num(y), marker_color=colors, text=text,
                              textposition="outside", showlegend=False, name=title,
                              hovertemplate="%{x}: " + fmt + "<extra></extra>"), row=row, col=col)
@@ -104,8 +106,7 @@ def comparison_table(labels: list[str], metrics: list[dict[str, Any]]) -> str:
     rows = []
     for label, m in zip(labels, metrics):
         target = m["target_accuracy"]
-        ttt = ("not set" if target is None else fmt_s(m["time_to_target_s"])
-               if m["time_to_target_s"] is not None else "not reached")
+        ttt = time_to_target_text(m)
         rows.append([label, m["algorithm"] or "n/a", fmt_num(m["devices"]), fmt_s(m["makespan_s"]),
                      fmt_pct(target, 1), ttt,
                      "timing-only" if m["timing_only"] else fmt_pct(m["final_accuracy"], 1),

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simulator.config.loading import read_yaml  # YAML errors become InputError there
 from simulator.errors import InputError
 
 SCHEMA: dict[str, list[str]] = {
@@ -107,8 +108,6 @@ def _read_summary(path: Path) -> dict[str, Any]:
 def _read_scenario(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
-    from simulator.config.loading import read_yaml  # YAML errors become InputError there
-
     data = read_yaml(path)
     return data if isinstance(data, dict) else {}
 

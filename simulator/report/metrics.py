@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.report.loading import RunData
+from simulator.report.style import fmt_s
 
 
 def _num(value: Any) -> float | None:
@@ -37,6 +38,22 @@ def _named(value: Any) -> str | None:
     if isinstance(value, dict):
         value = value.get("name")
     return str(value) if value not in (None, "") else None
+
+
+def _model_text(run: RunData) -> str | None:
+    """The planned model, and the proxy trained for accuracy when the scenario names one."""
+    workload = run.scenario.get("workload") if isinstance(run.scenario.get("workload"), dict) else {}
+
+    def spec_text(spec: Any) -> str | None:
+        name = _named(spec)
+        preset = spec.get("preset") if isinstance(spec, dict) else None
+        return f"{name} ({preset})" if name and preset else name
+
+    base = run.summary.get("model") or spec_text(workload.get("model"))
+    proxy = spec_text(workload.get("train_model"))
+    if base and proxy:
+        return f"{base}; accuracy measured on a proxy {proxy}"
+    return str(base) if base else None
 
 
 def time_to_target(evals: pd.DataFrame, target: float | None) -> tuple[float | None, int | None]:
@@ -76,6 +93,15 @@ def _staleness(run: RunData) -> dict[str, float | None]:
             "p95": float(np.percentile(s, 95)), "max": float(s.max())}
 
 
+def time_to_target_text(m: dict[str, Any]) -> str:
+    """'272 s (4.5 min)', 'not reached', 'not set' or 'n/a (timing-only)'."""
+    if m["timing_only"]:
+        return "n/a (timing-only)"
+    if m["target_accuracy"] is None:
+        return "not set"
+    return fmt_s(m["time_to_target_s"]) if m["time_to_target_s"] is not None else "not reached"
+
+
 def run_metrics(run: RunData) -> dict[str, Any]:
     """Every figure the header, the findings and the comparison table use."""
     s, dev, up, ev = run.summary, run.devices, run.updates, run.evals
@@ -97,8 +123,8 @@ def run_metrics(run: RunData) -> dict[str, Any]:
         "name": run.name,
         "algorithm": pick("algorithm", _named(run.scenario.get("algorithm"))),
         "seed": pick("seed", run.scenario.get("seed")),
-        "model": _named(_dig(run.scenario, "workload", "model")),
-        "dataset": _named(_dig(run.scenario, "workload", "dataset")),
+        "model": _model_text(run),
+        "dataset": _named(pick("dataset", _dig(run.scenario, "workload", "dataset"))),
         "devices": int(_num(pick("devices", len(dev))) or 0),
         "devices_by_profile": devices_by_profile(run),
         "makespan_s": _num(pick("makespan_s", run.makespan_s)),

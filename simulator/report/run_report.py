@@ -27,7 +27,7 @@ from simulator.report.charts_usage import (energy_figure, memory_figure, utiliza
                                            utilization_profile_figure)
 from simulator.report.findings import compute_findings
 from simulator.report.loading import RunData, load_run
-from simulator.report.metrics import run_metrics
+from simulator.report.metrics import run_metrics, time_to_target_text
 from simulator.report.sampling import choose_lanes, lane_budget
 from simulator.report.style import fmt_bytes, fmt_energy, fmt_num, fmt_pct, fmt_s
 
@@ -51,8 +51,7 @@ def _header(run: RunData, m: dict[str, Any]) -> str:
              ("seed", "n/a" if m["seed"] is None else m["seed"]), ("run folder", str(run.run_dir))]
     st = m["staleness"]
     target = m["target_accuracy"]
-    ttt = ("not set" if target is None else fmt_s(m["time_to_target_s"])
-           if m["time_to_target_s"] is not None else "not reached")
+    ttt = time_to_target_text(m)
     items = [("simulated time", fmt_s(m["makespan_s"])), ("versions", fmt_num(m["versions"])),
              ("fleet utilization (compute)", fmt_pct(m["fleet_utilization"])),
              ("final accuracy", "timing-only" if m["timing_only"] else fmt_pct(m["final_accuracy"], 1)),
@@ -70,7 +69,7 @@ def build_run_page(run: RunData) -> str:
     m = run_metrics(run)
     ev, dev, up = run.events, run.devices, run.updates
     lanes = choose_lanes(dev, lane_budget(len(dev), len(ev)))
-    sample_note = lanes.note()
+    sample_note, short_note = lanes.note(), lanes.short_note()
     span = run.makespan_s
     parts = [_header(run, m), H.section("Findings", H.findings_list(compute_findings(run, m)),
                                         section_id="findings-section")]
@@ -93,7 +92,7 @@ def build_run_page(run: RunData) -> str:
         + _chart("chart-utilization-device", not lanes.devices.empty,
                  lambda: utilization_device_figure(lanes.devices), "No device table was recorded."),
         note=("Compute, communication (download + upload, including waiting for a link share), "
-              "idle and offline shares of wall time; per profile, then per device. " + sample_note
+              "idle and offline shares of wall time; per profile, then per device. " + short_note
               ).strip(), section_id="utilization"))
     no_evals = ("Timing-only run: no model was trained, so there is no accuracy or loss to plot."
                 if m["timing_only"] else "No evaluations were recorded.")
@@ -117,7 +116,7 @@ def build_run_page(run: RunData) -> str:
         _chart("chart-memory", not lanes.devices.empty, lambda: memory_figure(lanes.devices, up),
                "No device table was recorded."),
         note=("Bars: the largest peak training memory of a job that ran; black tick: usable memory; "
-              "red cross: memory an out-of-memory job needed. " + sample_note).strip(),
+              "red cross: memory an out-of-memory job needed. " + short_note).strip(),
         section_id="memory"))
     parts.append(H.section(
         "Per-block coverage",
@@ -135,7 +134,7 @@ def build_run_page(run: RunData) -> str:
         f"Energy (total {fmt_energy(m['energy_j'])})",
         _chart("chart-energy", not dev.empty, lambda: energy_figure(dev, lanes.devices),
                "No device table was recorded."),
-        note=sample_note, section_id="energy"))
+        note=short_note, section_id="energy"))
     subtitle = f"fleetsim run report — {m['devices']:,} devices, {fmt_s(m['makespan_s'])} simulated"
     return H.page(f"{m['name']}", subtitle, "".join(parts))
 

@@ -41,6 +41,13 @@ class LaneSample:
                 f"across each profile, devices that ran out of memory or went offline first. "
                 f"Per-profile charts include every device.")
 
+    def short_note(self) -> str:
+        """For charts after the timeline: which devices their per-device bars show."""
+        if not self.sampled:
+            return ""
+        return (f"Per-device bars show the same {len(self.devices)} of {self.total} devices as the "
+                f"timeline; per-profile figures include every device.")
+
 
 def lane_budget(n_devices: int, n_events: int) -> int:
     """How many lanes fit: at most MAX_LANES and MAX_TIMELINE_SEGMENTS / segments-per-device."""

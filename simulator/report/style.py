@@ -84,11 +84,11 @@ def fmt_num(value: Any, digits: int = 0) -> str:
 
 
 def fmt_pct(share: Any, digits: int = 0) -> str:
-    """0.414 -> '41 %'."""
+    """0.414 -> '41 %' (with a no-break space, so a line never starts with '%')."""
     if _missing(share):
         return "n/a"
     try:
-        return f"{100.0 * float(share):.{digits}f} %"
+        return f"{100.0 * float(share):.{digits}f}\u00a0%"
     except (TypeError, ValueError):
         return "n/a"
 

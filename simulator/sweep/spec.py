@@ -50,13 +50,14 @@ class SweepSpec(BaseModel):
 
     @field_validator("grid", "zip")
     @classmethod
-    def _keys_parse(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    def _keys_parse(cls, value: dict[str, list[Any]], info: Any) -> dict[str, list[Any]]:
         for key, values in value.items():
-            parse_key(key)
-            if key.split(".")[0].split("[")[0] in RESERVED_KEYS:
-                raise ValueError(f"'{key}' cannot be swept: {RESERVED_KEYS[key.split('.')[0]]}")
+            field = f"{info.field_name}.{key}"
+            first = parse_key(key, field=field)[0]
+            if first in RESERVED_KEYS:
+                raise InputError(f"'{first}' cannot be swept: {RESERVED_KEYS[str(first)]}", field=field)
             if not values:
-                raise ValueError(f"'{key}' lists no values")
+                raise InputError("lists no values", field=field, value=values, accepted="a non-empty list")
         return value
 
     @field_validator("seeds")
@@ -73,10 +74,11 @@ class SweepSpec(BaseModel):
         lengths = {len(v) for v in self.zip.values()}
         if len(lengths) > 1:
             shown = ", ".join(f"{k}: {len(v)}" for k, v in self.zip.items())
-            raise ValueError(f"every zip list must have the same length ({shown})")
+            raise InputError(f"every zip list must have the same length ({shown})", field="zip")
         both = sorted(set(self.grid) & set(self.zip))
         if both:
-            raise ValueError(f"{', '.join(both)} appear in both grid and zip; list each key once")
+            raise InputError("a key appears in both grid and zip; list each key once",
+                             field=f"zip.{both[0]}")
         return self
 
 

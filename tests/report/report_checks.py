@@ -9,7 +9,7 @@ import plotly.offline
 def findings_text(page: str) -> list[str]:
     """The findings panel's sentences, unescaped."""
     block = re.search(r'<ul class="findings" id="findings">(.*?)</ul>', page, re.S).group(1)
-    return [html.unescape(re.sub(r"<[^>]+>", "", li))
+    return [html.unescape(re.sub(r"<[^>]+>", "", li)).replace("\u00a0", " ")
             for li in re.findall(r"<li[^>]*>.*?</li>", block)]
 
 

@@ -16,7 +16,7 @@ from simulator.report.metrics import run_metrics
 def table_rows(page: str) -> list[list[str]]:
     body = re.search(r'<table class="data" id="compare-table">.*?<tbody>(.*?)</tbody>', page,
                      re.S).group(1)
-    return [[html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", row)]
+    return [[html.unescape(c).replace("\u00a0", " ") for c in re.findall(r"<td>(.*?)</td>", row)]
             for row in re.findall(r"<tr>(.*?)</tr>", body)]
 
 
@@ -34,7 +34,7 @@ def test_comparison_of_three_runs(small_run, timing_only_run, tmp_path):
     m = run_metrics(load_run(small_run))
     assert rows[0][6] == f"{100 * m['final_accuracy']:.1f} %"
     assert rows[0][5] == f"{m['time_to_target_s']:,.0f} s ({m['time_to_target_s'] / 60:.1f} min)"
-    assert rows[1][6] == "timing-only" and rows[1][5] == "not reached"
+    assert rows[1][6] == "timing-only" and rows[1][5] == "n/a (timing-only)"
     assert rows[0][-1] == "8" and rows[1][-1] == "0"  # OOM events
     # one accuracy curve per run that has evaluations (the timing-only run has none)
     acc = page[page.index('id="chart-compare-accuracy"'):page.index('id="chart-compare-bars"')]

@@ -3,7 +3,6 @@
 import json
 import re
 import shutil
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -129,3 +128,18 @@ def test_device_table_is_derived_from_events_when_missing(small_run, tmp_path):
         assert derived[col].to_numpy() == pytest.approx(written[col].to_numpy()), col
     page = write_run_report(partial).read_text(encoding="utf-8")
     assert 'id="chart-utilization-profile" class="plotly-graph-div"' in page
+
+
+def test_dictionary_encoded_strings_are_read(small_run, small_report, tmp_path):
+    """A recorder may write categorical (dictionary) strings; the page must not change."""
+    copy = tmp_path / "categorical"
+    shutil.copytree(small_run, copy)
+    for table in ("events", "updates", "devices"):
+        df = pd.read_parquet(copy / f"{table}.parquet")
+        for col in ("device_name", "profile", "phase", "outcome", "reason", "power_mode"):
+            if col in df:
+                df[col] = df[col].astype("category")
+        df.to_parquet(copy / f"{table}.parquet", index=False)
+    page = write_run_report(copy, tmp_path / "r.html").read_text(encoding="utf-8")
+    expected = small_report.read_text(encoding="utf-8").replace(str(small_run), str(copy))
+    assert page == expected

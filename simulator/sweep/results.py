@@ -1,0 +1,167 @@
+"""The sweep's tables: one row per finished variant, and mean ± std over seeds per combination.
+
+Rows come from each variant's ``summary.json`` only (never from memory of what just ran), so a resumed
+sweep, a sweep run on Ray and one run locally give the same tables; rows are sorted by variant name.
+Swept values that are mappings or lists appear as compact JSON text, so they can be grouped on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.table import Table
+
+from simulator.sweep.keys import is_scalar
+
+METRICS = (
+    "final_accuracy", "time_to_target_s", "makespan_s", "versions", "fleet_utilization", "energy_j",
+    "ooms", "dropped", "lost", "staleness_mean", "jobs", "accepted",
+)
+TEXT_COLUMNS = ("stop_reason",)
+FILES = ("results.parquet", "results.csv", "aggregate.parquet", "aggregate.csv")
+
+
+def metrics_of(summary: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures of one run's summary.json (missing or null → NaN)."""
+    def number(value: Any) -> float:
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+
+    staleness = summary.get("staleness") or {}
+    out: dict[str, Any] = {m: number(summary.get(m)) for m in METRICS if m != "staleness_mean"}
+    out["staleness_mean"] = number(staleness.get("mean"))
+    out["stop_reason"] = str(summary.get("stop_reason", ""))
+    return {m: out[m] for m in (*METRICS, *TEXT_COLUMNS)}
+
+
+def _cell(value: Any) -> Any:
+    return value if is_scalar(value) else json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _uniform_column(values: list[Any]) -> list[Any]:
+    """Numbers (and nulls) stay numbers; any text in a column makes the whole column text."""
+    if all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values):
+        return [math.nan if v is None else v for v in values]
+    if all(v is None or isinstance(v, bool) for v in values):
+        return values
+    return ["null" if v is None else str(v) for v in values]
+
+
+def results_table(rows: list[tuple[str, dict[str, Any], int, dict[str, Any]]], keys: list[str]) -> pd.DataFrame:
+    """One row per variant: ``variant``, the swept keys, ``seed``, then the metrics; sorted by variant."""
+    rows = sorted(rows, key=lambda r: r[0])
+    columns: dict[str, list[Any]] = {"variant": [r[0] for r in rows]}
+    for key in keys:
+        columns[key] = _uniform_column([_cell(r[1].get(key)) for r in rows])
+    columns["seed"] = [int(r[2]) for r in rows]
+    for metric in (*METRICS, *TEXT_COLUMNS):
+        columns[metric] = [r[3][metric] for r in rows]
+    frame = pd.DataFrame(columns)
+    for metric in METRICS:
+        frame[metric] = frame[metric].astype("float64")
+    return frame
+
+
+def aggregate_table(results: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per combination of swept values: ``runs``, ``target_reached``, and ``<metric>_mean`` /
+    ``<metric>_std`` over seeds (sample std, ddof=1; NaN with one seed). NaN metrics (e.g. a target
+    never reached) are left out of that metric's mean and std."""
+    out_rows = []
+    if results.empty:
+        return pd.DataFrame(columns=[*keys, "runs", "target_reached",
+                                     *[f"{m}_{s}" for m in METRICS for s in ("mean", "std")]])
+    grouped = results.groupby(keys, dropna=False, sort=True) if keys else [((), results)]
+    for group_key, frame in grouped:
+        group_key = group_key if isinstance(group_key, tuple) else (group_key,)
+        row: dict[str, Any] = dict(zip(keys, group_key))
+        row["runs"] = int(len(frame))
+        row["target_reached"] = int(frame["time_to_target_s"].notna().sum())
+        for metric in METRICS:
+            values = frame[metric].to_numpy(dtype=float)
+            values = values[~np.isnan(values)]
+            row[f"{metric}_mean"] = float(values.mean()) if len(values) else math.nan
+            row[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+        out_rows.append(row)
+    return pd.DataFrame(out_rows)
+
+
+def write_tables(sweep_dir: Path, results: pd.DataFrame, aggregate: pd.DataFrame) -> None:
+    results.to_parquet(sweep_dir / "results.parquet", index=False)
+    results.to_csv(sweep_dir / "results.csv", index=False)
+    aggregate.to_parquet(sweep_dir / "aggregate.parquet", index=False)
+    aggregate.to_csv(sweep_dir / "aggregate.csv", index=False)
+
+
+# ------------------------------------------------------------------ printing
+
+SHOWN = (("final_accuracy", "accuracy", "{:.3f}"), ("time_to_target_s", "to target s", "{:,.0f}"),
+         ("makespan_s", "makespan s", "{:,.0f}"), ("versions", "versions", "{:,.1f}"),
+         ("fleet_utilization", "util.", "{:.2f}"), ("energy_j", "energy kJ", "{:,.1f}"),
+         ("staleness_mean", "staleness", "{:.2f}"), ("ooms", "OOMs", "{:,.1f}"),
+         ("dropped", "dropped", "{:,.1f}"), ("lost", "lost", "{:,.1f}"))
+
+
+def _mean_std(mean: float, std: float, fmt: str, scale: float = 1.0) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    text = fmt.format(mean / scale)
+    if std is not None and not (isinstance(std, float) and math.isnan(std)):
+        text += " ± " + fmt.format(std / scale)
+    return text
+
+
+def render_aggregate(aggregate: pd.DataFrame, keys: list[str], title: str = "sweep") -> Table:
+    """The aggregate as a rich Table: swept values, runs, then mean ± std of the headline metrics.
+    Metric columns that are empty for every row (e.g. accuracy in timing-only sweeps) are left out."""
+    table = Table(title=title, title_justify="left")
+    for key in keys:
+        table.add_column(key, justify="left")
+    table.add_column("runs", justify="right")
+    shown = [(m, label, fmt) for m, label, fmt in SHOWN
+             if f"{m}_mean" in aggregate and aggregate[f"{m}_mean"].notna().any()]
+    for _, label, _ in shown:
+        table.add_column(label, justify="right")
+    for _, row in aggregate.iterrows():
+        cells = [str(row[k]) for k in keys] + [str(row["runs"])]
+        for metric, _, fmt in shown:
+            scale = 1e3 if metric == "energy_j" else 1.0
+            cells.append(_mean_std(row[f"{metric}_mean"], row[f"{metric}_std"], fmt, scale))
+        table.add_row(*cells)
+    return table
+
+
+@dataclass
+class SweepResult:
+    """What a sweep produced: its folder, the two tables, and what happened to each variant."""
+
+    sweep_dir: Path
+    keys: list[str]
+    results: pd.DataFrame
+    aggregate: pd.DataFrame
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    report_path: Path | None = None
+
+    @property
+    def run_dirs(self) -> list[Path]:
+        return [self.sweep_dir / name for name in self.results["variant"]]
+
+    def table(self, title: str | None = None) -> Table:
+        return render_aggregate(self.aggregate, self.keys, title or self.sweep_dir.name)
+
+    @classmethod
+    def open(cls, sweep_dir: str | Path) -> "SweepResult":
+        """Read a finished sweep folder's tables back (no runs)."""
+        sweep_dir = Path(sweep_dir)
+        manifest = json.loads((sweep_dir / "manifest.json").read_text())
+        keys = list(manifest.get("keys", []))
+        report = sweep_dir / "comparison.html"
+        return cls(sweep_dir, keys, pd.read_parquet(sweep_dir / "results.parquet"),
+                   pd.read_parquet(sweep_dir / "aggregate.parquet"),
+                   report_path=report if report.exists() else None)

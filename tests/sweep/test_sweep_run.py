@@ -1,0 +1,132 @@
+"""Running sweeps: tables from summaries, resume without redoing finished variants, mean ± std over
+seeds, and the same tables whatever the backend (in-process, process pool, Ray)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simulator.sweep import aggregate_table, run_sweep
+from simulator.sweep.results import METRICS, SweepResult
+from sweep_helpers import write_sweep
+
+SWEEP = {
+    "grid": {"algorithm.name": ["fedavg", "fedbuff"]},
+    "zip": {"fleet[0].count": [1, 3], "fleet[1].count": [3, 1]},
+    "seeds": [0, 1],
+    "timing_only": True,
+}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SweepResult]:
+    """The small sweep run once in this process (jobs=1): 2 algorithms × 2 fleets × 2 seeds."""
+    folder = tmp_path_factory.mktemp("sweep")
+    path = write_sweep(folder, SWEEP)
+    return path, run_sweep(path, out=folder / "out", report=False)
+
+
+def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.reset_index(drop=True)
+
+
+def test_results_come_from_each_variants_summary(reference: tuple[Path, SweepResult]) -> None:
+    _, result = reference
+    table = result.results
+    assert len(table) == 8 and result.failed == {} and len(result.ran) == 8
+    assert list(table.variant) == sorted(table.variant)
+    assert list(table.columns[:5]) == ["variant", "algorithm.name", "fleet[0].count", "fleet[1].count", "seed"]
+    for _, row in table.iterrows():
+        summary = json.loads((result.sweep_dir / row.variant / "summary.json").read_text())
+        assert summary["algorithm"] == row["algorithm.name"] and summary["seed"] == row.seed
+        assert summary["devices"] == row["fleet[0].count"] + row["fleet[1].count"]
+        assert row.makespan_s == summary["makespan_s"] and row.versions == summary["versions"]
+        assert row.energy_j == summary["energy_j"] and row.fleet_utilization == summary["fleet_utilization"]
+        assert (math.isnan(row.staleness_mean) if summary["staleness"]["mean"] is None
+                else row.staleness_mean == summary["staleness"]["mean"])
+        assert math.isnan(row.final_accuracy)  # timing-only
+    # seeds differ (churn draws), so the sweep is not trivially constant
+    assert table.groupby(["algorithm.name", "fleet[0].count"]).versions.nunique().max() >= 1
+    on_disk = pd.read_parquet(result.sweep_dir / "results.parquet")
+    pd.testing.assert_frame_equal(on_disk, table)
+    assert (result.sweep_dir / "results.csv").is_file() and (result.sweep_dir / "aggregate.csv").is_file()
+    reopened = SweepResult.open(result.sweep_dir)
+    pd.testing.assert_frame_equal(reopened.aggregate, result.aggregate)
+
+
+def test_aggregate_is_mean_and_sample_std_over_seeds(reference: tuple[Path, SweepResult]) -> None:
+    _, result = reference
+    agg = result.aggregate
+    assert len(agg) == 4 and (agg.runs == 2).all()
+    for _, row in agg.iterrows():
+        rows = result.results[(result.results["algorithm.name"] == row["algorithm.name"])
+                              & (result.results["fleet[0].count"] == row["fleet[0].count"])]
+        for metric in ("makespan_s", "versions", "energy_j", "fleet_utilization", "lost"):
+            values = rows[metric].to_numpy()
+            assert row[f"{metric}_mean"] == pytest.approx(values.mean(), rel=1e-12)
+            assert row[f"{metric}_std"] == pytest.approx(abs(values[0] - values[1]) / math.sqrt(2), abs=1e-9)
+
+
+def test_aggregate_closed_form_with_missing_values() -> None:
+    results = pd.DataFrame({
+        "variant": list("abcde"), "k": [1, 1, 1, 2, 2], "seed": [0, 1, 2, 0, 1],
+        **{m: [1.0, 2.0, 3.0, 10.0, 10.0] for m in METRICS},
+    })
+    results["time_to_target_s"] = [100.0, np.nan, 300.0, np.nan, np.nan]
+    agg = aggregate_table(results, ["k"]).set_index("k")
+    assert agg.loc[1, "versions_mean"] == 2.0 and agg.loc[1, "versions_std"] == pytest.approx(1.0)
+    assert agg.loc[2, "versions_mean"] == 10.0 and agg.loc[2, "versions_std"] == 0.0
+    assert agg.loc[1, "time_to_target_s_mean"] == 200.0
+    assert agg.loc[1, "time_to_target_s_std"] == pytest.approx(math.sqrt(2) * 100)
+    assert list(agg.target_reached) == [2, 0] and math.isnan(agg.loc[2, "time_to_target_s_mean"])
+    assert list(agg.runs) == [3, 2]
+
+
+def test_a_killed_variant_is_rerun_and_only_it(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, SWEEP)
+    out = tmp_path / "out"
+    first = run_sweep(path, out=out, report=False)
+    stamps = {name: (out / name / "summary.json").stat().st_mtime_ns for name in first.results.variant}
+    victim = first.results.variant[3]
+    (out / victim / "summary.json").unlink()          # as if killed before the end
+    (out / victim / "leftover.tmp").write_text("x")   # a partial folder is replaced, not refused
+    seen: list[tuple[str, str]] = []
+    second = run_sweep(path, out=out, report=False, progress=lambda i, n, name, status: seen.append((name, status)))
+    assert second.ran == [victim] and len(second.skipped) == 7
+    assert dict(seen)[victim] == "done" and sum(s == "skipped" for _, s in seen) == 7
+    for name, stamp in stamps.items():
+        if name != victim:
+            assert (out / name / "summary.json").stat().st_mtime_ns == stamp
+    assert not (out / victim / "leftover.tmp").exists()
+    pd.testing.assert_frame_equal(second.results, first.results)
+    # changing the base re-runs every variant whose scenario changed (here: all of them)
+    base = (tmp_path / "base.yaml").read_text().replace("sim_time_s: 120", "sim_time_s: 100")
+    (tmp_path / "base.yaml").write_text(base)
+    third = run_sweep(path, out=out, report=False)
+    assert len(third.ran) == 8 and (third.results.makespan_s <= 100).all()
+
+
+def test_process_pool_gives_the_same_tables(reference: tuple[Path, SweepResult], tmp_path: Path) -> None:
+    path, expected = reference
+    result = run_sweep(path, out=tmp_path / "pool", jobs=2, report=False)
+    pd.testing.assert_frame_equal(_comparable(result.results), _comparable(expected.results))
+    pd.testing.assert_frame_equal(result.aggregate, expected.aggregate)
+
+
+@pytest.mark.ray
+def test_ray_gives_the_same_tables(reference: tuple[Path, SweepResult], tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    path, expected = reference
+    try:
+        result = run_sweep(path, out=tmp_path / "ray", jobs=2, backend="ray", report=False)
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+    assert not ray.is_initialized()  # the cluster run_sweep started is shut down
+    pd.testing.assert_frame_equal(_comparable(result.results), _comparable(expected.results))
+    pd.testing.assert_frame_equal(result.aggregate, expected.aggregate)
