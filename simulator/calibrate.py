@@ -99,12 +99,12 @@ def copy_bandwidth_gbps(megabytes: int = 64, repeats: int = 5) -> float:
 
 
 def meminfo_gb(path: str = "/proc/meminfo") -> tuple[float, float]:
-    """(total, available) memory in GB from /proc/meminfo (kB figures)."""
+    """(total, available) memory in decimal GB from /proc/meminfo (whose "kB" are KiB)."""
     values: dict[str, float] = {}
     try:
         for line in Path(path).read_text().splitlines():
             key, _, rest = line.partition(":")
-            values[key.strip()] = float(rest.split()[0]) * 1e3 / 1e9
+            values[key.strip()] = float(rest.split()[0]) * 1024 / 1e9  # "kB" there means KiB
     except (OSError, ValueError, IndexError):
         raise InputError("cannot read the host's memory figures", field="memory", value=path,
                          accepted="a Linux host with /proc/meminfo") from None
@@ -203,11 +203,10 @@ def fit_cost_model(parts: list[tuple[float, float, float]], peak_flops: float) -
     smallest = min(range(len(parts)), key=lambda i: parts[i][0])
     overhead_s = 0.0
     eff = _best_efficiency(parts, peak_flops, overhead_s)
-    for _ in range(20):
+    for _ in range(50):
         f, t, measured = parts[smallest]
         roofline_s = max(f / (peak_flops * eff), t)
-        # never more than 90 % of the smallest step, so its compute keeps a share to fit
-        new_overhead = min(max(0.0, measured - roofline_s), 0.9 * measured)
+        new_overhead = max(0.0, measured - roofline_s)
         new_eff = _best_efficiency(parts, peak_flops, new_overhead)
         settled = abs(new_overhead - overhead_s) <= 1e-9 + 1e-6 * measured and abs(new_eff - eff) <= 1e-6 * eff
         overhead_s, eff = new_overhead, new_eff

@@ -78,12 +78,12 @@ def _profiles(scenario: Scenario, base_dir: Path, file: str | None) -> list[Devi
 
 def _budget(profile: DeviceProfile, mode: str, model_label: str) -> DeviceBudget:
     def measured(width_ratio: float, batch_size: int) -> float | None:
-        return profile.lookup_measured_step_s(model_label, width_ratio, batch_size)
+        return profile.lookup_measured_step_s(model_label, width_ratio, batch_size, power_mode=mode)
 
     return DeviceBudget(
         usable_memory_bytes=int(profile.usable_memory_bytes),
         effective_flops=float(profile.effective_flops(mode)),
-        memory_bandwidth_bytes_per_s=float(profile.memory_bandwidth_bytes_per_s),
+        memory_bandwidth_bytes_per_s=float(profile.mode_memory_bandwidth_bytes_per_s(mode)),
         step_overhead_s=float(profile.compute.step_overhead_s),
         measured_step_s=measured if profile.measured_step_times else None,
     )

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from rich import box
 from rich.table import Table
 
 from simulator.config.loading import load_yaml_model, validation_error_to_input_error
@@ -266,7 +267,7 @@ def _looks_like_path(text: str) -> bool:
 
 def _accepted_names(base_dir: Path | None) -> str:
     names = builtin_profile_names()
-    where = f"relative to {base_dir}" if base_dir is not None else "relative to the scenario's folder"
+    where = f"relative to {base_dir}" if base_dir is not None else "relative to the current folder"
     builtin = f"a builtin profile name ({', '.join(names)})" if names else (
         f"a builtin profile name (none found in {builtin_profiles_dir()}; set ${PROFILES_DIR_ENV})"
     )
@@ -347,29 +348,32 @@ def apply_overrides(
 
 
 def _modes_cell(profile: DeviceProfile) -> str:
-    parts = []
+    lines = []
     for name, mode in profile.power_modes.items():
         mark = "*" if name == profile.default_power_mode else ""
-        parts.append(f"{name}{mark} {mode.watts:g} W x{mode.clock_scale:.2f}")
-    return "\n".join(parts)
+        lines.append(f"{name}{mark} {mode.watts:g}W x{mode.clock_scale:.2f}")
+    return "\n".join(lines)
 
 
 def _network_cell(profile: DeviceProfile) -> str:
-    return "\n".join(f"{i.standard} ({i.max_mbps:g} Mb/s)" for i in profile.network.interfaces)
+    return "\n".join(i.standard for i in profile.network.interfaces) or "-"
 
 
 def profiles_table(profiles: Iterable[DeviceProfile]) -> Table:
     """A rich table of profiles for ``fleetsim profiles``; ``*`` marks the default power mode."""
-    table = Table(title="Device profiles", caption="* default power mode; x = compute scale of the mode")
-    for header, justify in (
-        ("name", "left"), ("GPU FP32 GFLOP/s", "right"), ("efficiency", "right"),
-        ("effective GFLOP/s", "right"), ("memory GB usable/total", "right"), ("bandwidth GB/s", "right"),
-        ("power modes", "left"), ("idle W", "right"), ("network", "left"),
-    ):
-        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+    table = Table(
+        title="Device profiles", box=box.SIMPLE_HEAD,
+        caption="effective = FP32 peak x efficiency x the default mode's compute scale (x); * = default mode",
+    )
+    table.add_column("profile", no_wrap=True)
+    for header in ("FP32\nGFLOP/s", "effi-\nciency", "effective\nGFLOP/s", "memory GB\nusable/total", "memory\nGB/s"):
+        table.add_column(header, justify="right", no_wrap=True)
+    table.add_column("power modes", no_wrap=True)
+    table.add_column("idle\nW", justify="right", no_wrap=True)
+    table.add_column("network")
     for p in profiles:
         effective = p.effective_flops() / 1e9
-        precision = "" if p.compute.precision == "fp32" else f" ({p.compute.precision})"
+        precision = "" if p.compute.precision == "fp32" else f" {p.compute.precision}"
         table.add_row(
             p.name,
             f"{p.compute.peak_fp32_gflops:,.0f}",

@@ -322,5 +322,5 @@ def test_profiles_table_has_one_row_per_profile_with_the_figures() -> None:
     assert "jetson-nano-4gb" in text and "test-board" in text
     assert "50.0" in text            # effective GFLOP/s of the test board: 100 x 0.5
     assert "6 / 8" in text           # usable / total GB
-    assert "max* 20 W" in text       # default mode marked
+    assert "max* 20W" in text       # default mode marked
     assert "1000BASE-T" in text

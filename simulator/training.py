@@ -1,0 +1,50 @@
+"""The bridge from the engine's jobs to the Learner: proxy-model depth mapping and the executor.
+
+When a scenario plans with a large model but trains a small proxy (``workload.train_model``), the
+planner's submodel depth d of L planning blocks becomes ceil(d · L' / L) of the proxy's L' blocks;
+width ratios carry over unchanged. Without a proxy the mapping is the identity.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from simulator.learning.learner import Learner, settings_from_config
+
+
+class ProxyLearner:
+    """A Learner whose submodel depths are given in the planning model's blocks."""
+
+    def __init__(self, learner: Learner, plan_blocks: int) -> None:
+        self.learner = learner
+        self.plan_blocks = plan_blocks
+        self.train_blocks = learner.num_blocks
+
+    def _depth(self, depth: int) -> int:
+        if self.plan_blocks == self.train_blocks:
+            return depth
+        return max(1, min(self.train_blocks, math.ceil(depth * self.train_blocks / self.plan_blocks)))
+
+    def dispatch_job(self, job_id: int, client: int, job_index: int, depth: int, width_ratio: float) -> None:
+        ratio = width_ratio if self.learner.width_axes else 1.0
+        self.learner.dispatch_job(job_id, client, job_index, self._depth(depth), ratio)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.learner, name)
+
+
+def make_learner(info: Any, algorithm: Any, executor: Any) -> ProxyLearner:
+    """Build the run's Learner from the workload description and the resolved algorithm."""
+    scenario = info.scenario
+    training, pruning = settings_from_config(scenario.workload, algorithm)
+    learner = Learner(
+        info.train_model, info.dataset_spec, scenario.workload.partition, scenario.num_devices, training, pruning,
+        seed=scenario.seed, executor=executor, eval_batch_size=scenario.evaluation.batch_size,
+    )
+    sizes = np.array([learner.num_samples(i) for i in range(scenario.num_devices)])
+    if not np.array_equal(sizes, info.shard_sizes):
+        raise RuntimeError("the learner's partition differs from the planner's; both must use partition(seed)")
+    return ProxyLearner(learner, info.num_blocks)
