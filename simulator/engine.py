@@ -226,8 +226,15 @@ class Simulation:
         stop_event = env.event()
         state = {"stop_reason": "sim_time_s", "time_to_target": None}
 
+        rolling = self.algorithm.pruning.depth == "rolling"
+        budgets = {g: _budget(p, scenario.fleet[g].power_mode or p.default_power_mode, self.workload.model_label)
+                   for g, p in enumerate(self.profiles)}
+
         def make_job(device: Device, job_id: int, version: int) -> Job:
             plan = plans[device.index]
+            if rolling and plan.fits_memory and plan.depth < self.workload.num_blocks:
+                windows = self.planner.rolling_windows(budgets[device.group], plan)
+                plan = windows[(device.counts["jobs"] + device.index) % len(windows)]
             steps = self._steps(device.index)
             if local_work.fit_deadline and deadline is not None:
                 comm_s = 2 * plan.model_bytes * 8 / (device.cap_bps or scenario.network.server.downlink_mbps * 1e6)
@@ -237,9 +244,10 @@ class Simulation:
             return Job(
                 job_id=job_id, device=device, base_version=version, dispatch_s=env.now,
                 num_samples=self.workload.samples(device.index), depth=plan.depth, width_ratio=plan.width_ratio,
-                trainable_from=0, local_steps=steps, submodel_params=plan.params, download_bytes=plan.model_bytes,
-                upload_bytes=plan.model_bytes + upload_extra, peak_memory_bytes=plan.peak_memory_bytes,
-                compute_s=steps * plan.step_time_s, flops=steps * batch * plan.train_flops_per_sample,
+                trainable_from=plan.trainable_from, local_steps=steps, submodel_params=plan.params,
+                download_bytes=plan.model_bytes, upload_bytes=plan.upload_bytes + upload_extra,
+                peak_memory_bytes=plan.peak_memory_bytes, compute_s=steps * plan.step_time_s,
+                flops=steps * batch * plan.train_flops_per_sample,
             )
 
         def on_version(version: int) -> None:
@@ -395,7 +403,9 @@ class _LearnerHooks:
         self.learner = learner
 
     def dispatch(self, job: Job) -> None:
-        self.learner.dispatch_job(job.job_id, job.device.index, job.device.counts["jobs"], job.depth, job.width_ratio)
+        self.learner.dispatch_job(
+            job.job_id, job.device.index, job.device.counts["jobs"], job.depth, job.width_ratio, job.trainable_from
+        )
 
     def start(self, job: Job) -> None:
         self.learner.start(job.job_id, job.local_steps)

@@ -40,6 +40,8 @@ class SubmodelChoice:
     step_time_s: float
     train_flops_per_sample: float
     fits_memory: bool
+    trainable_from: int = 0
+    upload_bytes: int = 0  # only trained blocks go back; frozen ones the server already has
 
 
 class Planner:
@@ -69,24 +71,46 @@ class Planner:
         self.candidates = [(w, d) for w in widths for d in depths]
         self._cache: dict[tuple, SubmodelChoice] = {}
 
-    def cost(self, width_ratio: float, depth: int) -> costmod.ModelCost:
-        return costmod.model_cost(self.model, self.num_classes, self.input_shape, width_ratio, depth)
+    def cost(self, width_ratio: float, depth: int, trainable_from: int = 0) -> costmod.ModelCost:
+        return costmod.model_cost(self.model, self.num_classes, self.input_shape, width_ratio, depth, trainable_from)
 
-    def evaluate(self, budget: DeviceBudget, width_ratio: float, depth: int) -> SubmodelChoice:
-        cost = self.cost(width_ratio, depth)
+    def evaluate(self, budget: DeviceBudget, width_ratio: float, depth: int, trainable_from: int = 0) -> SubmodelChoice:
+        cost = self.cost(width_ratio, depth, trainable_from)
         peak = costmod.training_memory_bytes(cost, self.batch_size, self.optimizer_kind, self.framework_overhead_bytes)
         measured = budget.measured_step_s(width_ratio, self.batch_size) if budget.measured_step_s else None
-        if measured is not None and depth == self.num_blocks:
+        if measured is not None and depth == self.num_blocks and trainable_from == 0:
             step_s = measured
         else:
             step_s = costmod.step_time_s(
-                cost, self.batch_size, budget.effective_flops, budget.memory_bandwidth_bytes_per_s, budget.step_overhead_s
+                cost, self.batch_size, budget.effective_flops, budget.memory_bandwidth_bytes_per_s,
+                budget.step_overhead_s, self.optimizer_kind,
             )
         return SubmodelChoice(
             depth=depth, width_ratio=width_ratio, params=cost.params, model_bytes=costmod.model_bytes(cost),
             peak_memory_bytes=int(peak), step_time_s=float(step_s),
             train_flops_per_sample=float(cost.train_flops_per_sample), fits_memory=peak <= budget.usable_memory_bytes,
+            trainable_from=trainable_from, upload_bytes=costmod.FP32_BYTES * cost.trainable_params,
         )
+
+    def rolling_windows(self, budget: DeviceBudget, base: SubmodelChoice) -> list[SubmodelChoice]:
+        """Co-S²P's rolling depth: a device that can train k of L blocks trains a window of k blocks
+        behind a frozen prefix, deepest window first, so weak devices help the deep blocks too.
+
+        Only windows whose memory (frozen weights + trained window) still fits are offered; the
+        shallowest window (no frozen prefix) always is, being the base choice itself.
+        """
+        key = ("rolling", budget, base)
+        if key in self._cache:
+            return self._cache[key]  # type: ignore[return-value]
+        k = base.depth
+        windows = [base]
+        for frozen in range(1, self.num_blocks - k + 1):
+            option = self.evaluate(budget, base.width_ratio, frozen + k, frozen)
+            if option.fits_memory:
+                windows.append(option)
+        windows.sort(key=lambda c: -c.trainable_from)
+        self._cache[key] = windows  # type: ignore[assignment]
+        return windows
 
     def choose(self, budget: DeviceBudget, compute_budget_s: float | None = None, steps: int = 1) -> SubmodelChoice:
         """The best fitting candidate for this device (cached per budget)."""

@@ -1,8 +1,8 @@
 """The bridge from the engine's jobs to the Learner: proxy-model depth mapping and the executor.
 
 When a scenario plans with a large model but trains a small proxy (``workload.train_model``), the
-planner's submodel depth d of L planning blocks becomes ceil(d · L' / L) of the proxy's L' blocks;
-width ratios carry over unchanged. Without a proxy the mapping is the identity.
+planner's submodel depth d of L planning blocks becomes ceil(d · L' / L) of the proxy's L' blocks and
+a frozen prefix f becomes floor(f · L' / L); width ratios carry over unchanged. Without a proxy the mapping is the identity.
 """
 
 from __future__ import annotations
@@ -28,9 +28,19 @@ class ProxyLearner:
             return depth
         return max(1, min(self.train_blocks, math.ceil(depth * self.train_blocks / self.plan_blocks)))
 
-    def dispatch_job(self, job_id: int, client: int, job_index: int, depth: int, width_ratio: float) -> None:
+    def _frozen(self, trainable_from: int, depth: int) -> int:
+        if self.plan_blocks == self.train_blocks:
+            return trainable_from
+        return min(depth - 1, (trainable_from * self.train_blocks) // self.plan_blocks)
+
+    def dispatch_job(self, job_id: int, client: int, job_index: int, depth: int, width_ratio: float,
+                     trainable_from: int = 0) -> None:
+        """Depth and frozen prefix come from the engine's planner (in planning-model blocks), so the
+        memory and bytes the simulation charged are those of the submodel actually trained."""
         ratio = width_ratio if self.learner.width_axes else 1.0
-        self.learner.dispatch_job(job_id, client, job_index, self._depth(depth), ratio)
+        proxy_depth = self._depth(depth)
+        self.learner.dispatch_job(job_id, client, job_index, proxy_depth, ratio,
+                                  self._frozen(trainable_from, proxy_depth))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.learner, name)

@@ -1,12 +1,10 @@
-"""Spread interval quantities over time bins, in O((n + bins) log n) with no Python loop per row.
+"""Spread interval quantities over time bins in O(n) with no Python loop per row.
 
-A 10,000-device run has millions of phases; looping over them to fill bins would take minutes. The
-trick: the overlap of all intervals with [0, t) is
-
-    F(t) = Σ_{s_i < t} w_i (t − s_i) − Σ_{e_i < t} w_i (t − e_i)
-
-(each interval contributes its elapsed part, minus what lies beyond its end), which two sorted
-cumulative sums evaluate at every bin edge at once. The amount in a bin is F(right) − F(left).
+A 10,000-device run has millions of phases; looping over them to fill bins would take minutes. Each
+interval [s, e) adds its partial overlap to the bin holding s and the bin holding e (or e − s once
+when both are the same bin), and one full bin width to every bin strictly between; that last part
+is a difference array (+w after the start bin, −w at the end bin) summed cumulatively. Everything
+is a handful of `np.bincount` calls, so millions of intervals bin in tens of milliseconds.
 """
 
 from __future__ import annotations
@@ -22,30 +20,37 @@ def time_edges(end_s: float, bins: int = DEFAULT_BINS) -> np.ndarray:
     return np.linspace(0.0, end, int(bins) + 1)
 
 
-def _elapsed(points: np.ndarray, weights: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Σ_{p_i < t} w_i (t − p_i) at every edge t."""
-    order = np.argsort(points, kind="stable")
-    p = points[order]
-    w = weights[order]
-    cum_w = np.concatenate([[0.0], np.cumsum(w)])
-    cum_wp = np.concatenate([[0.0], np.cumsum(w * p)])
-    k = np.searchsorted(p, edges, side="left")  # number of points strictly below each edge
-    return edges * cum_w[k] - cum_wp[k]
-
-
 def overlap_per_bin(start_s: np.ndarray, end_s: np.ndarray, edges: np.ndarray,
                     weight: np.ndarray | None = None) -> np.ndarray:
-    """Σ_i weight_i · |[start_i, end_i) ∩ bin| for every bin (seconds when weight is 1)."""
+    """Σ_i weight_i · |[start_i, end_i) ∩ bin| for every bin (seconds when weight is 1).
+
+    `edges` must be increasing; the parts of intervals outside [edges[0], edges[-1]] are ignored.
+    """
+    edges = np.asarray(edges, dtype=np.float64)
+    nb = len(edges) - 1
     s = np.asarray(start_s, dtype=np.float64)
     e = np.asarray(end_s, dtype=np.float64)
-    ok = np.isfinite(s) & np.isfinite(e) & (e > s)
-    s, e = s[ok], e[ok]
-    w = np.ones_like(s) if weight is None else np.asarray(weight, dtype=np.float64)[ok]
+    w = np.ones_like(s) if weight is None else np.asarray(weight, dtype=np.float64)
+    ok = np.isfinite(s) & np.isfinite(e) & np.isfinite(w)
+    s = np.clip(s[ok], edges[0], edges[-1])
+    e = np.clip(e[ok], edges[0], edges[-1])
+    w = w[ok]
+    ok = e > s
+    s, e, w = s[ok], e[ok], w[ok]
     if s.size == 0:
-        return np.zeros(len(edges) - 1)
-    edges = np.asarray(edges, dtype=np.float64)
-    total = _elapsed(s, w, edges) - _elapsed(e, w, edges)
-    return np.diff(total)
+        return np.zeros(nb)
+    first = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, nb - 1)
+    last = np.clip(np.searchsorted(edges, e, side="left") - 1, 0, nb - 1)
+    same = first == last
+    out = np.zeros(nb)  # (bincount of an empty selection is int64: never assign from it)
+    out += np.bincount(first[same], weights=w[same] * (e[same] - s[same]), minlength=nb)
+    f, la, wd = first[~same], last[~same], w[~same]
+    out += np.bincount(f, weights=wd * (edges[f + 1] - s[~same]), minlength=nb)
+    out += np.bincount(la, weights=wd * (e[~same] - edges[la]), minlength=nb)
+    inner = (np.bincount(f + 1, weights=wd, minlength=nb + 1)
+             - np.bincount(la, weights=wd, minlength=nb + 1))
+    out += np.cumsum(inner)[:nb] * np.diff(edges)
+    return out
 
 
 def spread_amount_per_bin(start_s: np.ndarray, end_s: np.ndarray, amount: np.ndarray,

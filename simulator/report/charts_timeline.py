@@ -100,16 +100,20 @@ def phase_share_figure(events: pd.DataFrame, devices: pd.DataFrame, makespan_s: 
               "offline": ("offline",)}
     colors = {"compute": PHASE_COLORS["compute"], "communication": PHASE_COLORS["download"],
               "offline": PHASE_COLORS["offline"], "idle": "#C9C9C9"}
-    prof_of_event = events["profile"].astype(str).to_numpy()
-    phase = events["phase"].to_numpy()
-    start = events["start_s"].to_numpy()
-    end = events["end_s"].to_numpy()
+    # integer codes once: comparing millions of strings per profile and phase is the slow part
+    prof_code, prof_names = pd.factorize(events["profile"].astype(str))
+    phase_code, phase_names = pd.factorize(events["phase"].astype(str))
+    phase_index = {str(name): i for i, name in enumerate(phase_names)}
+    start = events["start_s"].to_numpy(dtype=float)
+    end = events["end_s"].to_numpy(dtype=float)
     for row, profile in enumerate(profiles, start=1):
         n_dev = max(1, int((devices["profile"] == profile).sum()))
-        in_prof = prof_of_event == profile
+        hits = np.flatnonzero(np.asarray(prof_names) == profile)
+        in_prof = prof_code == (hits[0] if hits.size else -2)
         shares: dict[str, np.ndarray] = {}
         for label, phases in series.items():
-            m = in_prof & np.isin(phase, phases)
+            codes = [phase_index[p] for p in phases if p in phase_index]
+            m = in_prof & np.isin(phase_code, codes)
             shares[label] = overlap_per_bin(start[m], end[m], edges) / (n_dev * width)
         shares["idle"] = np.clip(1.0 - sum(shares.values()), 0.0, 1.0)
         for label, share in shares.items():

@@ -114,7 +114,7 @@ class Server:
     ) -> None:
         jobs = [(self.jobs_waiting.pop(view.job_id), weight) for view, weight in weighted]
         staleness = [self._version - job.base_version for job, _ in jobs]
-        coverage = [sum(1 for job, _ in jobs if job.depth > block) for block in range(self.num_blocks)]
+        coverage = [sum(1 for job, _ in jobs if job.trainable_from <= block < job.depth) for block in range(self.num_blocks)]
         self.hooks.merge(jobs, mode, global_weight)
         self._version += 1
         for (job, weight), tau in zip(jobs, staleness):
