@@ -269,6 +269,7 @@ class Simulation:
         def stop(reason: str) -> None:
             if not stop_event.triggered:
                 state["stop_reason"] = reason
+                server.stopped = True  # events already queued at this instant change nothing more
                 stop_event.succeed()
 
         client_round = ClientRound(

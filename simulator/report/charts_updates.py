@@ -89,10 +89,12 @@ def traffic_figure(events: pd.DataFrame, makespan_s: float) -> go.Figure:
     centres = (edges[:-1] + edges[1:]) / 2
     width = np.diff(edges)
     fig = go.Figure()
+    phases = events["phase"].to_numpy()
+    start, end = events["start_s"].to_numpy(float), events["end_s"].to_numpy(float)
+    nbytes = events["bytes"].to_numpy(float)
     for phase in ("download", "upload"):
-        ev = events[events["phase"] == phase]
-        amount = spread_amount_per_bin(ev["start_s"].to_numpy(), ev["end_s"].to_numpy(),
-                                       ev["bytes"].to_numpy(dtype=float), edges)
+        m = phases == phase  # numpy masks: filtering the whole frame copies every column
+        amount = spread_amount_per_bin(start[m], end[m], nbytes[m], edges)
         mbps = amount * 8 / 1e6 / width
         fig.add_trace(go.Scatter(x=centres.astype(np.float32), y=mbps.astype(np.float32),
                                  mode="lines", name=f"{phase} ({fmt_bytes(amount.sum())} in total)",

@@ -87,7 +87,7 @@ def idle_findings(run: RunData) -> list[Finding]:
 
 
 def round_limit_findings(run: RunData) -> list[Finding]:
-    up = run.updates
+    up = run.updates[["profile", "dispatch_s", "arrival_s"]]
     arrived = up[up["arrival_s"].notna() & up["dispatch_s"].notna()]
     if arrived.empty:
         return []

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from simulator.config.loading import read_yaml  # YAML errors become InputError there
 from simulator.errors import InputError
@@ -35,13 +36,18 @@ SCHEMA: dict[str, list[str]] = {
                 "utilization", "energy_j", "jobs", "accepted", "dropped", "lost", "ooms",
                 "bytes_down", "bytes_up"],
 }
+EVENT_COLUMNS_USED = ["device", "profile", "phase", "start_s", "end_s", "bytes"]
 _TEXT_COLUMNS = {"device_name", "profile", "phase", "outcome", "trigger", "reason", "power_mode"}
 _LIST_COLUMNS = {"block_coverage", "exit_accuracy"}
 
 
 @dataclass
 class RunData:
-    """Everything a report reads from one run folder."""
+    """Everything a report reads from one run folder.
+
+    `events` holds only EVENT_COLUMNS_USED (it is by far the largest table); the others hold every
+    schema column.
+    """
 
     run_dir: Path
     events: pd.DataFrame
@@ -62,12 +68,13 @@ class RunData:
         return self.run_dir.name
 
 
-def _normalise(df: pd.DataFrame, table: str) -> pd.DataFrame:
-    """Add missing schema columns and turn categoricals/bytes into plain str, numbers into numbers."""
-    for col in SCHEMA[table]:
+def _normalise(df: pd.DataFrame, table: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """Add missing columns (of `columns`, default the schema's) as blanks/NaN and turn categoricals
+    into plain str, numbers stored as text into numbers."""
+    for col in SCHEMA[table] if columns is None else columns:
         if col not in df.columns:
             if col in _TEXT_COLUMNS:
-                df[col] = pd.Series([""] * len(df), index=df.index, dtype=object)
+                df[col] = np.full(len(df), "", dtype=object)
             elif col in _LIST_COLUMNS:
                 df[col] = pd.Series([[] for _ in range(len(df))], index=df.index, dtype=object)
             else:
@@ -80,15 +87,20 @@ def _normalise(df: pd.DataFrame, table: str) -> pd.DataFrame:
     return df
 
 
-def _read_parquet(path: Path, table: str) -> pd.DataFrame:
+def _read_parquet(path: Path, table: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read `columns` (default all) of a table; absent columns are added by _normalise."""
     if not path.exists():
-        return _normalise(pd.DataFrame(), table)
+        return _normalise(pd.DataFrame(), table, columns)
     try:
-        df = pd.read_parquet(path)
+        present = None
+        if columns is not None:
+            names = set(pq.read_schema(path).names)
+            present = [c for c in columns if c in names]
+        df = pd.read_parquet(path, columns=present)
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise InputError(f"cannot be read as Parquet ({type(exc).__name__}: {exc})", file=path,
                          accepted=f"the {table} table written by fleetsim") from None
-    return _normalise(df, table)
+    return _normalise(df, table, columns)
 
 
 def _read_summary(path: Path) -> dict[str, Any]:
@@ -150,7 +162,13 @@ def load_run(run_dir: Path | str) -> RunData:
     if not any((run_dir / n).exists() for n in names):
         raise InputError("holds none of the files of a run", file=run_dir,
                          accepted=f"a folder with some of {', '.join(names)}")
-    tables = {t: _read_parquet(run_dir / f"{t}.parquet", t) for t in SCHEMA}
+    # events can hold millions of rows: read only what the report draws (names and groups come
+    # from devices.parquet, unless it is missing and the device table is derived from events)
+    event_columns = EVENT_COLUMNS_USED
+    if not (run_dir / "devices.parquet").exists():
+        event_columns = event_columns + ["device_name", "group"]
+    tables = {t: _read_parquet(run_dir / f"{t}.parquet", t,
+                               event_columns if t == "events" else None) for t in SCHEMA}
     summary = _read_summary(run_dir / "summary.json")
     scenario = _read_scenario(run_dir / "scenario.yaml")
 

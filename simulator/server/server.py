@@ -66,6 +66,7 @@ class Server:
         self.jobs_in_flight: dict[int, Job] = {}
         self.jobs_waiting: dict[int, Job] = {}  # arrived, not yet merged or dropped
         self.staleness_accepted: list[int] = []
+        self.stopped = False  # set when the stop condition fires: nothing more is merged or dispatched
 
     # ------------------------------------------------------------------ ServerView
     @property
@@ -94,7 +95,9 @@ class Server:
         return self._version - job.base_version
 
     def dispatch(self, devices: Iterable[int]) -> list[JobView]:
-        views = []
+        views: list[JobView] = []
+        if self.stopped:
+            return views
         for index in devices:
             device = self.devices[index]
             if not device.idle:
@@ -112,6 +115,8 @@ class Server:
     def aggregate(
         self, weighted: list[tuple[JobView, float]], trigger: str, *, mode: str = "delta", global_weight: float = 0.0
     ) -> None:
+        if self.stopped:
+            return
         jobs = [(self.jobs_waiting.pop(view.job_id), weight) for view, weight in weighted]
         staleness = [self._version - job.base_version for job, _ in jobs]
         coverage = [sum(1 for job, _ in jobs if job.trainable_from <= block < job.depth) for block in range(self.num_blocks)]
@@ -165,7 +170,8 @@ class Server:
         job.device.job = None
         self.jobs_waiting[job.job_id] = job
         job.view.arrival_s = job.arrival_s  # type: ignore[union-attr]
-        self.policy.on_arrival(self, job.view)  # type: ignore[arg-type]
+        if not self.stopped:
+            self.policy.on_arrival(self, job.view)  # type: ignore[arg-type]
 
     def job_failed(self, job: Job, outcome: str, reason: str) -> None:
         del self.jobs_in_flight[job.job_id]

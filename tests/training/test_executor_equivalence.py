@@ -1,0 +1,64 @@
+"""Real-training runs give byte-identical traces whichever executor trained the jobs."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+import simulator
+from simulator.learning.executors import InlineExecutor, ProcessPoolExecutor, RayExecutor
+from tests.core.conftest import base_scenario, write_profile
+
+
+def _scenario(tmp_path: Path, profile_dir: Path) -> dict:
+    fast = write_profile(profile_dir, "fast", step_s=0.5)
+    slow = write_profile(profile_dir, "slow", step_s=1.5)
+    scenario = base_scenario(tmp_path, [{"profile": str(fast), "count": 3}, {"profile": str(slow), "count": 2}])
+    scenario["workload"] = {
+        "model": {"name": "cnn", "preset": "tiny"},
+        "dataset": {"name": "digits", "image_size": 8},
+        "partition": {"kind": "dirichlet", "alpha": 0.5},
+        "batch_size": 16,
+        "local_steps": 3,
+    }
+    scenario["algorithm"] = {"name": "co-s2p", "aggregation": {"k": 2, "deadline_s": 30}}
+    scenario["evaluation"] = {"every_versions": 1}
+    scenario["stop"] = {"max_versions": 5, "sim_time_s": 1e5}
+    return scenario
+
+
+def _parquet_bytes(run_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(run_dir.glob("*.parquet"))}
+
+
+def _run(tmp_path: Path, profile_dir: Path, name: str, executor) -> dict[str, bytes]:
+    try:
+        run = simulator.run(_scenario(tmp_path, profile_dir), out=tmp_path / name, executor=executor, report=False)
+    finally:
+        executor.shutdown()
+    assert len(run.evals) == 6  # version 0 and five merges
+    return _parquet_bytes(run.run_dir)
+
+
+@pytest.fixture
+def profile_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    return folder
+
+
+def test_inline_and_process_pool_give_identical_traces(tmp_path: Path, profile_dir: Path) -> None:
+    inline = _run(tmp_path, profile_dir, "inline", InlineExecutor())
+    pool = _run(tmp_path, profile_dir, "pool", ProcessPoolExecutor(2))
+    assert inline.keys() == pool.keys() and "evals.parquet" in inline
+    assert inline == pool
+
+
+@pytest.mark.ray
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install 'fleetsim[ray]')")
+def test_ray_gives_identical_traces(tmp_path: Path, profile_dir: Path) -> None:
+    inline = _run(tmp_path, profile_dir, "inline", InlineExecutor())
+    ray = _run(tmp_path, profile_dir, "ray", RayExecutor(num_cpus=2))
+    assert inline == ray
