@@ -48,8 +48,9 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
         except InputError as err:
             err_console.print(Panel(err.message, title="fleetsim: bad input", border_style="red", expand=False))
             raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            err_console.print("[yellow]Interrupted; traces written so far are kept in the run folder.[/]")
+        except KeyboardInterrupt as stop:
+            detail = str(stop) or "traces written so far are kept in the run folder"
+            err_console.print(f"[yellow]Interrupted: {detail}.[/]")
             raise typer.Exit(130) from None
 
     return wrapper
@@ -126,8 +127,13 @@ def run(
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="join a Ray cluster (default: start a local one)"),
     force: bool = typer.Option(False, "--force", help="replace an existing run folder"),
     no_report: bool = typer.Option(False, "--no-report", help="skip report.html"),
+    checkpoint_every: Optional[float] = typer.Option(
+        None, "--checkpoint-every", metavar="SIM_SECONDS",
+        help="save a checkpoint every SIM_SECONDS of simulated time; `fleetsim resume` continues from it"),
 ) -> None:
-    """Simulate a scenario and write its run folder, with a progress bar and a summary at the end."""
+    """Simulate a scenario and write its run folder, with a progress bar and a summary at the end.
+
+    Ctrl-C stops cleanly: the traces so far, the summary and a partial report are kept."""
     from simulator.api import load_scenario, run as run_scenario
     from simulator.executors_cli import make_executor
 
@@ -137,16 +143,47 @@ def run(
     try:
         with progress:
             result = run_scenario(scenario, out=out, seed=seed, timing_only=timing_only, force=force,
-                                  executor=exec_obj, progress=update, report=False)
+                                  executor=exec_obj, progress=update, report=not no_report,
+                                  checkpoint_every_s=checkpoint_every)
     finally:
         if exec_obj is not None:
             exec_obj.shutdown()
-    console.print(_summary_table(result.summary, result.run_dir))
-    if not no_report and loaded.output.report:
-        from simulator.report import write_run_report
+    _finish(result)
 
-        path = write_run_report(result.run_dir)
-        console.print(f"report: [link=file://{path.resolve()}]{path}[/link]")
+
+def _finish(result: Any) -> None:
+    console.print(_summary_table(result.summary, result.run_dir))
+    if result.report_path.exists():
+        console.print(f"report: {result.report_path}")
+
+
+@app.command()
+@_friendly
+def resume(
+    run_dir: Path = typer.Argument(..., help="the folder of a run killed after its first checkpoint"),
+    workers: int = typer.Option(0, "--workers", help="train in a pool of N processes (0 = in this process)"),
+    executor: str = typer.Option("inline", "--executor", help="inline | pool | ray"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="join a Ray cluster"),
+) -> None:
+    """Continue a killed run from its last checkpoint; the traces equal an uninterrupted run's."""
+    from simulator.api import load_scenario, resume as resume_run
+    from simulator.executors_cli import make_executor
+
+    options_path = run_dir / "run.json"
+    if not options_path.exists():
+        raise InputError("not a resumable run folder (no run.json)", value=str(run_dir),
+                         accepted="a folder written by `fleetsim run`")
+    loaded = load_scenario(run_dir / "scenario.yaml")
+    timing_only = json.loads(options_path.read_text()).get("timing_only", False)
+    exec_obj = None if timing_only else make_executor(executor, workers, ray_address)
+    progress, update = _progress_bar(loaded.stop.sim_time_s, loaded.stop.max_versions)
+    try:
+        with progress:
+            result = resume_run(run_dir, executor=exec_obj, progress=update)
+    finally:
+        if exec_obj is not None:
+            exec_obj.shutdown()
+    _finish(result)
 
 
 @app.command()

@@ -7,6 +7,7 @@ so the trace is a function of (scenario, seed) alone.
 
 from __future__ import annotations
 
+import gc
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ from simulator.server.server import Server
 from simulator.summary import build_summary, close_device_accounts, write_device_rows
 from simulator.trace import TraceRecorder
 from simulator.workload_info import WorkloadInfo, describe_workload
+from simulator.checkpoint import Checkpoint, ReplayClock, save_checkpoint
+from simulator.model_hooks import LearnerHooks, TimingHooks
 
 ProgressFn = Callable[[float, int, float | None], None]  # (sim_s, versions, accuracy)
 
@@ -37,6 +40,14 @@ ProgressFn = Callable[[float, int, float | None], None]  # (sim_s, versions, acc
 class RunOutcome:
     run_dir: Path
     summary: dict[str, Any]
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C during a run: the traces and summary up to that moment were written."""
+
+    def __init__(self, outcome: RunOutcome) -> None:
+        super().__init__("run interrupted")
+        self.outcome = outcome
 
 
 @dataclass
@@ -107,8 +118,12 @@ class Simulation:
         timing_only: bool = False,
         executor: Any = None,
         progress: ProgressFn | None = None,
+        checkpoint_every_s: float | None = None,
+        resume_from: Checkpoint | None = None,
     ) -> None:
         self.scenario = scenario
+        self.checkpoint_every_s = checkpoint_every_s
+        self.replay = ReplayClock(resume_from)
         self.run_dir = run_dir
         self.file = scenario_file
         self.base_dir = base_dir or Path.cwd()
@@ -217,7 +232,8 @@ class Simulation:
         plans = self._plans(devices)
         recorder = TraceRecorder(self.run_dir, scenario.output.flush_rows)
         learner = None if self.timing_only else self.workload.make_learner(self.algorithm, self.executor)
-        hooks = _LearnerHooks(learner) if learner is not None else _TimingHooks()
+        hooks = LearnerHooks(learner, live=self.replay.live) if learner is not None else TimingHooks()
+        eval_rows: list[tuple[float, int, float, float, list[float]]] = []
         policy = build_policy(dict(self.algorithm.aggregation))
         deadline = _deadline(self.algorithm)
         local_work = self.algorithm.local_work
@@ -258,11 +274,16 @@ class Simulation:
                 stop("max_versions")
 
         def evaluate() -> None:
-            result = learner.evaluate()
-            recorder.evals.append(env.now, server.version, result.accuracy, result.loss, list(result.exit_accuracy))
-            evals.append((env.now, server.version, result.accuracy))
+            if hooks.live:  # type: ignore[union-attr]
+                result = learner.evaluate()
+                row = (env.now, server.version, result.accuracy, result.loss, list(result.exit_accuracy))
+            else:
+                row = self.replay.next_eval()
+            eval_rows.append(row)
+            recorder.evals.append(*row)
+            evals.append((row[0], row[1], row[2]))
             target = scenario.stop.target_accuracy
-            if target is not None and result.accuracy >= target and state["time_to_target"] is None:
+            if target is not None and row[2] >= target and state["time_to_target"] is None:
                 state["time_to_target"] = env.now
                 stop("target_accuracy")
 
@@ -283,9 +304,7 @@ class Simulation:
         )
         self._start_availability(env, devices, server, seeds[2])
         if learner is not None:
-            evaluate_initial = learner.evaluate()
-            recorder.evals.append(0.0, 0, evaluate_initial.accuracy, evaluate_initial.loss, list(evaluate_initial.exit_accuracy))
-            evals.append((0.0, 0, evaluate_initial.accuracy))
+            evaluate()
             if scenario.evaluation.every_s is not None:
                 env.process(self._periodic(env, scenario.evaluation.every_s, evaluate))
         if scenario.stop.sim_time_s is not None:
@@ -293,11 +312,25 @@ class Simulation:
             timer.callbacks.append(lambda _ev: stop("sim_time_s"))
         if self.progress is not None:
             env.process(self._report_progress(env, server, evals))
+        if self.checkpoint_every_s is not None:
+            env.process(self._checkpoints(env, learner, hooks, recorder, eval_rows))
         server.start()
+        interrupted = False
+        # Hide the setup's ~400k objects (torch, pydantic) from the cyclic GC while the loop runs: else
+        # each full collection rescans them and GC takes half the loop's time (BENCHMARKS.md).
+        freeze = gc.get_freeze_count() == 0
+        if freeze:
+            gc.freeze()
         try:
             env.run(until=stop_event)
         except RuntimeError:
             state["stop_reason"] = "stalled: no device can do more work"
+        except KeyboardInterrupt:
+            interrupted = True  # keep what happened: finish the traces, then tell the caller
+            state["stop_reason"] = "interrupted"
+        finally:
+            if freeze:
+                gc.unfreeze()
         end_s = env.now
         server.finish()
         if self.progress is not None:
@@ -315,7 +348,30 @@ class Simulation:
             stop_reason=state["stop_reason"], extra=self._summary_extra(devices, plans),
         )
         write_json(self.run_dir / "summary.json", summary)
+        if interrupted:
+            raise RunInterrupted(RunOutcome(self.run_dir, summary))
         return RunOutcome(self.run_dir, summary)
+
+    def _checkpoints(self, env: simpy.Environment, learner: Any, hooks: Any, recorder: TraceRecorder,
+                     eval_rows: list[tuple[float, int, float, float, list[float]]]):
+        """Every `checkpoint_every_s` simulated seconds: save (live) or, when replaying, go live
+        at the tick where the checkpoint being resumed was taken."""
+        tick = 0
+        while True:
+            yield env.timeout(self.checkpoint_every_s)
+            tick += 1
+            checkpoint = self.replay.checkpoint
+            if not self.replay.live and checkpoint is not None and tick == checkpoint.tick:
+                if learner is not None:
+                    learner.restore(checkpoint.learner)
+                    hooks.live = True
+                self.replay.live = True
+            if self.replay.live:
+                recorder.flush()
+                save_checkpoint(self.run_dir, Checkpoint(
+                    time_s=env.now, tick=tick, learner=learner.snapshot() if learner is not None else None,
+                    evals=list(eval_rows),
+                ))
 
     def _summary_extra(self, devices: list[Device], plans: list[SubmodelChoice]) -> dict[str, Any]:
         by_profile: dict[str, dict[str, Any]] = {}
@@ -386,33 +442,3 @@ def _online(env: simpy.Environment, device: Device, server: Server) -> Callable[
             device.offline_since_s = None
         server.device_ready(device)
     return go
-
-
-class _TimingHooks:
-    """Timing-only runs: no model, nothing to merge."""
-
-    def dispatch(self, job: Job) -> None: ...
-    def start(self, job: Job) -> None: ...
-    def discard(self, job: Job) -> None: ...
-    def merge(self, weighted: list[tuple[Job, float]], mode: str, global_weight: float) -> None: ...
-
-
-class _LearnerHooks:
-    """Connects job lifecycle events to the Learner (real PyTorch)."""
-
-    def __init__(self, learner: Any) -> None:
-        self.learner = learner
-
-    def dispatch(self, job: Job) -> None:
-        self.learner.dispatch_job(
-            job.job_id, job.device.index, job.device.counts["jobs"], job.depth, job.width_ratio, job.trainable_from
-        )
-
-    def start(self, job: Job) -> None:
-        self.learner.start(job.job_id, job.local_steps)
-
-    def discard(self, job: Job) -> None:
-        self.learner.discard(job.job_id)
-
-    def merge(self, weighted: list[tuple[Job, float]], mode: str, global_weight: float) -> None:
-        self.learner.merge_jobs([(job.job_id, weight) for job, weight in weighted], mode, global_weight)

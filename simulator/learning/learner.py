@@ -241,6 +241,31 @@ class Learner:
         acc = (correct.double() / n).tolist()
         return EvalResult(self.version, acc[-1], loss_sum / n, tuple(acc))
 
+    # ------------------------------------------------------------------ checkpoints
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything needed to continue exactly from here (torch.save-able; shared tensors dedup).
+
+        Jobs already started are finished first, so a snapshot holds results, never futures: the
+        resumed run does not depend on an executor's in-flight state.
+        """
+        jobs = {}
+        for job_id, job in self._jobs.items():
+            result = self.result(job_id) if job.future is not None else job.result
+            jobs[job_id] = {"client": job.client, "plan": job.plan, "base": job.base,
+                            "base_version": job.base_version, "result": result, "extra": job.extra}
+        return {"state": self._state, "version": self.version, "jobs": jobs, "tracker": self.pruner.tracker}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Continue from a :meth:`snapshot` (of a learner built from the same specs and seed)."""
+        self._state = snapshot["state"]
+        self.version = int(snapshot["version"])
+        self.pruner.tracker = snapshot["tracker"]
+        self._jobs = {
+            int(job_id): _Job(j["client"], j["plan"], j["base"], j["base_version"], None, j["result"], j["extra"])
+            for job_id, j in snapshot["jobs"].items()
+        }
+
     def close(self) -> None:
         """Shut the executor down and forget pending jobs."""
         for job_id in list(self._jobs):
