@@ -74,7 +74,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "distillation": {"mode": "mutual", "weight": 0.5, "temperature": 2.0},
     },
     "fedasync": {"aggregation": {"policy": "async", "mixing_alpha": 0.6, "staleness": {"fn": "polynomial", "a": 0.5}}},
-    "fedbuff": {"aggregation": {"policy": "buffered", "staleness": {"fn": "polynomial", "a": 0.5}}},
+    # server_lr 0.5: with the full step (1.0) stale deltas of slow boards made the quickstart diverge
+    "fedbuff": {"aggregation": {"policy": "buffered", "server_lr": 0.5, "staleness": {"fn": "polynomial", "a": 0.5}}},
     "timelyfl": {
         "aggregation": {"policy": "semi-async", "staleness": {"fn": "polynomial", "a": 0.5}},
         "local_work": {"fit_deadline": True},
