@@ -298,8 +298,8 @@ def calibrate(
         "display_name": f"{name} (calibrated)",
         "description": (
             f"Calibrated by `fleetsim calibrate` on {cpu_model()} with {threads} thread(s), torch {torch.__version__}, "
-            f"input {list(shape)}, {num_classes} classes. Roofline fit: median |error| {100 * statistics.median(errors):.1f} %, "
-            f"max {100 * errors[-1]:.1f} % over {len(parts)} measurements. Power figures are not measured."
+            f"input {list(shape)}, {num_classes} classes. Roofline fit: median |error| "
+            f"{100 * statistics.median(errors):.1f} %, max {100 * errors[-1]:.1f} % over {len(parts)} measurements. Power figures are not measured."
         ),
         "compute": {
             "peak_fp32_gflops": round(peak_gflops, 3),

@@ -252,6 +252,11 @@ def compare(
     console.print(f"comparison: {path}")
 
 
+from simulator.cli_sweep import register as _register_sweep  # noqa: E402 - needs the helpers above
+
+_register_sweep(app, _friendly, console, err_console)
+
+
 def main() -> None:
     app()
 

@@ -115,6 +115,12 @@ def _mean_std(mean: float, std: float, fmt: str, scale: float = 1.0) -> str:
     return text
 
 
+def _key_cell(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "null" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
 def render_aggregate(aggregate: pd.DataFrame, keys: list[str], title: str = "sweep") -> Table:
     """The aggregate as a rich Table: swept values, runs, then mean ± std of the headline metrics.
     Metric columns that are empty for every row (e.g. accuracy in timing-only sweeps) are left out."""
@@ -126,11 +132,14 @@ def render_aggregate(aggregate: pd.DataFrame, keys: list[str], title: str = "swe
              if f"{m}_mean" in aggregate and aggregate[f"{m}_mean"].notna().any()]
     for _, label, _ in shown:
         table.add_column(label, justify="right")
-    for _, row in aggregate.iterrows():
-        cells = [str(row[k]) for k in keys] + [str(row["runs"])]
+    for row in aggregate.to_dict("records"):  # keeps each column's type (iterrows makes ints floats)
+        cells = [_key_cell(row[k]) for k in keys] + [str(row["runs"])]
         for metric, _, fmt in shown:
             scale = 1e3 if metric == "energy_j" else 1.0
-            cells.append(_mean_std(row[f"{metric}_mean"], row[f"{metric}_std"], fmt, scale))
+            cell = _mean_std(row[f"{metric}_mean"], row[f"{metric}_std"], fmt, scale)
+            if metric == "time_to_target_s" and row["target_reached"] < row["runs"]:
+                cell += f" ({row['target_reached']}/{row['runs']} reached)"
+            cells.append(cell)
         table.add_row(*cells)
     return table
 

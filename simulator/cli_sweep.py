@@ -1,0 +1,88 @@
+"""`fleetsim sweep` and `fleetsim calibrate`: many runs at once, and measuring a real device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from simulator.errors import InputError
+
+
+def register(app: typer.Typer, friendly, console, err_console) -> None:  # noqa: ANN001 - cli internals
+    """Add the sweep and calibrate commands to the main app."""
+
+    @app.command()
+    @friendly
+    def sweep(
+        sweep_file: Path = typer.Argument(..., help="sweep YAML: a base scenario + grid/zip of scenario keys + seeds"),
+        jobs: int = typer.Option(1, "--jobs", "-j", help="variants run at once (local process pool or Ray tasks)"),
+        backend: str = typer.Option("local", "--backend", help="local | ray"),
+        ray_address: Optional[str] = typer.Option(None, "--ray-address", help="join a Ray cluster (default: local)"),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="sweep folder (default: the file's output)"),
+        force: bool = typer.Option(False, "--force", help="re-run finished variants too"),
+        timing_only: Optional[bool] = typer.Option(None, "--timing-only/--train", help="override the file's timing_only"),
+        no_report: bool = typer.Option(False, "--no-report", help="skip comparison.html"),
+    ) -> None:
+        """Run every variant of a sweep (resumable: finished variants are skipped) and tabulate mean ± std over seeds."""
+        from simulator.sweep import run_sweep
+
+        progress = Progress(TextColumn("[bold]variants[/]"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err_console)
+        task = progress.add_task("sweep", total=None, last="")
+
+        def update(finished: int, total: int, name: str, status: str) -> None:
+            progress.update(task, completed=finished, total=total, last=f"{status}: {name}")
+
+        with progress:
+            result = run_sweep(sweep_file, jobs=jobs, backend=backend, ray_address=ray_address, force=force,
+                               out=out, timing_only=timing_only, report=not no_report, progress=update)
+        console.print(result.table())
+        console.print(f"ran {len(result.ran)}, skipped {len(result.skipped)} finished, failed {len(result.failed)}")
+        for name in ("results.csv", "aggregate.csv", "comparison.html"):
+            path = result.sweep_dir / name
+            if path.exists():
+                console.print(f"{name}: {path}")
+        if result.failed:
+            for name in result.failed:
+                err_console.print(f"[red]failed:[/] {name}")
+            raise typer.Exit(1)
+
+    @app.command()
+    @friendly
+    def calibrate(
+        model: list[str] = typer.Option(["cnn-tiny"], "--model", help="model label(s), e.g. cnn-tiny, resnet-small"),
+        width: list[float] = typer.Option([1.0], "--width", help="width ratio(s) to measure"),
+        batch: list[int] = typer.Option([32], "--batch", help="batch size(s) to measure"),
+        input_shape: str = typer.Option("1,32,32", "--input-shape", help="C,H,W (or T for sequences)"),
+        classes: int = typer.Option(10, "--classes", help="number of classes"),
+        repeats: int = typer.Option(5, "--repeats", help="timed steps per combination (median)"),
+        warmup: int = typer.Option(2, "--warmup", help="untimed steps first"),
+        threads: int = typer.Option(1, "--threads", help="torch threads while measuring"),
+        name: str = typer.Option("this-host", "--name", help="profile name"),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="profile YAML (default: NAME.yaml)"),
+        busy_w: float = typer.Option(15.0, "--busy-w", help="board power while training (measure it: tegrastats)"),
+        idle_w: float = typer.Option(5.0, "--idle-w", help="board power when idle"),
+    ) -> None:
+        """Measure training step times on this machine and write a device profile that carries them.
+
+        Run it on a real Jetson to make that board's profile; measured times override the FLOP estimate
+        for matching workloads (model label, width, batch)."""
+        from simulator.calibrate import calibrate as run_calibration
+
+        try:
+            shape = tuple(int(x) for x in input_shape.split(","))
+        except ValueError:
+            raise InputError("not a comma-separated list of integers", field="--input-shape", value=input_shape,
+                             accepted="e.g. 1,32,32 or 64") from None
+        profile = run_calibration(model, width, batch, input_shape=shape, num_classes=classes, repeats=repeats,
+                                  warmup=warmup, threads=threads, name=name, out=out, busy_w=busy_w, idle_w=idle_w)
+        compute = profile["compute"]
+        console.print(f"peak {compute['peak_fp32_gflops']:.1f} GFLOP/s, efficiency {compute['training_efficiency']:.3f}, "
+                      f"step overhead {compute['step_overhead_s'] * 1e3:.2f} ms")
+        for entry in profile.get("measured_step_times", []):
+            console.print(f"  {entry['model']} width {entry['width_ratio']} batch {entry['batch_size']}: "
+                          f"{entry['step_s'] * 1e3:.2f} ms/step")
+        console.print(f"profile: {out or Path(name + '.yaml')}")

@@ -1,0 +1,43 @@
+"""`fleetsim sweep` and `fleetsim calibrate` through the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from simulator.cli import app
+from simulator.config.profiles import load_profile
+from tests.sweep.sweep_helpers import write_sweep
+
+runner = CliRunner()
+
+
+def test_sweep_command_runs_resumes_and_prints_the_table(tmp_path: Path) -> None:
+    sweep = write_sweep(tmp_path / "s", {"name": "cli", "grid": {"algorithm.name": ["fedavg", "fedasync"]},
+                                         "seeds": [0, 1], "timing_only": True})
+    out = tmp_path / "out"
+    first = runner.invoke(app, ["sweep", str(sweep), "--out", str(out), "--no-report"])
+    assert first.exit_code == 0, first.output
+    assert "ran 4, skipped 0" in first.output and "fedasync" in first.output
+    table = pd.read_csv(out / "aggregate.csv")
+    assert sorted(table["algorithm.name"]) == ["fedasync", "fedavg"] and (table.runs == 2).all()
+    again = runner.invoke(app, ["sweep", str(sweep), "--out", str(out), "--no-report"])
+    assert again.exit_code == 0 and "ran 0, skipped 4" in again.output
+
+
+def test_sweep_with_a_bad_key_is_one_clear_error(tmp_path: Path) -> None:
+    sweep = write_sweep(tmp_path / "s", {"name": "bad", "grid": {"algorithm.aggregation.kk": [1, 2]}, "timing_only": True})
+    result = runner.invoke(app, ["sweep", str(sweep), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "grid.algorithm.aggregation.kk" in result.output and "Traceback" not in result.output
+
+
+def test_calibrate_command_writes_a_loadable_profile(tmp_path: Path) -> None:
+    out = tmp_path / "host.yaml"
+    result = runner.invoke(app, ["calibrate", "--model", "mlp-tiny", "--batch", "16", "--input-shape", "1,8,8",
+                                 "--repeats", "3", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    profile = load_profile(str(out))
+    assert profile.lookup_measured_step_s("mlp-tiny", 1.0, 16) is not None
