@@ -1,0 +1,89 @@
+"""Aggregation policies: staleness functions, weights, K/deadline triggers, over-selection, bounds."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import simulator
+from simulator.server.staleness import Constant, Hinge, Polynomial, StalenessSpec
+from tests.core.conftest import base_scenario, write_profile
+
+
+@pytest.mark.parametrize("tau", [0, 1, 2, 5, 17])
+def test_staleness_functions_follow_their_formulas(tau: int) -> None:
+    assert Constant(0.7)(tau) == 0.7
+    assert Polynomial(0.5)(tau) == pytest.approx((1 + tau) ** -0.5)
+    assert Hinge(a=10, b=4)(tau) == (1.0 if tau <= 4 else pytest.approx(1 / (10 * (tau - 4) + 1)))
+    assert StalenessSpec(fn="polynomial", a=2).build()(tau) == pytest.approx((1 + tau) ** -2)
+
+
+def _three_speed_fleet(tmp_path: Path, profile_dir: Path) -> list[dict]:
+    return [
+        {"profile": str(write_profile(profile_dir, "fast", step_s=0.25)), "count": 2},
+        {"profile": str(write_profile(profile_dir, "mid", step_s=1.0)), "count": 2},
+        {"profile": str(write_profile(profile_dir, "slow", step_s=6.0)), "count": 2},
+    ]
+
+
+def test_semi_async_weights_are_samples_times_staleness(tmp_path: Path, profile_dir: Path) -> None:
+    scenario = base_scenario(tmp_path, _three_speed_fleet(tmp_path, profile_dir))
+    scenario["algorithm"] = {"name": "co-s2p", "pruning": {"width": "none", "depth": "none"},
+                             "aggregation": {"k": 2, "staleness": {"fn": "polynomial", "a": 0.5}, "max_staleness": 3}}
+    scenario["stop"] = {"sim_time_s": 200}
+    run = simulator.run(scenario, timing_only=True)
+    up = run.updates
+    accepted = up[up.outcome == "accepted"]
+    assert (accepted.staleness > 0).any(), "stragglers must be merged late"
+    expected = 64 * (1 + accepted.staleness.to_numpy()) ** -0.5
+    assert np.allclose(accepted.weight.to_numpy(), expected)
+    dropped = up[up.outcome == "dropped"]
+    assert len(dropped) > 0 and (dropped.staleness > 3).all()
+    # every merge is triggered by K arrivals (no deadline set) and merges at least K − drops updates
+    assert set(run.versions.trigger) == {"k"}
+
+
+def test_semi_async_deadline_merges_what_has_arrived(tmp_path: Path, profile_dir: Path) -> None:
+    scenario = base_scenario(tmp_path, _three_speed_fleet(tmp_path, profile_dir))
+    scenario["algorithm"] = {"name": "co-s2p", "pruning": {"width": "none", "depth": "none"},
+                             "aggregation": {"k": 6, "deadline_s": 3.0}}
+    scenario["stop"] = {"sim_time_s": 60}
+    run = simulator.run(scenario, timing_only=True)
+    versions = run.versions
+    assert "deadline" in set(versions.trigger)
+    assert (versions[versions.trigger == "deadline"].n_merged < 6).all()
+
+
+def test_over_selection_keeps_the_first_arrivals(tmp_path: Path, profile_dir: Path) -> None:
+    scenario = base_scenario(tmp_path, _three_speed_fleet(tmp_path, profile_dir))
+    scenario["algorithm"] = {"name": "fedavg", "aggregation": {"clients_per_round": 2, "over_selection": 3.0}}
+    run = simulator.run(scenario, timing_only=True)
+    assert run.versions.n_merged.tolist() == [2, 2, 2]
+    # all six are selected each round; the two fast devices arrive first, the rest are cancelled
+    accepted = run.updates[run.updates.outcome == "accepted"]
+    assert set(accepted.profile) == {"fast"}
+    dropped = run.updates[run.updates.outcome == "dropped"]
+    assert len(dropped) == 3 * 4 and set(dropped.reason) == {"over-selected"}
+
+
+def test_fedasync_merges_every_arrival(tmp_path: Path, profile_dir: Path) -> None:
+    scenario = base_scenario(tmp_path, _three_speed_fleet(tmp_path, profile_dir))
+    scenario["algorithm"] = {"name": "fedasync"}
+    scenario["stop"] = {"sim_time_s": 100}
+    run = simulator.run(scenario, timing_only=True)
+    assert (run.versions.n_merged == 1).all() and set(run.versions.trigger) == {"each"}
+    accepted = run.updates[run.updates.outcome == "accepted"]
+    assert np.allclose(accepted.weight, 0.6 * (1 + accepted.staleness) ** -0.5)
+    assert len(run.versions) == len(accepted)
+
+
+def test_fedbuff_merges_every_k(tmp_path: Path, profile_dir: Path) -> None:
+    scenario = base_scenario(tmp_path, _three_speed_fleet(tmp_path, profile_dir))
+    scenario["algorithm"] = {"name": "fedbuff", "aggregation": {"buffer_k": 3}}
+    scenario["stop"] = {"sim_time_s": 100}
+    run = simulator.run(scenario, timing_only=True)
+    assert (run.versions.n_merged == 3).all() and set(run.versions.trigger) == {"buffer"}
+    assert math.isclose(run.updates[run.updates.outcome == "accepted"].shape[0], 3 * len(run.versions))
