@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from simulator.trace import PARTS_DIR
+
 from simulator.config.loading import read_yaml  # YAML errors become InputError there
 from simulator.errors import InputError
 
@@ -88,9 +90,16 @@ def _normalise(df: pd.DataFrame, table: str, columns: list[str] | None = None) -
 
 
 def _read_parquet(path: Path, table: str, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read `columns` (default all) of a table; absent columns are added by _normalise."""
+    """Read `columns` (default all) of a table; absent columns are added by _normalise.
+
+    A run killed before it finished has no final file, only the part files flushed so far; they are
+    read instead, so a killed run still gets a (partial) report."""
     if not path.exists():
-        return _normalise(pd.DataFrame(), table, columns)
+        parts = sorted((path.parent / PARTS_DIR / table).glob("part-*.parquet"))
+        if not parts:
+            return _normalise(pd.DataFrame(), table, columns)
+        frames = [_read_parquet(part, table, columns) for part in parts]
+        return _normalise(pd.concat(frames, ignore_index=True), table, columns)
     try:
         present = None
         if columns is not None:
@@ -159,13 +168,13 @@ def load_run(run_dir: Path | str) -> RunData:
         raise InputError("is not a folder", file=run_dir,
                          accepted="a run folder such as reports/<run>/ written by `fleetsim run`")
     names = [f"{t}.parquet" for t in SCHEMA] + ["summary.json"]
-    if not any((run_dir / n).exists() for n in names):
+    if not any((run_dir / n).exists() for n in names) and not (run_dir / PARTS_DIR).is_dir():
         raise InputError("holds none of the files of a run", file=run_dir,
                          accepted=f"a folder with some of {', '.join(names)}")
     # events can hold millions of rows: read only what the report draws (names and groups come
     # from devices.parquet, unless it is missing and the device table is derived from events)
     event_columns = EVENT_COLUMNS_USED
-    if not (run_dir / "devices.parquet").exists():
+    if not (run_dir / "devices.parquet").exists() and not any((run_dir / PARTS_DIR / "devices").glob("*.parquet")):
         event_columns = event_columns + ["device_name", "group"]
     tables = {t: _read_parquet(run_dir / f"{t}.parquet", t,
                                event_columns if t == "events" else None) for t in SCHEMA}

@@ -62,6 +62,13 @@ def test_sigkill_then_resume_gives_identical_traces(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", child], cwd=Path(__file__).resolve().parents[2], timeout=300)
     assert proc.returncode == -signal.SIGKILL
     assert (killed / "checkpoint.pt").exists() and not (killed / "summary.json").exists()
+    # the killed run's traces up to its last flush make a (partial) report
+    from simulator.report import write_run_report
+    from simulator.trace import read_table
+
+    flushed = read_table(killed, "versions")
+    assert 0 < len(flushed) < len(reference.versions)
+    assert write_run_report(killed).stat().st_size > 100_000
 
     resumed = resume(killed, report=False)
     assert _tables(resumed.run_dir) == _tables(reference.run_dir)
