@@ -69,6 +69,12 @@ def load_scenario(path: str | Path) -> Scenario:
     return load_yaml_model(path, Scenario)
 
 
+def check_seed(seed: int | None, field: str = "seed") -> None:
+    """A seed override must be what the scenario's `seed` accepts (SeedSequence refuses negatives)."""
+    if seed is not None and not (isinstance(seed, int) and 0 <= seed < 2**63):
+        raise InputError("not a valid seed", field=field, value=seed, accepted="an integer from 0 to 2**63 - 1")
+
+
 def resolve_run_dir(scenario: Scenario, out: str | Path | None) -> Path:
     if out is not None:
         return Path(out)
@@ -107,6 +113,7 @@ def run(
     else:
         scenario = scenario_or_path
     if seed is not None:
+        check_seed(seed)
         scenario = scenario.model_copy(update={"seed": seed})
     simulation = Simulation(scenario, Path("."), scenario_file=file, base_dir=base_dir,
                             timing_only=timing_only, executor=executor, progress=progress,

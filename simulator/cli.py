@@ -14,9 +14,9 @@ from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
-from rich.panel import Panel
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from simulator.errors import InputError
 
@@ -46,7 +46,9 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except InputError as err:
-            err_console.print(Panel(err.message, title="fleetsim: bad input", border_style="red", expand=False))
+            # one line the terminal wraps itself: paths and field names stay whole for copy and grep,
+            # and Text (not markup) keeps brackets like fleet[1] or a user's value intact
+            err_console.print(Text.assemble(("fleetsim: bad input: ", "bold red"), err.message), soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt as stop:
             detail = str(stop) or "traces written so far are kept in the run folder"
@@ -72,6 +74,8 @@ def _progress_bar(horizon_s: float | None, max_versions: int | None) -> tuple[Pr
     task = progress.add_task("run", total=total, sim="t=0 s", versions=0, acc="")
 
     def update(sim_s: float, versions: int, accuracy: float | None) -> None:
+        if not progress.live.is_started:
+            progress.start()  # only once the run is under way: input errors print without a stray bar
         done = sim_s if by_time else versions
         progress.update(
             task, completed=min(done, total), sim=f"t={sim_s:,.0f} s", versions=versions,
@@ -134,18 +138,22 @@ def run(
     """Simulate a scenario and write its run folder, with a progress bar and a summary at the end.
 
     Ctrl-C stops cleanly: the traces so far, the summary and a partial report are kept."""
-    from simulator.api import load_scenario, run as run_scenario
+    from simulator.api import check_seed, load_scenario, run as run_scenario
     from simulator.executors_cli import make_executor
 
+    check_seed(seed, "--seed")
+    if workers < 0:
+        raise InputError("not a number of worker processes", field="--workers", value=workers,
+                         accepted="0 (train in this process) or a positive integer")
     loaded = load_scenario(scenario)
     exec_obj = None if timing_only else make_executor(executor, workers, ray_address)
     progress, update = _progress_bar(loaded.stop.sim_time_s, loaded.stop.max_versions)
     try:
-        with progress:
-            result = run_scenario(scenario, out=out, seed=seed, timing_only=timing_only, force=force,
-                                  executor=exec_obj, progress=update, report=not no_report,
-                                  checkpoint_every_s=checkpoint_every)
+        result = run_scenario(scenario, out=out, seed=seed, timing_only=timing_only, force=force,
+                              executor=exec_obj, progress=update, report=not no_report,
+                              checkpoint_every_s=checkpoint_every)
     finally:
+        progress.stop()
         if exec_obj is not None:
             exec_obj.shutdown()
     _finish(result)
@@ -178,9 +186,9 @@ def resume(
     exec_obj = None if timing_only else make_executor(executor, workers, ray_address)
     progress, update = _progress_bar(loaded.stop.sim_time_s, loaded.stop.max_versions)
     try:
-        with progress:
-            result = resume_run(run_dir, executor=exec_obj, progress=update)
+        result = resume_run(run_dir, executor=exec_obj, progress=update)
     finally:
+        progress.stop()
         if exec_obj is not None:
             exec_obj.shutdown()
     _finish(result)

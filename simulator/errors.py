@@ -6,17 +6,32 @@ Bad input must never surface as a traceback: every check that rejects user input
 
 from __future__ import annotations
 
+import re
+import reprlib
 from pathlib import Path
 from typing import Any
 
+_ONE_PARAGRAPH = re.compile(r"\s*[\r\n]+\s*")  # wrapped exception texts must not break the paragraph
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxtuple = 3, 6, 8, 8
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 80, 80, 40
+
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    """A short repr; bounded work even for a huge or self-referencing value."""
+    text = _REPR.repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-class InputError(Exception):
-    """A user-facing error naming the file, the field path, the bad value and what is accepted."""
+class InputError(ValueError):
+    """A user-facing error naming the file, the field path, the bad value and what is accepted.
+
+    It is a ``ValueError`` so that a pydantic validator may raise it: pydantic then adds where in the
+    document the failing part sits, and :mod:`simulator.config.loading` joins that location with the
+    error's own (relative) ``field``. A validator can thus say what is accepted, however deep it sits.
+    """
 
     def __init__(
         self,
@@ -49,7 +64,7 @@ class InputError(Exception):
         text += "."
         if self.accepted:
             text += f" Accepted: {self.accepted.rstrip('.')}."
-        return text
+        return _ONE_PARAGRAPH.sub(" ", text)
 
     def with_file(self, file: str | Path) -> "InputError":
         """Return the same error, naming `file` if it did not name one yet."""

@@ -20,8 +20,10 @@ import itertools
 from dataclasses import dataclass, field
 
 import simpy
+from simpy.events import Event
 
 _REL_EPS = 1e-9
+_INF = float("inf")
 
 
 @dataclass(eq=False)
@@ -37,7 +39,7 @@ class Link:
             raise ValueError(f"link {self.name!r} needs a positive capacity, got {self.capacity_bps}")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Transfer:
     """One transfer in flight; `done` succeeds with the transfer when its last bit arrives."""
 
@@ -50,7 +52,7 @@ class Transfer:
     finished: bool = False
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _FlowClass:
     links: tuple[Link, ...]
     cap_bps: float | None
@@ -58,6 +60,10 @@ class _FlowClass:
     rate_bps: float = 0.0
     active: int = 0
     heap: list[tuple[float, int, Transfer]] = field(default_factory=list)
+    # the bound used by progressive filling before any link limits it (the cap, or +inf)
+    own_bound: float = _INF
+    # no link appears twice in `links` (then a lone class's share of a link is capacity / active)
+    distinct_links: bool = True
 
 
 class Network:
@@ -65,41 +71,40 @@ class Network:
 
     def __init__(self, env: simpy.Environment) -> None:
         self.env = env
-        self._classes: dict[tuple[tuple[int, ...], float | None], _FlowClass] = {}
+        self._classes: dict[tuple[tuple[Link, ...], float | None], _FlowClass] = {}
+        self._class_list: list[_FlowClass] = []  # the same classes, in creation order
         self._last_update_s = 0.0
         self._seq = itertools.count()
         self._timer_generation = 0
         self._timer_at: float | None = None
         self._settle_pending = False
+        # SimPy's event queue, only read (by transfer_last); None if this SimPy has none.
+        self._queue: list | None = getattr(env, "_queue", None)
 
     # ------------------------------------------------------------------ public API
 
     def transfer(self, links: tuple[Link, ...], size_bytes: float, cap_bps: float | None = None) -> Transfer:
         """Start moving `size_bytes` across all `links` at once; at most `cap_bps` for this transfer."""
-        if size_bytes < 0:
-            raise ValueError("a transfer cannot have a negative size")
-        if not links and cap_bps is None:
-            raise ValueError("a transfer needs at least one link or a cap")
-        self._advance()
-        key = (tuple(id(link) for link in links), cap_bps)
-        flow_class = self._classes.get(key)
-        if flow_class is None:
-            flow_class = self._classes[key] = _FlowClass(links=links, cap_bps=cap_bps)
-        size_bits = float(size_bytes) * 8.0
-        transfer = Transfer(
-            size_bits=size_bits,
-            flow_class=flow_class,
-            finish_tag=flow_class.virtual_bits + size_bits,
-            done=self.env.event(),
-            start_s=self.env.now,
-        )
-        if size_bits == 0:
-            transfer.finished = True
-            transfer.done.succeed(transfer)
-            return transfer
-        heapq.heappush(flow_class.heap, (transfer.finish_tag, next(self._seq), transfer))
-        flow_class.active += 1
-        self._request_settle()
+        transfer = self._start(links, size_bytes, cap_bps)
+        if not transfer.finished and not self._settle_pending:
+            self._request_settle()
+        return transfer
+
+    def transfer_last(self, links: tuple[Link, ...], size_bytes: float, cap_bps: float | None = None) -> Transfer:
+        """:meth:`transfer` for a caller whose *last* action in its event callback is this call.
+
+        The re-division is due at this instant after everything already queued for it. When nothing
+        is queued for this instant, the zero-delay event :meth:`transfer` would schedule is the very
+        next one SimPy processes, so settling right here instead changes nothing but the event count:
+        what the settle schedules keeps its order relative to every other event.
+        """
+        transfer = self._start(links, size_bytes, cap_bps)
+        if not transfer.finished and not self._settle_pending:
+            queue = self._queue
+            if queue is not None and (not queue or queue[0][0] > self.env._now):
+                self._settle()
+            else:
+                self._request_settle()
         return transfer
 
     def cancel(self, transfer: Transfer) -> float:
@@ -111,7 +116,8 @@ class Network:
         flow_class = transfer.flow_class
         flow_class.active -= 1
         received = transfer.size_bits - max(0.0, transfer.finish_tag - flow_class.virtual_bits)
-        self._request_settle()
+        if not self._settle_pending:
+            self._request_settle()
         return received
 
     def rate_bps(self, transfer: Transfer) -> float:
@@ -122,12 +128,41 @@ class Network:
 
     # ------------------------------------------------------------------ internals
 
+    def _start(self, links: tuple[Link, ...], size_bytes: float, cap_bps: float | None) -> Transfer:
+        if size_bytes < 0:
+            raise ValueError("a transfer cannot have a negative size")
+        if not links and cap_bps is None:
+            raise ValueError("a transfer needs at least one link or a cap")
+        self._advance()
+        flow_class = self._classes.get((links, cap_bps))
+        if flow_class is None:
+            flow_class = self._new_class(links, cap_bps)
+        size_bits = float(size_bytes) * 8.0
+        done = Event(self.env)
+        transfer = Transfer(size_bits, flow_class, flow_class.virtual_bits + size_bits, done, self.env._now)
+        if size_bits == 0:
+            transfer.finished = True
+            done.succeed(transfer)
+            return transfer
+        heapq.heappush(flow_class.heap, (transfer.finish_tag, next(self._seq), transfer))
+        flow_class.active += 1
+        return transfer
+
+    def _new_class(self, links: tuple[Link, ...], cap_bps: float | None) -> _FlowClass:
+        flow_class = _FlowClass(
+            links=links, cap_bps=cap_bps, own_bound=cap_bps if cap_bps is not None else _INF,
+            distinct_links=len({id(link) for link in links}) == len(links),
+        )
+        self._classes[(links, cap_bps)] = flow_class
+        self._class_list.append(flow_class)
+        return flow_class
+
     def _advance(self) -> None:
         """Move every class's virtual clock to now at its current rate."""
-        now = self.env.now
+        now = self.env._now
         dt = now - self._last_update_s
         if dt > 0:
-            for flow_class in self._classes.values():
+            for flow_class in self._class_list:
                 if flow_class.active:
                     served = flow_class.rate_bps * dt
                     flow_class.virtual_bits += served
@@ -137,40 +172,73 @@ class Network:
 
     def _request_settle(self) -> None:
         """Re-divide once per simulated instant, however many transfers start or end in it."""
-        if not self._settle_pending:
-            self._settle_pending = True
-            timer = self.env.timeout(0)
-            timer.callbacks.append(lambda _ev: self._settle() if self._settle_pending else None)
+        self._settle_pending = True
+        event = simpy.Timeout(self.env, 0)
+        event.callbacks.append(self._on_settle_event)
+
+    def _on_settle_event(self, _event: simpy.Event) -> None:
+        if self._settle_pending:
+            self._settle()
 
     def _settle(self) -> None:
+        """Advance the clocks, complete due transfers, re-divide, re-arm the timer: one pass per step.
+
+        The same floating-point operations in the same order as advancing every class, then
+        completing every class, then dividing (fused per class, since no step of one class reads
+        another's), so rates and completion times are bit-for-bit those of separate passes.
+        """
         self._settle_pending = False
-        self._advance()
-        self._complete_due()
-        self._divide_capacity()
+        now = self.env._now
+        dt = now - self._last_update_s
+        self._last_update_s = now
+        heappop = heapq.heappop
+        pending = []
+        for flow_class in self._class_list:
+            active = flow_class.active
+            if active:
+                if dt > 0:
+                    served = flow_class.rate_bps * dt
+                    flow_class.virtual_bits += served
+                    for link in flow_class.links:
+                        link.bits_carried += served * active
+                heap = flow_class.heap
+                virtual_bits = flow_class.virtual_bits
+                while heap:
+                    tag, _, transfer = heap[0]
+                    if transfer.cancelled:
+                        heappop(heap)
+                        continue
+                    if tag - virtual_bits > _REL_EPS * (tag if tag > 1.0 else 1.0):  # max(1.0, tag)
+                        break
+                    heappop(heap)
+                    flow_class.active -= 1
+                    transfer.finished = True
+                    transfer.done.succeed(transfer)
+                if flow_class.active:
+                    pending.append(flow_class)
+            else:
+                heap = flow_class.heap  # only cancelled transfers can be left here
+                while heap and heap[0][2].cancelled:
+                    heappop(heap)
+            flow_class.rate_bps = 0.0
+        if pending:
+            self._divide_capacity(pending)
         self._schedule_next_completion()
 
-    def _complete_due(self) -> None:
-        for flow_class in self._classes.values():
-            heap = flow_class.heap
-            while heap:
-                tag, _, transfer = heap[0]
-                if transfer.cancelled:
-                    heapq.heappop(heap)
-                    continue
-                if tag - flow_class.virtual_bits > _REL_EPS * max(1.0, tag):
-                    break
-                heapq.heappop(heap)
-                flow_class.active -= 1
-                transfer.finished = True
-                transfer.done.succeed(transfer)
-
-    def _divide_capacity(self) -> None:
+    @staticmethod
+    def _divide_capacity(pending: list[_FlowClass]) -> None:
         """Max-min fair rates by progressive filling over classes (weighted by their transfer counts)."""
-        pending = []
-        for flow_class in self._classes.values():
-            flow_class.rate_bps = 0.0
-            if flow_class.active:
-                pending.append(flow_class)
+        if len(pending) == 1 and pending[0].distinct_links:
+            # One class: the general filling below reduces to this (same operations, same floats).
+            flow_class = pending[0]
+            bound = flow_class.own_bound
+            active = flow_class.active
+            for link in flow_class.links:
+                share = link.capacity_bps / active
+                if share < bound:
+                    bound = share
+            flow_class.rate_bps = bound
+            return
         remaining: dict[int, float] = {}
         users: dict[int, int] = {}
         for flow_class in pending:
@@ -181,9 +249,9 @@ class Network:
                 users[key] = users.get(key, 0) + flow_class.active
         while pending:
             bounds = []
-            level = float("inf")
+            level = _INF
             for flow_class in pending:
-                bound = flow_class.cap_bps if flow_class.cap_bps is not None else float("inf")
+                bound = flow_class.own_bound
                 for link in flow_class.links:
                     share = remaining[id(link)] / users[id(link)]
                     if share < bound:
@@ -207,27 +275,34 @@ class Network:
     def _schedule_next_completion(self) -> None:
         self._timer_generation += 1
         generation = self._timer_generation
-        delay = float("inf")
-        for flow_class in self._classes.values():
-            while flow_class.heap and flow_class.heap[0][2].cancelled:
-                heapq.heappop(flow_class.heap)
-            if flow_class.heap and flow_class.rate_bps > 0:
-                remaining_bits = flow_class.heap[0][0] - flow_class.virtual_bits
-                delay = min(delay, max(0.0, remaining_bits) / flow_class.rate_bps)
-        if delay == float("inf"):
+        delay = _INF
+        heappop = heapq.heappop
+        for flow_class in self._class_list:
+            heap = flow_class.heap
+            while heap and heap[0][2].cancelled:
+                heappop(heap)
+            if heap and flow_class.rate_bps > 0:
+                remaining_bits = heap[0][0] - flow_class.virtual_bits
+                # max(0.0, remaining_bits), written out
+                candidate = (remaining_bits if remaining_bits > 0.0 else 0.0) / flow_class.rate_bps
+                if candidate < delay:
+                    delay = candidate
+        if delay == _INF:
             return
-        at = self.env.now + delay
-        if self._timer_at is not None and self.env.now <= self._timer_at <= at:
+        now = self.env._now
+        at = now + delay
+        if self._timer_at is not None and now <= self._timer_at <= at:
             # The pending timer fires no later than needed; it will settle and re-arm then. Starting
             # transfers only ever push completions later, so this saves most timers.
             self._timer_generation -= 1
             return
         self._timer_at = at
-        timer = self.env.timeout(delay)
-        timer.callbacks.append(lambda _ev: self._on_timer(generation))
+        timer = simpy.Timeout(self.env, delay)
+        timer.generation = generation  # type: ignore[attr-defined]
+        timer.callbacks.append(self._on_timer)
 
-    def _on_timer(self, generation: int) -> None:
-        if generation != self._timer_generation:
+    def _on_timer(self, timer: simpy.Event) -> None:
+        if timer.generation != self._timer_generation:  # type: ignore[attr-defined]
             return
         self._timer_at = None
         if not self._settle_pending:

@@ -9,14 +9,15 @@ proxy actually trained for accuracy — the run's summary says so.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
-from simulator.config.scenario import Scenario
+from simulator.config.scenario import AvailabilityTrace, Scenario
 from simulator.config.workload import DatasetSpec, ModelSpec
 from simulator.errors import InputError
 
@@ -132,8 +133,63 @@ class WorkloadInfo:
         return make_learner(self, algorithm, executor)
 
 
+# What torch or numpy raise when a model meets inputs it cannot take (a shape, a size): the user's to fix.
+_SHAPE_ERRORS = (RuntimeError, ValueError, TypeError, IndexError, ZeroDivisionError, OverflowError)
+
+
+@contextmanager
+def _naming(file: str | None) -> Iterator[None]:
+    try:
+        yield
+    except InputError as err:
+        raise (err.with_file(file) if file else err) from None
+
+
+def _check_model(spec: ModelSpec, num_classes: int, shape: tuple[int, ...], field: str, value: Any) -> None:
+    """Trace the model's cost once (cached, the planner needs it anyway): it must run at `shape`."""
+    from simulator.cost import model_cost
+
+    try:
+        model_cost(spec, num_classes, shape)
+    except InputError as err:
+        if err.field == "workload.model":  # the builder's generic address: say which model and shape
+            raise InputError(f"{err.problem} (model {model_label(spec)})", field=field, value=value,
+                             accepted=err.accepted) from None
+        raise
+    except _SHAPE_ERRORS as exc:
+        detail = " ".join(str(exc).split())
+        detail = detail if len(detail) <= 200 else detail[:197] + "..."
+        raise InputError(
+            f"model {model_label(spec)} cannot run on inputs of shape {list(shape)} ({type(exc).__name__}: {detail})",
+            field=field, value=value,
+            accepted="a model and input shape that fit: [channels, height, width] for image models, [seq_len] for text",
+        ) from None
+
+
+def check_availability_traces(scenario: Scenario, base_dir: Path) -> None:
+    """Read every availability trace the fleet names (the engine reads them again when it runs)."""
+    from simulator.fleet.availability import load_trace
+
+    for g, group in enumerate(scenario.fleet):
+        if isinstance(group.availability, AvailabilityTrace):
+            load_trace(group.availability, base_dir, g, group.count)
+
+
 def describe_workload(scenario: Scenario, base_dir: Path, timing_only: bool, file: str | None) -> WorkloadInfo:
+    """The workload of a run, checked now: every file the scenario names is read and the models sized.
+
+    The engine would meet these problems only once running, after the run folder is made; found here
+    they are reported before anything is written (``fleetsim validate`` finds them too).
+    """
     info = WorkloadInfo(scenario, base_dir, timing_only, file)
-    if not timing_only and not info.train_model.is_builtin:
-        pass  # user models train as full models; checked when the learner builds them
+    wl = scenario.workload
+    with _naming(file):
+        info.shard_sizes  # noqa: B018 - loads the dataset and partitions it (or checks samples_per_client)
+        plan_field = "workload.plan_input_shape" if wl.plan_input_shape else "workload.model"
+        plan_value = list(wl.plan_input_shape) if wl.plan_input_shape else wl.model.name
+        _check_model(info.plan_model, info.num_classes, info.input_shape, plan_field, plan_value)
+        if not timing_only:
+            train_field = "workload.train_model" if wl.train_model is not None else "workload.model"
+            _check_model(info.train_model, info.num_classes, info.data_input_shape, train_field, info.train_model.name)
+        check_availability_traces(scenario, base_dir)
     return info

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from simulator.config.loading import validation_error_to_input_error
-from simulator.config.scenario import AlgorithmSpec
+from simulator.config.scenario import MIN_DURATION_S, AlgorithmSpec
 from simulator.errors import InputError
 
 DEFAULT_WIDTH_RATIOS = (1.0, 0.75, 0.5, 0.375, 0.25, 0.125, 0.0625)
@@ -38,9 +38,10 @@ class PruningSpec(_Part):
     @field_validator("width_ratios")
     @classmethod
     def _ratios_in_range(cls, value: list[float]) -> list[float]:
-        for ratio in value:
+        for i, ratio in enumerate(value):
             if not 0 < ratio <= 1:
-                raise ValueError(f"every width ratio must lie in (0, 1], got {ratio}")
+                raise InputError("a width ratio outside (0, 1]", field=f"[{i}]", value=ratio,
+                                 accepted="fractions of the full width, each > 0 and <= 1")
         return sorted(set(value), reverse=True)
 
 
@@ -126,6 +127,19 @@ def _validate_part(model: type[_Part], data: dict[str, Any], field: str) -> Any:
         raise err from None
 
 
+def _check_durations(params: dict[str, Any], field: str = "algorithm.aggregation") -> None:
+    """Every ``*_s`` setting of a policy (built-in or plug-in) is a duration of at least MIN_DURATION_S.
+
+    A deadline of a microsecond closes millions of empty rounds per simulated second; below the
+    clock's resolution it closes them forever at one instant.
+    """
+    for key, value in params.items():
+        if key.endswith("_s") and isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and value < MIN_DURATION_S:
+            raise InputError("is too short to simulate", field=f"{field}.{key}", value=value,
+                             accepted=f"a duration >= {MIN_DURATION_S:g} s")
+
+
 def resolve_algorithm(spec: AlgorithmSpec) -> ResolvedAlgorithm:
     """Merge the preset named by ``spec.name`` with the scenario's overrides and validate each part."""
     from simulator.server.policy import build_policy
@@ -141,6 +155,7 @@ def resolve_algorithm(spec: AlgorithmSpec) -> ResolvedAlgorithm:
     else:
         aggregation = _deep_merge(base_aggregation, spec.aggregation)
     policy = build_policy(aggregation)  # validates keys against the policy's Params
+    _check_durations(policy.params.model_dump())
     return ResolvedAlgorithm(
         name=spec.name,
         aggregation=policy.params.model_dump(mode="json"),

@@ -28,6 +28,11 @@ from simulator.errors import InputError
 PROFILES_DIR_ENV = "FLEETSIM_PROFILES_DIR"
 _NAME = "a slug of letters, digits, '-', '_' or '.', starting with a letter or digit (e.g. jetson-nano-4gb)"
 _WIDTH_TOLERANCE = 1e-6
+# Upper bounds far beyond any edge device (10 PFLOP/s, 100 TB, 1 MW): past them a figure means nothing
+# and, times 1e9, overflows the simulator's float and int64 arithmetic.
+_MAX_GFLOPS = 1e7
+_MAX_GB = 1e5
+_MAX_W = 1e6
 
 
 class _Strict(BaseModel):
@@ -39,13 +44,13 @@ class _Strict(BaseModel):
 class Compute(_Strict):
     """GPU throughput and the two assumptions that turn it into a training-step time."""
 
-    peak_fp32_gflops: float = Field(gt=0, description="GPU FP32 peak, GFLOP/s (CUDA cores x 2 x max clock)")
-    peak_fp16_gflops: float = Field(gt=0, description="GPU FP16 peak on CUDA cores, GFLOP/s")
+    peak_fp32_gflops: float = Field(gt=0, le=_MAX_GFLOPS, description="GPU FP32 peak, GFLOP/s (CUDA cores x 2 x max clock)")
+    peak_fp16_gflops: float = Field(gt=0, le=_MAX_GFLOPS, description="GPU FP16 peak on CUDA cores, GFLOP/s")
     training_efficiency: float = Field(
         gt=0, le=1, description="achievable fraction of peak in PyTorch training (an assumption to calibrate)"
     )
     step_overhead_s: float = Field(
-        default=0.0, ge=0, description="fixed cost per training step: kernel launches, Python (an assumption)"
+        default=0.0, ge=0, le=3600, description="fixed cost per training step: kernel launches, Python (an assumption)"
     )
     precision: Literal["fp32", "fp16"] = Field(default="fp32", description="which peak training runs at")
 
@@ -59,15 +64,15 @@ class Compute(_Strict):
 class Memory(_Strict):
     """Unified memory shared by CPU and GPU; only ``usable_gb`` is available to training."""
 
-    total_gb: float = Field(gt=0, description="module memory, GB")
-    usable_gb: float = Field(gt=0, description="what training may use after OS + CUDA context, GB")
-    bandwidth_gbps: float = Field(gt=0, description="peak DRAM bandwidth at the highest memory clock, GB/s")
+    total_gb: float = Field(gt=0, le=_MAX_GB, description="module memory, GB")
+    usable_gb: float = Field(gt=0, le=_MAX_GB, description="what training may use after OS + CUDA context, GB")
+    bandwidth_gbps: float = Field(gt=0, le=_MAX_GB, description="peak DRAM bandwidth at the highest memory clock, GB/s")
 
 
 class PowerMode(_Strict):
     """One nvpmodel mode: busy power and how much of peak compute and bandwidth it leaves."""
 
-    watts: float = Field(gt=0, description="power drawn while training in this mode, W")
+    watts: float = Field(gt=0, le=_MAX_W, description="power drawn while training in this mode, W")
     clock_scale: float = Field(
         gt=0, le=1, description="fraction of peak FLOP/s in this mode (GPU clock cap x share of GPU TPCs on)"
     )
@@ -81,7 +86,7 @@ class NetworkInterface(_Strict):
 
     kind: Literal["ethernet", "wifi"]
     standard: str = Field(min_length=1, description="e.g. 1000BASE-T, 802.11ac 2x2")
-    max_mbps: float = Field(gt=0, description="line or PHY rate, Mb/s")
+    max_mbps: float = Field(gt=0, le=1e7, description="line or PHY rate, Mb/s")
 
 
 class Network(_Strict):
@@ -95,8 +100,8 @@ class MeasuredStepTime(_Strict):
 
     model: str = Field(min_length=1, description="the workload's model label, e.g. 'mlp-tiny' (name-preset)")
     width_ratio: float = Field(default=1.0, gt=0, le=1)
-    batch_size: int = Field(ge=1)
-    step_s: float = Field(gt=0, description="seconds per training step (forward, backward, optimizer)")
+    batch_size: int = Field(ge=1, le=1_000_000)
+    step_s: float = Field(gt=0, le=1e6, description="seconds per training step (forward, backward, optimizer)")
     power_mode: str | None = Field(default=None, description="mode it was measured in; default: any mode")
 
 
@@ -110,7 +115,7 @@ class DeviceProfile(_Strict):
     memory: Memory
     power_modes: dict[str, PowerMode] = Field(min_length=1)
     default_power_mode: str
-    idle_w: float = Field(ge=0, description="power drawn while online and not training, W")
+    idle_w: float = Field(ge=0, le=_MAX_W, description="power drawn while online and not training, W")
     network: Network = Field(default_factory=Network)
     measured_step_times: list[MeasuredStepTime] = Field(default_factory=list)
 
@@ -284,8 +289,10 @@ def load_profile(name_or_path: str, base_dir: Path | None = None) -> DeviceProfi
         if not path.is_absolute():
             path = (base_dir if base_dir is not None else Path.cwd()) / path
         if not path.is_file():
+            # no file= here: the file at fault is the one naming this path (the caller adds it)
+            what = "is a folder, not a profile file" if path.is_dir() else "not found"
             raise InputError(
-                "device profile file not found", file=path, value=text, accepted=_accepted_names(base_dir)
+                f"device profile file {what} ({path})", value=text, accepted=_accepted_names(base_dir)
             )
         return load_yaml_model(path, DeviceProfile)
     path = _builtin_path(text)

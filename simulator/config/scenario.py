@@ -10,7 +10,7 @@ their accepted keys depend on the chosen policy — including a user's own plug-
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -27,6 +27,18 @@ class Strict(BaseModel):
 # ---------------------------------------------------------------- fleet
 
 
+# The shortest duration a scenario may set (churn means, deadlines, evaluation periods): far shorter
+# ones make simulated time crawl (or, below the float clock's resolution, stand still) while events
+# repeat forever — a hang, not a result.
+MIN_DURATION_S = 1e-3
+# Upper bounds far beyond any real workload: past them sizes overflow int64 byte counts or float step
+# arithmetic (an epoch count of 1e308 makes an infinite number of steps) instead of meaning anything.
+MAX_BATCH = 1_000_000
+MAX_EPOCHS = 1e6
+MAX_STEPS = 10**9
+MAX_INPUT_SIDE = 65_536
+
+
 class AlwaysOn(Strict):
     kind: Literal["always"] = "always"
 
@@ -35,8 +47,8 @@ class Churn(Strict):
     """On/off churn: exponential online and offline durations with the given means."""
 
     kind: Literal["churn"]
-    mean_online_s: float = Field(gt=0)
-    mean_offline_s: float = Field(gt=0)
+    mean_online_s: float = Field(ge=MIN_DURATION_S)
+    mean_offline_s: float = Field(ge=MIN_DURATION_S)
     start_online_probability: float | None = Field(
         default=None, ge=0, le=1, description="default: the stationary share mean_on/(mean_on+mean_off)"
     )
@@ -66,6 +78,10 @@ class FleetGroup(Strict):
 
 # ---------------------------------------------------------------- network
 
+# 10 Tb/s: above any link a fleet of edge boards sees. Beyond some bound a rate stops meaning anything
+# and, times 1e6 bits, overflows to inf in the fair-share arithmetic; this one is generous.
+MAX_MBPS = 1e7
+
 
 class Latency(Strict):
     """One-way latency per transfer: a mean plus jitter drawn from `distribution`."""
@@ -76,22 +92,22 @@ class Latency(Strict):
 
 
 class ServerLink(Strict):
-    downlink_mbps: float = Field(default=1000.0, gt=0, description="server → devices capacity, shared")
-    uplink_mbps: float = Field(default=1000.0, gt=0, description="devices → server capacity, shared")
+    downlink_mbps: float = Field(default=1000.0, gt=0, le=MAX_MBPS, description="server → devices capacity, shared")
+    uplink_mbps: float = Field(default=1000.0, gt=0, le=MAX_MBPS, description="devices → server capacity, shared")
 
 
 class AccessPoint(Strict):
     """A shared, half-duplex Wi-Fi cell: uploads and downloads of its devices share `capacity_mbps`."""
 
-    capacity_mbps: float = Field(gt=0)
-    max_client_mbps: float | None = Field(default=None, gt=0, description="one device's own PHY/TCP limit")
+    capacity_mbps: float = Field(gt=0, le=MAX_MBPS)
+    max_client_mbps: float | None = Field(default=None, gt=0, le=MAX_MBPS, description="one device's own PHY/TCP limit")
     latency: Latency = Field(default_factory=lambda: Latency(mean_ms=4.0, jitter_ms=2.0))
 
 
 class Ethernet(Strict):
     """Switched Ethernet: each device has its own full-duplex port."""
 
-    rate_mbps: float = Field(default=941.0, gt=0, description="TCP goodput of a GbE port")
+    rate_mbps: float = Field(default=941.0, gt=0, le=MAX_MBPS, description="TCP goodput of a GbE port")
     latency: Latency = Field(default_factory=lambda: Latency(mean_ms=0.3, jitter_ms=0.0))
 
 
@@ -104,7 +120,8 @@ class Network(Strict):
     @classmethod
     def _no_reserved_name(cls, value: dict[str, AccessPoint]) -> dict[str, AccessPoint]:
         if "ethernet" in value:
-            raise ValueError("'ethernet' is reserved for wired ports; name the access point otherwise")
+            raise InputError("'ethernet' is reserved for wired ports", field="ethernet",
+                             accepted="any other access point name")
         return value
 
 
@@ -113,9 +130,9 @@ class Network(Strict):
 
 class Optimizer(Strict):
     name: Literal["sgd", "adam"] = "sgd"
-    lr: float = Field(default=0.05, gt=0)
+    lr: float = Field(default=0.05, gt=0, le=1e3, description="learning rate (float32 overflows far below 1e39)")
     momentum: float = Field(default=0.9, ge=0, lt=1)
-    weight_decay: float = Field(default=0.0, ge=0)
+    weight_decay: float = Field(default=0.0, ge=0, le=1e3)
 
 
 class Workload(Strict):
@@ -125,18 +142,19 @@ class Workload(Strict):
     )
     dataset: DatasetSpec
     partition: PartitionSpec = Field(default_factory=lambda: PartitionSpec(kind="iid"))
-    batch_size: int = Field(default=32, ge=1)
-    local_epochs: float | None = Field(default=1.0, gt=0)
-    local_steps: int | None = Field(default=None, ge=1, description="overrides local_epochs")
+    batch_size: int = Field(default=32, ge=1, le=MAX_BATCH)
+    local_epochs: float | None = Field(default=1.0, gt=0, le=MAX_EPOCHS)
+    local_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS, description="overrides local_epochs")
     optimizer: Optimizer = Field(default_factory=Optimizer)
-    plan_input_shape: tuple[int, ...] | None = Field(
+    plan_input_shape: tuple[Annotated[int, Field(ge=1, le=MAX_INPUT_SIDE)], ...] | None = Field(
         default=None, min_length=1, max_length=4,
         description="input shape the planning model is costed at (e.g. [3, 224, 224]); default: the dataset's",
     )
     samples_per_client: int | None = Field(
-        default=None, ge=1, description="timing-only: fix the shard size instead of partitioning the dataset"
+        default=None, ge=1, le=MAX_STEPS,
+        description="timing-only: fix the shard size instead of partitioning the dataset"
     )
-    framework_overhead_gb: float = Field(default=0.3, ge=0, description="PyTorch/CUDA allocator overhead")
+    framework_overhead_gb: float = Field(default=0.3, ge=0, le=1e6, description="PyTorch/CUDA allocator overhead")
 
 
 # ---------------------------------------------------------------- algorithm, evaluation, stop
@@ -154,8 +172,8 @@ class AlgorithmSpec(Strict):
 
 class Evaluation(Strict):
     every_versions: int | None = Field(default=1, ge=1)
-    every_s: float | None = Field(default=None, gt=0)
-    batch_size: int = Field(default=512, ge=1)
+    every_s: float | None = Field(default=None, ge=MIN_DURATION_S)
+    batch_size: int = Field(default=512, ge=1, le=MAX_BATCH)
 
 
 class Stop(Strict):
@@ -166,7 +184,8 @@ class Stop(Strict):
     @model_validator(mode="after")
     def _some_bound(self) -> "Stop":
         if self.sim_time_s is None and self.max_versions is None:
-            raise ValueError("give sim_time_s or max_versions so the run ends")
+            raise InputError("neither sim_time_s nor max_versions is set, so the run would never end",
+                             accepted="sim_time_s (simulated seconds) and/or max_versions (model versions)")
         return self
 
 

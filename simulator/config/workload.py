@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from simulator.errors import InputError
+
 BUILTIN_MODELS = ("resnet", "cnn", "vit", "text-transformer", "mlp")
 
 # Family presets. "default" is what an unset preset means. vit-b and bert-base (~86 M and ~110 M
@@ -61,13 +63,15 @@ FAMILY_FIELDS: dict[str, tuple[str, ...]] = {
 _ALL_FAMILY_FIELDS = ("width", "blocks", "dim", "heads", "mlp_ratio", "patch_size", "vocab_size", "seq_len")
 
 
-def _not_applicable(fields: list[str]) -> str:
-    names = ", ".join(repr(f) for f in fields)
-    return f"{names} {'does' if len(fields) == 1 else 'do'} not apply"
+def _not_applicable(owner: str, extra: list[str], spec: Any, allowed: tuple[str, ...]) -> InputError:
+    """An InputError at the first field that does not apply (validators raise it; loading adds the path)."""
+    names = ", ".join(repr(f) for f in extra)
+    return InputError(f"{names} {'does' if len(extra) == 1 else 'do'} not apply to {owner}", field=extra[0],
+                      value=getattr(spec, extra[0]), accepted=f"for {owner}: {', '.join(allowed)}")
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     def key(self) -> str:
         """A stable text key (sorted JSON of every field) for caching and hashing."""
@@ -107,9 +111,8 @@ class ModelSpec(_Spec):
         mod, sep, attr = v.partition(":")
         if sep and mod.strip() and attr.strip() and ":" not in attr:
             return v
-        raise ValueError(
-            f"unknown model {v!r}: use one of {', '.join(BUILTIN_MODELS)} or 'package.module:ClassName'"
-        )
+        raise InputError("unknown model", value=v,
+                         accepted=f"{', '.join(BUILTIN_MODELS)}, or your own model as 'package.module:ClassName'")
 
     @field_validator("blocks")
     @classmethod
@@ -118,7 +121,8 @@ class ModelSpec(_Spec):
             return v
         values = (v,) if isinstance(v, int) else v
         if not values or any(b < 1 for b in values):
-            raise ValueError("blocks must be a positive integer or a non-empty list of positive integers")
+            raise InputError("blocks must be positive", value=list(values) if len(values) != 1 else values[0],
+                             accepted="a positive integer, or for resnet a non-empty list of positive integers")
         return v
 
     @property
@@ -130,30 +134,28 @@ class ModelSpec(_Spec):
         if not self.is_builtin:
             bad = [f for f in _ALL_FAMILY_FIELDS if getattr(self, f) is not None]
             if self.preset is not None or bad:
-                raise ValueError(
-                    f"user model {self.name!r} takes no preset or family fields "
-                    f"({', '.join(['preset'] + bad) if self.preset else ', '.join(bad)}); "
-                    "pass constructor arguments under 'kwargs'"
-                )
+                first = "preset" if self.preset is not None else bad[0]
+                raise InputError(f"a user model ({self.name}) takes no preset or family fields", field=first,
+                                 value=getattr(self, first), accepted="constructor arguments under 'kwargs'")
             return self
         if self.kwargs:
-            raise ValueError(f"'kwargs' applies only to user models (module:Name), not to {self.name!r}")
+            raise InputError(f"applies only to user models (module:Name), not to {self.name!r}", field="kwargs",
+                             value=self.kwargs, accepted="no 'kwargs' for a built-in model")
         presets = PRESETS[self.name]
         if self.preset is not None and self.preset not in presets:
-            raise ValueError(
-                f"unknown preset {self.preset!r} for model {self.name!r}: accepted {', '.join(presets)}"
-            )
+            raise InputError(f"unknown preset for model {self.name!r}", field="preset", value=self.preset,
+                             accepted=", ".join(presets))
         allowed = FAMILY_FIELDS[self.name]
         extra = [f for f in _ALL_FAMILY_FIELDS if f not in allowed and getattr(self, f) is not None]
         if extra:
-            raise ValueError(
-                f"{_not_applicable(extra)} to model {self.name!r}; it accepts {', '.join(allowed)}"
-            )
+            raise _not_applicable(f"model {self.name!r}", extra, self, ("preset", *allowed, "prune_stream"))
         if isinstance(self.blocks, tuple) and self.name != "resnet":
-            raise ValueError(f"blocks must be one integer for model {self.name!r} (lists are for resnet)")
+            raise InputError(f"must be one integer for model {self.name!r} (lists are for resnet)", field="blocks",
+                             value=list(self.blocks), accepted="a positive integer")
         r = self.resolved_params()
         if "heads" in r and r["dim"] % r["heads"]:
-            raise ValueError(f"dim ({r['dim']}) must be divisible by heads ({r['heads']})")
+            raise InputError(f"dim ({r['dim']}) must be divisible by heads", field="heads", value=r["heads"],
+                             accepted=f"a divisor of dim ({r['dim']})")
         return self
 
     def resolved_params(self) -> dict[str, Any]:
@@ -213,14 +215,13 @@ class DatasetSpec(_Spec):
         extra = [f for f in ("path", "image_size", "channels", "num_samples", "num_classes", "difficulty",
                              "seq_len", "vocab_size") if f not in allowed and getattr(self, f) is not None]
         if extra:
-            raise ValueError(
-                f"{_not_applicable(extra)} to dataset {self.name!r}; it accepts "
-                f"{', '.join(allowed + ('test_fraction',))}"
-            )
+            raise _not_applicable(f"dataset {self.name!r}", extra, self, allowed + ("test_fraction",))
         if self.name in ("npz", "folder") and not self.path:
-            raise ValueError(f"dataset {self.name!r} needs 'path'")
+            raise InputError(f"dataset {self.name!r} needs 'path'", field="path", value=self.path,
+                             accepted="an .npz file" if self.name == "npz" else "a folder of class sub-folders")
         if self.name == "digits" and self.channels not in (None, 1, 3):
-            raise ValueError("digits accepts channels 1 or 3")
+            raise InputError("not a channel count the digits dataset offers", field="channels",
+                             value=self.channels, accepted="1 or 3")
         return self
 
     def get(self, field: str) -> Any:
@@ -254,16 +255,15 @@ class PartitionSpec(_Spec):
         extra = [f for f in ("alpha", "shards_per_client", "sizes", "sigma")
                  if f not in allowed and getattr(self, f) is not None]
         if extra:
-            raise ValueError(
-                f"{_not_applicable(extra)} to partition kind {self.kind!r}; it accepts "
-                f"{', '.join(allowed + ('min_samples_per_client',))}"
-            )
+            raise _not_applicable(f"partition kind {self.kind!r}", extra, self, allowed + ("min_samples_per_client",))
         if self.kind == "quantity":
             law = self.sizes or "lognormal"
             if law == "lognormal" and self.alpha is not None:
-                raise ValueError("quantity with sizes 'lognormal' takes sigma, not alpha")
+                raise InputError("quantity with sizes 'lognormal' takes sigma, not alpha", field="alpha", value=self.alpha,
+                                 accepted="sigma with sizes 'lognormal', or sizes: dirichlet with alpha")
             if law == "dirichlet" and self.sigma is not None:
-                raise ValueError("quantity with sizes 'dirichlet' takes alpha, not sigma")
+                raise InputError("quantity with sizes 'dirichlet' takes alpha, not sigma", field="sigma", value=self.sigma,
+                                 accepted="alpha with sizes 'dirichlet', or sizes: lognormal with sigma")
         return self
 
     def get(self, field: str) -> Any:

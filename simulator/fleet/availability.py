@@ -39,29 +39,38 @@ def load_trace(spec: AvailabilityTrace, base_dir: Path, group_index: int, count:
     """Offline intervals per device of a group from a CSV (device_index,start_s,end_s)."""
     field = f"fleet[{group_index}].availability.path"
     path = (base_dir / spec.path) if not Path(spec.path).is_absolute() else Path(spec.path)
-    if not path.exists():
-        raise InputError("availability trace file not found", field=field, value=str(path),
+    if not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else "not found"
+        raise InputError(f"availability trace file {what}", field=field, value=str(path),
                          accepted="a CSV with columns device_index,start_s,end_s")
     intervals: list[list[tuple[float, float]]] = [[] for _ in range(count)]
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"device_index", "start_s", "end_s"} - set(reader.fieldnames or [])
-        if missing:
-            raise InputError(f"trace is missing columns {sorted(missing)}", file=path, field=field,
-                             accepted="a CSV with header device_index,start_s,end_s")
-        for line_no, row in enumerate(reader, start=2):
-            try:
-                index, start, end = int(row["device_index"]), float(row["start_s"]), float(row["end_s"])
-            except (TypeError, ValueError):
-                raise InputError(f"line {line_no} has a non-numeric value", file=path, field=field, value=row,
-                                 accepted="integer device_index, numeric start_s < end_s") from None
-            if not 0 <= index < count or not (0 <= start < end):
-                raise InputError(f"line {line_no} is out of range", file=path, field=field, value=row,
-                                 accepted=f"0 <= device_index < {count} and 0 <= start_s < end_s")
-            intervals[index].append((start, end))
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            _read_rows(csv.DictReader(handle), path, field, count, intervals)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"the trace cannot be read ({type(exc).__name__}: {exc})", file=path, field=field,
+                         accepted="a UTF-8 CSV with header device_index,start_s,end_s") from None
     for device_intervals in intervals:
         device_intervals.sort()
     return intervals
+
+
+def _read_rows(reader: csv.DictReader, path: Path, field: str, count: int,
+               intervals: list[list[tuple[float, float]]]) -> None:
+    missing = {"device_index", "start_s", "end_s"} - set(reader.fieldnames or [])
+    if missing:
+        raise InputError(f"trace is missing columns {sorted(missing)}", file=path, field=field,
+                         value=reader.fieldnames, accepted="a CSV with header device_index,start_s,end_s")
+    for line_no, row in enumerate(reader, start=2):
+        try:
+            index, start, end = int(row["device_index"]), float(row["start_s"]), float(row["end_s"])
+        except (TypeError, ValueError):
+            raise InputError(f"line {line_no} has a missing or non-numeric value", file=path, field=field,
+                             value=row, accepted="integer device_index, numeric start_s < end_s") from None
+        if not 0 <= index < count or not (0 <= start < end):
+            raise InputError(f"line {line_no} is out of range", file=path, field=field, value=row,
+                             accepted=f"0 <= device_index < {count} (the group's size) and 0 <= start_s < end_s")
+        intervals[index].append((start, end))
 
 
 def availability_process(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import simpy
+from simpy.events import URGENT, Event, Timeout
 
 from simulator.network import Link, Network, Transfer
 
@@ -44,7 +45,7 @@ class Job:
     flops: float
     arrival_s: float | None = None
     outcome: str | None = None  # accepted | dropped | lost | oom | unfinished
-    process: simpy.Process | None = None
+    process: "RoundProcess | None" = None
     # the JobView handed to policies (set by the server)
     view: object | None = None
 
@@ -79,6 +80,8 @@ class Device:
     bytes_down: int = 0
     bytes_up: int = 0
     counts: dict[str, int] = field(default_factory=lambda: {"jobs": 0, "accepted": 0, "dropped": 0, "lost": 0, "oom": 0})
+    # set by share_latency_streams: `rng` read in blocks (then nothing else may draw from `rng`)
+    latency_stream: "LatencyStream | None" = None
 
     @property
     def idle(self) -> bool:
@@ -88,6 +91,18 @@ class Device:
         """One transfer's latency: mean plus jitter, never negative."""
         if self.latency_jitter_s <= 0:
             return self.latency_mean_s
+        stream = self.latency_stream
+        if stream is not None:
+            # the same arithmetic numpy does on the same standard variate: bit-identical values
+            s = self.latency_jitter_s
+            z = stream.next()
+            if stream.kind == "uniform":
+                jitter = -s + (s - -s) * z      # Generator.uniform(low, high) = low + (high - low) · U
+            elif stream.kind == "exponential":
+                jitter = s * z                  # Generator.exponential(scale) = scale · E
+            else:
+                jitter = 0.0 + s * z            # Generator.normal(loc, scale) = loc + scale · Z
+            return max(0.0, self.latency_mean_s + jitter)
         if self.latency_distribution == "uniform":
             jitter = self.rng.uniform(-self.latency_jitter_s, self.latency_jitter_s)
         elif self.latency_distribution == "exponential":
@@ -97,13 +112,228 @@ class Device:
         return max(0.0, self.latency_mean_s + jitter)
 
 
+class LatencyStream:
+    """The standard variates of one kind from one Generator, drawn 4096 at a time.
+
+    Why: a scalar ``rng.normal()`` call costs more than the rest of a latency draw. numpy fills an
+    array with exactly the values successive scalar calls return, so the k-th value here is the k-th
+    scalar draw — provided every draw from that generator goes through this stream, with one kind.
+    """
+
+    BLOCK = 4096
+
+    def __init__(self, rng: np.random.Generator, kind: str) -> None:
+        self.kind = kind
+        self._draw = {"uniform": rng.random, "exponential": rng.standard_exponential}.get(kind, rng.standard_normal)
+        self._values: list[float] = []
+
+    def next(self) -> float:
+        values = self._values
+        if not values:
+            values = self._values = self._draw(self.BLOCK).tolist()
+            values.reverse()  # pop() from the end returns them in drawing order
+        return values.pop()
+
+
+def share_latency_streams(devices: list[Device]) -> None:
+    """Give devices block-drawn latencies where that cannot change a single value.
+
+    Devices share the engine's latency generator. When every device that draws from a generator
+    (jitter > 0) uses the same distribution, one :class:`LatencyStream` serves them all, in the order
+    they draw; with mixed distributions the interleaving of kinds matters, so they keep scalar draws.
+    """
+    users: dict[int, list[Device]] = {}
+    for device in devices:
+        if device.latency_jitter_s > 0:
+            users.setdefault(id(device.rng), []).append(device)
+    for group in users.values():
+        kinds = {d.latency_distribution if d.latency_distribution in ("uniform", "exponential") else "normal"
+                 for d in group}
+        if len(kinds) == 1:
+            stream = LatencyStream(group[0].rng, kinds.pop())
+            for device in group:
+                device.latency_stream = stream
+
+
 def _phase_outcome(interrupt: simpy.Interrupt) -> str:
     """'dropped' when the server cancelled the job, 'lost' when the device went offline."""
     return "dropped" if str(interrupt.cause).startswith("cancelled") else "lost"
 
 
+# Phases of a client-round, in order (what the round is waiting for).
+_STARTING, _DOWN_LATENCY, _DOWN, _COMPUTE, _UP_LATENCY, _UP, _ENDED = range(7)
+
+
+class RoundProcess:
+    """One client-round: download → memory check → compute → upload, as a chain of event callbacks.
+
+    Why not a ``simpy.Process``: resuming a generator costs several times what the round itself does.
+    This object schedules, waits for and reacts to exactly the events such a process would (a start
+    event at URGENT priority, the latency and compute timeouts, the transfers' ``done`` events, URGENT
+    interruptions), in the same order, so traces are identical; it only skips the process-exit event
+    nobody waits for. Rounds dispatched together share one start event: their starts were consecutive
+    in the queue anyway. It offers what the engine and server use of a process: :attr:`is_alive` and
+    :meth:`interrupt`.
+    """
+
+    __slots__ = ("owner", "job", "device", "env", "phase", "phase_start_s", "transfer", "_target", "_callback")
+
+    def __init__(self, owner: "ClientRound", job: Job) -> None:
+        self.owner = owner
+        self.job = job
+        self.device = job.device
+        self.env = owner.env
+        self.phase = _STARTING
+        self.phase_start_s = 0.0
+        self.transfer: Transfer | None = None
+        self._target: simpy.Event | None = None
+        self._callback: Callable[[simpy.Event], None] | None = None
+
+    @property
+    def is_alive(self) -> bool:
+        """True until the round has ended (arrived, failed or been interrupted)."""
+        return self.phase != _ENDED
+
+    def interrupt(self, cause: object = None) -> None:
+        """Deliver a ``simpy.Interrupt(cause)`` at this instant, after the events already due (URGENT)."""
+        if self.phase == _ENDED:
+            raise RuntimeError(f"{self!r} has ended and cannot be interrupted.")
+        event = Event(self.env)
+        event._ok = True
+        event._value = simpy.Interrupt(cause)
+        event.callbacks.append(self._on_interrupt)
+        self.env.schedule(event, URGENT)
+
+    # ------------------------------------------------------------------ the round, step by step
+    # Each step ends by waiting: `_target` is the event it waits for, `_callback` what runs then (an
+    # interrupt removes it, as SimPy removes a process's resume callback). Written out inline: these
+    # few lines run several times per client-round.
+
+    def begin(self, _event: simpy.Event | None = None) -> None:
+        if self.phase != _STARTING:
+            return
+        self.phase = _DOWN_LATENCY
+        self.phase_start_s = self.env._now
+        event = self._target = Timeout(self.env, self.device.latency_s())
+        callback = self._callback = self._download_start
+        event.callbacks.append(callback)
+
+    def _download_start(self, _event: simpy.Event) -> None:
+        self.phase = _DOWN
+        device = self.device
+        # the last action of this callback, as Network.transfer_last requires; waiting on `done`
+        # after it is the same, since `done` is processed only after this callback returns
+        transfer = self.transfer = self.owner.network.transfer_last(device.down_links, self.job.download_bytes,
+                                                                    device.cap_bps)
+        event = self._target = transfer.done
+        callback = self._callback = self._download_done
+        event.callbacks.append(callback)
+
+    def _download_done(self, event: simpy.Event) -> None:
+        event._value = None  # the transfer it carried: no transfer ↔ done cycle left for the collector
+        job, device, owner = self.job, self.device, self.owner
+        now = self.env._now
+        nbytes = job.download_bytes
+        device.comm_s += now - self.phase_start_s
+        device.bytes_down += nbytes
+        owner.event_row(device.index, device.name, device.profile_name, device.group, "download", self.phase_start_s,
+                        now, job.job_id, job.base_version, nbytes, 0.0, "done")
+        self.transfer = None
+        if job.peak_memory_bytes > device.usable_memory_bytes:
+            owner.record(job, "oom", now, 0, 0.0, "oom")
+            owner.on_failure(
+                job, "oom",
+                f"needs {job.peak_memory_bytes / 1e9:.2f} GB, usable {device.usable_memory_bytes / 1e9:.2f} GB",
+            )
+            self._end()
+            return
+        if job.peak_memory_bytes > device.peak_memory_bytes:
+            device.peak_memory_bytes = job.peak_memory_bytes
+        owner.on_compute_start(job)
+        self.phase = _COMPUTE
+        self.phase_start_s = self.env._now
+        event = self._target = Timeout(self.env, job.compute_s)
+        callback = self._callback = self._compute_done
+        event.callbacks.append(callback)
+
+    def _compute_done(self, _event: simpy.Event) -> None:
+        job, device = self.job, self.device
+        now = self.env._now
+        device.compute_s += now - self.phase_start_s
+        self.owner.event_row(device.index, device.name, device.profile_name, device.group, "compute",
+                             self.phase_start_s, now, job.job_id, job.base_version, 0, job.flops, "done")
+        self.phase = _UP_LATENCY
+        self.phase_start_s = now
+        event = self._target = Timeout(self.env, device.latency_s())
+        callback = self._callback = self._upload_start
+        event.callbacks.append(callback)
+
+    def _upload_start(self, _event: simpy.Event) -> None:
+        self.phase = _UP
+        device = self.device
+        transfer = self.transfer = self.owner.network.transfer_last(device.up_links, self.job.upload_bytes,
+                                                                    device.cap_bps)
+        event = self._target = transfer.done
+        callback = self._callback = self._upload_done
+        event.callbacks.append(callback)
+
+    def _upload_done(self, event: simpy.Event) -> None:
+        event._value = None  # the transfer it carried: no transfer ↔ done cycle left for the collector
+        job, device, owner = self.job, self.device, self.owner
+        now = self.env._now
+        nbytes = job.upload_bytes
+        device.comm_s += now - self.phase_start_s
+        device.bytes_up += nbytes
+        owner.event_row(device.index, device.name, device.profile_name, device.group, "upload", self.phase_start_s,
+                        now, job.job_id, job.base_version, nbytes, 0.0, "done")
+        self.transfer = None
+        job.arrival_s = now
+        owner.on_arrival(job)
+        self._end()
+
+    def _end(self) -> None:
+        # Drop every reference back to the job, so job ↔ round is no cycle and both are freed by
+        # reference counting (cyclic garbage per round made the collector a third of the loop's cost).
+        self.phase = _ENDED
+        self._target = self._callback = None
+        self.job = None  # type: ignore[assignment]
+
+    def _on_interrupt(self, event: simpy.Event) -> None:
+        """What the generator's ``except simpy.Interrupt`` blocks did: book the partial phase, then fail."""
+        if self.phase == _ENDED:
+            return  # a second interrupt at the same instant
+        interrupt: simpy.Interrupt = event._value
+        if self._target is not None:
+            self._target.callbacks.remove(self._callback)
+        job, device, owner = self.job, self.device, self.owner
+        now = self.env._now
+        start_s = self.phase_start_s
+        phase = self.phase
+        if phase == _COMPUTE:
+            device.compute_s += now - start_s
+            done_share = (now - start_s) / job.compute_s if job.compute_s > 0 else 1.0
+            owner.record(job, "compute", start_s, 0, job.flops * done_share, _phase_outcome(interrupt))
+        else:
+            transfer = self.transfer
+            moved = int(owner.network.cancel(transfer) / 8) if transfer is not None else 0
+            device.comm_s += now - start_s
+            if phase in (_DOWN_LATENCY, _DOWN):
+                device.bytes_down += moved
+                owner.record(job, "download", start_s, moved, 0.0, _phase_outcome(interrupt))
+            else:
+                device.bytes_up += moved
+                owner.record(job, "upload", start_s, moved, 0.0, _phase_outcome(interrupt))
+        self.transfer = None
+        self._target = self._callback = None
+        cause = str(interrupt.cause or "lost:offline")
+        outcome, _, reason = cause.partition(":")
+        if outcome != "cancelled":  # a cancel was booked by the server already
+            owner.on_failure(job, outcome, reason or cause)
+        self._end()
+
+
 class ClientRound:
-    """Runs download → memory check → compute → upload for one job, recording every phase."""
+    """Starts client-rounds (:class:`RoundProcess`) and gives them the network, trace and engine hooks."""
 
     def __init__(
         self,
@@ -117,76 +347,35 @@ class ClientRound:
         self.env = env
         self.network = network
         self.events = recorder.events
+        self.event_row = recorder.events.append  # bound once: one events.parquet row per call
         self.on_compute_start = on_compute_start
         self.on_arrival = on_arrival
         self.on_failure = on_failure
 
-    def start(self, job: Job) -> simpy.Process:
-        job.process = self.env.process(self._run(job))
-        return job.process
+    def start(self, job: Job) -> RoundProcess:
+        return self.start_all([job])[0]
 
-    def _record(self, job: Job, phase: str, start_s: float, nbytes: int, flops: float, outcome: str) -> None:
+    def start_all(self, jobs: list[Job]) -> list[RoundProcess]:
+        """Start rounds for `jobs`, which begin in this order at this instant (one URGENT start event).
+
+        Equivalent to one start event per round: nothing can be scheduled between the rounds' starts
+        at this instant, since they are created together and a start schedules only later timeouts.
+        """
+        rounds = []
+        for job in jobs:
+            job.process = round_ = RoundProcess(self, job)
+            rounds.append(round_)
+        if rounds:
+            event = Event(self.env)
+            event._ok = True
+            event._value = None
+            event.callbacks.extend(round_.begin for round_ in rounds)
+            self.env.schedule(event, URGENT)
+        return rounds
+
+    def record(self, job: Job, phase: str, start_s: float, nbytes: int, flops: float, outcome: str) -> None:
         device = job.device
         self.events.append(
-            device.index, device.name, device.profile_name, device.group, phase, start_s, self.env.now,
+            device.index, device.name, device.profile_name, device.group, phase, start_s, self.env._now,
             job.job_id, job.base_version, nbytes, flops, outcome,
         )
-
-    def _transfer(self, job: Job, links: tuple[Link, ...], nbytes: int, phase: str):
-        """Latency then bandwidth-shared transfer; yields, returns nothing. Interrupt-safe via caller."""
-        device = job.device
-        start_s = self.env.now
-        transfer: Transfer | None = None
-        try:
-            yield self.env.timeout(device.latency_s())
-            transfer = self.network.transfer(links, nbytes, device.cap_bps)
-            yield transfer.done
-        except simpy.Interrupt as interrupt:
-            moved = int(self.network.cancel(transfer) / 8) if transfer is not None else 0
-            device.comm_s += self.env.now - start_s
-            self._count_bytes(device, phase, moved)
-            self._record(job, phase, start_s, moved, 0.0, _phase_outcome(interrupt))
-            raise
-        device.comm_s += self.env.now - start_s
-        self._count_bytes(device, phase, nbytes)
-        self._record(job, phase, start_s, nbytes, 0.0, "done")
-
-    @staticmethod
-    def _count_bytes(device: Device, phase: str, nbytes: int) -> None:
-        if phase == "download":
-            device.bytes_down += nbytes
-        else:
-            device.bytes_up += nbytes
-
-    def _run(self, job: Job):
-        device = job.device
-        try:
-            yield from self._transfer(job, device.down_links, job.download_bytes, "download")
-            if job.peak_memory_bytes > device.usable_memory_bytes:
-                self._record(job, "oom", self.env.now, 0, 0.0, "oom")
-                self.on_failure(
-                    job, "oom",
-                    f"needs {job.peak_memory_bytes / 1e9:.2f} GB, usable {device.usable_memory_bytes / 1e9:.2f} GB",
-                )
-                return
-            device.peak_memory_bytes = max(device.peak_memory_bytes, job.peak_memory_bytes)
-            self.on_compute_start(job)
-            start_s = self.env.now
-            try:
-                yield self.env.timeout(job.compute_s)
-            except simpy.Interrupt as interrupt:
-                device.compute_s += self.env.now - start_s
-                done_share = (self.env.now - start_s) / job.compute_s if job.compute_s > 0 else 1.0
-                self._record(job, "compute", start_s, 0, job.flops * done_share, _phase_outcome(interrupt))
-                raise
-            device.compute_s += self.env.now - start_s
-            self._record(job, "compute", start_s, 0, job.flops, "done")
-            yield from self._transfer(job, device.up_links, job.upload_bytes, "upload")
-        except simpy.Interrupt as interrupt:
-            cause = str(interrupt.cause or "lost:offline")
-            outcome, _, reason = cause.partition(":")
-            if outcome != "cancelled":  # a cancel was booked by the server already
-                self.on_failure(job, outcome, reason or cause)
-            return
-        job.arrival_s = self.env.now
-        self.on_arrival(job)

@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Protocol
 import numpy as np
 import simpy
 
-from simulator.fleet.device import ClientRound, Device, Job
+from simulator.fleet.device import ClientRound, Device, Job, share_latency_streams
 from simulator.server.policy import AggregationPolicy, JobView
 from simulator.trace import TraceRecorder
 
@@ -25,6 +25,23 @@ class ModelHooks(Protocol):
     def dispatch(self, job: Job) -> None: ...
     def discard(self, job: Job) -> None: ...
     def merge(self, weighted: list[tuple[Job, float]], mode: str, global_weight: float) -> None: ...
+
+
+def _block_coverage(spans: list[tuple[int, int]], num_blocks: int) -> list[int]:
+    """coverage[b] = how many jobs trained block b (trainable_from <= b < depth); O(jobs + blocks)."""
+    change = [0] * (num_blocks + 1)
+    for first, end in spans:
+        first = max(first, 0)
+        end = min(end, num_blocks)
+        if first < end:
+            change[first] += 1
+            change[end] -= 1
+    coverage = [0] * num_blocks
+    running = 0
+    for block in range(num_blocks):
+        running += change[block]
+        coverage[block] = running
+    return coverage
 
 
 class _Timer:
@@ -66,6 +83,9 @@ class Server:
         self.jobs_in_flight: dict[int, Job] = {}
         self.jobs_waiting: dict[int, Job] = {}  # arrived, not yet merged or dropped
         self.staleness_accepted: list[int] = []
+        # devices with excluded_reason set (only job_failed sets it), so num_devices is O(1) per call
+        self._excluded = sum(1 for d in devices if d.excluded_reason is not None)
+        share_latency_streams(devices)  # latencies drawn in blocks, same values (see fleet/device.py)
         self.stopped = False  # set when the stop condition fires: nothing more is merged or dispatched
 
     # ------------------------------------------------------------------ ServerView
@@ -83,10 +103,10 @@ class Server:
 
     @property
     def num_devices(self) -> int:
-        return sum(1 for d in self.devices if d.excluded_reason is None)
+        return len(self.devices) - self._excluded
 
     def idle_devices(self) -> list[int]:
-        return [d.index for d in self.devices if d.idle]
+        return [d.index for d in self.devices if d.online and d.job is None and d.excluded_reason is None]
 
     def in_flight(self) -> list[JobView]:
         return [job.view for job in self.jobs_in_flight.values()]  # type: ignore[misc]
@@ -98,18 +118,22 @@ class Server:
         views: list[JobView] = []
         if self.stopped:
             return views
+        jobs: list[Job] = []
+        all_devices = self.devices
         for index in devices:
-            device = self.devices[index]
-            if not device.idle:
+            device = all_devices[index]
+            if not (device.online and device.job is None and device.excluded_reason is None):  # device.idle
                 continue
             job = self.make_job(device, next(self._job_ids), self._version)
-            job.view = JobView(job.job_id, device.index, job.base_version, job.num_samples, job.dispatch_s)
+            job.view = view = JobView(job.job_id, device.index, job.base_version, job.num_samples, job.dispatch_s)
             device.job = job
             device.counts["jobs"] += 1
             self.jobs_in_flight[job.job_id] = job
             self.hooks.dispatch(job)
-            self.client_round.start(job)
-            views.append(job.view)
+            jobs.append(job)
+            views.append(view)
+        # The rounds begin together at this instant, in dispatch order (see ClientRound.start_all).
+        self.client_round.start_all(jobs)
         return views
 
     def aggregate(
@@ -119,7 +143,7 @@ class Server:
             return
         jobs = [(self.jobs_waiting.pop(view.job_id), weight) for view, weight in weighted]
         staleness = [self._version - job.base_version for job, _ in jobs]
-        coverage = [sum(1 for job, _ in jobs if job.trainable_from <= block < job.depth) for block in range(self.num_blocks)]
+        coverage = _block_coverage([(job.trainable_from, job.depth) for job, _ in jobs], self.num_blocks)
         self.hooks.merge(jobs, mode, global_weight)
         self._version += 1
         for (job, weight), tau in zip(jobs, staleness):
@@ -179,9 +203,10 @@ class Server:
         job.outcome = outcome
         key = "oom" if outcome == "oom" else outcome
         job.device.counts[key] = job.device.counts.get(key, 0) + 1
-        if outcome == "oom":
+        if outcome == "oom" and job.device.excluded_reason is None:
             # the planner could not find a submodel that fits: it would fail every time
             job.device.excluded_reason = "oom"
+            self._excluded += 1
         self.hooks.discard(job)
         self._write_update(job, -1, -1, 0.0, reason)
         self.policy.on_job_failed(self, job.view, outcome)  # type: ignore[arg-type]

@@ -55,7 +55,8 @@ class SweepSpec(BaseModel):
             field = f"{info.field_name}.{key}"
             first = parse_key(key, field=field)[0]
             if first in RESERVED_KEYS:
-                raise InputError(f"'{first}' cannot be swept: {RESERVED_KEYS[str(first)]}", field=field)
+                raise InputError(f"'{first}' cannot be swept: {RESERVED_KEYS[str(first)]}", field=field,
+                                 accepted="scenario keys other than seed and output (list seeds under 'seeds:')")
             if not values:
                 raise InputError("lists no values", field=field, value=values, accepted="a non-empty list")
         return value
@@ -74,11 +75,12 @@ class SweepSpec(BaseModel):
         lengths = {len(v) for v in self.zip.values()}
         if len(lengths) > 1:
             shown = ", ".join(f"{k}: {len(v)}" for k, v in self.zip.items())
-            raise InputError(f"every zip list must have the same length ({shown})", field="zip")
+            raise InputError(f"every zip list must have the same length ({shown})", field="zip",
+                             accepted="lists of equal length, varied together; use grid: for a product")
         both = sorted(set(self.grid) & set(self.zip))
         if both:
             raise InputError("a key appears in both grid and zip; list each key once",
-                             field=f"zip.{both[0]}")
+                             field=f"zip.{both[0]}", accepted="each key under grid: or zip:, not both")
         return self
 
 

@@ -209,7 +209,7 @@ def test_model_spec_validation_and_hashing():
     assert {ModelSpec(name="x.y:Z", kwargs={"a": [1]})}  # hashable despite dict field
     for bad, words in [
         ({"name": "lenet"}, "resnet, cnn"),
-        ({"name": "cnn", "preset": "bert-base"}, "accepted tiny, small"),
+        ({"name": "cnn", "preset": "bert-base"}, "Accepted: tiny, small"),
         ({"name": "cnn", "heads": 2}, "'heads' does not apply"),
         ({"name": "vit", "dim": 30, "heads": 4}, "divisible"),
         ({"name": "cnn", "blocks": [1, 2]}, "lists are for resnet"),
