@@ -30,6 +30,7 @@ from simulator.server.server import Server
 from simulator.summary import build_summary, close_device_accounts, write_device_rows
 from simulator.trace import TraceRecorder
 from simulator.workload_info import WorkloadInfo, describe_workload
+from simulator.faults_runtime import schedule_faults
 from simulator.checkpoint import Checkpoint, ReplayClock, save_checkpoint
 from simulator.model_hooks import LearnerHooks, TimingHooks
 
@@ -136,7 +137,20 @@ class Simulation:
             raise err.with_file(scenario_file) if scenario_file else err
         self.profiles = _profiles(scenario, self.base_dir, scenario_file)
         self._check_k()
+        self._check_fault_devices()
         self.workload: WorkloadInfo = describe_workload(scenario, self.base_dir, timing_only, scenario_file)
+
+    def _check_fault_devices(self) -> None:
+        """Devices named by faults must exist (checked before any output is written)."""
+        from simulator.faults import DevicesOffline
+
+        names = [f"{g.name or p.name}#{k}" for g, p in zip(self.scenario.fleet, self.profiles) for k in range(g.count)]
+        for i, fault in enumerate(self.scenario.faults):
+            if isinstance(fault, DevicesOffline):
+                for k, ref in enumerate(fault.devices):
+                    if not ((isinstance(ref, int) and 0 <= ref < len(names)) or ref in names):
+                        raise InputError("unknown device", file=self.file, field=f"faults[{i}].devices[{k}]", value=ref,
+                                         accepted=f"an index 0 … {len(names) - 1} or a name like '{names[0]}'")
 
     def _check_k(self) -> None:
         n = self.scenario.num_devices
@@ -302,7 +316,9 @@ class Simulation:
             env, devices, policy, recorder, client_round, make_job, hooks, self.workload.num_blocks,
             np.random.default_rng(seeds[1]), on_version,
         )
-        self._start_availability(env, devices, server, seeds[2])
+        switches = [OnlineSwitch(env, device, server) for device in devices]
+        self._start_availability(env, devices, server, seeds[2], switches)
+        fault_log = schedule_faults(env, scenario.faults, network, links, devices, server, switches, self.file)
         if learner is not None:
             evaluate()
             if scenario.evaluation.every_s is not None:
@@ -355,7 +371,7 @@ class Simulation:
             timing_only=learner is None, devices=devices, wall_s=end_s, versions=server.version, totals=totals,
             staleness=server.staleness_accepted, target_accuracy=scenario.stop.target_accuracy,
             time_to_target_s=state["time_to_target"], final_accuracy=evals[-1][2] if evals else None,
-            stop_reason=state["stop_reason"], extra=self._summary_extra(devices, plans),
+            stop_reason=state["stop_reason"], extra={**self._summary_extra(devices, plans), "faults": fault_log},
         )
         write_json(self.run_dir / "summary.json", summary)
         if interrupted:
@@ -401,7 +417,7 @@ class Simulation:
         }
 
     def _start_availability(self, env: simpy.Environment, devices: list[Device], server: Server,
-                            seed: np.random.SeedSequence) -> None:
+                            seed: np.random.SeedSequence, switches: list["OnlineSwitch"]) -> None:
         group_seeds = seed.spawn(len(self.scenario.fleet))
         for g, group in enumerate(self.scenario.fleet):
             spec = group.availability
@@ -415,7 +431,8 @@ class Simulation:
                 assert isinstance(spec, AvailabilityTrace)
                 sources = [iter(x) for x in load_trace(spec, self.base_dir, g, len(members))]
             for device, intervals in zip(members, sources):
-                env.process(availability_process(env, intervals, _offline(env, device), _online(env, device, server)))
+                switch = switches[device.index]
+                env.process(availability_process(env, intervals, switch.go_offline, switch.go_online))
 
     @staticmethod
     def _periodic(env: simpy.Environment, every_s: float, fn: Callable[[], None]):
@@ -431,24 +448,40 @@ class Simulation:
             self.progress(env.now, server.version, evals[-1][2] if evals else None)  # type: ignore[misc]
 
 
-def _offline(env: simpy.Environment, device: Device) -> Callable[[], None]:
-    def go() -> None:
+class OnlineSwitch:
+    """Takes a device offline and back, however many causes overlap (churn, a trace, a fault).
+
+    Going offline interrupts the work in hand (the job is lost); the offline interval is recorded when
+    the last cause ends.
+    """
+
+    def __init__(self, env: simpy.Environment, device: Device, server: Server) -> None:
+        self.env = env
+        self.device = device
+        self.server = server
+        self.holds = 0
+
+    def go_offline(self) -> None:
+        self.holds += 1
+        if self.holds > 1:
+            return
+        device = self.device
         device.online = False
-        device.offline_since_s = env.now
+        device.offline_since_s = self.env.now
         if device.job is not None and device.job.process is not None and device.job.process.is_alive:
             device.job.process.interrupt("lost:offline")
-    return go
 
-
-def _online(env: simpy.Environment, device: Device, server: Server) -> Callable[[], None]:
-    def go() -> None:
+    def go_online(self) -> None:
+        self.holds -= 1
+        if self.holds > 0:
+            return
+        device, now = self.device, self.env.now
         device.online = True
         if device.offline_since_s is not None:
-            device.offline_s += env.now - device.offline_since_s
-            server.recorder.events.append(
+            device.offline_s += now - device.offline_since_s
+            self.server.recorder.events.append(
                 device.index, device.name, device.profile_name, device.group, "offline", device.offline_since_s,
-                env.now, -1, -1, 0, 0.0, "offline",
+                now, -1, -1, 0, 0.0, "offline",
             )
             device.offline_since_s = None
-        server.device_ready(device)
-    return go
+        self.server.device_ready(device)

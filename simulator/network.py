@@ -120,6 +120,15 @@ class Network:
             self._request_settle()
         return received
 
+    def set_capacity(self, link: Link, capacity_bps: float) -> None:
+        """Change a link's capacity from now on (0 while a fault holds it down); transfers across it
+        stall at rate 0 and pick up again when capacity returns."""
+        if capacity_bps < 0:
+            raise ValueError("a link's capacity cannot be negative")
+        self._advance()
+        link.capacity_bps = float(capacity_bps)
+        self._request_settle()
+
     def rate_bps(self, transfer: Transfer) -> float:
         """The rate the transfer gets right now (after pending re-division)."""
         if self._settle_pending:

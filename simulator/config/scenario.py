@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from simulator.errors import InputError
+from simulator.faults import Fault, LinkDown
 from simulator.config.workload import DatasetSpec, ModelSpec, PartitionSpec
 
 
@@ -207,6 +208,7 @@ class Scenario(Strict):
     evaluation: Evaluation = Field(default_factory=Evaluation)
     stop: Stop = Field(default_factory=Stop)
     output: Output = Field(default_factory=Output)
+    faults: list[Fault] = Field(default_factory=list, description="link outages, server pauses, forced offline")
 
     @model_validator(mode="after")
     def _links_exist(self) -> "Scenario":
@@ -216,6 +218,12 @@ class Scenario(Strict):
                 raise InputError(
                     "unknown link", field=f"fleet[{i}].link", value=group.link,
                     accepted=", ".join(known) + " (access points are declared under network.access_points)",
+                )
+        for i, fault in enumerate(self.faults):
+            if isinstance(fault, LinkDown) and fault.link != "server" and fault.link not in self.network.access_points:
+                raise InputError(
+                    "unknown link for a link_down fault", field=f"faults[{i}].link", value=fault.link,
+                    accepted=", ".join(["server", *self.network.access_points]),
                 )
         return self
 

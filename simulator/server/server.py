@@ -87,6 +87,8 @@ class Server:
         self._excluded = sum(1 for d in devices if d.excluded_reason is not None)
         share_latency_streams(devices)  # latencies drawn in blocks, same values (see fleet/device.py)
         self.stopped = False  # set when the stop condition fires: nothing more is merged or dispatched
+        self.paused = False  # a maintenance window: policy reactions wait in _deferred
+        self._deferred: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ ServerView
     @property
@@ -181,8 +183,26 @@ class Server:
     def call_later(self, delay_s: float, callback: Callable[[], None]) -> _Timer:
         timer = _Timer()
         event = self.env.timeout(delay_s)
-        event.callbacks.append(lambda _ev: None if timer.cancelled else callback())
+        event.callbacks.append(lambda _ev: None if timer.cancelled else self._when_running(callback))
         return timer
+
+    # ------------------------------------------------------------------ maintenance pauses
+
+    def _when_running(self, action: Callable[[], None]) -> None:
+        """Run a policy reaction now, or — during a server pause — when the pause ends, in order."""
+        if self.paused:
+            self._deferred.append(action)
+        else:
+            action()
+
+    def pause(self) -> None:
+        """Maintenance: arrivals, deadline timers and devices coming online wait until resume()."""
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+        while self._deferred and not self.paused:
+            self._deferred.pop(0)()
 
     # ------------------------------------------------------------------ from devices
 
@@ -195,7 +215,7 @@ class Server:
         self.jobs_waiting[job.job_id] = job
         job.view.arrival_s = job.arrival_s  # type: ignore[union-attr]
         if not self.stopped:
-            self.policy.on_arrival(self, job.view)  # type: ignore[arg-type]
+            self._when_running(lambda: self.stopped or self.policy.on_arrival(self, job.view))  # type: ignore[arg-type]
 
     def job_failed(self, job: Job, outcome: str, reason: str) -> None:
         del self.jobs_in_flight[job.job_id]
@@ -209,11 +229,13 @@ class Server:
             self._excluded += 1
         self.hooks.discard(job)
         self._write_update(job, -1, -1, 0.0, reason)
-        self.policy.on_job_failed(self, job.view, outcome)  # type: ignore[arg-type]
+        self._when_running(lambda: self.policy.on_job_failed(self, job.view, outcome))  # type: ignore[arg-type]
+        if job.device.idle:
+            # still online (its link was cut, say): it is ready for work again right away
+            self.device_ready(job.device)
 
     def device_ready(self, device: Device) -> None:
-        if device.idle:
-            self.policy.on_device_ready(self, device.index)
+        self._when_running(lambda: self.policy.on_device_ready(self, device.index) if device.idle else None)
 
     def finish(self) -> None:
         """The run stops: jobs still in flight or waiting end as 'unfinished'."""
