@@ -9,30 +9,32 @@ from __future__ import annotations
 
 import gc
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import simpy
 
-from simulator.config.algorithm import ResolvedAlgorithm, resolve_algorithm
-from simulator.config.profiles import DeviceProfile, apply_overrides, load_profile
-from simulator.config.scenario import AlwaysOn, AvailabilityTrace, Churn, Scenario
+from simulator.checkpoint import Checkpoint, ReplayClock, save_checkpoint
+from simulator.config.algorithm import resolve_algorithm
+from simulator.config.scenario import Scenario
 from simulator.errors import InputError
-from simulator.fleet.availability import availability_process, churn_intervals, load_trace
+from simulator.faults_runtime import schedule_faults
 from simulator.fleet.device import ClientRound, Device, Job
-from simulator.network import Link, Network
-from simulator.planning import DeviceBudget, Planner, SubmodelChoice, local_steps
-from simulator.run_folder import write_json, write_yaml
+from simulator.fleet.online import OnlineSwitch
+from simulator.model_hooks import LearnerHooks, TimingHooks
+from simulator.planning import Planner, SubmodelChoice, local_steps
+from simulator.run_folder import write_json
 from simulator.server.policy import build_policy
 from simulator.server.server import Server
 from simulator.summary import build_summary, close_device_accounts, write_device_rows
 from simulator.trace import TraceRecorder
 from simulator.workload_info import WorkloadInfo, describe_workload
-from simulator.faults_runtime import schedule_faults
-from simulator.checkpoint import Checkpoint, ReplayClock, save_checkpoint
-from simulator.model_hooks import LearnerHooks, TimingHooks
+from simulator.world import (
+    aggregation_deadline, build_devices, build_network, device_budget, load_profiles, optimizer_kind,
+    start_availability,
+)
 
 ProgressFn = Callable[[float, int, float | None], None]  # (sim_s, versions, accuracy)
 
@@ -52,60 +54,6 @@ class RunInterrupted(Exception):
 
 
 @dataclass
-class _World:
-    env: simpy.Environment
-    devices: list[Device]
-    server: Server
-    recorder: TraceRecorder
-    learner: Any
-    evals: list[tuple[float, int, float]] = field(default_factory=list)
-
-
-def _optimizer_kind(scenario: Scenario) -> str:
-    opt = scenario.workload.optimizer
-    if opt.name == "adam":
-        return "adam"
-    return "momentum" if opt.momentum > 0 else "sgd"
-
-
-def _profiles(scenario: Scenario, base_dir: Path, file: str | None) -> list[DeviceProfile]:
-    profiles = []
-    for i, group in enumerate(scenario.fleet):
-        try:
-            profile = load_profile(group.profile, base_dir)
-        except InputError as err:
-            if err.field is None:
-                err.field = f"fleet[{i}].profile"
-            raise err.with_file(file) if file else err
-        if group.overrides:
-            profile = apply_overrides(profile, group.overrides, file=file, field_prefix=f"fleet[{i}].overrides")
-        if group.power_mode is not None and group.power_mode not in profile.power_modes:
-            raise InputError(
-                "unknown power mode for this profile", file=file, field=f"fleet[{i}].power_mode",
-                value=group.power_mode, accepted=", ".join(profile.power_modes),
-            )
-        profiles.append(profile)
-    return profiles
-
-
-def _budget(profile: DeviceProfile, mode: str, model_label: str) -> DeviceBudget:
-    def measured(width_ratio: float, batch_size: int) -> float | None:
-        return profile.lookup_measured_step_s(model_label, width_ratio, batch_size, power_mode=mode)
-
-    return DeviceBudget(
-        usable_memory_bytes=int(profile.usable_memory_bytes),
-        effective_flops=float(profile.effective_flops(mode)),
-        memory_bandwidth_bytes_per_s=float(profile.mode_memory_bandwidth_bytes_per_s(mode)),
-        step_overhead_s=float(profile.compute.step_overhead_s),
-        measured_step_s=measured if profile.measured_step_times else None,
-    )
-
-
-def _deadline(algorithm: ResolvedAlgorithm) -> float | None:
-    value = algorithm.aggregation.get("deadline_s")
-    return float(value) if value is not None else None
-
-
 class Simulation:
     """One run: build with a validated scenario, then :meth:`run`."""
 
@@ -135,7 +83,7 @@ class Simulation:
             self.algorithm = resolve_algorithm(scenario.algorithm)
         except InputError as err:
             raise err.with_file(scenario_file) if scenario_file else err
-        self.profiles = _profiles(scenario, self.base_dir, scenario_file)
+        self.profiles = load_profiles(scenario, self.base_dir, scenario_file)
         self._check_k()
         self._check_fault_devices()
         self.workload: WorkloadInfo = describe_workload(scenario, self.base_dir, timing_only, scenario_file)
@@ -164,63 +112,18 @@ class Simulation:
 
     # ------------------------------------------------------------------ building
 
-    def _build_devices(self, env: simpy.Environment, network_links: dict[str, Any], rng_root: np.random.SeedSequence,
-                       ) -> list[Device]:
-        scenario = self.scenario
-        net = scenario.network
-        devices: list[Device] = []
-        latency_seeds = rng_root.spawn(1)[0]
-        latency_rng = np.random.default_rng(latency_seeds)
-        for g, (group, profile) in enumerate(zip(scenario.fleet, self.profiles)):
-            mode = group.power_mode or profile.default_power_mode
-            if group.link == "ethernet":
-                down = (network_links["server_down"],)
-                up = (network_links["server_up"],)
-                cap = net.ethernet.rate_mbps * 1e6
-                latency = net.ethernet.latency
-            else:
-                ap = network_links[f"ap:{group.link}"]
-                down = (ap, network_links["server_down"])
-                up = (ap, network_links["server_up"])
-                spec = net.access_points[group.link]
-                cap = spec.max_client_mbps * 1e6 if spec.max_client_mbps else None
-                latency = spec.latency
-            label = group.name or profile.name
-            for k in range(group.count):
-                devices.append(
-                    Device(
-                        index=len(devices), name=f"{label}#{k}", profile_name=profile.name, group=g, power_mode=mode,
-                        usable_memory_bytes=int(profile.usable_memory_bytes),
-                        busy_power_w=float(profile.busy_power_w(mode)), idle_power_w=float(profile.idle_power_w),
-                        down_links=down, up_links=up, cap_bps=cap, latency_mean_s=latency.mean_ms / 1e3,
-                        latency_jitter_s=latency.jitter_ms / 1e3, latency_distribution=latency.distribution,
-                        rng=latency_rng,
-                    )
-                )
-        return devices
-
-    def _network(self, env: simpy.Environment) -> tuple[Network, dict[str, Link]]:
-        net = self.scenario.network
-        links: dict[str, Link] = {
-            "server_down": Link("server-downlink", net.server.downlink_mbps * 1e6),
-            "server_up": Link("server-uplink", net.server.uplink_mbps * 1e6),
-        }
-        for name, ap in net.access_points.items():
-            links[f"ap:{name}"] = Link(f"ap-{name}", ap.capacity_mbps * 1e6)
-        return Network(env), links
-
     def _plans(self, devices: list[Device]) -> list[SubmodelChoice]:
         """Each device's submodel (identical devices share a cached choice)."""
         w = self.workload
         planner = Planner(
             w.plan_model, w.num_classes, w.input_shape, w.num_blocks, self.scenario.workload.batch_size,
-            _optimizer_kind(self.scenario), int(self.scenario.workload.framework_overhead_gb * 1e9), self.algorithm.pruning,
+            optimizer_kind(self.scenario), int(self.scenario.workload.framework_overhead_gb * 1e9), self.algorithm.pruning,
         )
-        deadline = _deadline(self.algorithm)
+        deadline = aggregation_deadline(self.algorithm)
         choices = []
         for device in devices:
             profile = self.profiles[device.group]
-            budget = _budget(profile, device.power_mode, w.model_label)
+            budget = device_budget(profile, device.power_mode, w.model_label)
             steps = self._steps(device.index)
             compute_budget = None
             if deadline is not None:
@@ -241,15 +144,15 @@ class Simulation:
         scenario = self.scenario
         seeds = np.random.SeedSequence(scenario.seed).spawn(4)
         env = simpy.Environment()
-        network, links = self._network(env)
-        devices = self._build_devices(env, links, seeds[0])
+        network, links = build_network(env, scenario)
+        devices = build_devices(scenario, self.profiles, links, seeds[0])
         plans = self._plans(devices)
         recorder = TraceRecorder(self.run_dir, scenario.output.flush_rows)
         learner = None if self.timing_only else self.workload.make_learner(self.algorithm, self.executor)
         hooks = LearnerHooks(learner, live=self.replay.live) if learner is not None else TimingHooks()
         eval_rows: list[tuple[float, int, float, float, list[float]]] = []
         policy = build_policy(dict(self.algorithm.aggregation))
-        deadline = _deadline(self.algorithm)
+        deadline = aggregation_deadline(self.algorithm)
         local_work = self.algorithm.local_work
         batch = scenario.workload.batch_size
         evals: list[tuple[float, int, float]] = []
@@ -257,7 +160,7 @@ class Simulation:
         state = {"stop_reason": "sim_time_s", "time_to_target": None}
 
         rolling = self.algorithm.pruning.depth == "rolling"
-        budgets = {g: _budget(p, scenario.fleet[g].power_mode or p.default_power_mode, self.workload.model_label)
+        budgets = {g: device_budget(p, scenario.fleet[g].power_mode or p.default_power_mode, self.workload.model_label)
                    for g, p in enumerate(self.profiles)}
 
         def make_job(device: Device, job_id: int, version: int) -> Job:
@@ -317,7 +220,7 @@ class Simulation:
             np.random.default_rng(seeds[1]), on_version,
         )
         switches = [OnlineSwitch(env, device, server) for device in devices]
-        self._start_availability(env, devices, server, seeds[2], switches)
+        start_availability(env, scenario, devices, self.base_dir, seeds[2], switches)
         fault_log = schedule_faults(env, scenario.faults, network, links, devices, server, switches, self.file)
         if learner is not None:
             evaluate()
@@ -416,24 +319,6 @@ class Simulation:
             "submodels_by_profile": by_profile,
         }
 
-    def _start_availability(self, env: simpy.Environment, devices: list[Device], server: Server,
-                            seed: np.random.SeedSequence, switches: list["OnlineSwitch"]) -> None:
-        group_seeds = seed.spawn(len(self.scenario.fleet))
-        for g, group in enumerate(self.scenario.fleet):
-            spec = group.availability
-            if isinstance(spec, AlwaysOn):
-                continue
-            members = [d for d in devices if d.group == g]
-            if isinstance(spec, Churn):
-                rngs = [np.random.default_rng(s) for s in group_seeds[g].spawn(len(members))]
-                sources = [churn_intervals(spec, rng) for rng in rngs]
-            else:
-                assert isinstance(spec, AvailabilityTrace)
-                sources = [iter(x) for x in load_trace(spec, self.base_dir, g, len(members))]
-            for device, intervals in zip(members, sources):
-                switch = switches[device.index]
-                env.process(availability_process(env, intervals, switch.go_offline, switch.go_online))
-
     @staticmethod
     def _periodic(env: simpy.Environment, every_s: float, fn: Callable[[], None]):
         while True:
@@ -446,42 +331,3 @@ class Simulation:
         while True:
             yield env.timeout(step)
             self.progress(env.now, server.version, evals[-1][2] if evals else None)  # type: ignore[misc]
-
-
-class OnlineSwitch:
-    """Takes a device offline and back, however many causes overlap (churn, a trace, a fault).
-
-    Going offline interrupts the work in hand (the job is lost); the offline interval is recorded when
-    the last cause ends.
-    """
-
-    def __init__(self, env: simpy.Environment, device: Device, server: Server) -> None:
-        self.env = env
-        self.device = device
-        self.server = server
-        self.holds = 0
-
-    def go_offline(self) -> None:
-        self.holds += 1
-        if self.holds > 1:
-            return
-        device = self.device
-        device.online = False
-        device.offline_since_s = self.env.now
-        if device.job is not None and device.job.process is not None and device.job.process.is_alive:
-            device.job.process.interrupt("lost:offline")
-
-    def go_online(self) -> None:
-        self.holds -= 1
-        if self.holds > 0:
-            return
-        device, now = self.device, self.env.now
-        device.online = True
-        if device.offline_since_s is not None:
-            device.offline_s += now - device.offline_since_s
-            self.server.recorder.events.append(
-                device.index, device.name, device.profile_name, device.group, "offline", device.offline_since_s,
-                now, -1, -1, 0, 0.0, "offline",
-            )
-            device.offline_since_s = None
-        self.server.device_ready(device)
