@@ -56,6 +56,11 @@ class Run:
         return read_table(self.run_dir, "evals")
 
     @cached_property
+    def clients(self) -> pd.DataFrame:
+        """Each client's shard size and label histogram."""
+        return pd.read_parquet(self.run_dir / "clients.parquet")
+
+    @cached_property
     def versions(self) -> pd.DataFrame:
         return read_table(self.run_dir, "versions")
 

@@ -108,7 +108,7 @@ class WorkloadInfo:
         n = self.scenario.num_devices
         if self.timing_only and wl.samples_per_client is not None:
             return np.full(n, wl.samples_per_client, dtype=np.int64)
-        from simulator.learning.data import partition
+        from simulator.learning.data import label_histograms, partition
 
         labels = self.dataset.y_train.numpy()
         if len(labels) < n:
@@ -118,7 +118,25 @@ class WorkloadInfo:
                 accepted="more samples (num_samples), fewer devices, or workload.samples_per_client with --timing-only",
             )
         parts = partition(labels, n, wl.partition, self.scenario.seed)
+        self._label_histograms = label_histograms(labels, parts, int(self.dataset.num_classes))
         return np.array([len(p) for p in parts], dtype=np.int64)
+
+    def label_histograms(self) -> np.ndarray | None:
+        """Samples per class of every client's shard (None when shard sizes are fixed, not partitioned)."""
+        self.shard_sizes  # noqa: B018 - computes the partition on first use
+        return getattr(self, "_label_histograms", None)
+
+    def write_clients_table(self, path: Path, device_names: list[str], profiles: list[str]) -> None:
+        """clients.parquet: each client's shard size and label histogram, stored with the run."""
+        import pandas as pd
+
+        hist = self.label_histograms()
+        table = pd.DataFrame({
+            "device": np.arange(len(device_names), dtype=np.int32), "device_name": device_names,
+            "profile": profiles, "num_samples": self.shard_sizes.astype(np.int64),
+            "label_histogram": [list(map(int, row)) for row in hist] if hist is not None else [[]] * len(device_names),
+        })
+        table.to_parquet(path, index=False)
 
     def samples(self, device_index: int) -> int:
         return int(self.shard_sizes[device_index])

@@ -13,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from simulator.run_folder import atomic_write_text
 from simulator.errors import InputError
 from simulator.report import html as H
 from simulator.report.charts_learning import thin_rows
@@ -141,6 +142,5 @@ def write_comparison_report(run_dirs: list[Path], out_path: Path) -> Path:
                         section_id="compare-bars"))
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(H.page(f"fleetsim comparison of {len(runs)} runs", " · ".join(labels), body),
-                   encoding="utf-8")
+    atomic_write_text(out, H.page(f"fleetsim comparison of {len(runs)} runs", " · ".join(labels), body))
     return out

@@ -19,6 +19,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from simulator.run_folder import atomic_write_text
 from simulator.report import html as H
 from simulator.report.charts_learning import accuracy_figure, coverage_figure
 from simulator.report.charts_timeline import phase_share_figure, timeline_figure
@@ -145,5 +146,5 @@ def write_run_report(run_dir: Path, out_path: Path | None = None) -> Path:
     run = load_run(run_dir)
     out = Path(out_path) if out_path is not None else run_dir / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(build_run_page(run), encoding="utf-8")
+    atomic_write_text(out, build_run_page(run))  # a reader never sees half a report
     return out

@@ -97,7 +97,8 @@ def test_same_seed_gives_identical_parquet(tmp_path: Path, profile_dir: Path) ->
         scenario["stop"] = {"sim_time_s": 120}
         run = simulator.run(scenario, timing_only=True, out=tmp_path / name)
         files[name] = {p.name: p.read_bytes() for p in run.run_dir.glob("*.parquet")}
-    assert files["one"].keys() == {"events.parquet", "updates.parquet", "devices.parquet", "versions.parquet", "evals.parquet"}
+    assert files["one"].keys() == {"events.parquet", "updates.parquet", "devices.parquet", "versions.parquet",
+                                   "evals.parquet", "clients.parquet"}
     assert files["one"] == files["two"]
 
 
@@ -111,3 +112,22 @@ def test_deadline_drops_stragglers_in_sync(tmp_path: Path, profile_dir: Path) ->
     dropped = run.updates[run.updates.outcome == "dropped"]
     assert set(dropped.device) == {2} and (dropped.reason == "deadline").all()
     assert run.versions.n_merged.tolist() == [2, 2, 2]
+
+
+def test_label_histograms_are_stored_with_the_run(tmp_path: Path, profile_dir: Path) -> None:
+    a = write_profile(profile_dir, "a", step_s=0.2)
+    scenario = base_scenario(tmp_path, [{"profile": str(a), "count": 6}])
+    del scenario["workload"]["samples_per_client"]
+    scenario["workload"]["partition"] = {"kind": "dirichlet", "alpha": 0.1}
+    run = simulator.run(scenario, timing_only=True)
+    clients = run.clients
+    hist = np.array(clients.label_histogram.tolist())
+    assert hist.shape == (6, 10)
+    assert (hist.sum(axis=1) == clients.num_samples).all()
+    from simulator.config.workload import DatasetSpec
+    from simulator.learning.data import load_dataset
+
+    train_labels = load_dataset(DatasetSpec(name="digits", image_size=8), 1).y_train.numpy()
+    assert (hist.sum(axis=0) == np.bincount(train_labels, minlength=10)).all()  # every sample used once
+    # alpha 0.1 is skewed: most clients hold few classes
+    assert np.median((hist > 0).sum(axis=1)) < 10
