@@ -62,3 +62,26 @@ def test_ray_gives_identical_traces(tmp_path: Path, profile_dir: Path) -> None:
     inline = _run(tmp_path, profile_dir, "inline", InlineExecutor())
     ray = _run(tmp_path, profile_dir, "ray", RayExecutor(num_cpus=2))
     assert inline == ray
+
+
+def test_a_submodel_that_cannot_fit_is_never_trained(tmp_path: Path, profile_dir: Path, monkeypatch) -> None:
+    from simulator.learning.learner import Learner
+
+    started: list[int] = []
+    real_start = Learner.start
+
+    def spy(self, job_id: int, local_steps: int) -> None:
+        started.append(job_id)
+        real_start(self, job_id, local_steps)
+
+    monkeypatch.setattr(Learner, "start", spy)
+    scenario = _scenario(tmp_path, profile_dir)
+    tiny = write_profile(profile_dir, "tiny", step_s=0.5, usable_gb=1e-5, total_gb=1.0)
+    scenario["fleet"].append({"profile": str(tiny), "count": 1})
+    scenario["algorithm"] = {"name": "fedavg"}  # full model only: nothing smaller to fall back to
+    run = simulator.run(scenario, out=tmp_path / "oom", report=False)
+    oom = run.updates[run.updates.outcome == "oom"]
+    assert oom.device.tolist() == [5]
+    assert set(oom.job_id).isdisjoint(started)
+    assert set(run.updates[run.updates.outcome == "accepted"].job_id) <= set(started)
+    assert not ((run.events.device == 5) & (run.events.phase == "compute")).any()
