@@ -80,10 +80,27 @@ def scenarios() -> dict[str, dict[str, Any]]:
         data["name"] = name
         data["algorithm"] = algorithm
         out[name] = data
+    zero = _quickstart()
+    zero["name"] = "quickstart-zero-latency"
+    zero["network"]["access_points"]["ap-lab"]["latency"] = {"mean_ms": 0, "jitter_ms": 0}
+    zero["network"]["ethernet"]["latency"] = {"mean_ms": 0}
+    out[zero["name"]] = zero
+    for kind in ("uniform", "exponential"):
+        data = _quickstart()
+        data["name"] = f"quickstart-{kind}-latency"
+        data["network"]["access_points"]["ap-lab"]["latency"] = {"mean_ms": 4, "jitter_ms": 2, "distribution": kind}
+        data["network"]["ethernet"]["latency"] = {"mean_ms": 0.3, "jitter_ms": 0.1, "distribution": kind}
+        out[data["name"]] = data
     out["scale-1k-fedavg"] = _big("scale-1k-fedavg", {"name": "fedavg"}, wifi=False, churn=False,
                                   stop={"max_versions": 20, "sim_time_s": 1e6})
     out["mixed-1k-cos2p"] = _big("mixed-1k-cos2p", {"name": "co-s2p", "aggregation": {"k": 300, "deadline_s": 400}},
                                  wifi=True, churn=True, stop={"sim_time_s": 4000})
+    same = _big("mixed-1k-same-instant", {"name": "fedavg", "aggregation": {"deadline_s": 300}},
+                wifi=True, churn=True, stop={"sim_time_s": 3000})
+    for ap in same["network"]["access_points"].values():
+        ap["latency"] = {"mean_ms": 2}
+    same["network"]["ethernet"]["latency"] = {"mean_ms": 0}
+    out[same["name"]] = same
     out["mixed-1k-fedbuff"] = _big("mixed-1k-fedbuff", {"name": "fedbuff", "aggregation": {"buffer_k": 100}},
                                    wifi=True, churn=True, stop={"sim_time_s": 3000})
     return out
@@ -101,8 +118,7 @@ def fingerprint(only: list[str] | None = None, keep: Path | None = None) -> dict
             folder = (keep or Path(tmp)) / name
             run(copy.deepcopy(data), out=folder, timing_only=True, force=True, report=False)
             result[name] = {t: hashlib.sha256((folder / f"{t}.parquet").read_bytes()).hexdigest() for t in TABLES}
-            summary = json.loads((folder / "summary.json").read_text())
-            result[name]["summary"] = hashlib.sha256(json.dumps(summary, sort_keys=True).encode()).hexdigest()
+            summary = json.loads((folder / "summary.json").read_text())  # not hashed: it gains keys over time
             print(f"{name}: {summary['jobs']} jobs, {summary['versions']} versions", file=sys.stderr)
     return result
 

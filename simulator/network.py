@@ -181,6 +181,8 @@ class Network:
 
     def _request_settle(self) -> None:
         """Re-divide once per simulated instant, however many transfers start or end in it."""
+        if self._settle_pending:
+            return
         self._settle_pending = True
         event = simpy.Timeout(self.env, 0)
         event.callbacks.append(self._on_settle_event)
@@ -297,6 +299,9 @@ class Network:
                 if candidate < delay:
                     delay = candidate
         if delay == _INF:
+            # Nothing left to complete: any pending timer is stale now (its generation is old), so
+            # forget it, or a transfer started before it fires would wait on it and never complete.
+            self._timer_at = None
             return
         now = self.env._now
         at = now + delay

@@ -92,3 +92,41 @@ def test_bits_carried_equals_bits_sent() -> None:
     sizes = [1e6, 3e6, 2.5e6, 7e6]
     _run_transfers([(i * 0.1, (link,), s, None) for i, s in enumerate(sizes)])
     assert link.bits_carried == pytest.approx(sum(sizes) * 8, rel=1e-9)
+
+
+def test_transfer_after_everything_was_cancelled_still_completes() -> None:
+    # Regression: a stale completion timer once left a later transfer waiting forever.
+    env = simpy.Environment()
+    net = Network(env)
+    link = Link("ap", 8e6)
+    ends: list[float] = []
+
+    def scenario():
+        first = net.transfer((link,), 1e6)
+        yield env.timeout(0.5)
+        net.cancel(first)
+        yield env.timeout(0.1)
+        second = net.transfer((link,), 1e6)
+        yield second.done
+        ends.append(env.now)
+
+    env.process(scenario())
+    env.run()
+    assert ends == [pytest.approx(1.6)]
+
+
+def test_capacity_change_stalls_and_resumes() -> None:
+    env = simpy.Environment()
+    net = Network(env)
+    link = Link("ap", 8e6)
+    done = net.transfer((link,), 1e6)  # 1 s at full rate
+
+    def outage():
+        yield env.timeout(0.25)
+        net.set_capacity(link, 0.0)
+        yield env.timeout(2.0)
+        net.set_capacity(link, 8e6)
+
+    env.process(outage())
+    env.run(done.done)
+    assert env.now == pytest.approx(3.0)
