@@ -146,11 +146,12 @@ class Simulation:
         env = simpy.Environment()
         network, links = build_network(env, scenario)
         devices = build_devices(scenario, self.profiles, links, seeds[0])
+        # the learner first: a process pool's workers then start while the planner traces the model
+        learner = None if self.timing_only else self.workload.make_learner(self.algorithm, self.executor)
         plans = self._plans(devices)
         recorder = TraceRecorder(self.run_dir, scenario.output.flush_rows)
         self.workload.write_clients_table(self.run_dir / "clients.parquet", [d.name for d in devices],
                                           [d.profile_name for d in devices])
-        learner = None if self.timing_only else self.workload.make_learner(self.algorithm, self.executor)
         hooks = LearnerHooks(learner, live=self.replay.live) if learner is not None else TimingHooks()
         eval_rows: list[tuple[float, int, float, float, list[float]]] = []
         policy = build_policy(dict(self.algorithm.aggregation))

@@ -187,6 +187,10 @@ def _run_packed(payload: bytes) -> bytes:
     return pack(_WORKER.run(unpack(payload)))
 
 
+def _warm_up() -> None:
+    """A no-op task whose only effect is that a worker process exists and ran its initializer."""
+
+
 class ProcessPoolExecutor:
     """A local pool of worker processes, each bound once to the worker context.
 
@@ -219,6 +223,10 @@ class ProcessPoolExecutor:
             ctx.set_forkserver_preload(self.PRELOAD)  # ignored if the fork server already runs
         self._pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_worker,
                                             initargs=(context,))
+        # Start the workers now, off the main thread: the fork server and worker start-up (~2 s,
+        # importing torch) then overlap with the engine's planning instead of blocking the first job.
+        pool = self._pool
+        threading.Thread(target=lambda: [pool.submit(_warm_up) for _ in range(self.workers)], daemon=True).start()
 
     def submit(self, job: TrainJob) -> JobFuture[TrainResult]:
         if self._pool is None:
