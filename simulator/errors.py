@@ -21,6 +21,8 @@ _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 80, 80, 40
 
 def _show(value: Any) -> str:
     """A short repr; bounded work even for a huge or self-referencing value."""
+    if isinstance(value, (str, Path)) and len(str(value)) <= 300:
+        return repr(str(value))  # paths and names in full: a cut path is no help
     text = _REPR.repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
