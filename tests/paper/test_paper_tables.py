@@ -127,3 +127,27 @@ def test_run_metrics_on_a_tiny_real_run(tmp_path: Path) -> None:
     assert m["acc_budget"] == pm.accuracy_at(run.evals.sort_values("time_s"), 300.0)
     assert m["time_to_target_s"] == 0.0            # chance accuracy already beats a 5 % target at t = 0
     assert m["oom_devices"] == 1.0
+
+
+def test_verdict_rules() -> None:
+    assert pp._verdict([], ["a", "b"], []).startswith("**not reproduced**")
+    assert pp._verdict(["a", "b"], ["c"], []) == "**agrees**"
+    assert pp._verdict(["a"], ["b", "c"], []) == "**agrees in part** (mostly ties)"
+    assert pp._verdict(["a"], [], ["b", "c"]) == "**disagrees**"
+    assert pp._verdict(["a"], [], ["b"]) == "**agrees in part**"
+
+
+def test_summary_table_takes_each_lines_last_verdict() -> None:
+    lines = {"Accuracy (paper: up to +8.8 pp)": ["x → **agrees** y → **disagrees**.", "no verdict here"]}
+    table = "\n".join(pp._summary_table(lines, [{"task": "image"}, {"task": "sequence"}]))
+    assert "| Accuracy | up to +8.8 pp | **disagrees** | – |" in table
+
+
+def test_engine_note_only_for_collapsed_variants() -> None:
+    rows = [_row("abl-default", s, acc_budget=0.9, best_acc=0.9, staleness=1.0) for s in (0, 1)]
+    rows += [_row("abl-k4", s, acc_budget=0.2, best_acc=0.5, staleness=3.0) for s in (0, 1)]
+    rows += [_row("abl-k12", s, acc_budget=0.85, best_acc=0.9, staleness=0.5) for s in (0, 1)]
+    notes = pp._engine_notes({"agg": pm.aggregate(rows, "label")})
+    text = "\n".join(notes)
+    assert "`abl-k4` collapsed" in text and "abl-k12" not in text and "3.00 against 1.00" in text
+    assert pp._engine_notes({"agg": pm.aggregate(rows[:2] + rows[4:], "label")}) == []

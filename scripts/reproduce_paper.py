@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Reproduce the Co-S²P paper's comparison with fleetsim and rewrite docs/results.md from scratch.
+
+Runs three sweep files — Co-S²P against every baseline preset on the reconstructed 16-Jetson
+testbed for an image task and a sequence task, and Co-S²P's ablations (image task) — over their
+seeds (0, 1, 2), every run for real (PyTorch training of the proxy model), in a process pool of
+``--jobs`` workers with one torch thread each. Run folders go to ``reports/paper/<sweep>/<variant>/``
+(git-ignored; wiped first unless ``--reuse``). Then the page is written from those folders only.
+
+    python scripts/reproduce_paper.py                  # everything, 15–25 minutes on 2 busy cores
+    python scripts/reproduce_paper.py --reuse          # rebuild the page from reports/paper/ only
+    python scripts/reproduce_paper.py --seeds 0 --sweeps paper_comparison --page /tmp/r.md   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import platform
+import shutil
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+# this working tree's simulator first (an editable install may point at another checkout)
+sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
+
+from paper_metrics import aggregate, run_metrics  # noqa: E402
+
+# sweep file stem -> (task label, target accuracy for "time to target")
+SWEEPS: dict[str, tuple[str, float]] = {
+    "paper_comparison": ("image", 0.80),
+    "paper_comparison_sequence": ("sequence", 0.65),
+    "paper_ablations": ("ablations (image)", 0.80),
+}
+# rough host cost of one run (relative), so the pool starts with the longest and ends evenly
+_COST = {"fedasync": 3.0, "co-s2p": 2.5, "fedbuff": 2.5, "timelyfl": 1.5}
+
+
+@dataclass
+class Planned:
+    sweep: str
+    name: str
+    label: str           # algorithm name (comparison) or ablation name
+    seed: int
+    scenario: dict[str, Any]
+    run_dir: Path
+    budget_s: float
+    cost: float
+
+
+def plan(sweeps: list[str], seeds: list[int] | None, out: Path) -> list[Planned]:
+    """Every variant of the chosen sweep files, validated by simulator.sweep.expand."""
+    from simulator.sweep import expand, load_sweep
+
+    planned = []
+    for stem in sweeps:
+        for v in expand(load_sweep(ROOT / "scenarios" / "sweeps" / f"{stem}.yaml")):
+            if seeds is not None and v.seed not in seeds:
+                continue
+            algorithm = v.scenario["algorithm"]["name"]
+            label = v.values.get("name", algorithm)
+            seq = 2.0 if "sequence" in stem else 1.0
+            planned.append(Planned(stem, v.name, label, v.seed, v.scenario, out / stem / v.name,
+                                   float(v.scenario["stop"]["sim_time_s"]), _COST.get(algorithm, 1.0) * seq))
+    return planned
+
+
+def _run_one(scenario: dict[str, Any], run_dir: str) -> tuple[float, str | None]:
+    """Worker: one run into its folder, one torch thread; returns (host seconds, error or None)."""
+    import torch
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    try:
+        from simulator.api import run
+
+        run(scenario, out=run_dir, force=True, report=False)
+        return time.perf_counter() - start, None
+    except Exception as exc:  # noqa: BLE001 - one failing run is reported on the page, not fatal
+        return time.perf_counter() - start, f"{type(exc).__name__}: {exc}"
+
+
+def execute(planned: list[Planned], jobs: int) -> dict[str, tuple[float, str | None]]:
+    """Run everything in a spawn process pool, longest first; host seconds and errors per run dir."""
+    todo = sorted(planned, key=lambda p: -p.cost)
+    done: dict[str, tuple[float, str | None]] = {}
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context) as pool:
+        pending = {pool.submit(_run_one, p.scenario, str(p.run_dir)): p for p in todo}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                p = pending.pop(future)
+                try:
+                    done[str(p.run_dir)] = future.result()
+                except Exception as exc:  # noqa: BLE001 - the worker died
+                    done[str(p.run_dir)] = (0.0, f"worker failed: {exc}")
+                host_s, error = done[str(p.run_dir)]
+                print(f"[{len(done):3d}/{len(planned)}] {p.sweep}/{p.name}: {host_s:.1f} s"
+                      + (f"  FAILED {error}" if error else ""), flush=True)
+    return done
+
+
+def collect(planned: list[Planned]) -> dict[str, dict[str, Any]]:
+    """Per sweep: metric rows of the runs that finished, their aggregate, budget and target."""
+    by_sweep: dict[str, dict[str, Any]] = {}
+    for p in planned:
+        task, target = SWEEPS[p.sweep]
+        entry = by_sweep.setdefault(p.sweep, {"task": task, "target": target, "budget_s": p.budget_s,
+                                              "rows": [], "missing": []})
+        if not (p.run_dir / "summary.json").exists():
+            entry["missing"].append(p.name)
+            continue
+        row = run_metrics(p.run_dir, target, p.budget_s)
+        row["label"] = p.label
+        entry["rows"].append(row)
+    # the ablations' reference is the comparison's co-s2p: the very same scenario and seeds
+    if "paper_ablations" in by_sweep and "paper_comparison" in by_sweep:
+        default = [dict(r, label="abl-default") for r in by_sweep["paper_comparison"]["rows"] if r["label"] == "co-s2p"]
+        by_sweep["paper_ablations"]["rows"][:0] = default
+    for entry in by_sweep.values():
+        entry["agg"] = aggregate(entry["rows"], "label") if entry["rows"] else None
+    return by_sweep
+
+
+def host_info() -> str:
+    import torch
+
+    from simulator.calibrate import cpu_model
+
+    return (f"{cpu_model()}, {multiprocessing.cpu_count()} cores, Python {platform.python_version()}, "
+            f"torch {torch.__version__}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the sweep files' seeds")
+    parser.add_argument("--sweeps", nargs="+", default=list(SWEEPS), choices=list(SWEEPS))
+    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "paper")
+    parser.add_argument("--page", type=Path, default=ROOT / "docs" / "results.md")
+    parser.add_argument("--reuse", action="store_true", help="do not run; rebuild the page from the run folders")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    planned = plan(args.sweeps, args.seeds, args.out)
+    print(f"{len(planned)} runs planned in {len(args.sweeps)} sweeps, {args.jobs} workers", flush=True)
+    timings: dict[str, tuple[float, str | None]] = {}
+    if not args.reuse:
+        for stem in args.sweeps:
+            shutil.rmtree(args.out / stem, ignore_errors=True)  # from scratch: no stale run survives
+        timings = execute(planned, args.jobs)
+    results = collect(planned)
+    elapsed_s = time.perf_counter() - start
+    from paper_page import write_page
+
+    command = "python scripts/reproduce_paper.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
+    write_page(args.page, results=results, planned=planned, timings=timings, command=command.strip(),
+               elapsed_s=elapsed_s, host=host_info(), reused=args.reuse,
+               validation_file=ROOT / "docs" / "cost_model_validation.md")
+    (args.out).mkdir(parents=True, exist_ok=True)
+    for stem, entry in results.items():
+        if entry["agg"] is not None:
+            entry["agg"].to_csv(args.out / f"{stem}_aggregate.csv", index=False)
+    failed = [k for k, (_, e) in timings.items() if e]
+    print(f"wrote {args.page}; {len(planned) - len(failed)} runs ok, {len(failed)} failed; "
+          f"elapsed {elapsed_s / 60:.1f} min", flush=True)
+    print(json.dumps({"elapsed_s": round(elapsed_s, 1), "runs": len(planned), "failed": len(failed)}))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
