@@ -6,7 +6,8 @@
     another exception and never hang (a watchdog turns a hang into a failure);
 (b) random bytes and text as a scenario file → InputError;
 (c) random mutations of a device profile mapping (and of profile overrides) → InputError or a valid
-    profile whose derived figures are finite and positive.
+    profile whose derived figures are finite and positive;
+(d) random mutations of a sweep file → its variants expand, or InputError.
 """
 
 from __future__ import annotations
@@ -225,3 +226,29 @@ def test_mutated_overrides_are_valid_or_an_input_error(overrides: dict[str, Any]
         assert "scenario.yaml" in str(err)
         return
     _sane(profile)
+
+
+# ------------------------------------------------------------------ (d) sweep files
+
+
+def _small_sweep() -> dict[str, Any]:
+    return {"name": "fuzz", "base": small_base(), "grid": {"algorithm.name": ["fedavg", "fedasync"]},
+            "zip": {}, "seeds": [0, 1], "timing_only": True}
+
+
+@SETTINGS
+@given(mutated(_small_sweep()))
+def test_mutated_sweep_expands_or_is_an_input_error(data: dict[str, Any]) -> None:
+    from simulator.sweep import expand, load_sweep
+
+    with tempfile.TemporaryDirectory() as tmp, watchdog(WATCHDOG_S):
+        path = Path(tmp) / "sweep.yaml"
+        try:
+            path.write_text(yaml.safe_dump(data, allow_unicode=True))
+        except (yaml.YAMLError, ValueError):
+            return  # not writable as YAML (e.g. a NaN key): nothing a user could have written
+        try:
+            variants = expand(load_sweep(path))
+            assert variants and len({v.name for v in variants}) == len(variants)
+        except InputError as err:
+            assert "\n" not in str(err) and err.problem
