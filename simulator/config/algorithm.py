@@ -8,13 +8,12 @@ policy accepts other keys.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from simulator.config.loading import validation_error_to_input_error
+from simulator.config.loading import deep_merge, validation_error_to_input_error
 from simulator.config.scenario import MIN_DURATION_S, AlgorithmSpec
 from simulator.errors import InputError
 
@@ -107,16 +106,6 @@ class ResolvedAlgorithm:
         }
 
 
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def _validate_part(model: type[_Part], data: dict[str, Any], field: str) -> Any:
     try:
         return model.model_validate(data)
@@ -153,17 +142,17 @@ def resolve_algorithm(spec: AlgorithmSpec) -> ResolvedAlgorithm:
     if "policy" in spec.aggregation and spec.aggregation["policy"] != base_aggregation.get("policy"):
         aggregation = dict(spec.aggregation)
     else:
-        aggregation = _deep_merge(base_aggregation, spec.aggregation)
+        aggregation = deep_merge(base_aggregation, spec.aggregation)
     policy = build_policy(aggregation)  # validates keys against the policy's Params
     _check_durations(policy.params.model_dump())
     return ResolvedAlgorithm(
         name=spec.name,
         aggregation=policy.params.model_dump(mode="json"),
-        pruning=_validate_part(PruningSpec, _deep_merge(preset.get("pruning", {}), spec.pruning), "algorithm.pruning"),
+        pruning=_validate_part(PruningSpec, deep_merge(preset.get("pruning", {}), spec.pruning), "algorithm.pruning"),
         distillation=_validate_part(
-            DistillationSpec, _deep_merge(preset.get("distillation", {}), spec.distillation), "algorithm.distillation"
+            DistillationSpec, deep_merge(preset.get("distillation", {}), spec.distillation), "algorithm.distillation"
         ),
         local_work=_validate_part(
-            LocalWorkSpec, _deep_merge(preset.get("local_work", {}), spec.local_work), "algorithm.local_work"
+            LocalWorkSpec, deep_merge(preset.get("local_work", {}), spec.local_work), "algorithm.local_work"
         ),
     )

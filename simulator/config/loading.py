@@ -7,6 +7,8 @@ the offending value and what would be accepted.
 
 from __future__ import annotations
 
+import copy
+
 import math
 import typing
 from pathlib import Path
@@ -396,3 +398,15 @@ def check_finite(value: float, name: str) -> float:
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number")
     return value
+
+
+def deep_merge(base: Any, override: Any) -> Any:
+    """Mappings merge key by key, recursively; anything else (numbers, lists) replaces the base value.
+
+    Copies throughout, so neither input is ever changed (presets and loaded profiles are shared)."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = copy.deepcopy(base)
+        for key, value in override.items():
+            merged[key] = deep_merge(base[key], value) if key in base else copy.deepcopy(value)
+        return merged
+    return copy.deepcopy(override)

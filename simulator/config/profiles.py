@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from rich import box
 from rich.table import Table
 
-from simulator.config.loading import load_yaml_model, validation_error_to_input_error
+from simulator.config.loading import deep_merge, load_yaml_model, validation_error_to_input_error
 from simulator.errors import InputError
 
 PROFILES_DIR_ENV = "FLEETSIM_PROFILES_DIR"
@@ -304,16 +304,6 @@ def load_profile(name_or_path: str, base_dir: Path | None = None) -> DeviceProfi
 # ---------------------------------------------------------------------- overrides
 
 
-def _deep_merge(base: Any, override: Any) -> Any:
-    """Mappings merge key by key (recursively); anything else (numbers, lists) replaces the base value."""
-    if isinstance(base, Mapping) and isinstance(override, Mapping):
-        merged = dict(base)
-        for key, value in override.items():
-            merged[key] = _deep_merge(base[key], value) if key in base else value
-        return merged
-    return override
-
-
 def _prefixed(prefix: str, field: str | None) -> str | None:
     if not field or field == "(top level)":
         return prefix or field
@@ -337,7 +327,7 @@ def apply_overrides(
             "profile overrides must be a mapping", file=file, field=field_prefix or None, value=overrides,
             accepted="a mapping of profile fields, e.g. {memory: {usable_gb: 3.0}}",
         )
-    data = _deep_merge(profile.model_dump(mode="python"), overrides)
+    data = deep_merge(profile.model_dump(mode="python"), overrides)
     try:
         return DeviceProfile.model_validate(data)
     except ValidationError as exc:
