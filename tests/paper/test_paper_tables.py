@@ -132,7 +132,8 @@ def test_run_metrics_on_a_tiny_real_run(tmp_path: Path) -> None:
 def test_verdict_rules() -> None:
     assert pp._verdict([], ["a", "b"], []).startswith("**not reproduced**")
     assert pp._verdict(["a", "b"], ["c"], []) == "**agrees**"
-    assert pp._verdict(["a"], ["b", "c"], []) == "**agrees in part** (mostly ties)"
+    assert pp._verdict(["a"], ["b", "c"], []) == "**agrees in part** (half or more are ties)"
+    assert pp._verdict(["a", "b"], ["c"], [], ["c"]).startswith("**agrees in part** (worse on average than `c`")
     assert pp._verdict(["a"], [], ["b", "c"]) == "**disagrees**"
     assert pp._verdict(["a"], [], ["b"]) == "**agrees in part**"
 
