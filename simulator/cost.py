@@ -76,7 +76,25 @@ def _storage_key(t: torch.Tensor) -> int:
 
 @lru_cache(maxsize=512)
 def _trace(spec: ModelSpec, num_classes: int, input_shape: tuple[int, ...], width_ratio: float) -> tuple[_Traced, ...]:
-    """Per-block (params, forward FLOPs, saved bytes) per sample of the full-depth model at width."""
+    """Per-block (params, forward FLOPs, saved bytes) per sample of the full-depth model at width;
+    from the on-disk cache of :mod:`simulator.cost_cache` when this machine traced it before."""
+    from simulator import cost_cache
+
+    key = cost_cache.cache_key(spec, num_classes, input_shape, width_ratio)
+    cached = cost_cache.load(key)
+    if cached is not None:
+        try:
+            return tuple(_Traced(int(r["params"]), float(r["fwd_flops_per_sample"]),
+                                 float(r["activation_bytes_per_sample"])) for r in cached)
+        except (KeyError, TypeError, ValueError):
+            pass  # a damaged entry: trace again and overwrite it
+    traced = _trace_on_meta(spec, num_classes, input_shape, width_ratio)
+    cost_cache.store(key, [vars(t) for t in traced])
+    return traced
+
+
+def _trace_on_meta(spec: ModelSpec, num_classes: int, input_shape: tuple[int, ...],
+                   width_ratio: float) -> tuple[_Traced, ...]:
     from simulator.learning.models import build_model, param_block
 
     with torch.device("meta"):

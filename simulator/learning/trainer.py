@@ -89,7 +89,9 @@ def deterministic(seed: int) -> Iterator[None]:
         torch.set_num_threads(1)
     try:
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
+            # The CPU generator only: torch.manual_seed would also queue lazy CUDA/XPU/MTIA seeding,
+            # each capturing a stack trace (~1 ms per job on a CPU-only host); jobs run on the CPU.
+            torch.default_generator.manual_seed(int(seed))
             yield
     finally:
         if threads != 1:

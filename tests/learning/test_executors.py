@@ -90,6 +90,24 @@ def test_pack_roundtrip_is_exact():
     assert all(torch.equal(back.state[k], j.state[k]) for k in j.state)
 
 
+def test_pack_keeps_every_tensor_kind_exactly():
+    base = torch.arange(24, dtype=torch.float32).reshape(4, 6)
+    tensors = {
+        "f64": torch.randn(3, dtype=torch.float64), "f16": torch.randn(5).half(), "i64": torch.arange(7),
+        "bool": torch.tensor([True, False]), "scalar": torch.tensor(2.5), "empty": torch.zeros(0, 3),
+        "view": base[:, 1::2], "transposed": base.t(),
+        "bf16": torch.randn(4).bfloat16(),                       # no NumPy dtype: torch's reduction
+        "grad": torch.ones(2, requires_grad=True),               # requires grad: torch's reduction
+    }
+    back = unpack(pack(tensors))
+    for name, t in tensors.items():
+        b = back[name]
+        assert b.dtype == t.dtype and b.shape == t.shape and b.requires_grad == t.requires_grad, name
+        assert torch.equal(b.detach(), t.detach()), name
+    back["view"].add_(1)  # writable, and no longer tied to the original storage
+    assert torch.equal(base[:, 1::2], tensors["view"])
+
+
 def test_ray_without_ray_is_a_clear_input_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail as if not installed
     with pytest.raises(InputError, match=r"pip install 'fleetsim\[ray\]'"):

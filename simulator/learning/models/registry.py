@@ -74,5 +74,5 @@ def _seeded(seed: int | None, make: Callable[[], BlockModel]) -> BlockModel:
     if seed is None:
         return make()
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
+        torch.default_generator.manual_seed(int(seed))  # CPU only (see trainer.deterministic)
         return make()

@@ -1,0 +1,20 @@
+"""Session-wide test settings."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cost_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep the cost model's on-disk trace cache inside the test session (CLI subprocesses inherit
+    the variable), so tests neither read a developer's cache nor leave files in it."""
+    previous = os.environ.get("FLEETSIM_CACHE_DIR")
+    os.environ["FLEETSIM_CACHE_DIR"] = str(tmp_path_factory.mktemp("fleetsim-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("FLEETSIM_CACHE_DIR", None)
+    else:
+        os.environ["FLEETSIM_CACHE_DIR"] = previous
