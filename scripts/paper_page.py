@@ -27,7 +27,8 @@ ABLATION_NOTES = {
     "abl-prune-depth-fixed": "depth pruning only, no rolling: weak devices always train the first blocks",
     "abl-units-static": "width only, static units (HeteroFL: the first units) — compare with `abl-prune-width-only`",
     "abl-kd-off": "cross-block knowledge transfer off",
-    "abl-k4": "K = 4", "abl-k12": "K = 12", "abl-deadline60": "deadline 60 s", "abl-deadline240": "deadline 240 s",
+    "abl-k4": "K = 4 (full server step: each merge applies the mean delta of only 4 updates, a quarter of the fleet)",
+    "abl-k4-lr05": "K = 4 with server_lr 0.5 (half the mean delta per merge, as FedBuff)", "abl-k12": "K = 12", "abl-deadline60": "deadline 60 s", "abl-deadline240": "deadline 240 s",
 }
 
 

@@ -306,13 +306,22 @@ class Simulation:
                 ))
 
     def _summary_extra(self, devices: list[Device], plans: list[SubmodelChoice]) -> dict[str, Any]:
+        """Per device class: the plan with the largest memory peak (the class's worst case, what a
+        planner sizes for), how many devices the class has, and every distinct (depth, width) chosen
+        in it: power modes and shard sizes (local steps against a deadline) can differ within a class."""
         by_profile: dict[str, dict[str, Any]] = {}
         for device, plan in zip(devices, plans):
-            by_profile.setdefault(device.profile_name, {
-                "depth": plan.depth, "width_ratio": plan.width_ratio, "params": plan.params,
-                "peak_memory_bytes": plan.peak_memory_bytes, "usable_memory_bytes": device.usable_memory_bytes,
-                "fits_memory": plan.fits_memory, "step_time_s": plan.step_time_s,
-            })
+            entry = by_profile.get(device.profile_name)
+            if entry is None or plan.peak_memory_bytes > entry["peak_memory_bytes"]:
+                by_profile[device.profile_name] = entry = {
+                    "depth": plan.depth, "width_ratio": plan.width_ratio, "params": plan.params,
+                    "peak_memory_bytes": plan.peak_memory_bytes, "usable_memory_bytes": device.usable_memory_bytes,
+                    "fits_memory": plan.fits_memory, "step_time_s": plan.step_time_s,
+                    "devices": entry["devices"] if entry else 0, "variants": entry["variants"] if entry else {},
+                }
+            entry["devices"] += 1
+            key = f"depth {plan.depth}, width {plan.width_ratio:g}"
+            entry["variants"][key] = entry["variants"].get(key, 0) + 1
         return {
             "model": self.workload.plan_model_label,
             "train_model": self.workload.train_model_label,

@@ -187,6 +187,9 @@ class SemiAsyncParams(PolicyParams):
     policy: str = "semi-async"
     k: int | None = Field(default=None, ge=1, description="merge when K updates are in; default: half the fleet")
     deadline_s: float | None = Field(default=None, gt=0, description="…or when the round deadline passes")
+    server_lr: float = Field(default=1.0, gt=0, le=1, description=(
+        "server step on the merged update: θ ← θ + lr · Σ s(τ)·n·Δ / Σ s(τ)·n (a small K merges often and "
+        "may need < 1, as FedBuff does)"))
     staleness: StalenessSpec = Field(default_factory=StalenessSpec)
     max_staleness: int | None = Field(default=8, ge=0)
 
@@ -240,7 +243,10 @@ class SemiAsynchronous(AggregationPolicy):
             self._deadline = None
         weighted = _weigh(server, self._buffer, self.params.staleness, self.params.max_staleness)
         if weighted:
-            server.aggregate(weighted, trigger, mode="delta")
+            total = sum(w for _, w in weighted)
+            # the current model joins the delta mean with weight g: θ + Σ wΔ / (g + Σ w) = θ + lr · mean Δ
+            server.aggregate(weighted, trigger, mode="delta",
+                             global_weight=total * (1 - self.params.server_lr) / self.params.server_lr)
         self._buffer = []
         server.dispatch(server.idle_devices())
         self._arm_deadline(server)

@@ -87,3 +87,42 @@ def test_fedbuff_merges_every_k(tmp_path: Path, profile_dir: Path) -> None:
     run = simulator.run(scenario, timing_only=True)
     assert (run.versions.n_merged == 3).all() and set(run.versions.trigger) == {"buffer"}
     assert math.isclose(run.updates[run.updates.outcome == "accepted"].shape[0], 3 * len(run.versions))
+
+
+class _RecordingServer:
+    """The ServerView calls the semi-async policy makes, recorded."""
+
+    num_devices = 4
+
+    def __init__(self) -> None:
+        self.merges: list[tuple[list[float], str, float]] = []
+
+    def staleness(self, job: object) -> int:
+        return 0
+
+    def aggregate(self, weighted, trigger, *, mode="delta", global_weight=0.0) -> None:
+        assert mode == "delta"
+        self.merges.append(([w for _, w in weighted], trigger, global_weight))
+
+    def idle_devices(self) -> list[int]:
+        return []
+
+    def dispatch(self, devices) -> list:
+        return []
+
+
+@pytest.mark.parametrize("server_lr", [1.0, 0.5, 0.2])
+def test_semi_async_server_lr_scales_the_merged_delta(server_lr: float) -> None:
+    from types import SimpleNamespace
+
+    from simulator.server.policies import SemiAsynchronous, SemiAsyncParams
+
+    policy = SemiAsynchronous(SemiAsyncParams(k=2, server_lr=server_lr))
+    server = _RecordingServer()
+    for n in (30, 90):
+        policy.on_arrival(server, SimpleNamespace(num_samples=n, device=0))
+    (weights, trigger, g), = server.merges
+    assert weights == [30.0, 90.0] and trigger == "k"
+    # the learner applies θ + Σ wΔ / (g + Σ w): the mean delta times server_lr
+    assert sum(weights) / (g + sum(weights)) == pytest.approx(server_lr)
+    assert g == 0.0 if server_lr == 1.0 else g > 0
