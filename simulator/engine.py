@@ -166,9 +166,20 @@ class Simulation:
         budgets = {g: device_budget(p, scenario.fleet[g].power_mode or p.default_power_mode, self.workload.model_label)
                    for g, p in enumerate(self.profiles)}
 
+        # A job's sizes depend only on its device's plan: computed once per device, unless rolling depth
+        # windows move the plan from job to job. Field order of Job after (job_id, device, version, now).
+        job_fields: dict[int, tuple[Any, ...]] = {}
+
         def make_job(device: Device, job_id: int, version: int) -> Job:
+            fields = job_fields.get(device.index)
+            if fields is None:
+                fields = job_sizes(device)
+            return Job(job_id, device, version, env._now, *fields)
+
+        def job_sizes(device: Device) -> tuple[Any, ...]:
             plan = plans[device.index]
-            if rolling and plan.fits_memory and plan.depth < self.workload.num_blocks:
+            moving = rolling and plan.fits_memory and plan.depth < self.workload.num_blocks
+            if moving:
                 windows = self.planner.rolling_windows(budgets[device.group], plan)
                 plan = windows[(device.counts["jobs"] + device.index) % len(windows)]
             steps = self._steps(device.index)
@@ -177,14 +188,14 @@ class Simulation:
                 affordable = math.floor(max(0.0, deadline - comm_s) / plan.step_time_s) if plan.step_time_s > 0 else steps
                 steps = max(local_work.min_steps, min(steps, affordable))
             upload_extra = self.workload.importance_bytes(plan.width_ratio) if self.algorithm.pruning.width == "importance" else 0
-            return Job(
-                job_id=job_id, device=device, base_version=version, dispatch_s=env.now,
-                num_samples=self.workload.samples(device.index), depth=plan.depth, width_ratio=plan.width_ratio,
-                trainable_from=plan.trainable_from, local_steps=steps, submodel_params=plan.params,
-                download_bytes=plan.model_bytes, upload_bytes=plan.upload_bytes + upload_extra,
-                peak_memory_bytes=plan.peak_memory_bytes, compute_s=steps * plan.step_time_s,
-                flops=steps * batch * plan.train_flops_per_sample,
+            fields = (
+                self.workload.samples(device.index), plan.depth, plan.width_ratio, plan.trainable_from, steps,
+                plan.params, plan.model_bytes, plan.upload_bytes + upload_extra, plan.peak_memory_bytes,
+                steps * plan.step_time_s, steps * batch * plan.train_flops_per_sample,
             )
+            if not moving:
+                job_fields[device.index] = fields
+            return fields
 
         def on_version(version: int) -> None:
             ev = scenario.evaluation

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from simulator.trace import TraceRecorder
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Job:
     """One dispatched unit of local work, from dispatch to its single outcome."""
 
