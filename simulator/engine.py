@@ -23,6 +23,7 @@ from simulator.errors import InputError
 from simulator.faults_runtime import schedule_faults
 from simulator.fleet.device import ClientRound, Device, Job
 from simulator.fleet.online import OnlineSwitch
+from simulator.learning.trainer import single_thread
 from simulator.model_hooks import LearnerHooks, TimingHooks
 from simulator.planning import Planner, SubmodelChoice, local_steps
 from simulator.run_folder import write_json
@@ -141,6 +142,18 @@ class Simulation:
     # ------------------------------------------------------------------ running
 
     def run(self) -> RunOutcome:
+        """Simulate the scenario. With training, the main process's tensor work (extract, merge,
+        evaluate, inline jobs) runs on one torch thread: these are small ops whose OpenMP start and
+        barrier cost more than a second thread gains, and a second thread stalls badly when the other
+        core is busy (a pool worker, another run). The quickstart at 50 versions took 10.5-14.4 s
+        with two threads and 8.4-9.3 s with one on a shared 2-core host. Jobs and evaluations were
+        single-threaded already; merges are elementwise, so results do not change."""
+        if self.timing_only:
+            return self._run()
+        with single_thread():
+            return self._run()
+
+    def _run(self) -> RunOutcome:
         scenario = self.scenario
         seeds = np.random.SeedSequence(scenario.seed).spawn(4)
         env = simpy.Environment()

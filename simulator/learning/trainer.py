@@ -82,20 +82,27 @@ class TrainResult:
 
 
 @contextmanager
-def deterministic(seed: int) -> Iterator[None]:
-    """One intra-op thread and a private global RNG seeded with `seed`, restored afterwards."""
+def single_thread() -> Iterator[None]:
+    """Torch on one intra-op thread inside, the previous count restored afterwards."""
     threads = torch.get_num_threads()
     if threads != 1:
         torch.set_num_threads(1)
     try:
+        yield
+    finally:
+        if threads != 1:
+            torch.set_num_threads(threads)
+
+
+@contextmanager
+def deterministic(seed: int) -> Iterator[None]:
+    """One intra-op thread and a private global RNG seeded with `seed`, restored afterwards."""
+    with single_thread():
         with torch.random.fork_rng(devices=[]):
             # The CPU generator only: torch.manual_seed would also queue lazy CUDA/XPU/MTIA seeding,
             # each capturing a stack trace (~1 ms per job on a CPU-only host); jobs run on the CPU.
             torch.default_generator.manual_seed(int(seed))
             yield
-    finally:
-        if threads != 1:
-            torch.set_num_threads(threads)
 
 
 class BatchSampler:
