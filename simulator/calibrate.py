@@ -1,21 +1,28 @@
 """Calibrate a device profile against THIS host: measure real training steps, fit the cost model.
 
-Simulated step times come from the roofline in :func:`simulator.cost.step_time_s` (FLOPs ÷ peak ×
-efficiency, memory traffic ÷ bandwidth, plus a fixed per-step overhead). Its three device figures are
-guesses until measured, so ``calibrate`` measures them on the machine it runs on (e.g. a Jetson):
+Simulated step times come from :func:`simulator.cost.step_time_s`: GEMM FLOPs (widths padded to
+gemm_tile_width) ÷ (peak × training_efficiency) + parameter traffic ÷ bandwidth + elementwise traffic
+÷ (bandwidth × elementwise_efficiency) + ops × op_overhead_s + step_overhead_s. Its device figures are guesses until
+measured, so ``calibrate`` measures them on the machine it runs on:
 
-- peak FP32 GFLOP/s from a timed square matmul (the best of a few, after warm-up);
+- peak FP32 GFLOP/s: the faster of a timed square matmul and a timed 3×3 convolution (the best of a
+  few, after warm-up) — the two go through different libraries (MKL and oneDNN on x86), and on some
+  CPUs one uses vector units the other does not (on an AMD EPYC host here: matmul 110, conv 200);
 - memory bandwidth from a timed copy of a large tensor (bytes read + written);
 - total and available memory from ``/proc/meminfo``;
 - the real step time (forward + backward over every exit + SGD-momentum step, the median of
   `repeats` after `warmup` steps) of each requested model × width × batch;
-- ``step_overhead_s`` and ``training_efficiency`` fitted so the roofline reproduces those times:
-  the efficiency minimises the squared log error over all measurements, the overhead is what the
-  smallest workload takes beyond its roofline time; the two are alternated until they settle.
+- the step-time figures, fitted jointly (:func:`fit_cost_model`): at each candidate GEMM tile width the
+  model is linear in 1 ÷ training_efficiency, 1 ÷ elementwise_efficiency, op_overhead_s and
+  step_overhead_s, so a non-negative least squares on the relative errors finds them exactly, with
+  both efficiencies kept at most 1; the tile width with the smallest residual wins. Measure several
+  models, widths and batch sizes: of two figures the measurements cannot tell apart (e.g. per-op and
+  per-step overhead when every model dispatches as many ops) the second is not fitted and keeps its
+  neutral value (efficiency 1, overhead 0).
 
 The measured times are also written as ``measured_step_times``: a simulation whose planning model,
-width and batch match one uses it instead of the roofline. Host wall time is the point here; it never
-enters a simulation except through the profile written.
+width and batch match one uses it instead of the model. Host wall time is the point here; it never
+enters a simulation except through the profile written. Models run on this host's CPU.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import math
 import platform
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -66,7 +74,7 @@ def parse_model(model: ModelLike) -> ModelSpec:
 # ------------------------------------------------------------------ host benchmarks
 
 
-def matmul_gflops(n: int = 1024, repeats: int = 5) -> float:
+def matmul_gflops(n: int = 1024, repeats: int = 10) -> float:
     """Peak FP32 GFLOP/s of this host: a timed n×n matmul (2 n³ FLOPs), best of `repeats`."""
     import torch
 
@@ -80,6 +88,24 @@ def matmul_gflops(n: int = 1024, repeats: int = 5) -> float:
         torch.mm(a, b)
         best = min(best, time.perf_counter() - start)
     return 2.0 * n**3 / best / 1e9
+
+
+def conv_gflops(channels: int = 128, size: int = 32, batch: int = 8, repeats: int = 10) -> float:
+    """FP32 GFLOP/s of a timed 3×3 convolution (``channels`` in and out, ``size``², ``batch``), best of
+    `repeats`: the GEMM path convolutions take, which can be faster than matmul's."""
+    import torch
+    import torch.nn.functional as F
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, channels, size, size, generator=gen)
+    w = torch.randn(channels, channels, 3, 3, generator=gen)
+    F.conv2d(x, w, padding=1)
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        F.conv2d(x, w, padding=1)
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * batch * channels * channels * 9 * size * size / best / 1e9
 
 
 def copy_bandwidth_gbps(megabytes: int = 64, repeats: int = 5) -> float:
@@ -162,57 +188,106 @@ def measure_step_s(spec: ModelSpec, width_ratio: float, batch_size: int, *, inpu
 # ------------------------------------------------------------------ fitting
 
 
-def _roofline_parts(points: list[dict[str, Any]], input_shape: tuple[int, ...], num_classes: int,
-                    ) -> list[tuple[float, float, float]]:
-    """Per point: (train FLOPs of one step, memory traffic seconds, measured seconds)."""
+TILE_WIDTHS = (1, 4, 8, 16, 32, 64, 128)
+
+
+@dataclass(frozen=True)
+class CostFit:
+    """The step-time figures of a device profile's ``compute`` section (see :func:`fit_cost_model`)."""
+
+    training_efficiency: float
+    elementwise_efficiency: float
+    op_overhead_s: float
+    step_overhead_s: float
+    gemm_tile_width: int = 1
+
+
+def predict_step_s(work: Any, peak_flops: float, bandwidth_bytes_per_s: float, fit: CostFit) -> float:
+    """:func:`simulator.cost.step_time_s` from a :class:`simulator.cost.StepWork` and fitted figures."""
+    from simulator.cost import work_time_terms
+
+    return work_time_terms(work, peak_flops * fit.training_efficiency, bandwidth_bytes_per_s, fit.step_overhead_s,
+                           elementwise_efficiency=fit.elementwise_efficiency, op_overhead_s=fit.op_overhead_s,
+                           gemm_tile_width=fit.gemm_tile_width).total_s
+
+
+def _independent_columns(a: Any, tol: float = 1e-9) -> list[int]:
+    """Columns of `a` (in order) that are not linear combinations of the columns kept before them."""
+    import numpy as np
+
+    kept: list[int] = []
+    for j in range(a.shape[1]):
+        col = a[:, j]
+        norm = float(np.linalg.norm(col))
+        if norm == 0.0:
+            continue
+        if kept:
+            basis = a[:, kept]
+            coef, *_ = np.linalg.lstsq(basis, col, rcond=None)
+            if float(np.linalg.norm(col - basis @ coef)) <= tol * norm:
+                continue
+        kept.append(j)
+    return kept
+
+
+def _fit_linear(works: Sequence[Any], measured: Any, peak_flops: float, bandwidth: float,
+                tile: int) -> tuple[CostFit, float]:
+    """The non-negative least-squares fit at one tile width, and its sum of squared relative errors."""
+    import numpy as np
+    from scipy.optimize import nnls
+
+    flops = np.array([w.tiled_gemm_flops(tile) for w in works])
+    base = np.array([f / peak_flops + (w.param_traffic_bytes + w.elementwise_bytes) / bandwidth
+                     for f, w in zip(flops, works)])
+    cols = np.array([[f, w.elementwise_bytes, float(w.ops), 1.0] for f, w in zip(flops, works)])
+    a = cols / measured[:, None]
+    y = 1.0 - base / measured
+    keep = _independent_columns(a)
+    x = np.zeros(4)
+    if keep:
+        scale = np.linalg.norm(a[:, keep], axis=0)
+        sol, _ = nnls(a[:, keep] / scale, y)
+        x[keep] = sol / scale
+    residual = float(np.sum((a @ x - y) ** 2))
+    return CostFit(training_efficiency=float(1.0 / (1.0 + peak_flops * x[0])),
+                   elementwise_efficiency=float(1.0 / (1.0 + bandwidth * x[1])),
+                   op_overhead_s=float(x[2]), step_overhead_s=float(x[3]), gemm_tile_width=int(tile)), residual
+
+
+def fit_cost_model(points: Sequence[tuple[Any, float]], peak_flops: float, bandwidth_bytes_per_s: float,
+                   tile_widths: Sequence[int] = TILE_WIDTHS) -> CostFit:
+    """Figures that make :func:`simulator.cost.step_time_s` reproduce measured step times.
+
+    `points` are ``(StepWork, measured seconds)``. At a given tile width the model is linear in
+    ``a = 1/(peak·e) − 1/peak``, ``c = 1/(bw·η) − 1/bw``, op_overhead_s and step_overhead_s, each ≥ 0
+    (so e ≤ 1 and η ≤ 1); they minimise the sum of squared *relative* errors (each point weighs the
+    same whether it takes 2 ms or 2 s) by non-negative least squares, jointly, over all points. The
+    tile width is the candidate with the smallest residual (the smallest such one on a tie: no
+    padding the data do not ask for). Times generated by the model itself are recovered exactly. A
+    figure whose column the points cannot tell from an earlier one's (order: GEMM, elementwise, per
+    op, per step — e.g. when every point dispatches as many ops, the per-op overhead takes the fixed
+    time) is left at its neutral value (efficiency 1, overhead 0); so is one the data push past its
+    bound.
+    """
+    import numpy as np
+
+    if not points:
+        raise ValueError("no measurements to fit")
+    works = [w for w, _ in points]
+    measured = np.array([float(m) for _, m in points])
+    if not np.all(measured > 0):
+        raise ValueError("measured step times must be positive")
+    fits = [_fit_linear(works, measured, peak_flops, bandwidth_bytes_per_s, int(t)) for t in sorted(tile_widths)]
+    best = min(r for _, r in fits)
+    return next(f for f, r in fits if r <= best * (1 + 1e-9) + 1e-18)
+
+
+def step_works(points: list[dict[str, Any]], input_shape: tuple[int, ...], num_classes: int) -> list[Any]:
+    """:class:`simulator.cost.StepWork` of each measured point (SGD with momentum, as measured)."""
     from simulator import cost as costmod
 
-    out = []
-    for p in points:
-        c = costmod.model_cost(p["spec"], num_classes, input_shape, p["width_ratio"])
-        flops = c.train_flops_per_sample * p["batch_size"]
-        # traffic time at unit bandwidth: step_time_s with infinite compute and no overhead
-        traffic_s = costmod.step_time_s(c, p["batch_size"], 1e30, p["bandwidth_bytes_per_s"], 0.0, "momentum")
-        out.append((flops, traffic_s, p["step_s"]))
-    return out
-
-
-def _predict(parts: list[tuple[float, float, float]], peak_flops: float, eff: float, overhead_s: float) -> list[float]:
-    return [max(f / (peak_flops * eff), t) + overhead_s for f, t, _ in parts]
-
-
-def _log_error(parts: list[tuple[float, float, float]], peak_flops: float, eff: float, overhead_s: float) -> float:
-    return sum(math.log(p / m) ** 2 for p, (_, _, m) in zip(_predict(parts, peak_flops, eff, overhead_s), parts))
-
-
-def _best_efficiency(parts: list[tuple[float, float, float]], peak_flops: float, overhead_s: float) -> float:
-    """Golden-section search of log10(efficiency) in [-5, 0] minimising the squared log error."""
-    lo, hi = -5.0, 0.0
-    ratio = (math.sqrt(5) - 1) / 2
-    for _ in range(80):
-        a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
-        if _log_error(parts, peak_flops, 10**a, overhead_s) <= _log_error(parts, peak_flops, 10**b, overhead_s):
-            hi = b
-        else:
-            lo = a
-    return 10 ** ((lo + hi) / 2)
-
-
-def fit_cost_model(parts: list[tuple[float, float, float]], peak_flops: float) -> tuple[float, float]:
-    """(training_efficiency, step_overhead_s) so the roofline matches the measured step times."""
-    smallest = min(range(len(parts)), key=lambda i: parts[i][0])
-    overhead_s = 0.0
-    eff = _best_efficiency(parts, peak_flops, overhead_s)
-    for _ in range(50):
-        f, t, measured = parts[smallest]
-        roofline_s = max(f / (peak_flops * eff), t)
-        new_overhead = max(0.0, measured - roofline_s)
-        new_eff = _best_efficiency(parts, peak_flops, new_overhead)
-        settled = abs(new_overhead - overhead_s) <= 1e-9 + 1e-6 * measured and abs(new_eff - eff) <= 1e-6 * eff
-        overhead_s, eff = new_overhead, new_eff
-        if settled:
-            break
-    return min(1.0, eff), overhead_s
+    return [costmod.step_work(costmod.model_cost(p["spec"], num_classes, input_shape, p["width_ratio"]),
+                              p["batch_size"], "momentum") for p in points]
 
 
 # ------------------------------------------------------------------ the profile
@@ -250,6 +325,7 @@ def calibrate(
     num_classes: int = 10,
     repeats: int = 5,
     warmup: int = 2,
+    rounds: int = 1,
     threads: int = 1,
     name: str = "this-host",
     out: str | Path | None = None,
@@ -262,11 +338,16 @@ def calibrate(
     `input_shape` and `num_classes` must be those of the scenarios that will use the measured times
     (the lookup keys are only model label, width ratio and batch size). Power cannot be measured
     from software portably: `busy_w` and `idle_w` are written as given — replace them with readings
-    from the board's power monitor (e.g. tegrastats) when you have them.
+    from the board's power monitor (e.g. tegrastats) when you have them. With `rounds` > 1 every
+    workload is measured once per round, rounds interleaved, and the smallest round median counts:
+    other processes on a shared host only ever add time, and a burst of it hits one round of many
+    workloads rather than every round of one.
     """
     import torch
 
     specs = _check(models, width_ratios, batch_sizes, repeats, threads, name)
+    if int(rounds) < 1:
+        raise InputError("rounds must be at least 1", field="rounds", value=rounds)
     if busy_w <= 0 or idle_w < 0 or busy_w < idle_w:
         raise InputError("busy power must be positive and at least the idle power", field="busy_w",
                          value=(busy_w, idle_w), accepted="busy_w > 0, 0 <= idle_w <= busy_w")
@@ -276,36 +357,41 @@ def calibrate(
     before = torch.get_num_threads()
     torch.set_num_threads(int(threads))
     try:
-        peak_gflops = matmul_gflops()
+        matmul = matmul_gflops()
+        conv = conv_gflops()
+        peak_gflops = max(matmul, conv)
         bandwidth_gbps = copy_bandwidth_gbps()
-        points = []
-        for spec in specs:
-            for w in width_ratios:
-                for b in batch_sizes:
-                    step_s = measure_step_s(spec, float(w), int(b), input_shape=shape, num_classes=int(num_classes),
-                                            repeats=int(repeats), warmup=int(warmup))
-                    points.append({"spec": spec, "width_ratio": float(w), "batch_size": int(b), "step_s": step_s,
-                                   "bandwidth_bytes_per_s": bandwidth_gbps * 1e9})
+        points = [{"spec": spec, "width_ratio": float(w), "batch_size": int(b), "step_s": math.inf}
+                  for spec in specs for w in width_ratios for b in batch_sizes]
+        for _ in range(int(rounds)):
+            for p in points:
+                step_s = measure_step_s(p["spec"], p["width_ratio"], p["batch_size"], input_shape=shape,
+                                        num_classes=int(num_classes), repeats=int(repeats), warmup=int(warmup))
+                p["step_s"] = min(p["step_s"], step_s)
     finally:
         torch.set_num_threads(before)
-    parts = _roofline_parts(points, shape, int(num_classes))
-    efficiency, overhead_s = fit_cost_model(parts, peak_gflops * 1e9)
-    predicted = _predict(parts, peak_gflops * 1e9, efficiency, overhead_s)
-    errors = sorted(abs(p / m - 1) for p, (_, _, m) in zip(predicted, parts))
+    works = step_works(points, shape, int(num_classes))
+    fit = fit_cost_model([(w, p["step_s"]) for w, p in zip(works, points)], peak_gflops * 1e9, bandwidth_gbps * 1e9)
+    predicted = [predict_step_s(w, peak_gflops * 1e9, bandwidth_gbps * 1e9, fit) for w in works]
+    errors = sorted(abs(pr / p["step_s"] - 1) for pr, p in zip(predicted, points))
     total_gb, available_gb = meminfo_gb()
     profile: dict[str, Any] = {
         "name": name,
         "display_name": f"{name} (calibrated)",
         "description": (
             f"Calibrated by `fleetsim calibrate` on {cpu_model()} with {threads} thread(s), torch {torch.__version__}, "
-            f"input {list(shape)}, {num_classes} classes. Roofline fit: median |error| "
-            f"{100 * statistics.median(errors):.1f} %, max {100 * errors[-1]:.1f} % over {len(parts)} measurements. Power figures are not measured."
+            f"input {list(shape)}, {num_classes} classes; peak = max(matmul {matmul:.1f}, conv {conv:.1f} GFLOP/s). "
+            f"Step-time fit: median |error| {100 * statistics.median(errors):.1f} %, max {100 * errors[-1]:.1f} % "
+            f"over {len(points)} measurements. Power figures are not measured."
         ),
         "compute": {
             "peak_fp32_gflops": round(peak_gflops, 3),
             "peak_fp16_gflops": round(peak_gflops, 3),  # CPUs have no faster fp16 training path
-            "training_efficiency": float(f"{efficiency:.6g}"),
-            "step_overhead_s": float(f"{overhead_s:.6g}"),
+            "training_efficiency": float(f"{fit.training_efficiency:.6g}"),
+            "gemm_tile_width": fit.gemm_tile_width,
+            "elementwise_efficiency": float(f"{fit.elementwise_efficiency:.6g}"),
+            "op_overhead_s": float(f"{fit.op_overhead_s:.6g}"),
+            "step_overhead_s": float(f"{fit.step_overhead_s:.6g}"),
             "precision": "fp32",
         },
         "memory": {"total_gb": round(total_gb, 3), "usable_gb": round(min(available_gb, total_gb), 3),
@@ -321,6 +407,6 @@ def calibrate(
     }
     path = Path(out) if out is not None else Path(f"{name}.yaml")
     header = (f"# Device profile measured on this host by `fleetsim calibrate` ({time.strftime('%Y-%m-%d')}).\n"
-              "# measured_step_times override the roofline estimate when model label, width and batch match.\n")
+              "# measured_step_times override the step-time model when model label, width and batch match.\n")
     atomic_write_text(path, header + yaml.safe_dump(profile, sort_keys=False))
     return profile

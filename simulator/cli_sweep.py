@@ -80,7 +80,9 @@ def register(app: typer.Typer, friendly, console, err_console) -> None:  # noqa:
         profile = run_calibration(model, width, batch, input_shape=shape, num_classes=classes, repeats=repeats,
                                   warmup=warmup, threads=threads, name=name, out=out, busy_w=busy_w, idle_w=idle_w)
         compute = profile["compute"]
-        console.print(f"peak {compute['peak_fp32_gflops']:.1f} GFLOP/s, efficiency {compute['training_efficiency']:.3f}, "
+        console.print(f"peak {compute['peak_fp32_gflops']:.1f} GFLOP/s, GEMM efficiency {compute['training_efficiency']:.3f}, "
+                      f"elementwise efficiency {compute['elementwise_efficiency']:.3f} of "
+                      f"{profile['memory']['bandwidth_gbps']:.1f} GB/s, op overhead {compute['op_overhead_s'] * 1e6:.1f} µs, "
                       f"step overhead {compute['step_overhead_s'] * 1e3:.2f} ms")
         for entry in profile.get("measured_step_times", []):
             console.print(f"  {entry['model']} width {entry['width_ratio']} batch {entry['batch_size']}: "

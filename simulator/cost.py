@@ -1,48 +1,52 @@
-"""Analytic cost of training a (sub)model: parameters, FLOPs and activation memory per block, and
-from those the step time and training memory on a device.
+"""Analytic cost of training a (sub)model — parameters, FLOPs, activation memory, memory traffic and
+ops per block — and from those the step time and training memory on a device.
 
-Tracing. A model is built once per (spec, num_classes, input_shape, width_ratio) on PyTorch's meta
-device (shapes only, no storage: planning a 110 M-parameter model allocates nothing) and its stem,
-blocks and exits are run one by one on a batch of two meta samples under
-``torch.utils.flop_counter.FlopCounterMode`` (2 FLOPs per multiply-add) and
-``torch.autograd.graph.saved_tensors_hooks``. Saved tensors are what autograd keeps for the backward
-pass; those sharing storage with a parameter (weights, their transposes) are excluded and each storage
-is counted once, in the first part that saved it. Per-sample figures are the batch-of-two totals
-halved. Depth and ``trainable_from`` are then applied to the cached per-block figures, so a depth
-sweep costs one trace.
+The per-block figures come from a trace on the meta device (:mod:`simulator.cost_trace`), made once
+per (spec, num_classes, input_shape, width_ratio) and cached; depth and ``trainable_from`` are then
+applied to them, so a depth sweep costs one trace.
 
 Training FLOPs. Backward costs about twice the forward (one GEMM for input gradients, one for weight
-gradients, each as large as the forward GEMM), so a trained block costs 3x its forward; this is the
-ratio FlopCounterMode measures on a real backward pass of these models (checked in
-tests/test_cost.py, and 3.00 on ResNet-18 in the reference notes). Tracing forward only is cheaper and
-gives per-block figures directly. A frozen block (before ``trainable_from``) costs its forward only,
-saves no activations and holds no gradients or optimizer state.
+gradients, each as large as the forward GEMM), so a trained block nominally costs 3x its forward
+(``train_flops_per_sample``): the ratio FlopCounterMode measures on a real backward pass of these
+models (checked in tests/test_cost.py, and 3.00 on ResNet-18 in the reference notes). The step time
+uses the GEMM work actually traced, forward and backward, by output width (``gemm_flops_by_width``),
+which is at most that (the first layer computes no input gradient). A frozen block (before
+``trainable_from``) costs its forward only, saves no activations, holds no gradients or optimizer
+state, and moves and dispatches its forward's bytes and ops only.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 
-import torch
-from torch.utils.flop_counter import FlopCounterMode
-
+from simulator.config.profiles import DEFAULT_ELEMENTWISE_EFFICIENCY, DEFAULT_GEMM_TILE_WIDTH, DEFAULT_OP_OVERHEAD_S
 from simulator.config.workload import ModelSpec
+from simulator.cost_trace import GemmWidths
+from simulator.cost_trace import trace as _trace
 from simulator.errors import InputError
 
 FP32_BYTES = 4
-_TRACE_BATCH = 2
 # Optimizer state per trainable parameter, in parameter-sized tensors.
 OPTIMIZER_STATE_TENSORS = {"sgd": 0, "momentum": 1, "adam": 2}
 
 
 @dataclass(frozen=True)
 class BlockCost:
+    """One block's share of a training step (its exit included; block 0 includes the stem).
+
+    ``elementwise_bytes_per_sample`` (what non-GEMM ops read and write), ``ops`` (dispatched per step,
+    whatever the batch) and ``gemm_flops_by_width`` (GEMM FLOPs per sample by output width) cover
+    forward and backward of a trained block and the forward only of a frozen one.
+    """
+
     params: int
     fwd_flops_per_sample: float
     train_flops_per_sample: float
     activation_bytes_per_sample: float
+    elementwise_bytes_per_sample: float = 0.0
+    ops: int = 0
+    gemm_flops_by_width: GemmWidths = ()
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,8 @@ class ModelCost:
     """Totals over the retained depth; ``blocks[0]`` includes the stem, each block its exit.
 
     ``params`` counts state-dict elements (parameters and any buffers, which only user models have);
-    ``trainable_params`` those in blocks at or after ``trainable_from``.
+    ``trainable_params`` those in blocks at or after ``trainable_from``. The last three fields are the
+    blocks' step-time figures summed (``gemm_flops_by_width`` merged by width).
     """
 
     blocks: tuple[BlockCost, ...]
@@ -61,75 +66,17 @@ class ModelCost:
     activation_bytes_per_sample: float
     trainable_params: int = 0
     trainable_from: int = 0
+    elementwise_bytes_per_sample: float = 0.0
+    ops_per_step: int = 0
+    gemm_flops_by_width: GemmWidths = ()
 
 
-@dataclass(frozen=True)
-class _Traced:
-    params: int
-    fwd_flops_per_sample: float
-    activation_bytes_per_sample: float
-
-
-def _storage_key(t: torch.Tensor) -> int:
-    return t.untyped_storage()._cdata
-
-
-@lru_cache(maxsize=512)
-def _trace(spec: ModelSpec, num_classes: int, input_shape: tuple[int, ...], width_ratio: float) -> tuple[_Traced, ...]:
-    """Per-block (params, forward FLOPs, saved bytes) per sample of the full-depth model at width;
-    from the on-disk cache of :mod:`simulator.cost_cache` when this machine traced it before."""
-    from simulator import cost_cache
-
-    key = cost_cache.cache_key(spec, num_classes, input_shape, width_ratio)
-    cached = cost_cache.load(key)
-    if cached is not None:
-        try:
-            return tuple(_Traced(int(r["params"]), float(r["fwd_flops_per_sample"]),
-                                 float(r["activation_bytes_per_sample"])) for r in cached)
-        except (KeyError, TypeError, ValueError):
-            pass  # a damaged entry: trace again and overwrite it
-    traced = _trace_on_meta(spec, num_classes, input_shape, width_ratio)
-    cost_cache.store(key, [vars(t) for t in traced])
-    return traced
-
-
-def _trace_on_meta(spec: ModelSpec, num_classes: int, input_shape: tuple[int, ...],
-                   width_ratio: float) -> tuple[_Traced, ...]:
-    from simulator.learning.models import build_model, param_block
-
-    with torch.device("meta"):
-        model = build_model(spec, num_classes, input_shape, width_ratio)
-    n_blocks = model.depth
-    params = [0] * n_blocks
-    for name, tensor in model.state_dict().items():
-        params[param_block(name)] += tensor.numel()
-    param_storages = {_storage_key(p) for p in model.parameters()}
-    flops = [0.0] * n_blocks
-    saved = [0.0] * n_blocks
-    seen: set[int] = set()
-    current = [0]
-    keep_alive: list[torch.Tensor] = []  # storage ids stay unique while traced tensors live
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        key = _storage_key(t)
-        if key not in param_storages and key not in seen:
-            seen.add(key)
-            keep_alive.append(t)
-            saved[current[0]] += t.untyped_storage().nbytes()
-        return t
-
-    x = model.example_input(_TRACE_BATCH, device="meta")
-    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        parts = [(0, model.stem)] + [(b, m) for b in range(n_blocks) for m in (model.blocks[b], model.exits[b])]
-        h = x
-        for b, module in parts:
-            current[0] = b
-            with FlopCounterMode(display=False) as counter:
-                out = module(h)
-            flops[b] += counter.get_total_flops()
-            if module is not model.exits[b]:
-                h = out
-    return tuple(_Traced(params[b], flops[b] / _TRACE_BATCH, saved[b] / _TRACE_BATCH) for b in range(n_blocks))
+def _merge(*groups: GemmWidths) -> GemmWidths:
+    total: dict[int, float] = {}
+    for group in groups:
+        for width, flops in group:
+            total[width] = total.get(width, 0.0) + flops
+    return tuple(sorted(total.items()))
 
 
 def model_cost(spec: ModelSpec, num_classes: int, input_shape: tuple[int, ...] | list[int],
@@ -148,6 +95,10 @@ def model_cost(spec: ModelSpec, num_classes: int, input_shape: tuple[int, ...] |
             fwd_flops_per_sample=t.fwd_flops_per_sample,
             train_flops_per_sample=t.fwd_flops_per_sample * (3.0 if b >= trainable_from else 1.0),
             activation_bytes_per_sample=t.activation_bytes_per_sample if b >= trainable_from else 0.0,
+            elementwise_bytes_per_sample=t.fwd_elementwise_bytes_per_sample
+            + (t.bwd_elementwise_bytes_per_sample if b >= trainable_from else 0.0),
+            ops=t.fwd_ops + (t.bwd_ops if b >= trainable_from else 0),
+            gemm_flops_by_width=_merge(t.fwd_gemm, t.bwd_gemm) if b >= trainable_from else t.fwd_gemm,
         )
         for b, t in enumerate(traced[:d])
     )
@@ -161,6 +112,9 @@ def model_cost(spec: ModelSpec, num_classes: int, input_shape: tuple[int, ...] |
         activation_bytes_per_sample=sum(b.activation_bytes_per_sample for b in blocks),
         trainable_params=sum(b.params for b in blocks[trainable_from:]),
         trainable_from=trainable_from,
+        elementwise_bytes_per_sample=sum(b.elementwise_bytes_per_sample for b in blocks),
+        ops_per_step=sum(b.ops for b in blocks),
+        gemm_flops_by_width=_merge(*(b.gemm_flops_by_width for b in blocks)),
     )
 
 
@@ -187,25 +141,112 @@ def training_memory_bytes(cost: ModelCost, batch_size: int, optimizer: str,
     return int(math.ceil(cost.param_bytes + per_param + acts + framework_overhead_bytes))
 
 
-def step_time_s(cost: ModelCost, batch_size: int, effective_flops: float,
-                memory_bandwidth_bytes_per_s: float, step_overhead_s: float, optimizer: str = "sgd") -> float:
-    """Roofline time of one training step: ``max(compute, memory) + step_overhead_s``.
+def padded_width(width: int, tile: int) -> int:
+    """``width`` rounded up to a multiple of ``tile`` (0, "not tiled", stays 0)."""
+    return -(-width // tile) * tile if width > 0 else 0
 
-    compute = ``train_flops_per_sample * batch_size / effective_flops`` (effective = peak x
-    utilisation, from the device profile). Memory traffic per step, in bytes:
-    weights read in forward and in backward (``2 * param_bytes``); gradients written in backward and
-    read by the optimizer (``2 * 4 * trainable``); the update reads and writes weights and optimizer
-    state (``2 * 4 * trainable * (1 + s)``); saved activations written in forward and read in backward
-    (``2 * activation_bytes_per_sample * batch_size``). Caches are ignored (an upper bound on traffic
-    that only matters for small, memory-bound models).
+
+@dataclass(frozen=True)
+class StepWork:
+    """What one training step asks of a device, before any device figure is applied.
+
+    ``gemm_flops_by_width``: GEMM FLOPs of the step by output width; ``param_traffic_bytes``: weights
+    read in forward and backward (``2 * param_bytes``), gradients written and read by the optimizer
+    (``2 * 4 * trainable``), the update reading and writing weights and optimizer state (``2 * 4 *
+    trainable * (1 + s)``, s = optimizer state tensors); ``elementwise_bytes``: what non-GEMM ops read
+    and write; ``ops``: ops dispatched.
     """
-    if effective_flops <= 0 or memory_bandwidth_bytes_per_s <= 0:
-        raise ValueError("effective_flops and memory_bandwidth_bytes_per_s must be positive")
-    compute_s = cost.train_flops_per_sample * batch_size / effective_flops
+
+    gemm_flops_by_width: GemmWidths
+    param_traffic_bytes: float
+    elementwise_bytes: float
+    ops: int
+
+    @property
+    def gemm_flops(self) -> float:
+        """GEMM FLOPs as computed (no tile padding)."""
+        return sum(f for _, f in self.gemm_flops_by_width)
+
+    def tiled_gemm_flops(self, tile_width: int) -> float:
+        """GEMM FLOPs as a device with output tiles of ``tile_width`` executes them: each GEMM's width
+        padded up to a multiple of the tile (a 12-channel layer on 16-wide tiles costs as 16)."""
+        return sum(f * (padded_width(w, tile_width) / w if w > 0 else 1.0) for w, f in self.gemm_flops_by_width)
+
+
+def step_work(cost: ModelCost, batch_size: int, optimizer: str = "sgd") -> StepWork:
     trainable_bytes = FP32_BYTES * cost.trainable_params
-    traffic = (2 * cost.param_bytes + 2 * trainable_bytes + 2 * trainable_bytes * (1 + _state_tensors(optimizer))
-               + 2 * cost.activation_bytes_per_sample * batch_size)
-    return max(compute_s, traffic / memory_bandwidth_bytes_per_s) + step_overhead_s
+    param_traffic = 2 * cost.param_bytes + 2 * trainable_bytes + 2 * trainable_bytes * (1 + _state_tensors(optimizer))
+    # a hand-made ModelCost without traced GEMM work: the nominal training FLOPs, untiled
+    gemm = cost.gemm_flops_by_width or ((0, cost.train_flops_per_sample),)
+    return StepWork(gemm_flops_by_width=tuple((w, f * batch_size) for w, f in gemm),
+                    param_traffic_bytes=float(param_traffic),
+                    elementwise_bytes=cost.elementwise_bytes_per_sample * batch_size, ops=cost.ops_per_step)
+
+
+@dataclass(frozen=True)
+class StepTime:
+    """The terms of :func:`step_time_s`, in seconds; ``total_s`` is their sum."""
+
+    compute_s: float
+    param_traffic_s: float
+    elementwise_s: float
+    ops_s: float
+    overhead_s: float
+
+    @property
+    def total_s(self) -> float:
+        return self.compute_s + self.param_traffic_s + self.elementwise_s + self.ops_s + self.overhead_s
+
+
+def work_time_terms(work: StepWork, effective_flops: float, memory_bandwidth_bytes_per_s: float,
+                    step_overhead_s: float, *, elementwise_efficiency: float = DEFAULT_ELEMENTWISE_EFFICIENCY,
+                    op_overhead_s: float = DEFAULT_OP_OVERHEAD_S,
+                    gemm_tile_width: int = DEFAULT_GEMM_TILE_WIDTH) -> StepTime:
+    """The terms of :func:`step_time_s` for a step's work (what calibration fits against)."""
+    if effective_flops <= 0 or memory_bandwidth_bytes_per_s <= 0 or elementwise_efficiency <= 0 or gemm_tile_width < 1:
+        raise ValueError("effective_flops, memory_bandwidth_bytes_per_s, elementwise_efficiency and gemm_tile_width "
+                         "must be positive")
+    return StepTime(
+        compute_s=work.tiled_gemm_flops(int(gemm_tile_width)) / effective_flops,
+        param_traffic_s=work.param_traffic_bytes / memory_bandwidth_bytes_per_s,
+        elementwise_s=work.elementwise_bytes / (memory_bandwidth_bytes_per_s * elementwise_efficiency),
+        ops_s=work.ops * op_overhead_s,
+        overhead_s=step_overhead_s,
+    )
+
+
+def step_time_terms(cost: ModelCost, batch_size: int, effective_flops: float, memory_bandwidth_bytes_per_s: float,
+                    step_overhead_s: float, optimizer: str = "sgd", *,
+                    elementwise_efficiency: float = DEFAULT_ELEMENTWISE_EFFICIENCY,
+                    op_overhead_s: float = DEFAULT_OP_OVERHEAD_S,
+                    gemm_tile_width: int = DEFAULT_GEMM_TILE_WIDTH) -> StepTime:
+    """The terms of one training step's time; see :func:`step_time_s`."""
+    return work_time_terms(step_work(cost, batch_size, optimizer), effective_flops, memory_bandwidth_bytes_per_s,
+                           step_overhead_s, elementwise_efficiency=elementwise_efficiency, op_overhead_s=op_overhead_s,
+                           gemm_tile_width=gemm_tile_width)
+
+
+def step_time_s(cost: ModelCost, batch_size: int, effective_flops: float,
+                memory_bandwidth_bytes_per_s: float, step_overhead_s: float, optimizer: str = "sgd", *,
+                elementwise_efficiency: float = DEFAULT_ELEMENTWISE_EFFICIENCY,
+                op_overhead_s: float = DEFAULT_OP_OVERHEAD_S,
+                gemm_tile_width: int = DEFAULT_GEMM_TILE_WIDTH) -> float:
+    """Time of one training step, the sum of what its parts cost::
+
+        GEMM FLOPs, widths padded to gemm_tile_width / effective_flops      matmuls and convolutions
+        + param_traffic_bytes / bandwidth                                   weights, gradients, optimizer state
+        + elementwise_bytes / (bandwidth x elementwise_efficiency)          norms, activations, pooling, loss
+        + ops x op_overhead_s + step_overhead_s                             dispatch per op, fixed cost per step
+
+    (:class:`StepWork` defines the workload figures). A sum, not a roofline ``max``: in eager PyTorch
+    the ops run one after another, each limited by its own resource, so their times add up.
+    ``effective_flops`` = peak x ``training_efficiency`` (x the power mode's clock scale); the
+    elementwise efficiency, tile width and the two overheads are the device profile's (fitted by
+    ``fleetsim calibrate``). Caches are ignored.
+    """
+    return step_time_terms(cost, batch_size, effective_flops, memory_bandwidth_bytes_per_s, step_overhead_s,
+                           optimizer, elementwise_efficiency=elementwise_efficiency, op_overhead_s=op_overhead_s,
+                           gemm_tile_width=gemm_tile_width).total_s
 
 
 def model_bytes(cost: ModelCost, dtype_bytes: int = FP32_BYTES) -> int:

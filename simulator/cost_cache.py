@@ -1,10 +1,10 @@
 """On-disk cache of the cost model's per-block traces, shared by every run on this machine.
 
-Why: tracing a model on the meta device takes 40-100 ms per width ratio for a ViT-B/BERT-base
-planning model, and a planner asks for up to eight ratios, so every run of a paper-scale scenario paid
-0.5-1 s before its first event, and a sweep paid it once per point. A trace is a pure function of the
-model code, the torch version and (spec, classes, input shape, width ratio), so it is kept on disk
-under a key that hashes all of these.
+Why: tracing a model on the meta device (:mod:`simulator.cost_trace`, forward and backward of every
+block) takes about 0.2 s per width ratio for a ViT-B/BERT-base planning model, and a planner asks for
+up to eight ratios, so every run of a paper-scale scenario would pay 1-2 s before its first event, and a
+sweep once per point. A trace is a pure function of the model code, the torch version and (spec,
+classes, input shape, width ratio), so it is kept on disk under a key that hashes all of these.
 
 - Location: ``$FLEETSIM_CACHE_DIR``, else ``$XDG_CACHE_HOME/fleetsim``, else ``~/.cache/fleetsim``;
   ``FLEETSIM_CACHE_DIR=off`` turns the cache off.
@@ -27,7 +27,7 @@ import torch
 
 from simulator.config.workload import BUILTIN_MODELS, ModelSpec
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-block elementwise bytes, op counts and GEMM FLOPs by output width
 _SOURCE_ROOT = Path(__file__).resolve().parent
 
 
@@ -42,9 +42,10 @@ def cache_dir() -> Path | None:
 
 @lru_cache(maxsize=1)
 def _code_fingerprint() -> str:
-    """Hash of the code a trace depends on: the cost model and the built-in model definitions."""
+    """Hash of the code a trace depends on: the cost model, its tracer and the built-in model definitions."""
     digest = hashlib.sha256(torch.__version__.encode())
-    files = [_SOURCE_ROOT / "cost.py", *sorted((_SOURCE_ROOT / "learning" / "models").glob("*.py"))]
+    files = [_SOURCE_ROOT / "cost.py", _SOURCE_ROOT / "cost_trace.py",
+             *sorted((_SOURCE_ROOT / "learning" / "models").glob("*.py"))]
     for path in files:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())

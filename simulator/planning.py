@@ -16,6 +16,7 @@ from typing import Callable
 
 from simulator import cost as costmod
 from simulator.config.algorithm import PruningSpec
+from simulator.config.profiles import DEFAULT_ELEMENTWISE_EFFICIENCY, DEFAULT_GEMM_TILE_WIDTH, DEFAULT_OP_OVERHEAD_S
 from simulator.config.workload import ModelSpec
 
 
@@ -28,6 +29,9 @@ class DeviceBudget:
     memory_bandwidth_bytes_per_s: float
     step_overhead_s: float
     measured_step_s: Callable[[float, int], float | None] | None = None  # (width_ratio, batch) -> s
+    elementwise_efficiency: float = DEFAULT_ELEMENTWISE_EFFICIENCY
+    op_overhead_s: float = DEFAULT_OP_OVERHEAD_S
+    gemm_tile_width: int = DEFAULT_GEMM_TILE_WIDTH
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,8 @@ class Planner:
         else:
             step_s = costmod.step_time_s(
                 cost, self.batch_size, budget.effective_flops, budget.memory_bandwidth_bytes_per_s,
-                budget.step_overhead_s, self.optimizer_kind,
+                budget.step_overhead_s, self.optimizer_kind, elementwise_efficiency=budget.elementwise_efficiency,
+                op_overhead_s=budget.op_overhead_s, gemm_tile_width=budget.gemm_tile_width,
             )
         return SubmodelChoice(
             depth=depth, width_ratio=width_ratio, params=cost.params, model_bytes=costmod.model_bytes(cost),

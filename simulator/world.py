@@ -59,6 +59,9 @@ def device_budget(profile: DeviceProfile, mode: str, model_label: str) -> Device
         memory_bandwidth_bytes_per_s=float(profile.mode_memory_bandwidth_bytes_per_s(mode)),
         step_overhead_s=float(profile.compute.step_overhead_s),
         measured_step_s=measured if profile.measured_step_times else None,
+        elementwise_efficiency=float(profile.compute.elementwise_efficiency),
+        op_overhead_s=float(profile.compute.op_overhead_s),
+        gemm_tile_width=int(profile.compute.gemm_tile_width),
     )
 
 

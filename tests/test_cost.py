@@ -14,12 +14,17 @@ from simulator.config.workload import ModelSpec
 from simulator.cost import (
     BlockCost,
     ModelCost,
+    StepWork,
     _trace,
     model_bytes,
     model_cost,
+    padded_width,
     step_time_s,
+    step_time_terms,
+    step_work,
     training_memory_bytes,
 )
+from simulator.cost_trace import _OpCounter
 from simulator.errors import InputError
 from simulator.learning.models import build_model
 
@@ -71,6 +76,83 @@ def test_meta_trace_equals_real_device_counts(spec, shape, ratio):
     assert cost.fwd_flops_per_sample == pytest.approx(fc.get_total_flops() / 3, rel=1e-9)
     assert cost.activation_bytes_per_sample == pytest.approx(_real_saved_bytes(model, x) / 3, rel=1e-9)
     assert cost.train_flops_per_sample == pytest.approx(3 * cost.fwd_flops_per_sample)
+
+
+def _real_step_counts(model, x):
+    """Elementwise bytes, ops and GEMM FLOPs of one real CPU training step (forward + backward of every
+    exit's cross-entropy), counted whole rather than part by part as the meta trace does."""
+    counter = _OpCounter(1, [0])
+    labels = torch.zeros(x.shape[0], dtype=torch.long)
+    with counter:
+        outs = model(x)
+        loss = sum(torch.nn.functional.cross_entropy(o, labels) for o in outs)
+        loss.backward()
+    return counter.nbytes[0], counter.ops[0], sum(counter.gemm[0].values())
+
+
+@pytest.mark.parametrize("spec,shape", TINY, ids=lambda v: getattr(v, "name", ""))
+def test_step_work_matches_a_real_training_step(spec, shape):
+    """The per-part meta trace sees what a real step dispatches: the same GEMM FLOPs, forward and
+    backward, and nearly the same elementwise bytes and ops — the whole-model step adds only the
+    gradient accumulation where a block output feeds both the next block and its exit, and the sum
+    of the exits' losses."""
+    cost = model_cost(spec, 10, shape)
+    model = build_model(spec, 10, shape, seed=0)
+    x = _real_input(model, 4)
+    real_bytes, real_ops, real_gemm = _real_step_counts(model, x)
+    assert sum(f for _, f in cost.gemm_flops_by_width) * 4 == pytest.approx(real_gemm, rel=1e-9)
+    assert cost.elementwise_bytes_per_sample > 0 and cost.ops_per_step > 0
+    assert cost.elementwise_bytes_per_sample * 4 == pytest.approx(real_bytes, rel=0.15)
+    assert abs(cost.ops_per_step - real_ops) <= 4 * len(cost.blocks) + 4
+
+
+def test_elementwise_traffic_scales_with_width_and_gemm_flops_faster():
+    """Norms and activations touch each activation a fixed number of times, so their traffic grows
+    with the channel count (∝ width) while conv FLOPs grow with channels in × out (∝ width²): the
+    reason a step-time model needs both terms."""
+    spec = ModelSpec(name="cnn", preset="small")
+    full, half = model_cost(spec, 10, (3, 32, 32)), model_cost(spec, 10, (3, 32, 32), 0.5)
+    assert half.elementwise_bytes_per_sample / full.elementwise_bytes_per_sample == pytest.approx(0.5, abs=0.02)
+    assert half.train_flops_per_sample / full.train_flops_per_sample == pytest.approx(0.25, abs=0.03)
+    assert half.ops_per_step == full.ops_per_step  # same graph, narrower tensors
+
+
+def test_gemm_work_by_width_is_the_forward_flops_and_a_traced_backward():
+    """Forward GEMM FLOPs by width sum to FlopCounterMode's forward count; the traced backward is
+    exactly twice the forward minus the first layer's input gradient (the data needs none)."""
+    spec, shape = ModelSpec(name="mlp", preset="tiny"), (1, 8, 8)
+    traced = _trace(spec, 10, shape, 1.0)
+    for t in traced:
+        assert sum(f for _, f in t.fwd_gemm) == pytest.approx(t.fwd_flops_per_sample, rel=1e-12)
+    model = build_model(spec, 10, shape, seed=0)
+    first = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
+    fwd = sum(t.fwd_flops_per_sample for t in traced)
+    bwd = sum(f for t in traced for _, f in t.bwd_gemm)
+    assert bwd == pytest.approx(2 * fwd - 2 * first.in_features * first.out_features, rel=1e-12)
+
+
+def test_gemm_widths_are_the_layers_output_widths():
+    """A convolution is filed under its output channels, a classifier under its classes."""
+    spec = ModelSpec(name="cnn", preset="small")  # channels 32, 64, 128, 256 at width 1
+    widths = {w for w, _ in model_cost(spec, 10, (3, 32, 32)).gemm_flops_by_width}
+    assert widths == {32, 64, 128, 256, 10}
+    quarter = {w for w, _ in model_cost(spec, 10, (3, 32, 32), 0.25).gemm_flops_by_width}
+    assert quarter == {8, 16, 32, 64, 10}
+
+
+def test_tiled_gemm_flops_closed_form():
+    assert [padded_width(w, 16) for w in (0, 1, 12, 16, 17, 40)] == [0, 16, 16, 16, 32, 48]
+    work = StepWork(((0, 5.0), (12, 120.0), (32, 64.0)), 0.0, 0.0, 0)
+    assert work.gemm_flops == 189.0
+    assert work.tiled_gemm_flops(1) == 189.0
+    assert work.tiled_gemm_flops(16) == pytest.approx(5.0 + 120.0 * 16 / 12 + 64.0)
+    assert work.tiled_gemm_flops(64) == pytest.approx(5.0 + 120.0 * 64 / 12 + 64.0 * 2)
+    # width-pruning pays for the padding: a quarter-width ResNet is slower per FLOP on 32-wide tiles
+    spec = ModelSpec(name="resnet", preset="small")
+    full = step_work(model_cost(spec, 10, (3, 32, 32)), 8)
+    quarter = step_work(model_cost(spec, 10, (3, 32, 32), 0.25), 8)
+    assert full.tiled_gemm_flops(16) / full.gemm_flops < 1.01
+    assert quarter.tiled_gemm_flops(16) / quarter.gemm_flops > 1.5
 
 
 @pytest.mark.parametrize("spec,shape", TINY, ids=lambda v: getattr(v, "name", ""))
@@ -137,7 +219,18 @@ def test_depth_and_trainable_from_slice_the_cached_trace():
     frozen = model_cost(spec, 10, shape, trainable_from=1)
     b0 = frozen.blocks[0]
     assert b0.train_flops_per_sample == b0.fwd_flops_per_sample and b0.activation_bytes_per_sample == 0
+    # a frozen block runs forward only: less traffic and fewer ops than when it trains
+    traced = _trace(spec.resolved(), 10, shape, 1.0)[0]
+    assert b0.elementwise_bytes_per_sample == traced.fwd_elementwise_bytes_per_sample
+    assert b0.ops == traced.fwd_ops < full.blocks[0].ops
+    assert full.blocks[0].elementwise_bytes_per_sample == (traced.fwd_elementwise_bytes_per_sample
+                                                           + traced.bwd_elementwise_bytes_per_sample)
     assert frozen.blocks[1:] == full.blocks[1:]
+    assert frozen.elementwise_bytes_per_sample == pytest.approx(
+        full.elementwise_bytes_per_sample - traced.bwd_elementwise_bytes_per_sample)
+    assert frozen.ops_per_step == full.ops_per_step - traced.bwd_ops
+    assert b0.gemm_flops_by_width == traced.fwd_gemm
+    assert two.ops_per_step == sum(b.ops for b in full.blocks[:2])
     assert frozen.trainable_params == full.params - full.blocks[0].params
     assert frozen.train_flops_per_sample == pytest.approx(
         full.train_flops_per_sample - 2 * full.blocks[0].fwd_flops_per_sample)
@@ -154,9 +247,9 @@ def test_user_model_cost():
     assert c.fwd_flops_per_sample == 2 * 8 * 3
 
 
-def _cost(params=1000, trainable=1000, fwd=1e6, acts=1e4) -> ModelCost:
-    block = BlockCost(params, fwd, 3 * fwd, acts)
-    return ModelCost((block,), params, 4 * params, fwd, 3 * fwd, acts, trainable, 0)
+def _cost(params=1000, trainable=1000, fwd=1e6, acts=1e4, elementwise=5e4, ops=100, gemm=()) -> ModelCost:
+    block = BlockCost(params, fwd, 3 * fwd, acts, elementwise, ops, gemm)
+    return ModelCost((block,), params, 4 * params, fwd, 3 * fwd, acts, trainable, 0, elementwise, ops, gemm)
 
 
 def test_training_memory_closed_form():
@@ -170,13 +263,62 @@ def test_training_memory_closed_form():
         training_memory_bytes(c, 8, "lamb")
 
 
-def test_step_time_roofline():
+def test_step_work_closed_form():
+    c = _cost(trainable=250)
+    w = step_work(c, 10, "momentum")
+    assert w.gemm_flops == 3e6 * 10
+    # weights read twice (2 x 4000) + gradients written and read (2 x 1000) + update (2 x 1000 x (1 + 1))
+    assert w.param_traffic_bytes == 8000 + 2000 + 4000
+    assert w.elementwise_bytes == 5e4 * 10 and w.ops == 100
+    assert step_work(c, 10, "adam").param_traffic_bytes == 8000 + 2000 + 6000
+    with pytest.raises(InputError, match="optimizer"):
+        step_work(c, 10, "lamb")
+
+
+def test_step_time_is_the_sum_of_its_terms():
     c = _cost()
-    # compute-bound: 3e6 FLOP/sample x 10 / 1e9 = 30 ms, traffic 4 kB x 8 + 200 kB is negligible
-    assert step_time_s(c, 10, 1e9, 1e12, 0.005) == pytest.approx(0.030 + 0.005)
-    # memory-bound: traffic = 2*4000 + 2*4000 + 2*4000*(1+0) + 2*1e4*10 = 224 kB at 1 MB/s
-    assert step_time_s(c, 10, 1e15, 1e6, 0.0) == pytest.approx(0.224)
-    assert step_time_s(c, 10, 1e15, 1e6, 0.0, optimizer="adam") == pytest.approx(0.224 + 0.016)
+    # GEMM: 3e6 FLOP/sample x 10 / 1e9 = 30 ms; parameters: (8000 + 8000 + 8000) B / 1e6 B/s = 24 ms;
+    # elementwise: 5e5 B / (1e6 B/s x 0.25) = 2 s; ops: 100 x 20 us = 2 ms; step: 5 ms
+    terms = step_time_terms(c, 10, 1e9, 1e6, 0.005, elementwise_efficiency=0.25, op_overhead_s=20e-6)
+    assert terms.compute_s == pytest.approx(0.030)
+    assert terms.param_traffic_s == pytest.approx(0.024)
+    assert terms.elementwise_s == pytest.approx(2.0)
+    assert terms.ops_s == pytest.approx(0.002)
+    assert terms.overhead_s == 0.005
+    total = step_time_s(c, 10, 1e9, 1e6, 0.005, elementwise_efficiency=0.25, op_overhead_s=20e-6)
+    assert total == pytest.approx(0.030 + 0.024 + 2.0 + 0.002 + 0.005) == terms.total_s
+    # momentum adds one state tensor: 2 x 4 x 1000 bytes more parameter traffic
+    assert step_time_s(c, 10, 1e9, 1e6, 0.0, "momentum", elementwise_efficiency=1.0, op_overhead_s=0.0) == \
+        pytest.approx(0.030 + 0.032 + 0.5)
+    # each term is linear in its workload figure: doubling the batch doubles GEMM and elementwise time only
+    double = step_time_terms(c, 20, 1e9, 1e6, 0.005, elementwise_efficiency=0.25, op_overhead_s=20e-6)
+    assert (double.compute_s, double.elementwise_s) == pytest.approx((0.060, 4.0))
+    assert (double.param_traffic_s, double.ops_s, double.overhead_s) == (terms.param_traffic_s, terms.ops_s, 0.005)
+    with pytest.raises(ValueError):
+        step_time_s(c, 10, 1e9, 1e6, 0.0, elementwise_efficiency=0.0)
+    with pytest.raises(ValueError):
+        step_time_s(c, 10, 1e9, 1e6, 0.0, gemm_tile_width=0)
+
+
+def test_step_time_pads_gemm_widths_to_the_tile():
+    # 2e6 FLOP/sample at width 24 and 1e6 at width 64; x10 samples at 1 GFLOP/s
+    c = _cost(gemm=((24, 2e6), (64, 1e6)), elementwise=0.0, ops=0)
+    kwargs = dict(elementwise_efficiency=1.0, op_overhead_s=0.0)
+    untiled = step_time_terms(c, 10, 1e9, 1e15, 0.0, gemm_tile_width=1, **kwargs).compute_s
+    assert untiled == pytest.approx(0.030)  # the traced GEMM work, not the nominal 3 x forward
+    assert step_time_terms(c, 10, 1e9, 1e15, 0.0, gemm_tile_width=32, **kwargs).compute_s == \
+        pytest.approx(0.020 * 32 / 24 + 0.010)
+    assert step_time_terms(c, 10, 1e9, 1e15, 0.0, gemm_tile_width=128, **kwargs).compute_s == \
+        pytest.approx(0.020 * 128 / 24 + 0.010 * 2)
+
+
+def test_step_time_defaults_are_the_profile_defaults():
+    from simulator.config.profiles import DEFAULT_ELEMENTWISE_EFFICIENCY, DEFAULT_GEMM_TILE_WIDTH, DEFAULT_OP_OVERHEAD_S
+
+    c = _cost(gemm=((24, 2e6), (64, 1e6)))
+    assert step_time_s(c, 10, 1e9, 1e6, 0.005) == step_time_s(
+        c, 10, 1e9, 1e6, 0.005, elementwise_efficiency=DEFAULT_ELEMENTWISE_EFFICIENCY,
+        op_overhead_s=DEFAULT_OP_OVERHEAD_S, gemm_tile_width=DEFAULT_GEMM_TILE_WIDTH)
 
 
 def test_model_bytes():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator import cost, cost_cache
+from simulator import cost, cost_cache, cost_trace
 from simulator.config.workload import ModelSpec
 
 SPEC = ModelSpec(name="vit", preset="tiny")
@@ -29,9 +29,10 @@ def test_a_cached_trace_equals_a_fresh_one_and_skips_tracing(cache: Path, monkey
     cold = cost.model_cost(SPEC, 10, SHAPE, width_ratio=0.5, depth=2)
     assert len(list(cache.glob("*.json"))) == 1
     cost._trace.cache_clear()
-    monkeypatch.setattr(cost, "_trace_on_meta", _fail)
+    monkeypatch.setattr(cost_trace, "trace_on_meta", _fail)
     warm = cost.model_cost(SPEC, 10, SHAPE, width_ratio=0.5, depth=2)
     assert warm == cold
+    assert warm.gemm_flops_by_width and warm.elementwise_bytes_per_sample > 0 and warm.ops_per_step > 0
 
 
 def test_each_width_ratio_and_spec_has_its_own_entry(cache: Path) -> None:
@@ -45,7 +46,8 @@ def test_each_width_ratio_and_spec_has_its_own_entry(cache: Path) -> None:
 def test_a_corrupt_entry_is_traced_again_and_repaired(cache: Path) -> None:
     fresh = cost.model_cost(SPEC, 10, SHAPE)
     (entry,) = cache.glob("*.json")
-    for damage in ("{not json", '[{"params": 1}]', '"a string"'):
+    older = '[{"params": 1, "fwd_flops_per_sample": 2.0, "activation_bytes_per_sample": 3.0}]'  # format 1
+    for damage in ("{not json", '[{"params": 1}]', '"a string"', older):
         entry.write_text(damage)
         cost._trace.cache_clear()
         assert cost.model_cost(SPEC, 10, SHAPE) == fresh
@@ -62,6 +64,28 @@ def test_off_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         cost._trace.cache_clear()
     assert cost_cache.cache_dir() is None
     assert not any(tmp_path.iterdir())
+
+
+def test_the_key_changes_when_the_tracer_or_the_cost_model_changes(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    root = cost_cache._SOURCE_ROOT
+    (tmp_path / "learning").mkdir()
+    shutil.copytree(root / "learning" / "models", tmp_path / "learning" / "models")
+    for name in ("cost.py", "cost_trace.py"):
+        shutil.copy(root / name, tmp_path / name)
+    monkeypatch.setattr(cost_cache, "_SOURCE_ROOT", tmp_path)
+    keys = []
+    for name in ("cost_trace.py", "cost.py"):
+        cost_cache._code_fingerprint.cache_clear()
+        keys.append(cost_cache.cache_key(SPEC, 10, SHAPE, 1.0))
+        (tmp_path / name).write_text((tmp_path / name).read_text() + "\n# changed\n")
+    cost_cache._code_fingerprint.cache_clear()
+    keys.append(cost_cache.cache_key(SPEC, 10, SHAPE, 1.0))
+    monkeypatch.undo()
+    cost_cache._code_fingerprint.cache_clear()
+    assert len(set(keys)) == 3
 
 
 def test_user_models_are_never_cached() -> None:

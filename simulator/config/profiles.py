@@ -2,10 +2,14 @@
 
 A profile is a YAML file (``device_profiles/<name>.yaml`` for the built-in ones, or a user file named
 by path). It holds datasheet-style figures — peak FLOP/s, memory, bandwidth, power modes, network
-interfaces — plus two *assumptions* that turn peaks into simulated time: ``training_efficiency`` (the
-share of peak a PyTorch training step achieves) and ``step_overhead_s`` (fixed per-step cost). When a
-step time was measured for a workload, ``measured_step_times`` replaces the estimate outright, because
-a measurement beats any roofline.
+interfaces — plus five *assumptions* that turn peaks into simulated time (see
+:func:`simulator.cost.step_time_s`): ``training_efficiency`` (the share of peak FLOP/s the GEMMs of a
+PyTorch training step achieve), ``gemm_tile_width`` (the tile GEMM widths are padded to),
+``elementwise_efficiency`` (the share of memory bandwidth its non-GEMM ops — norms, activations,
+pooling, softmax — achieve), ``op_overhead_s`` (dispatch cost per op) and ``step_overhead_s`` (fixed
+cost per step). ``fleetsim calibrate`` fits all five on a host.
+When a step time was measured for a workload, ``measured_step_times`` replaces the estimate outright,
+because a measurement beats any model.
 
 Units: GB and GB/s are decimal (1e9 bytes), FLOP/s are plain FLOP per second, power in watts.
 This module knows nothing of SimPy or torch.
@@ -33,6 +37,12 @@ _WIDTH_TOLERANCE = 1e-6
 _MAX_GFLOPS = 1e7
 _MAX_GB = 1e5
 _MAX_W = 1e6
+# Defaults of the step-time figures a profile may leave out (user profiles written before they
+# existed): the Orin-class assumptions of the built-in Jetson profiles, whose YAML comments give the
+# reasoning. They are also simulator.cost.step_time_s's defaults.
+DEFAULT_ELEMENTWISE_EFFICIENCY = 0.4
+DEFAULT_OP_OVERHEAD_S = 20e-6
+DEFAULT_GEMM_TILE_WIDTH = 32
 
 
 class _Strict(BaseModel):
@@ -42,15 +52,31 @@ class _Strict(BaseModel):
 
 
 class Compute(_Strict):
-    """GPU throughput and the two assumptions that turn it into a training-step time."""
+    """GPU throughput and the assumptions that turn it into a training-step time."""
 
     peak_fp32_gflops: float = Field(gt=0, le=_MAX_GFLOPS, description="GPU FP32 peak, GFLOP/s (CUDA cores x 2 x max clock)")
     peak_fp16_gflops: float = Field(gt=0, le=_MAX_GFLOPS, description="GPU FP16 peak on CUDA cores, GFLOP/s")
     training_efficiency: float = Field(
-        gt=0, le=1, description="achievable fraction of peak in PyTorch training (an assumption to calibrate)"
+        gt=0, le=1, description="fraction of peak FLOP/s the GEMMs (matmul, convolution) of PyTorch training "
+                                "achieve (an assumption to calibrate)"
+    )
+    elementwise_efficiency: float = Field(
+        default=DEFAULT_ELEMENTWISE_EFFICIENCY, gt=0, le=1,
+        description="fraction of memory bandwidth the non-GEMM ops (norms, activations, pooling, softmax, "
+                    "elementwise) achieve (an assumption to calibrate)"
+    )
+    op_overhead_s: float = Field(
+        default=DEFAULT_OP_OVERHEAD_S, ge=0, le=1,
+        description="cost of dispatching one op of a training step: Python, autograd, kernel launch "
+                    "(an assumption to calibrate)"
+    )
+    gemm_tile_width: int = Field(
+        default=DEFAULT_GEMM_TILE_WIDTH, ge=1, le=1024,
+        description="GEMM output features are computed in tiles this wide: a layer's width is padded up to a "
+                    "multiple of it (an assumption to calibrate)"
     )
     step_overhead_s: float = Field(
-        default=0.0, ge=0, le=3600, description="fixed cost per training step: kernel launches, Python (an assumption)"
+        default=0.0, ge=0, le=3600, description="fixed cost per training step beyond its ops (an assumption)"
     )
     precision: Literal["fp32", "fp16"] = Field(default="fp32", description="which peak training runs at")
 
@@ -386,6 +412,7 @@ def profiles_table(profiles: Iterable[DeviceProfile]) -> Table:
 
 
 __all__ = [
+    "DEFAULT_ELEMENTWISE_EFFICIENCY", "DEFAULT_GEMM_TILE_WIDTH", "DEFAULT_OP_OVERHEAD_S",
     "Compute", "DeviceProfile", "MeasuredStepTime", "Memory", "Network", "NetworkInterface", "PowerMode",
     "PROFILES_DIR_ENV", "apply_overrides", "builtin_profile_names", "builtin_profiles_dir",
     "list_builtin_profiles", "load_profile", "profiles_table",

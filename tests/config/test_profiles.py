@@ -67,10 +67,36 @@ def test_every_builtin_profile_loads_and_is_named_after_its_file() -> None:
         profile = load_profile(name)
         assert profile.name == name
         assert profile.default_power_mode in profile.power_modes
-        assert 0.2 <= profile.compute.training_efficiency <= 0.35
+        assert 0.2 <= profile.compute.training_efficiency <= 0.4
+        assert 0.2 <= profile.compute.elementwise_efficiency <= 0.8
+        assert 5e-6 <= profile.compute.op_overhead_s <= 1e-4
+        assert profile.compute.gemm_tile_width in (8, 16, 32, 64, 128)
         assert 0 < profile.memory.usable_gb < profile.memory.total_gb
         assert profile.network.interfaces, name
     assert sorted(p.name for p in list_builtin_profiles()) == names
+
+
+def test_builtin_files_state_every_step_time_figure() -> None:
+    """The Jetson profiles set each step-time figure themselves (with its reasoning), not by default."""
+    keys = ("training_efficiency", "gemm_tile_width", "elementwise_efficiency", "op_overhead_s", "step_overhead_s")
+    for path in sorted(builtin_profiles_dir().glob("*.yaml")):
+        compute = yaml.safe_load(path.read_text())["compute"]
+        for key in keys:
+            assert isinstance(compute.get(key), (int, float)), f"{path.name}: compute.{key}"
+
+
+def test_step_time_figures_default_when_left_out() -> None:
+    from simulator.config.profiles import DEFAULT_ELEMENTWISE_EFFICIENCY, DEFAULT_GEMM_TILE_WIDTH, DEFAULT_OP_OVERHEAD_S
+
+    compute = make().compute  # the test board states none of them
+    assert compute.elementwise_efficiency == DEFAULT_ELEMENTWISE_EFFICIENCY
+    assert compute.op_overhead_s == DEFAULT_OP_OVERHEAD_S
+    assert compute.gemm_tile_width == DEFAULT_GEMM_TILE_WIDTH
+    stated = make(compute={**profile_data()["compute"], "elementwise_efficiency": 0.25, "op_overhead_s": 5e-5,
+                           "gemm_tile_width": 16}).compute
+    assert (stated.elementwise_efficiency, stated.op_overhead_s, stated.gemm_tile_width) == (0.25, 5e-5, 16)
+    err = rejected(profile_data(compute={**profile_data()["compute"], "gemm_tile_width": 2.5}))
+    assert err.field == "compute.gemm_tile_width"
 
 
 def test_builtin_files_cite_a_source_for_every_figure() -> None:
@@ -177,6 +203,12 @@ def test_nan_and_infinity_are_rejected(bad: float) -> None:
         (("compute", "training_efficiency"), 0.0, "a number > 0"),
         (("compute", "training_efficiency"), 1.5, "a number <= 1"),
         (("compute", "step_overhead_s"), -0.001, "a number >= 0"),
+        (("compute", "op_overhead_s"), -1e-6, "a number >= 0"),
+        (("compute", "elementwise_efficiency"), -0.1, "a number > 0"),
+        (("compute", "elementwise_efficiency"), 0.0, "a number > 0"),
+        (("compute", "elementwise_efficiency"), 1.2, "a number <= 1"),
+        (("compute", "gemm_tile_width"), 0, "a number >= 1"),
+        (("compute", "gemm_tile_width"), -32, "a number >= 1"),
         (("memory", "bandwidth_gbps"), 0.0, "a number > 0"),
         (("power_modes", "eco", "clock_scale"), 1.2, "a number <= 1"),
         (("power_modes", "eco", "watts"), -3.0, "a number > 0"),
@@ -286,7 +318,7 @@ def test_overrides_deep_merge_and_keep_everything_else() -> None:
     assert new.power_modes["5w"].watts == 4.5
     assert new.power_modes["5w"].clock_scale == base.power_modes["5w"].clock_scale
     assert set(new.power_modes) == set(base.power_modes)
-    assert new.effective_flops() == pytest.approx(base.effective_flops() * 0.2 / 0.25)
+    assert new.effective_flops() == pytest.approx(base.effective_flops() * 0.2 / base.compute.training_efficiency)
     assert base.model_dump() == before  # the original is untouched
     assert apply_overrides(base, {}) is base
 
@@ -301,6 +333,9 @@ def test_overrides_are_revalidated_with_a_prefixed_field_path() -> None:
     with pytest.raises(InputError) as info:
         apply_overrides(base, {"compute": {"training_efficiency": math.inf}}, field_prefix="fleet[0].overrides")
     assert info.value.field == "fleet[0].overrides.compute.training_efficiency"
+    with pytest.raises(InputError) as info:
+        apply_overrides(base, {"compute": {"op_overhead_s": -1e-5}}, field_prefix="fleet[0].overrides")
+    assert info.value.field == "fleet[0].overrides.compute.op_overhead_s"
     with pytest.raises(InputError) as info:
         apply_overrides(base, {"memroy": {"usable_gb": 1.0}}, field_prefix="fleet[1].overrides")
     assert info.value.field == "fleet[1].overrides.memroy" and "memory" in (info.value.accepted or "")
