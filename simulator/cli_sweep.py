@@ -60,6 +60,8 @@ def register(app: typer.Typer, friendly, console, err_console) -> None:  # noqa:
         classes: int = typer.Option(10, "--classes", help="number of classes"),
         repeats: int = typer.Option(5, "--repeats", help="timed steps per combination (median)"),
         warmup: int = typer.Option(2, "--warmup", help="untimed steps first"),
+        rounds: int = typer.Option(1, "--rounds", help="interleaved measuring rounds; the smallest median wins "
+                                   "(use 3 on a shared machine)"),
         threads: int = typer.Option(1, "--threads", help="torch threads while measuring"),
         name: str = typer.Option("this-host", "--name", help="profile name"),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="profile YAML (default: NAME.yaml)"),
@@ -78,7 +80,7 @@ def register(app: typer.Typer, friendly, console, err_console) -> None:  # noqa:
             raise InputError("not a comma-separated list of integers", field="--input-shape", value=input_shape,
                              accepted="e.g. 1,32,32 or 64") from None
         profile = run_calibration(model, width, batch, input_shape=shape, num_classes=classes, repeats=repeats,
-                                  warmup=warmup, threads=threads, name=name, out=out, busy_w=busy_w, idle_w=idle_w)
+                                  warmup=warmup, rounds=rounds, threads=threads, name=name, out=out, busy_w=busy_w, idle_w=idle_w)
         compute = profile["compute"]
         console.print(f"peak {compute['peak_fp32_gflops']:.1f} GFLOP/s, GEMM efficiency {compute['training_efficiency']:.3f}, "
                       f"elementwise efficiency {compute['elementwise_efficiency']:.3f} of "
