@@ -89,4 +89,10 @@ def register(app: typer.Typer, friendly, console, err_console) -> None:  # noqa:
         for entry in profile.get("measured_step_times", []):
             console.print(f"  {entry['model']} width {entry['width_ratio']} batch {entry['batch_size']}: "
                           f"{entry['step_s'] * 1e3:.2f} ms/step")
+        measured = len(profile.get("measured_step_times", []))
+        if measured < 6:
+            console.print(f"[yellow]note:[/] {measured} workload(s) measured for 5 fitted figures: the fit is "
+                          "underdetermined and predicts unmeasured workloads poorly. Measured workloads use their "
+                          "own times. For a model that generalises, measure several models, widths and batches, "
+                          "e.g. --model cnn-small --model resnet-small --width 1 --width 0.5 --batch 16 --batch 64.")
         console.print(f"profile: {out or Path(name + '.yaml')}")
