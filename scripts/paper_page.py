@@ -324,10 +324,10 @@ def _engine_notes(abl: dict[str, Any] | None) -> list[str]:
             f"- `{r['label']}` collapsed: accuracy {r['acc_budget_mean']:.3f} at the budget (best seen "
             f"{r['best_acc_mean']:.3f}), mean staleness of merged updates {r['staleness_mean']:.2f} against "
             f"{base['staleness_mean']:.2f} for the default. fleetsim's semi-asynchronous policy merges a buffer as "
-            "θ ← θ + Σ wᵢΔᵢ / Σ wᵢ with wᵢ = nᵢ·s(τᵢ): the staleness factor only re-weights updates *within* a "
-            "buffer, and the mean update is applied at full size (there is no server learning rate, unlike the "
-            "FedBuff preset's 0.5), so a buffer of uniformly stale updates is not damped at all. Smaller K means "
-            "more merges per round trip and staler buffers. Reported to the maintainers of `simulator/server/`.")
+            "θ ← θ + lr · Σ wᵢΔᵢ / Σ wᵢ with wᵢ = nᵢ·s(τᵢ): the staleness factor only re-weights updates *within* a "
+            "buffer, and with the default `server_lr` of 1 the mean update is applied at full size, so a buffer of "
+            "uniformly stale updates is not damped at all. Smaller K means more merges per round trip and staler "
+            "buffers. A server step below 1 is the remedy FedBuff uses: see the `-lr05` variant, if it was run.")
     return out + [""]
 
 
