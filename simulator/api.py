@@ -120,6 +120,7 @@ def run(
     if seed is not None:
         check_seed(seed)
         scenario = scenario.model_copy(update={"seed": seed})
+    timing_only = timing_only or scenario.timing_only
     simulation = Simulation(scenario, Path("."), scenario_file=file, base_dir=base_dir,
                             timing_only=timing_only, executor=executor, progress=progress,
                             checkpoint_every_s=checkpoint_every_s)

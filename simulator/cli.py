@@ -108,8 +108,8 @@ def _summary_table(summary: dict[str, Any], run_dir: Path) -> Table:
     st = summary["staleness"]
     if st["mean"] is not None:
         table.add_row("staleness", f"mean {st['mean']:.2f}, p95 {st['p95']:.0f}, max {st['max']:.0f}")
-    table.add_row("updates", f"{summary['accepted']} accepted, {summary['dropped']} dropped, {summary['lost']} lost, "
-                  f"{summary['ooms']} OOM")
+    table.add_row("updates", f"{summary['accepted']:,} accepted, {summary['dropped']:,} dropped, "
+                  f"{summary['lost']:,} lost, {summary['ooms']:,} OOM")
     if summary["oom_devices"]:
         shown = ", ".join(summary["oom_devices"][:6]) + (" …" if len(summary["oom_devices"]) > 6 else "")
         table.add_row("out of memory", shown)

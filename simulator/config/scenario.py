@@ -209,6 +209,9 @@ class Scenario(Strict):
     stop: Stop = Field(default_factory=Stop)
     output: Output = Field(default_factory=Output)
     faults: list[Fault] = Field(default_factory=list, description="link outages, server pauses, forced offline")
+    timing_only: bool = Field(False, description=(
+        "simulate time, memory, traffic and energy only, never train: what --timing-only does, for "
+        "scenarios that only make sense that way (10,000 devices)"))
 
     @model_validator(mode="after")
     def _links_exist(self) -> "Scenario":

@@ -26,3 +26,14 @@ def test_submodels_by_profile_counts_every_device_and_keeps_the_worst_case(tmp_p
     nanos = devices[devices.profile == "jetson-nano-4gb"]
     assert nano["devices"] == len(nanos)
     assert nano["fits_memory"] and nano["peak_memory_bytes"] <= nano["usable_memory_bytes"]
+
+
+def test_a_scenario_can_declare_itself_timing_only(tmp_path: Path) -> None:
+    """scale_10k.yaml says `timing_only: true`: `fleetsim run` needs no flag, and nothing trains."""
+    scenario = read_yaml(ROOT / "scenarios" / "quickstart.yaml")
+    scenario["stop"] = {"sim_time_s": 300}
+    scenario["timing_only"] = True
+    run = simulator.run(scenario, out=tmp_path / "run", report=False)
+    assert run.summary["timing_only"] is True
+    assert run.evals.empty and len(run.updates) > 0
+    assert read_yaml(ROOT / "scenarios" / "scale_10k.yaml")["timing_only"] is True
