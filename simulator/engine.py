@@ -162,7 +162,8 @@ class Simulation:
         # the learner first: a process pool's workers then start while the planner traces the model
         learner = None if self.timing_only else self.workload.make_learner(self.algorithm, self.executor)
         plans = self._plans(devices)
-        recorder = TraceRecorder(self.run_dir, scenario.output.flush_rows)
+        recorder = TraceRecorder(self.run_dir, scenario.output.flush_rows,
+                                 devices=[(d.name, d.profile_name, d.group) for d in devices])
         self.workload.write_clients_table(self.run_dir / "clients.parquet", [d.name for d in devices],
                                           [d.profile_name for d in devices])
         hooks = LearnerHooks(learner, live=self.replay.live) if learner is not None else TimingHooks()

@@ -20,9 +20,7 @@ def close_device_accounts(devices: list[Device], end_s: float, recorder: TraceRe
     for d in devices:
         if d.offline_since_s is not None:
             d.offline_s += end_s - d.offline_since_s
-            recorder.events.append(
-                d.index, d.name, d.profile_name, d.group, "offline", d.offline_since_s, end_s, -1, -1, 0, 0.0, "offline"
-            )
+            recorder.events.append(d.index, "offline", d.offline_since_s, end_s, -1, -1, 0, 0.0, "offline")
             d.offline_since_s = None
 
 

@@ -40,9 +40,7 @@ class OnlineSwitch:
         device.online = True
         if device.offline_since_s is not None:
             device.offline_s += now - device.offline_since_s
-            self.server.recorder.events.append(
-                device.index, device.name, device.profile_name, device.group, "offline", device.offline_since_s,
-                now, -1, -1, 0, 0.0, "offline",
-            )
+            self.server.recorder.events.append(device.index, "offline", device.offline_since_s, now, -1, -1, 0, 0.0,
+                                               "offline")
             device.offline_since_s = None
         self.server.device_ready(device)
