@@ -20,7 +20,8 @@ import itertools
 from dataclasses import dataclass, field
 
 import simpy
-from simpy.events import Event
+
+from simulator.sim_events import new_event, succeed, timeout
 
 _REL_EPS = 1e-9
 _INF = float("inf")
@@ -147,11 +148,11 @@ class Network:
         if flow_class is None:
             flow_class = self._new_class(links, cap_bps)
         size_bits = float(size_bytes) * 8.0
-        done = Event(self.env)
+        done = new_event(self.env)
         transfer = Transfer(size_bits, flow_class, flow_class.virtual_bits + size_bits, done, self.env._now)
         if size_bits == 0:
             transfer.finished = True
-            done.succeed(transfer)
+            succeed(done, transfer)
             return transfer
         heapq.heappush(flow_class.heap, (transfer.finish_tag, next(self._seq), transfer))
         flow_class.active += 1
@@ -184,8 +185,7 @@ class Network:
         if self._settle_pending:
             return
         self._settle_pending = True
-        event = simpy.Timeout(self.env, 0)
-        event.callbacks.append(self._on_settle_event)
+        timeout(self.env, 0, self._on_settle_event)
 
     def _on_settle_event(self, _event: simpy.Event) -> None:
         if self._settle_pending:
@@ -224,7 +224,7 @@ class Network:
                     heappop(heap)
                     flow_class.active -= 1
                     transfer.finished = True
-                    transfer.done.succeed(transfer)
+                    succeed(transfer.done, transfer)
                 if flow_class.active:
                     pending.append(flow_class)
             else:
@@ -311,9 +311,8 @@ class Network:
             self._timer_generation -= 1
             return
         self._timer_at = at
-        timer = simpy.Timeout(self.env, delay)
+        timer = timeout(self.env, delay, self._on_timer)
         timer.generation = generation  # type: ignore[attr-defined]
-        timer.callbacks.append(self._on_timer)
 
     def _on_timer(self, timer: simpy.Event) -> None:
         if timer.generation != self._timer_generation:  # type: ignore[attr-defined]

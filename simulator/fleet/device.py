@@ -12,14 +12,14 @@ same clock readings that start and end them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from heapq import heappush
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import simpy
-from simpy.events import NORMAL, URGENT, Event, Timeout
+from simpy.events import URGENT, Event
 
 from simulator.network import Link, Network, Transfer
+from simulator.sim_events import timeout
 
 if TYPE_CHECKING:
     from simulator.trace import TraceRecorder
@@ -156,27 +156,6 @@ def share_latency_streams(devices: list[Device]) -> None:
                 device.latency_stream = stream
 
 
-_new_object = object.__new__
-
-
-def _wait(env: simpy.Environment, delay_s: float, callback: Callable[[simpy.Event], None]) -> Timeout:
-    """``Timeout(env, delay_s)`` with `callback` attached; SimPy's constructor and ``schedule`` inlined.
-
-    The queue entry is the same (time, NORMAL, next event id, event); a round makes three of these,
-    and the two Python calls saved per timeout are a few per cent of a timing-only loop.
-    """
-    if delay_s < 0:
-        raise ValueError(f"Negative delay {delay_s}")
-    event = _new_object(Timeout)
-    event.env = env
-    event.callbacks = [callback]
-    event._value = None
-    event._delay = delay_s
-    event._ok = True
-    heappush(env._queue, (env._now + delay_s, NORMAL, next(env._eid), event))
-    return event
-
-
 def _phase_outcome(interrupt: simpy.Interrupt) -> str:
     """'dropped' when the server cancelled the job, 'lost' when the device went offline."""
     return "dropped" if str(interrupt.cause).startswith("cancelled") else "lost"
@@ -237,7 +216,7 @@ class RoundProcess:
         self.phase = _DOWN_LATENCY
         self.phase_start_s = self.env._now
         callback = self._callback = self._download_start
-        self._target = _wait(self.env, self.device.latency_s(), callback)
+        self._target = timeout(self.env, self.device.latency_s(), callback)
 
     def _download_start(self, _event: simpy.Event) -> None:
         self.phase = _DOWN
@@ -274,7 +253,7 @@ class RoundProcess:
         self.phase = _COMPUTE
         self.phase_start_s = self.env._now
         callback = self._callback = self._compute_done
-        self._target = _wait(self.env, job.compute_s, callback)
+        self._target = timeout(self.env, job.compute_s, callback)
 
     def _compute_done(self, _event: simpy.Event) -> None:
         job, device = self.job, self.device
@@ -285,7 +264,7 @@ class RoundProcess:
         self.phase = _UP_LATENCY
         self.phase_start_s = now
         callback = self._callback = self._upload_start
-        self._target = _wait(self.env, device.latency_s(), callback)
+        self._target = timeout(self.env, device.latency_s(), callback)
 
     def _upload_start(self, _event: simpy.Event) -> None:
         self.phase = _UP
