@@ -232,6 +232,24 @@ class Network:
                 while heap and heap[0][2].cancelled:
                     heappop(heap)
             flow_class.rate_bps = 0.0
+        if len(pending) == 1 and pending[0].distinct_links:
+            # The common case, fused: one class in flight gets the single-class rate of
+            # _divide_capacity, and its heap head is the only completion _schedule_next_completion
+            # would consider (the same floating-point operations as those two).
+            flow_class = pending[0]
+            bound = flow_class.own_bound
+            active = flow_class.active
+            for link in flow_class.links:
+                share = link.capacity_bps / active
+                if share < bound:
+                    bound = share
+            flow_class.rate_bps = bound
+            if bound > 0:
+                remaining_bits = flow_class.heap[0][0] - flow_class.virtual_bits
+                self._arm_timer((remaining_bits if remaining_bits > 0.0 else 0.0) / bound)
+            else:
+                self._arm_timer(_INF)
+            return
         if pending:
             self._divide_capacity(pending)
         self._schedule_next_completion()
@@ -284,8 +302,6 @@ class Network:
             pending = still
 
     def _schedule_next_completion(self) -> None:
-        self._timer_generation += 1
-        generation = self._timer_generation
         delay = _INF
         heappop = heapq.heappop
         for flow_class in self._class_list:
@@ -298,6 +314,11 @@ class Network:
                 candidate = (remaining_bits if remaining_bits > 0.0 else 0.0) / flow_class.rate_bps
                 if candidate < delay:
                     delay = candidate
+        self._arm_timer(delay)
+
+    def _arm_timer(self, delay: float) -> None:
+        """Make sure a timer fires `delay` from now (or earlier); every older timer goes stale."""
+        self._timer_generation += 1
         if delay == _INF:
             # Nothing left to complete: any pending timer is stale now (its generation is old), so
             # forget it, or a transfer started before it fires would wait on it and never complete.
@@ -312,7 +333,7 @@ class Network:
             return
         self._timer_at = at
         timer = timeout(self.env, delay, self._on_timer)
-        timer.generation = generation  # type: ignore[attr-defined]
+        timer.generation = self._timer_generation  # type: ignore[attr-defined]
 
     def _on_timer(self, timer: simpy.Event) -> None:
         if timer.generation != self._timer_generation:  # type: ignore[attr-defined]
