@@ -215,7 +215,11 @@ class Server:
         self.jobs_waiting[job.job_id] = job
         job.view.arrival_s = job.arrival_s  # type: ignore[union-attr]
         if not self.stopped:
-            self._when_running(lambda: self.stopped or self.policy.on_arrival(self, job.view))  # type: ignore[arg-type]
+            view: JobView = job.view  # type: ignore[assignment]
+            if self.paused:  # as _when_running, written out: this runs once per client-round
+                self._deferred.append(lambda: self.stopped or self.policy.on_arrival(self, view))
+            else:
+                self.policy.on_arrival(self, view)
 
     def job_failed(self, job: Job, outcome: str, reason: str) -> None:
         del self.jobs_in_flight[job.job_id]
