@@ -256,18 +256,10 @@ class Network:
 
     @staticmethod
     def _divide_capacity(pending: list[_FlowClass]) -> None:
-        """Max-min fair rates by progressive filling over classes (weighted by their transfer counts)."""
-        if len(pending) == 1 and pending[0].distinct_links:
-            # One class: the general filling below reduces to this (same operations, same floats).
-            flow_class = pending[0]
-            bound = flow_class.own_bound
-            active = flow_class.active
-            for link in flow_class.links:
-                share = link.capacity_bps / active
-                if share < bound:
-                    bound = share
-            flow_class.rate_bps = bound
-            return
+        """Max-min fair rates by progressive filling over classes (weighted by their transfer counts).
+
+        A lone class with distinct links never gets here: `_settle` gives it its rate directly, which is
+        what this filling reduces to for it (the same operations, the same floats)."""
         remaining: dict[int, float] = {}
         users: dict[int, int] = {}
         for flow_class in pending:

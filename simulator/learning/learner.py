@@ -26,7 +26,7 @@ from simulator.learning.data import label_histograms
 from simulator.learning.executors import Executor, InlineExecutor, JobFuture, WorkerContext, WorkerData
 from simulator.learning.pruning import Pruner, PruningSettings
 from simulator.learning.submodel import SubmodelPlan, extract, merge, state_bytes, subtract
-from simulator.learning.trainer import TrainingSettings, TrainJob, TrainResult
+from simulator.learning.trainer import TrainingSettings, TrainJob, TrainResult, single_thread
 
 _MODEL_TAG, _JOB_TAG = 0x6D6F64, 0x6A6F62
 
@@ -230,14 +230,8 @@ class Learner:
         host's core count, and with a process pool the main process's OpenMP threads no longer fight
         the workers for the cores (on 2 cores with 2 workers that made evaluation ~18x slower).
         """
-        threads = torch.get_num_threads()
-        if threads != 1:
-            torch.set_num_threads(1)
-        try:
+        with single_thread():
             return self._evaluate()
-        finally:
-            if threads != 1:
-                torch.set_num_threads(threads)
 
     @torch.no_grad()
     def _evaluate(self) -> EvalResult:
