@@ -12,6 +12,7 @@ losses, Taylor importance), alternately, three times.
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from pathlib import Path
 
@@ -19,10 +20,10 @@ import torch
 import yaml
 
 from simulator.api import run
-from simulator.learning.distill import exit_losses
 from simulator.learning.executors import InlineExecutor, WorkerData
-from simulator.learning.submodel import param_block
-from simulator.learning.trainer import forward_trainable, taylor_importance
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from training_overhead import train_plain  # noqa: E402  (the plain loop both benchmarks time)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,38 +46,14 @@ class _Capture(InlineExecutor):
 
 
 def plain_job(data: WorkerData, job) -> None:  # noqa: ANN001
-    """The job's local training written as a plain PyTorch loop."""
-    plan, s = job.plan, job.settings
+    """The job's local training written as a plain PyTorch loop (training_overhead.train_plain)."""
+    s = job.settings
     x, y = data.shard(job.shard)
-    model = data.build(plan.depth, plan.width_ratio)
-    model.train()
-    params = []
-    for name, p in model.named_parameters():
-        p.requires_grad_(param_block(name) >= plan.trainable_from)
-        if p.requires_grad:
-            params.append(p)
-    opt = torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
-    gen = torch.Generator().manual_seed(job.seed)
-    b = min(s.batch_size, len(y))
-    perm, pos = torch.randperm(len(y), generator=gen), 0
-
-    def pick() -> torch.Tensor:
-        nonlocal perm, pos
-        if pos + b > len(y):
-            perm, pos = torch.randperm(len(y), generator=gen), 0
-        idx = perm[pos:pos + b]
-        pos += b
-        return idx
-
-    for _ in range(job.local_steps):
-        i = pick()
-        loss, _, _ = exit_losses(forward_trainable(model, x[i], plan), y[i], s.distill_mode, s.distill_weight,
-                                 s.distill_temperature)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    if s.importance_batches:
-        taylor_importance(model, plan, [(x[i], y[i]) for i in (pick() for _ in range(s.importance_batches))])
+    model = data.build(job.plan.depth, job.plan.width_ratio)
+    train_plain(model, x, y, job.plan, job.local_steps, seed=job.seed, batch_size=s.batch_size, lr=s.lr,
+                momentum=s.momentum, weight_decay=s.weight_decay,
+                distill=(s.distill_mode, s.distill_weight, s.distill_temperature),
+                importance_batches=s.importance_batches)
 
 
 def main() -> None:

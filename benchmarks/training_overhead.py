@@ -116,6 +116,61 @@ def _run_with_timers(data: dict[str, Any], out: Path, executor: Any) -> tuple[An
     return result, timings, plans
 
 
+def train_plain(model: Any, x: Any, y: Any, plan: Any, steps: int, *, seed: int, batch_size: int, lr: float,
+                momentum: float, weight_decay: float, distill: tuple[str, float, float],
+                importance_batches: int) -> None:
+    """One job's local training as a plain PyTorch loop: freeze blocks before ``plan.trainable_from``,
+    SGD over seeded shuffled batches, CE over the trainable exits + self-distillation, then the Taylor
+    scores. Shared with ``training_job_ab.py``."""
+    import torch
+
+    from simulator.learning.distill import exit_losses
+    from simulator.learning.trainer import taylor_importance
+
+    frozen, depth = plan.trainable_from, plan.depth
+    model.train()
+    params = []
+    for name, p in model.named_parameters():
+        block = 0 if name.startswith("stem.") else int(name.split(".")[1])
+        p.requires_grad_(block >= frozen)
+        if p.requires_grad:
+            params.append(p)
+    opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    gen = torch.Generator().manual_seed(seed)
+    batch = min(batch_size, len(y))
+
+    def batches(count: int):
+        perm, pos = torch.randperm(len(y), generator=gen), 0
+        for _ in range(count):
+            if pos + batch > len(y):
+                perm, pos = torch.randperm(len(y), generator=gen), 0
+            yield perm[pos:pos + batch]
+            pos += batch
+
+    def forward(xb: torch.Tensor) -> list[torch.Tensor]:
+        if frozen == 0:
+            return model(xb)
+        with torch.no_grad():
+            h = model.stem(xb)
+            for b in range(frozen):
+                h = model.blocks[b](h)
+        outs = []
+        for b in range(frozen, depth):
+            h = model.blocks[b](h)
+            outs.append(model.exits[b](h))
+        return outs
+
+    picks = batches(steps + importance_batches)
+    for _ in range(steps):
+        i = next(picks)
+        loss, _, _ = exit_losses(forward(x[i]), y[i], *distill)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    if importance_batches:  # the job's Taylor scores |Σ w·∂L/∂w| per unit: the same function
+        taylor_importance(model, plan, [(x[i], y[i]) for i in picks])
+
+
 def plain_loop(data: dict[str, Any], updates: Any, plans: dict[int, Any], num_plan_blocks: int) -> dict[str, Any]:
     """The accepted jobs' local training, written as a plain PyTorch loop (one intra-op thread, as
     fleetsim's trainer uses)."""
@@ -124,9 +179,7 @@ def plain_loop(data: dict[str, Any], updates: Any, plans: dict[int, Any], num_pl
     from simulator.config.algorithm import resolve_algorithm
     from simulator.config.scenario import Scenario
     from simulator.learning.data import load_dataset, partition
-    from simulator.learning.distill import exit_losses
     from simulator.learning.models import build_model
-    from simulator.learning.trainer import taylor_importance
 
     scenario_ = Scenario.model_validate(data)
     algorithm = resolve_algorithm(scenario_.algorithm)
@@ -152,53 +205,14 @@ def plain_loop(data: dict[str, Any], updates: Any, plans: dict[int, Any], num_pl
                 train_blocks = build_model(spec, dataset.num_classes, dataset.input_shape).full_depth
             depth = max(1, min(train_blocks, math.ceil(int(row.depth) * train_blocks / num_plan_blocks)))
             assert depth == plan.depth and abs(float(row.width_ratio) - plan.width_ratio) < 1e-12, (row, plan)
-            frozen = plan.trainable_from
             idx = torch.from_numpy(parts[int(row.device)])
             x, y = dataset.x_train[idx], dataset.y_train[idx]
             model = build_model(spec, dataset.num_classes, dataset.input_shape, float(row.width_ratio), depth)
-            model.train()
-            params = []
-            for name, p in model.named_parameters():
-                block = 0 if name.startswith("stem.") else int(name.split(".")[1])
-                p.requires_grad_(block >= frozen)
-                if p.requires_grad:
-                    params.append(p)
-            opt = torch.optim.SGD(params, lr=wl.optimizer.lr, momentum=wl.optimizer.momentum,
-                                  weight_decay=wl.optimizer.weight_decay)
-            gen = torch.Generator().manual_seed(int(row.job_id))
-            batch = min(wl.batch_size, len(y))
-
-            def batches(count: int):
-                perm, pos = torch.randperm(len(y), generator=gen), 0
-                for _ in range(count):
-                    if pos + batch > len(y):
-                        perm, pos = torch.randperm(len(y), generator=gen), 0
-                    yield perm[pos:pos + batch]
-                    pos += batch
-
-            def forward(xb: torch.Tensor) -> list[torch.Tensor]:
-                if frozen == 0:
-                    return model(xb)
-                with torch.no_grad():
-                    h = model.stem(xb)
-                    for b in range(frozen):
-                        h = model.blocks[b](h)
-                outs = []
-                for b in range(frozen, depth):
-                    h = model.blocks[b](h)
-                    outs.append(model.exits[b](h))
-                return outs
-
             steps = int(row.local_steps)
-            picks = batches(steps + importance_batches)
-            for _ in range(steps):
-                i = next(picks)
-                loss, _, _ = exit_losses(forward(x[i]), y[i], distill.mode, distill.weight, distill.temperature)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            if importance_batches:  # the job's Taylor scores |Σ w·∂L/∂w| per unit: the same function
-                taylor_importance(model, plan, [(x[i], y[i]) for i in picks])
+            train_plain(model, x, y, plan, steps, seed=int(row.job_id), batch_size=wl.batch_size,
+                        lr=wl.optimizer.lr, momentum=wl.optimizer.momentum, weight_decay=wl.optimizer.weight_decay,
+                        distill=(distill.mode, distill.weight, distill.temperature),
+                        importance_batches=importance_batches)
             steps_total += steps
     finally:
         elapsed = time.perf_counter() - start
