@@ -263,7 +263,6 @@ class Simulation:
             env.process(self._report_progress(env, server, evals))
         if self.checkpoint_every_s is not None:
             env.process(self._checkpoints(env, learner, hooks, recorder, eval_rows))
-        server.start()
         if self.progress is not None:
             self.progress(0.0, 0, evals[-1][2] if evals else None)
         interrupted = False
@@ -277,6 +276,7 @@ class Simulation:
         if pause_gc:
             gc.disable()
         try:
+            server.start()  # after the freeze: the first dispatch makes a job, view and round per device
             env.run(until=stop_event)
         except RuntimeError as exc:
             if "No scheduled events left" not in str(exc):

@@ -74,6 +74,8 @@ class Network:
         self.env = env
         self._classes: dict[tuple[tuple[Link, ...], float | None], _FlowClass] = {}
         self._class_list: list[_FlowClass] = []  # the same classes, in creation order
+        # the classes with transfers in flight (active > 0), as an ordered set
+        self._busy: dict[_FlowClass, None] = {}
         self._last_update_s = 0.0
         self._seq = itertools.count()
         self._timer_generation = 0
@@ -99,6 +101,14 @@ class Network:
         next one SimPy processes, so settling right here instead changes nothing but the event count:
         what the settle schedules keeps its order relative to every other event.
         """
+        flow_class = self._classes.get((links, cap_bps))
+        if flow_class is not None and size_bytes > 0 and not self._settle_pending and flow_class.distinct_links:
+            busy = self._busy
+            if not busy or (len(busy) == 1 and flow_class in busy):
+                queue = self._queue
+                now = self.env._now
+                if queue is not None and (not queue or queue[0][0] > now):
+                    return self._start_lone(flow_class, size_bytes, now)
         transfer = self._start(links, size_bytes, cap_bps)
         if not transfer.finished and not self._settle_pending:
             queue = self._queue
@@ -106,6 +116,28 @@ class Network:
                 self._settle()
             else:
                 self._request_settle()
+        return transfer
+
+    def _start_lone(self, flow_class: _FlowClass, size_bytes: float, now: float) -> Transfer:
+        """:meth:`_start` then :meth:`_settle` for a start in the only class in flight (or none in flight).
+
+        The common case of a fleet on one kind of link, written out: the same floating-point operations
+        in the same order as the general path (no other class has a rate to advance or re-divide)."""
+        active = flow_class.active
+        dt = now - self._last_update_s
+        if dt > 0 and active:  # _advance
+            served = flow_class.rate_bps * dt
+            flow_class.virtual_bits += served
+            for link in flow_class.links:
+                link.bits_carried += served * active
+        self._last_update_s = now
+        size_bits = float(size_bytes) * 8.0
+        transfer = Transfer(size_bits, flow_class, flow_class.virtual_bits + size_bits, new_event(self.env), now)
+        heapq.heappush(flow_class.heap, (transfer.finish_tag, next(self._seq), transfer))
+        flow_class.active = active + 1
+        if not active:
+            self._busy[flow_class] = None
+        self._settle_lone(flow_class, 0.0)
         return transfer
 
     def cancel(self, transfer: Transfer) -> float:
@@ -116,6 +148,9 @@ class Network:
         transfer.cancelled = True
         flow_class = transfer.flow_class
         flow_class.active -= 1
+        if not flow_class.active:
+            del self._busy[flow_class]
+            flow_class.rate_bps = 0.0  # as the settle below would: an idle class has no rate
         received = transfer.size_bits - max(0.0, transfer.finish_tag - flow_class.virtual_bits)
         if not self._settle_pending:
             self._request_settle()
@@ -155,6 +190,8 @@ class Network:
             succeed(done, transfer)
             return transfer
         heapq.heappush(flow_class.heap, (transfer.finish_tag, next(self._seq), transfer))
+        if not flow_class.active:
+            self._busy[flow_class] = None
         flow_class.active += 1
         return transfer
 
@@ -202,6 +239,12 @@ class Network:
         now = self.env._now
         dt = now - self._last_update_s
         self._last_update_s = now
+        busy = self._busy
+        if len(busy) == 1:
+            for lone in busy:
+                if lone.distinct_links:
+                    self._settle_lone(lone, dt)
+                    return
         heappop = heapq.heappop
         pending = []
         for flow_class in self._class_list:
@@ -227,6 +270,8 @@ class Network:
                     succeed(transfer.done, transfer)
                 if flow_class.active:
                     pending.append(flow_class)
+                else:
+                    del busy[flow_class]
             else:
                 heap = flow_class.heap  # only cancelled transfers can be left here
                 while heap and heap[0][2].cancelled:
@@ -253,6 +298,47 @@ class Network:
         if pending:
             self._divide_capacity(pending)
         self._schedule_next_completion()
+
+    def _settle_lone(self, flow_class: _FlowClass, dt: float) -> None:
+        """:meth:`_settle` when `flow_class` is the only class in flight: every other class is idle, with
+        rate 0 and at most cancelled transfers queued (left for a later general settle to pop; they
+        change no number). Advance, complete what is due, take the single-class rate, re-arm."""
+        active = flow_class.active
+        if dt > 0:
+            served = flow_class.rate_bps * dt
+            flow_class.virtual_bits += served
+            for link in flow_class.links:
+                link.bits_carried += served * active
+        heap = flow_class.heap
+        virtual_bits = flow_class.virtual_bits
+        while heap:
+            tag, _, transfer = heap[0]
+            if transfer.cancelled:
+                heapq.heappop(heap)
+                continue
+            if tag - virtual_bits > _REL_EPS * (tag if tag > 1.0 else 1.0):  # max(1.0, tag)
+                break
+            heapq.heappop(heap)
+            active -= 1
+            transfer.finished = True
+            succeed(transfer.done, transfer)
+        flow_class.active = active
+        if not active:
+            del self._busy[flow_class]
+            flow_class.rate_bps = 0.0
+            self._arm_timer(_INF)
+            return
+        bound = flow_class.own_bound
+        for link in flow_class.links:
+            share = link.capacity_bps / active
+            if share < bound:
+                bound = share
+        flow_class.rate_bps = bound
+        if bound > 0:
+            remaining_bits = heap[0][0] - virtual_bits
+            self._arm_timer((remaining_bits if remaining_bits > 0.0 else 0.0) / bound)
+        else:
+            self._arm_timer(_INF)
 
     @staticmethod
     def _divide_capacity(pending: list[_FlowClass]) -> None:
@@ -310,19 +396,20 @@ class Network:
 
     def _arm_timer(self, delay: float) -> None:
         """Make sure a timer fires `delay` from now (or earlier); every older timer goes stale."""
-        self._timer_generation += 1
         if delay == _INF:
             # Nothing left to complete: any pending timer is stale now (its generation is old), so
             # forget it, or a transfer started before it fires would wait on it and never complete.
+            self._timer_generation += 1
             self._timer_at = None
             return
         now = self.env._now
         at = now + delay
-        if self._timer_at is not None and now <= self._timer_at <= at:
+        timer_at = self._timer_at
+        if timer_at is not None and now <= timer_at <= at:
             # The pending timer fires no later than needed; it will settle and re-arm then. Starting
             # transfers only ever push completions later, so this saves most timers.
-            self._timer_generation -= 1
             return
+        self._timer_generation += 1
         self._timer_at = at
         timer = timeout(self.env, delay, self._on_timer)
         timer.generation = self._timer_generation  # type: ignore[attr-defined]

@@ -135,6 +135,18 @@ class TableWriter:
         if len(rows) >= self.flush_rows:
             self.flush()
 
+    def extend(self, rows: list[tuple[Any, ...]]) -> None:
+        """Append many rows (a merge's updates); parts are cut exactly where :meth:`append` would cut them."""
+        buffer = self.rows
+        start = 0
+        while start < len(rows):
+            room = max(1, self.flush_rows - len(buffer))
+            buffer.extend(rows[start:start + room])
+            start += room
+            if len(buffer) >= self.flush_rows:
+                self.flush()
+                buffer = self.rows
+
     def flush(self) -> None:
         """Hand the buffered rows to the part writer (or write them here without one)."""
         if not self.rows:

@@ -79,8 +79,10 @@ class Synchronous(AggregationPolicy):
         if job.job_id not in self._round:
             server.drop(job, "arrived after its round ended")
             return
-        self._arrived.append(job)
-        self._maybe_finish(server)
+        arrived = self._arrived
+        arrived.append(job)
+        if len(arrived) >= self._needed:  # _maybe_finish, written out: this runs once per client-round
+            self._finish(server, "all" if len(arrived) == len(self._round) else "k")
 
     def on_job_failed(self, server: ServerView, job: JobView, outcome: str) -> None:
         if self._round.pop(job.job_id, None) is not None:
@@ -95,10 +97,11 @@ class Synchronous(AggregationPolicy):
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
-        arrived_ids = {job.job_id for job in self._arrived}
-        for job_id, job in list(self._round.items()):
-            if job_id not in arrived_ids:
-                server.cancel(job, "deadline" if trigger == "deadline" else "over-selected")
+        if len(self._arrived) < len(self._round):  # else every job of the round is in
+            arrived_ids = {job.job_id for job in self._arrived}
+            for job_id, job in list(self._round.items()):
+                if job_id not in arrived_ids:
+                    server.cancel(job, "deadline" if trigger == "deadline" else "over-selected")
         if self._arrived:
             server.aggregate([(job, float(job.num_samples)) for job in self._arrived], trigger, mode="absolute")
         self._round, self._arrived = {}, []

@@ -9,6 +9,7 @@ dropped, lost, oom, or unfinished when the run stops — and each end writes one
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from typing import Callable, Iterable, Protocol
 
 import numpy as np
@@ -17,6 +18,8 @@ import simpy
 from simulator.fleet.device import ClientRound, Device, Job, share_latency_streams
 from simulator.server.policy import AggregationPolicy, JobView
 from simulator.trace import TraceRecorder
+
+_NAN = float("nan")
 
 
 class ModelHooks(Protocol):
@@ -28,14 +31,16 @@ class ModelHooks(Protocol):
 
 
 def _block_coverage(spans: list[tuple[int, int]], num_blocks: int) -> list[int]:
-    """coverage[b] = how many jobs trained block b (trainable_from <= b < depth); O(jobs + blocks)."""
+    """coverage[b] = how many jobs trained block b (trainable_from <= b < depth); O(jobs + blocks).
+
+    Identical spans are counted first (a fleet has a few submodel shapes), then applied once each."""
     change = [0] * (num_blocks + 1)
-    for first, end in spans:
+    for (first, end), count in Counter(spans).items():
         first = max(first, 0)
         end = min(end, num_blocks)
         if first < end:
-            change[first] += 1
-            change[end] -= 1
+            change[first] += count
+            change[end] -= count
     coverage = [0] * num_blocks
     running = 0
     for block in range(num_blocks):
@@ -75,6 +80,8 @@ class Server:
         self.client_round = client_round
         self.make_job = make_job
         self.hooks = hooks
+        # timing-only hooks do nothing: the dispatch loop skips calling them
+        self._hooks_noop = bool(getattr(hooks, "noop", False))
         self.num_blocks = num_blocks
         self._rng = rng
         self.on_version = on_version
@@ -122,16 +129,19 @@ class Server:
             return views
         jobs: list[Job] = []
         all_devices = self.devices
+        make_job, job_ids, version, in_flight = self.make_job, self._job_ids, self._version, self.jobs_in_flight
+        dispatch_hook = None if self._hooks_noop else self.hooks.dispatch
         for index in devices:
             device = all_devices[index]
             if not (device.online and device.job is None and device.excluded_reason is None):  # device.idle
                 continue
-            job = self.make_job(device, next(self._job_ids), self._version)
-            job.view = view = JobView(job.job_id, device.index, job.base_version, job.num_samples, job.dispatch_s)
+            job = make_job(device, next(job_ids), version)
+            job.view = view = JobView(job.job_id, device.index, version, job.num_samples, job.dispatch_s)
             device.job = job
             device.counts["jobs"] += 1
-            self.jobs_in_flight[job.job_id] = job
-            self.hooks.dispatch(job)
+            in_flight[job.job_id] = job
+            if dispatch_hook is not None:
+                dispatch_hook(job)
             jobs.append(job)
             views.append(view)
         # The rounds begin together at this instant, in dispatch order (see ClientRound.start_all).
@@ -143,16 +153,26 @@ class Server:
     ) -> None:
         if self.stopped:
             return
-        jobs = [(self.jobs_waiting.pop(view.job_id), weight) for view, weight in weighted]
-        staleness = [self._version - job.base_version for job, _ in jobs]
+        waiting = self.jobs_waiting
+        jobs = [(waiting.pop(view.job_id), weight) for view, weight in weighted]
+        version = self._version
+        staleness = [version - job.base_version for job, _ in jobs]
         coverage = _block_coverage([(job.trainable_from, job.depth) for job, _ in jobs], self.num_blocks)
         self.hooks.merge(jobs, mode, global_weight)
-        self._version += 1
+        self._version = version = version + 1
+        self.staleness_accepted.extend(staleness)
+        rows = []
         for (job, weight), tau in zip(jobs, staleness):
             job.outcome = "accepted"
-            job.device.counts["accepted"] += 1
-            self.staleness_accepted.append(tau)
-            self._write_update(job, self._version, tau, weight, "")
+            device = job.device
+            device.counts["accepted"] += 1
+            rows.append((  # _write_update's row, built here: this loop runs once per accepted update
+                job.job_id, device.index, device.profile_name, job.dispatch_s,
+                job.arrival_s if job.arrival_s is not None else _NAN, job.base_version, version, tau, weight,
+                "accepted", "", job.depth, job.width_ratio, job.submodel_params, job.download_bytes,
+                job.upload_bytes, job.peak_memory_bytes, job.local_steps,
+            ))
+        self.recorder.updates.extend(rows)
         self.recorder.versions.append(
             self._version, self.env.now, trigger, len(jobs),
             float(np.mean(staleness)) if staleness else 0.0, coverage, min(coverage) if coverage else 0,
