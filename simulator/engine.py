@@ -239,7 +239,7 @@ class Simulation:
                 stop_event.succeed()
 
         client_round = ClientRound(
-            env, network, recorder, on_compute_start=hooks.start,
+            env, network, recorder, on_compute_start=None if getattr(hooks, "noop", False) else hooks.start,
             on_arrival=lambda job: server.job_arrived(job),
             on_failure=lambda job, outcome, reason: server.job_failed(job, outcome, reason),
         )

@@ -164,7 +164,7 @@ class TableWriter:
             _write_part(table, path)
         self.part_count += 1
         self.rows_written += table.num_rows
-        self.rows = []
+        rows.clear()  # in place: the hot loop appends to this very list (ClientRound.event_rows)
 
     def _build(self, rows: list[tuple[Any, ...]]) -> pa.Table:
         return pa.Table.from_struct_array(pa.array(rows, type=self.row_type))

@@ -96,14 +96,17 @@ class Device:
         if stream is not None:
             # the same arithmetic numpy does on the same standard variate: bit-identical values
             s = self.latency_jitter_s
-            z = stream.next()
-            if stream.kind == "uniform":
-                jitter = -s + (s - -s) * z      # Generator.uniform(low, high) = low + (high - low) · U
-            elif stream.kind == "exponential":
-                jitter = s * z                  # Generator.exponential(scale) = scale · E
-            else:
+            values = stream.values
+            z = values.pop() if values else stream.refill()  # LatencyStream.next, written out
+            kind = stream.kind
+            if kind == "normal":
                 jitter = 0.0 + s * z            # Generator.normal(loc, scale) = loc + scale · Z
-            return max(0.0, self.latency_mean_s + jitter)
+            elif kind == "uniform":
+                jitter = -s + (s - -s) * z      # Generator.uniform(low, high) = low + (high - low) · U
+            else:
+                jitter = s * z                  # Generator.exponential(scale) = scale · E
+            latency = self.latency_mean_s + jitter
+            return latency if latency > 0.0 else 0.0  # max(0.0, latency)
         if self.latency_distribution == "uniform":
             jitter = self.rng.uniform(-self.latency_jitter_s, self.latency_jitter_s)
         elif self.latency_distribution == "exponential":
@@ -124,15 +127,18 @@ class LatencyStream:
     BLOCK = 4096
 
     def __init__(self, rng: np.random.Generator, kind: str) -> None:
-        self.kind = kind
+        self.kind = kind  # uniform | exponential | normal
         self._draw = {"uniform": rng.random, "exponential": rng.standard_exponential}.get(kind, rng.standard_normal)
-        self._values: list[float] = []
+        self.values: list[float] = []  # the block's undrawn values, last one next
 
     def next(self) -> float:
-        values = self._values
-        if not values:
-            values = self._values = self._draw(self.BLOCK).tolist()
-            values.reverse()  # pop() from the end returns them in drawing order
+        values = self.values
+        return values.pop() if values else self.refill()
+
+    def refill(self) -> float:
+        """Draw the next block and return its first value."""
+        values = self.values = self._draw(self.BLOCK).tolist()
+        values.reverse()  # pop() from the end returns them in drawing order
         return values.pop()
 
 
@@ -236,8 +242,11 @@ class RoundProcess:
         nbytes = job.download_bytes
         device.comm_s += now - self.phase_start_s
         device.bytes_down += nbytes
-        owner.event_row(device.index, "download", self.phase_start_s, now, job.job_id, job.base_version, nbytes,
-                        0.0, "done")
+        rows = owner.event_rows  # EventsWriter.append, written out (see ClientRound)
+        rows.append((device.index, "download", self.phase_start_s, now, job.job_id, job.base_version, nbytes, 0.0,
+                     "done"))
+        if len(rows) >= owner.event_flush_rows:
+            owner.events.flush()
         self.transfer = None
         if job.peak_memory_bytes > device.usable_memory_bytes:
             owner.record(job, "oom", now, 0, 0.0, "oom")
@@ -249,18 +258,22 @@ class RoundProcess:
             return
         if job.peak_memory_bytes > device.peak_memory_bytes:
             device.peak_memory_bytes = job.peak_memory_bytes
-        owner.on_compute_start(job)
+        if owner.on_compute_start is not None:
+            owner.on_compute_start(job)
         self.phase = _COMPUTE
         self.phase_start_s = self.env._now
         callback = self._callback = self._compute_done
         self._target = timeout(self.env, job.compute_s, callback)
 
     def _compute_done(self, _event: simpy.Event) -> None:
-        job, device = self.job, self.device
+        job, device, owner = self.job, self.device, self.owner
         now = self.env._now
         device.compute_s += now - self.phase_start_s
-        self.owner.event_row(device.index, "compute", self.phase_start_s, now, job.job_id, job.base_version, 0,
-                             job.flops, "done")
+        rows = owner.event_rows
+        rows.append((device.index, "compute", self.phase_start_s, now, job.job_id, job.base_version, 0, job.flops,
+                     "done"))
+        if len(rows) >= owner.event_flush_rows:
+            owner.events.flush()
         self.phase = _UP_LATENCY
         self.phase_start_s = now
         callback = self._callback = self._upload_start
@@ -282,8 +295,11 @@ class RoundProcess:
         nbytes = job.upload_bytes
         device.comm_s += now - self.phase_start_s
         device.bytes_up += nbytes
-        owner.event_row(device.index, "upload", self.phase_start_s, now, job.job_id, job.base_version, nbytes,
-                        0.0, "done")
+        rows = owner.event_rows
+        rows.append((device.index, "upload", self.phase_start_s, now, job.job_id, job.base_version, nbytes, 0.0,
+                     "done"))
+        if len(rows) >= owner.event_flush_rows:
+            owner.events.flush()
         self.transfer = None
         job.arrival_s = now
         owner.on_arrival(job)
@@ -338,14 +354,19 @@ class ClientRound:
         env: simpy.Environment,
         network: Network,
         recorder: "TraceRecorder",
-        on_compute_start: Callable[[Job], None],
+        on_compute_start: Callable[[Job], None] | None,
         on_arrival: Callable[[Job], None],
         on_failure: Callable[[Job, str, str], None],
     ) -> None:
         self.env = env
         self.network = network
         self.events = recorder.events
-        self.event_row = recorder.events.append  # bound once: one events.parquet row per call
+        # Rounds append their events.parquet rows to the writer's buffer directly and flush it when
+        # full (EventsWriter.append, written out: three rows per client-round). flush() empties this
+        # same list in place.
+        self.event_rows = recorder.events.rows
+        self.event_flush_rows = recorder.events.flush_rows
+        # None: nothing to do when compute begins (timing-only)
         self.on_compute_start = on_compute_start
         self.on_arrival = on_arrival
         self.on_failure = on_failure
