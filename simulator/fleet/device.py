@@ -20,6 +20,7 @@ from simpy.events import URGENT, Event
 
 from simulator.network import Link, Network, Transfer
 from simulator.sim_events import timeout
+from simulator.trace import EVENT_CODES
 
 if TYPE_CHECKING:
     from simulator.trace import TraceRecorder
@@ -167,6 +168,9 @@ def _phase_outcome(interrupt: simpy.Interrupt) -> str:
     return "dropped" if str(interrupt.cause).startswith("cancelled") else "lost"
 
 
+# events.parquet text codes the round callbacks pack as constants
+_TEXT_DOWNLOAD, _TEXT_COMPUTE, _TEXT_UPLOAD, _TEXT_DONE = (EVENT_CODES[t] for t in ("download", "compute", "upload", "done"))
+
 # Phases of a client-round, in order (what the round is waiting for).
 _STARTING, _DOWN_LATENCY, _DOWN, _COMPUTE, _UP_LATENCY, _UP, _ENDED = range(7)
 
@@ -242,10 +246,10 @@ class RoundProcess:
         nbytes = job.download_bytes
         device.comm_s += now - self.phase_start_s
         device.bytes_down += nbytes
-        rows = owner.event_rows  # EventsWriter.append, written out (see ClientRound)
-        rows.append((device.index, "download", self.phase_start_s, now, job.job_id, job.base_version, nbytes, 0.0,
-                     "done"))
-        if len(rows) >= owner.event_flush_rows:
+        buffer = owner.event_buffer  # events.append, written out (see ClientRound)
+        buffer += owner.pack_event(device.index, _TEXT_DOWNLOAD, self.phase_start_s, now, job.job_id, job.base_version,
+                                   nbytes, 0.0, _TEXT_DONE)
+        if len(buffer) >= owner.event_flush_bytes:
             owner.events.flush()
         self.transfer = None
         if job.peak_memory_bytes > device.usable_memory_bytes:
@@ -269,10 +273,10 @@ class RoundProcess:
         job, device, owner = self.job, self.device, self.owner
         now = self.env._now
         device.compute_s += now - self.phase_start_s
-        rows = owner.event_rows
-        rows.append((device.index, "compute", self.phase_start_s, now, job.job_id, job.base_version, 0, job.flops,
-                     "done"))
-        if len(rows) >= owner.event_flush_rows:
+        buffer = owner.event_buffer  # events.append, written out (see ClientRound)
+        buffer += owner.pack_event(device.index, _TEXT_COMPUTE, self.phase_start_s, now, job.job_id, job.base_version,
+                                   0, job.flops, _TEXT_DONE)
+        if len(buffer) >= owner.event_flush_bytes:
             owner.events.flush()
         self.phase = _UP_LATENCY
         self.phase_start_s = now
@@ -295,10 +299,10 @@ class RoundProcess:
         nbytes = job.upload_bytes
         device.comm_s += now - self.phase_start_s
         device.bytes_up += nbytes
-        rows = owner.event_rows
-        rows.append((device.index, "upload", self.phase_start_s, now, job.job_id, job.base_version, nbytes, 0.0,
-                     "done"))
-        if len(rows) >= owner.event_flush_rows:
+        buffer = owner.event_buffer  # events.append, written out (see ClientRound)
+        buffer += owner.pack_event(device.index, _TEXT_UPLOAD, self.phase_start_s, now, job.job_id, job.base_version,
+                                   nbytes, 0.0, _TEXT_DONE)
+        if len(buffer) >= owner.event_flush_bytes:
             owner.events.flush()
         self.transfer = None
         job.arrival_s = now
@@ -361,11 +365,12 @@ class ClientRound:
         self.env = env
         self.network = network
         self.events = recorder.events
-        # Rounds append their events.parquet rows to the writer's buffer directly and flush it when
-        # full (EventsWriter.append, written out: three rows per client-round). flush() empties this
-        # same list in place.
-        self.event_rows = recorder.events.rows
-        self.event_flush_rows = recorder.events.flush_rows
+        # Rounds pack their events.parquet rows into the writer's buffer directly and flush it when
+        # full (PackedTableWriter.append, written out: three rows per client-round). flush() empties
+        # this same bytearray in place.
+        self.event_buffer = recorder.events.buffer
+        self.pack_event = recorder.events.pack
+        self.event_flush_bytes = recorder.events.flush_bytes
         # None: nothing to do when compute begins (timing-only)
         self.on_compute_start = on_compute_start
         self.on_arrival = on_arrival

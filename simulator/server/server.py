@@ -161,18 +161,20 @@ class Server:
         self.hooks.merge(jobs, mode, global_weight)
         self._version = version = version + 1
         self.staleness_accepted.extend(staleness)
-        rows = []
+        updates = self.recorder.updates  # _write_update, written out: this loop runs once per accepted update
+        buffer, pack = updates.buffer, updates.pack
+        accepted, no_reason = updates.code("accepted"), updates.code("")
         for (job, weight), tau in zip(jobs, staleness):
             job.outcome = "accepted"
             device = job.device
             device.counts["accepted"] += 1
-            rows.append((  # _write_update's row, built here: this loop runs once per accepted update
-                job.job_id, device.index, device.profile_name, job.dispatch_s,
-                job.arrival_s if job.arrival_s is not None else _NAN, job.base_version, version, tau, weight,
-                "accepted", "", job.depth, job.width_ratio, job.submodel_params, job.download_bytes,
-                job.upload_bytes, job.peak_memory_bytes, job.local_steps,
-            ))
-        self.recorder.updates.extend(rows)
+            buffer += pack(
+                job.job_id, device.index, job.dispatch_s, job.arrival_s if job.arrival_s is not None else _NAN,
+                job.base_version, version, tau, weight, accepted, no_reason, job.depth, job.width_ratio,
+                job.submodel_params, job.download_bytes, job.upload_bytes, job.peak_memory_bytes, job.local_steps,
+            )
+        if len(buffer) >= updates.flush_bytes:
+            updates.flush()
         self.recorder.versions.append(
             self._version, self.env.now, trigger, len(jobs),
             float(np.mean(staleness)) if staleness else 0.0, coverage, min(coverage) if coverage else 0,
@@ -271,7 +273,7 @@ class Server:
 
     def _write_update(self, job: Job, applied_version: int, staleness: int, weight: float, reason: str) -> None:
         self.recorder.updates.append(
-            job.job_id, job.device.index, job.device.profile_name, job.dispatch_s,
+            job.job_id, job.device.index, job.dispatch_s,
             job.arrival_s if job.arrival_s is not None else float("nan"), job.base_version, applied_version,
             staleness, weight, job.outcome, reason, job.depth, job.width_ratio, job.submodel_params,
             job.download_bytes, job.upload_bytes, job.peak_memory_bytes, job.local_steps,

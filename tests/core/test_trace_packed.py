@@ -1,0 +1,74 @@
+"""The packed row buffer of events and updates gives exactly the table that plain tuples give."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from simulator.trace_packed import EVENT_FIELDS, UPDATE_FIELDS, PackedTableWriter
+from simulator.trace_tables import TableWriter
+
+DEVICES = [("nano#0", "jetson-nano-4gb", 0), ("tx2#0", "jetson-tx2", 1), ("tx2#1", "jetson-tx2", 1)]
+
+
+def _update_row(i: int) -> tuple:
+    return (
+        i, i % 3, 0.5 * i, float("nan") if i % 4 == 0 else 2.0 * i, i // 2, -1 if i % 5 == 0 else i, i % 7,
+        1.5 * i, ["accepted", "dropped", "lost", "unfinished"][i % 4],
+        ["", f"staleness {i} > max_staleness 8", "deadline"][i % 3],
+        i % 12, 0.25 * (1 + i % 4), 11_000_000 + i, 44_000_000, 44_000_000 - i, 900_000_000 + i, i % 9,
+    )
+
+
+def _as_full_updates_row(row: tuple) -> tuple:
+    """The same row in schema order (profile filled in from the device)."""
+    return row[:2] + (DEVICES[row[1]][1],) + row[2:]
+
+
+def test_updates_parts_equal_tuple_parts_and_cut_at_flush_rows(tmp_path: Path) -> None:
+    packed = PackedTableWriter(tmp_path / "packed", "updates", 4, None, UPDATE_FIELDS, DEVICES)
+    plain = TableWriter(tmp_path / "plain", "updates", 4)
+    for i in range(10):
+        packed.append(*_update_row(i))
+        plain.append(*_as_full_updates_row(_update_row(i)))
+    packed.close(tmp_path / "packed.parquet")
+    plain.close(tmp_path / "plain.parquet")
+    assert packed.part_count == 3 and packed.rows_written == 10
+    ours, theirs = pq.read_table(tmp_path / "packed.parquet"), pq.read_table(tmp_path / "plain.parquet")
+    assert ours.to_pandas().equals(theirs.to_pandas())  # NaN-aware, unlike Table.equals
+    assert (tmp_path / "packed.parquet").read_bytes() == (tmp_path / "plain.parquet").read_bytes()
+    rows = ours.to_pylist()
+    assert rows[1]["reason"] == "staleness 1 > max_staleness 8" and rows[3]["outcome"] == "unfinished"
+    assert math.isnan(rows[4]["arrival_s"]) and rows[5]["applied_version"] == -1
+
+
+def test_events_hot_path_packing_matches_append(tmp_path: Path) -> None:
+    """Packing codes into the buffer directly (as rounds do) is the same as append with text."""
+    direct = PackedTableWriter(tmp_path / "a", "events", 100, None, EVENT_FIELDS, DEVICES)
+    via_append = PackedTableWriter(tmp_path / "b", "events", 100, None, EVENT_FIELDS, DEVICES)
+    rows = [(i % 3, ["download", "compute", "upload", "offline"][i % 4], 1.0 * i, 1.0 * i + 0.5, i, i // 3,
+             1000 * i, 2.5e9 * i, ["done", "lost", "dropped", "offline", "oom"][i % 5]) for i in range(20)]
+    for row in rows:
+        via_append.append(*row)
+        buffer = direct.buffer
+        buffer += direct.pack(row[0], direct.code(row[1]), *row[2:8], direct.code(row[8]))
+    direct.close(tmp_path / "a.parquet")
+    via_append.close(tmp_path / "b.parquet")
+    table = pq.read_table(tmp_path / "a.parquet")
+    assert table.equals(pq.read_table(tmp_path / "b.parquet"))
+    assert table.column("device_name").to_pylist()[:3] == ["nano#0", "tx2#0", "tx2#1"]
+    assert table.column("group").to_pylist()[:3] == [0, 1, 1]
+    assert table.column("phase").to_pylist()[:4] == ["download", "compute", "upload", "offline"]
+    assert table.column("flops").to_pylist()[3] == 7.5e9
+
+
+def test_a_row_of_the_wrong_width_is_refused(tmp_path: Path) -> None:
+    writer = PackedTableWriter(tmp_path, "events", 10, None, EVENT_FIELDS, DEVICES)
+    try:
+        writer.append(0, "download", 0.0, 1.0)
+    except ValueError as err:
+        assert "4 values, 9 expected" in str(err)
+    else:
+        raise AssertionError("a short row was accepted")
