@@ -336,7 +336,17 @@ class Network:
         flow_class.rate_bps = bound
         if bound > 0:
             remaining_bits = heap[0][0] - virtual_bits
-            self._arm_timer((remaining_bits if remaining_bits > 0.0 else 0.0) / bound)
+            delay = (remaining_bits if remaining_bits > 0.0 else 0.0) / bound
+            # _arm_timer(delay), written out: this runs at every start and completion
+            now = self.env._now
+            at = now + delay
+            timer_at = self._timer_at
+            if timer_at is not None and now <= timer_at <= at:
+                return
+            self._timer_generation += 1
+            self._timer_at = at
+            timer = timeout(self.env, delay, self._on_timer)
+            timer.generation = self._timer_generation  # type: ignore[attr-defined]
         else:
             self._arm_timer(_INF)
 

@@ -56,8 +56,8 @@ class TraceRecorder:
 
     def close(self) -> None:
         try:
-            for name, writer in self.tables.items():
-                writer.close(self.run_dir / f"{name}.parquet")
+            for writer in self.tables.values():
+                writer.close()
         finally:
             self.parts.close()
         shutil.rmtree(self.run_dir / PARTS_DIR, ignore_errors=True)

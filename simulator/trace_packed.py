@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from simulator.trace_tables import PartWriter, TableWriter, _write_part
+from simulator.trace_tables import PartWriter, TableWriter
 
 # The strings every events/updates writer knows from the start, in code order: hot callers pack
 # these codes as constants (see EVENT_CODES).
@@ -100,14 +100,7 @@ class PackedTableWriter(TableWriter):
         buffer = self.buffer
         if not buffer:
             return
-        table = self._build(bytes(buffer))  # a copy: the buffer is emptied next
-        path = self.parts_dir / f"part-{self.part_count:06d}.parquet"
-        if self.parts is not None:
-            self.parts.submit(table, path)
-        else:
-            _write_part(table, path)
-        self.part_count += 1
-        self.rows_written += table.num_rows
+        self._store(self._build(bytes(buffer)))  # a copy: the buffer is emptied next
         buffer.clear()  # in place: hot callers hold this very bytearray
 
     def _build(self, data: bytes) -> pa.Table:  # type: ignore[override]

@@ -33,12 +33,12 @@ def test_updates_parts_equal_tuple_parts_and_cut_at_flush_rows(tmp_path: Path) -
     for i in range(10):
         packed.append(*_update_row(i))
         plain.append(*_as_full_updates_row(_update_row(i)))
-    packed.close(tmp_path / "packed.parquet")
-    plain.close(tmp_path / "plain.parquet")
+    packed.close()
+    plain.close()
     assert packed.part_count == 3 and packed.rows_written == 10
-    ours, theirs = pq.read_table(tmp_path / "packed.parquet"), pq.read_table(tmp_path / "plain.parquet")
+    ours, theirs = pq.read_table(tmp_path / "packed" / "updates.parquet"), pq.read_table(tmp_path / "plain" / "updates.parquet")
     assert ours.to_pandas().equals(theirs.to_pandas())  # NaN-aware, unlike Table.equals
-    assert (tmp_path / "packed.parquet").read_bytes() == (tmp_path / "plain.parquet").read_bytes()
+    assert (tmp_path / "packed" / "updates.parquet").read_bytes() == (tmp_path / "plain" / "updates.parquet").read_bytes()
     rows = ours.to_pylist()
     assert rows[1]["reason"] == "staleness 1 > max_staleness 8" and rows[3]["outcome"] == "unfinished"
     assert math.isnan(rows[4]["arrival_s"]) and rows[5]["applied_version"] == -1
@@ -54,10 +54,10 @@ def test_events_hot_path_packing_matches_append(tmp_path: Path) -> None:
         via_append.append(*row)
         buffer = direct.buffer
         buffer += direct.pack(row[0], direct.code(row[1]), *row[2:8], direct.code(row[8]))
-    direct.close(tmp_path / "a.parquet")
-    via_append.close(tmp_path / "b.parquet")
-    table = pq.read_table(tmp_path / "a.parquet")
-    assert table.equals(pq.read_table(tmp_path / "b.parquet"))
+    direct.close()
+    via_append.close()
+    table = pq.read_table(tmp_path / "a" / "events.parquet")
+    assert table.equals(pq.read_table(tmp_path / "b" / "events.parquet"))
     assert table.column("device_name").to_pylist()[:3] == ["nano#0", "tx2#0", "tx2#1"]
     assert table.column("group").to_pylist()[:3] == [0, 1, 1]
     assert table.column("phase").to_pylist()[:4] == ["download", "compute", "upload", "offline"]
@@ -72,3 +72,50 @@ def test_a_row_of_the_wrong_width_is_refused(tmp_path: Path) -> None:
         assert "4 values, 9 expected" in str(err)
     else:
         raise AssertionError("a short row was accepted")
+
+
+def test_joined_file_bytes_do_not_depend_on_part_sizes(tmp_path: Path, monkeypatch) -> None:
+    """Row groups are cut at ROW_GROUP_ROWS across part boundaries; early flushes change no byte."""
+    import simulator.trace_tables as tables
+    from simulator.trace_tables import PartWriter
+
+    monkeypatch.setattr(tables, "ROW_GROUP_ROWS", 7)
+    files = []
+    for name, flush_rows, early in (("a", 5, {8}), ("b", 3, set()), ("c", 100, {0, 13})):
+        parts = PartWriter()
+        writer = PackedTableWriter(tmp_path / name, "updates", flush_rows, parts, UPDATE_FIELDS, DEVICES)
+        for i in range(23):
+            writer.append(*_update_row(i))
+            if i in early:
+                writer.flush()  # as a checkpoint does
+        writer.close()
+        parts.close()
+        files.append(tmp_path / name / "updates.parquet")
+        assert not (tmp_path / name / "_parts" / "updates").exists()
+    assert pq.ParquetFile(files[0]).metadata.num_row_groups == 4  # 7 + 7 + 7 + 2
+    assert files[0].read_bytes() == files[1].read_bytes() == files[2].read_bytes()
+    reference = tmp_path / "reference.parquet"
+    pq.write_table(pq.read_table(files[0]).combine_chunks(), reference, row_group_size=7)
+    assert files[0].read_bytes() == reference.read_bytes()
+
+
+def test_big_joined_file_bytes_do_not_depend_on_part_sizes(tmp_path: Path) -> None:
+    """200,000 distinct job ids overflow Parquet's 1 MiB dictionary page. Where the writer falls back
+    to plain encoding depends on Arrow chunk boundaries (a part of 2^17 int64 ids ends exactly at the
+    limit), so the joined file must be written from combined chunks to not depend on the parts."""
+    from simulator.trace_tables import PartWriter
+
+    files = []
+    for name, flush_rows in (("a", 1 << 17), ("b", 70_000)):
+        parts = PartWriter()
+        writer = PackedTableWriter(tmp_path / name, "events", flush_rows, parts, EVENT_FIELDS, DEVICES)
+        done = writer.code("done")
+        for i in range(200_000):
+            buffer = writer.buffer
+            buffer += writer.pack(i % 3, i % 3, 0.001 * i, 0.001 * i + 0.5, i, i // 1000, 44_000_000, 0.0, done)
+            if len(buffer) >= writer.flush_bytes:
+                writer.flush()
+        writer.close()
+        parts.close()
+        files.append((tmp_path / name / "events.parquet").read_bytes())
+    assert files[0] == files[1]
