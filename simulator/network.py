@@ -20,10 +20,12 @@ import itertools
 from dataclasses import dataclass, field
 
 import simpy
+from simpy.events import PENDING, Event
 
-from simulator.sim_events import new_event, succeed, timeout
+from simulator.sim_events import succeed, timeout
 
 _REL_EPS = 1e-9
+_new_object = object.__new__
 _INF = float("inf")
 
 
@@ -40,17 +42,30 @@ class Link:
             raise ValueError(f"link {self.name!r} needs a positive capacity, got {self.capacity_bps}")
 
 
-@dataclass(eq=False, slots=True)
-class Transfer:
-    """One transfer in flight; `done` succeeds with the transfer when its last bit arrives."""
+class Transfer(Event):
+    """One transfer in flight, and the event that succeeds (with the transfer) when its last bit
+    arrives: ``transfer.done`` is the transfer itself.
 
-    size_bits: float
-    flow_class: "_FlowClass"
-    finish_tag: float
-    done: simpy.Event
-    start_s: float
-    cancelled: bool = False
-    finished: bool = False
+    Why one object: a separate ``done`` event was another allocation and two more calls for every
+    transfer. The network's hot path fills the slots directly (see ``Network._start_lone``).
+    """
+
+    __slots__ = ("size_bits", "flow_class", "finish_tag", "start_s", "cancelled", "finished")
+
+    def __init__(self, env: simpy.Environment, size_bits: float, flow_class: "_FlowClass", finish_tag: float,
+                 start_s: float) -> None:
+        super().__init__(env)
+        self.size_bits = size_bits
+        self.flow_class = flow_class
+        self.finish_tag = finish_tag
+        self.start_s = start_s
+        self.cancelled = False
+        self.finished = False
+
+    @property
+    def done(self) -> "Transfer":
+        """The event to wait on: this transfer."""
+        return self
 
 
 @dataclass(eq=False, slots=True)
@@ -132,7 +147,15 @@ class Network:
                 link.bits_carried += served * active
         self._last_update_s = now
         size_bits = float(size_bytes) * 8.0
-        transfer = Transfer(size_bits, flow_class, flow_class.virtual_bits + size_bits, new_event(self.env), now)
+        transfer = _new_object(Transfer)  # Transfer(env, ...), written out
+        transfer.env = self.env
+        transfer.callbacks = []
+        transfer._value = PENDING
+        transfer.size_bits = size_bits
+        transfer.flow_class = flow_class
+        transfer.finish_tag = flow_class.virtual_bits + size_bits
+        transfer.start_s = now
+        transfer.cancelled = transfer.finished = False
         heapq.heappush(flow_class.heap, (transfer.finish_tag, next(self._seq), transfer))
         flow_class.active = active + 1
         if not active:
@@ -183,11 +206,10 @@ class Network:
         if flow_class is None:
             flow_class = self._new_class(links, cap_bps)
         size_bits = float(size_bytes) * 8.0
-        done = new_event(self.env)
-        transfer = Transfer(size_bits, flow_class, flow_class.virtual_bits + size_bits, done, self.env._now)
+        transfer = Transfer(self.env, size_bits, flow_class, flow_class.virtual_bits + size_bits, self.env._now)
         if size_bits == 0:
             transfer.finished = True
-            succeed(done, transfer)
+            succeed(transfer, transfer)
             return transfer
         heapq.heappush(flow_class.heap, (transfer.finish_tag, next(self._seq), transfer))
         if not flow_class.active:
@@ -267,7 +289,7 @@ class Network:
                     heappop(heap)
                     flow_class.active -= 1
                     transfer.finished = True
-                    succeed(transfer.done, transfer)
+                    succeed(transfer, transfer)
                 if flow_class.active:
                     pending.append(flow_class)
                 else:
@@ -321,7 +343,7 @@ class Network:
             heapq.heappop(heap)
             active -= 1
             transfer.finished = True
-            succeed(transfer.done, transfer)
+            succeed(transfer, transfer)
         flow_class.active = active
         if not active:
             del self._busy[flow_class]

@@ -52,7 +52,7 @@ class Job:
     view: object | None = None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Device:
     """Static facts and running accounts of one device."""
 
@@ -235,12 +235,12 @@ class RoundProcess:
         # after it is the same, since `done` is processed only after this callback returns
         transfer = self.transfer = self.owner.network.transfer_last(device.down_links, self.job.download_bytes,
                                                                     device.cap_bps)
-        event = self._target = transfer.done
+        self._target = transfer  # the transfer is the event that succeeds when it is done
         callback = self._callback = self._download_done
-        event.callbacks.append(callback)
+        transfer.callbacks.append(callback)
 
     def _download_done(self, event: simpy.Event) -> None:
-        event._value = None  # the transfer it carried: no transfer ↔ done cycle left for the collector
+        event._value = None  # the transfer it carried (itself): no cycle left for the collector
         job, device, owner = self.job, self.device, self.owner
         now = self.env._now
         nbytes = job.download_bytes
@@ -288,12 +288,12 @@ class RoundProcess:
         device = self.device
         transfer = self.transfer = self.owner.network.transfer_last(device.up_links, self.job.upload_bytes,
                                                                     device.cap_bps)
-        event = self._target = transfer.done
+        self._target = transfer
         callback = self._callback = self._upload_done
-        event.callbacks.append(callback)
+        transfer.callbacks.append(callback)
 
     def _upload_done(self, event: simpy.Event) -> None:
-        event._value = None  # the transfer it carried: no transfer ↔ done cycle left for the collector
+        event._value = None  # the transfer it carried (itself): no cycle left for the collector
         job, device, owner = self.job, self.device, self.owner
         now = self.env._now
         nbytes = job.upload_bytes

@@ -9,7 +9,6 @@ dropped, lost, oom, or unfinished when the run stops — and each end writes one
 from __future__ import annotations
 
 import itertools
-from collections import Counter
 from typing import Callable, Iterable, Protocol
 
 import numpy as np
@@ -30,12 +29,11 @@ class ModelHooks(Protocol):
     def merge(self, weighted: list[tuple[Job, float]], mode: str, global_weight: float) -> None: ...
 
 
-def _block_coverage(spans: list[tuple[int, int]], num_blocks: int) -> list[int]:
-    """coverage[b] = how many jobs trained block b (trainable_from <= b < depth); O(jobs + blocks).
-
-    Identical spans are counted first (a fleet has a few submodel shapes), then applied once each."""
+def _block_coverage(spans: dict[tuple[int, int], int], num_blocks: int) -> list[int]:
+    """coverage[b] = how many jobs trained block b, from the count of jobs per span (trainable_from,
+    depth): trainable_from <= b < depth. O(distinct spans + blocks): a fleet has a few submodel shapes."""
     change = [0] * (num_blocks + 1)
-    for (first, end), count in Counter(spans).items():
+    for (first, end), count in spans.items():
         first = max(first, 0)
         end = min(end, num_blocks)
         if first < end:
@@ -153,18 +151,25 @@ class Server:
     ) -> None:
         if self.stopped:
             return
+        # One pass per accepted update (a 10,000-device round merges 10,000): take the job, its
+        # staleness and trained span, book it, and pack its updates.parquet row (_write_update,
+        # written out). The merge hook runs after, on the same jobs in the same order.
         waiting = self.jobs_waiting
-        jobs = [(waiting.pop(view.job_id), weight) for view, weight in weighted]
-        version = self._version
-        staleness = [version - job.base_version for job, _ in jobs]
-        coverage = _block_coverage([(job.trainable_from, job.depth) for job, _ in jobs], self.num_blocks)
-        self.hooks.merge(jobs, mode, global_weight)
-        self._version = version = version + 1
-        self.staleness_accepted.extend(staleness)
-        updates = self.recorder.updates  # _write_update, written out: this loop runs once per accepted update
+        base = self._version
+        version = base + 1
+        updates = self.recorder.updates
         buffer, pack = updates.buffer, updates.pack
         accepted, no_reason = updates.code("accepted"), updates.code("")
-        for (job, weight), tau in zip(jobs, staleness):
+        jobs: list[tuple[Job, float]] = []
+        staleness: list[int] = []
+        spans: dict[tuple[int, int], int] = {}
+        for view, weight in weighted:
+            job = waiting.pop(view.job_id)
+            jobs.append((job, weight))
+            tau = base - job.base_version
+            staleness.append(tau)
+            span = (job.trainable_from, job.depth)
+            spans[span] = spans.get(span, 0) + 1
             job.outcome = "accepted"
             device = job.device
             device.counts["accepted"] += 1
@@ -173,6 +178,10 @@ class Server:
                 job.base_version, version, tau, weight, accepted, no_reason, job.depth, job.width_ratio,
                 job.submodel_params, job.download_bytes, job.upload_bytes, job.peak_memory_bytes, job.local_steps,
             )
+        coverage = _block_coverage(spans, self.num_blocks)
+        self.hooks.merge(jobs, mode, global_weight)
+        self._version = version
+        self.staleness_accepted.extend(staleness)
         if len(buffer) >= updates.flush_bytes:
             updates.flush()
         self.recorder.versions.append(
