@@ -47,7 +47,7 @@ class Transfer(Event):
     arrives: ``transfer.done`` is the transfer itself.
 
     Why one object: a separate ``done`` event was another allocation and two more calls for every
-    transfer. The network's hot path fills the slots directly (see ``Network._start_lone``).
+    transfer. The network's hot path fills the slots directly (see ``Network.transfer_last``).
     """
 
     __slots__ = ("size_bits", "flow_class", "finish_tag", "start_s", "cancelled", "finished")
@@ -93,7 +93,8 @@ class Network:
         self._busy: dict[_FlowClass, None] = {}
         self._last_update_s = 0.0
         self._seq = itertools.count()
-        self._timer_generation = 0
+        # the completion timer that counts (any other that fires is stale) and when it fires
+        self._timer: simpy.Event | None = None
         self._timer_at: float | None = None
         self._settle_pending = False
         # SimPy's event queue, only read (by transfer_last); None if this SimPy has none.
@@ -123,7 +124,34 @@ class Network:
                 queue = self._queue
                 now = self.env._now
                 if queue is not None and (not queue or queue[0][0] > now):
-                    return self._start_lone(flow_class, size_bytes, now)
+                    # A start in the only class in flight (or with none in flight), settled at once:
+                    # the common case of a fleet on one kind of link. _start then _settle, written
+                    # out, with the same floating-point operations in the same order (no other
+                    # class has a rate to advance or re-divide).
+                    active = flow_class.active
+                    dt = now - self._last_update_s
+                    if dt > 0 and active:  # _advance
+                        served = flow_class.rate_bps * dt
+                        flow_class.virtual_bits += served
+                        for link in flow_class.links:
+                            link.bits_carried += served * active
+                    self._last_update_s = now
+                    size_bits = float(size_bytes) * 8.0
+                    transfer = _new_object(Transfer)  # Transfer(env, ...), written out
+                    transfer.env = self.env
+                    transfer.callbacks = []
+                    transfer._value = PENDING
+                    transfer.size_bits = size_bits
+                    transfer.flow_class = flow_class
+                    transfer.finish_tag = tag = flow_class.virtual_bits + size_bits
+                    transfer.start_s = now
+                    transfer.cancelled = transfer.finished = False
+                    heapq.heappush(flow_class.heap, (tag, next(self._seq), transfer))
+                    flow_class.active = active + 1
+                    if not active:
+                        busy[flow_class] = None
+                    self._settle_lone(flow_class, 0.0)
+                    return transfer
         transfer = self._start(links, size_bytes, cap_bps)
         if not transfer.finished and not self._settle_pending:
             queue = self._queue
@@ -131,36 +159,6 @@ class Network:
                 self._settle()
             else:
                 self._request_settle()
-        return transfer
-
-    def _start_lone(self, flow_class: _FlowClass, size_bytes: float, now: float) -> Transfer:
-        """:meth:`_start` then :meth:`_settle` for a start in the only class in flight (or none in flight).
-
-        The common case of a fleet on one kind of link, written out: the same floating-point operations
-        in the same order as the general path (no other class has a rate to advance or re-divide)."""
-        active = flow_class.active
-        dt = now - self._last_update_s
-        if dt > 0 and active:  # _advance
-            served = flow_class.rate_bps * dt
-            flow_class.virtual_bits += served
-            for link in flow_class.links:
-                link.bits_carried += served * active
-        self._last_update_s = now
-        size_bits = float(size_bytes) * 8.0
-        transfer = _new_object(Transfer)  # Transfer(env, ...), written out
-        transfer.env = self.env
-        transfer.callbacks = []
-        transfer._value = PENDING
-        transfer.size_bits = size_bits
-        transfer.flow_class = flow_class
-        transfer.finish_tag = flow_class.virtual_bits + size_bits
-        transfer.start_s = now
-        transfer.cancelled = transfer.finished = False
-        heapq.heappush(flow_class.heap, (transfer.finish_tag, next(self._seq), transfer))
-        flow_class.active = active + 1
-        if not active:
-            self._busy[flow_class] = None
-        self._settle_lone(flow_class, 0.0)
         return transfer
 
     def cancel(self, transfer: Transfer) -> float:
@@ -365,10 +363,8 @@ class Network:
             timer_at = self._timer_at
             if timer_at is not None and now <= timer_at <= at:
                 return
-            self._timer_generation += 1
             self._timer_at = at
-            timer = timeout(self.env, delay, self._on_timer)
-            timer.generation = self._timer_generation  # type: ignore[attr-defined]
+            self._timer = timeout(self.env, delay, self._on_timer)
         else:
             self._arm_timer(_INF)
 
@@ -429,10 +425,9 @@ class Network:
     def _arm_timer(self, delay: float) -> None:
         """Make sure a timer fires `delay` from now (or earlier); every older timer goes stale."""
         if delay == _INF:
-            # Nothing left to complete: any pending timer is stale now (its generation is old), so
-            # forget it, or a transfer started before it fires would wait on it and never complete.
-            self._timer_generation += 1
-            self._timer_at = None
+            # Nothing left to complete: a pending timer is stale now, so forget it, or a transfer
+            # started before it fires would wait on it and never complete.
+            self._timer = self._timer_at = None
             return
         now = self.env._now
         at = now + delay
@@ -441,14 +436,22 @@ class Network:
             # The pending timer fires no later than needed; it will settle and re-arm then. Starting
             # transfers only ever push completions later, so this saves most timers.
             return
-        self._timer_generation += 1
         self._timer_at = at
-        timer = timeout(self.env, delay, self._on_timer)
-        timer.generation = self._timer_generation  # type: ignore[attr-defined]
+        self._timer = timeout(self.env, delay, self._on_timer)
 
     def _on_timer(self, timer: simpy.Event) -> None:
-        if timer.generation != self._timer_generation:  # type: ignore[attr-defined]
+        if timer is not self._timer:
+            return  # stale: re-armed or disarmed since
+        self._timer = self._timer_at = None
+        if self._settle_pending:
             return
-        self._timer_at = None
-        if not self._settle_pending:
-            self._settle()
+        busy = self._busy
+        if len(busy) == 1:  # _settle, with its lone-class case first (one call less per completion)
+            for lone in busy:
+                if lone.distinct_links:
+                    now = self.env._now
+                    dt = now - self._last_update_s
+                    self._last_update_s = now
+                    self._settle_lone(lone, dt)
+                    return
+        self._settle()
