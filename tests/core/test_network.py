@@ -130,3 +130,28 @@ def test_capacity_change_stalls_and_resumes() -> None:
     env.process(outage())
     env.run(done.done)
     assert env.now == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("via", ["transfer", "transfer_last"])
+def test_a_later_shorter_transfer_overtakes_an_earlier_longer_one(via: str) -> None:
+    """A: 3 MB at t=0 on 8 Mbit/s; B: 1 MB at t=0.1. Both at 4 Mbit/s from 0.1, so B ends at 2.1 s;
+    A has 1.1 MB by then and ends at 4.0 s. B's finish tag is below A's: the class's FIFO order no
+    longer holds and its queue must become a heap without changing any result."""
+    env = simpy.Environment()
+    net = Network(env)
+    link = Link("ap", capacity_bps=8e6)
+    ends: dict[str, float] = {}
+
+    def start(name: str, size_bytes: float):
+        def callback(_event: simpy.Event) -> None:
+            transfer = getattr(net, via)((link,), size_bytes)
+            transfer.done.callbacks.append(lambda _e: ends.__setitem__(name, env.now))
+        return callback
+
+    for name, at_s, size in (("A", 0.0, 3e6), ("B", 0.1, 1e6), ("C", 5.0, 1e6), ("D", 5.0, 1e6)):
+        env.timeout(at_s).callbacks.append(start(name, size))
+    env.run()
+    assert ends["B"] == pytest.approx(2.1) and ends["A"] == pytest.approx(4.0)
+    assert ends["C"] == pytest.approx(7.0) and ends["D"] == pytest.approx(7.0)  # two equal, after the switch
+    flow_class = next(iter(net._classes.values()))
+    assert not flow_class.in_order and len(flow_class.queue) == 0
