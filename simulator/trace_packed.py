@@ -15,6 +15,7 @@ bytes are the same as from tuples.
 from __future__ import annotations
 
 import struct
+from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -100,12 +101,15 @@ class PackedTableWriter(TableWriter):
         buffer = self.buffer
         if not buffer:
             return
-        self._store(self._build(bytes(buffer)))  # a copy: the buffer is emptied next
-        buffer.clear()  # in place: hot callers hold this very bytearray
+        # A copy of the rows and of the strings known now; decoding them (NumPy, Arrow) runs on the
+        # writer thread, off the event loop. The buffer is emptied in place: hot callers hold it.
+        data = bytes(buffer)
+        self._store(partial(self._build, data, list(self._strings)), len(data) // self.row_bytes)
+        buffer.clear()
 
-    def _build(self, data: bytes) -> pa.Table:  # type: ignore[override]
+    def _build(self, data: bytes, strings_seen: list[str]) -> pa.Table:  # type: ignore[override]
         records = np.frombuffer(data, dtype=self.dtype)
-        strings = pa.array(self._strings, pa.string())
+        strings = pa.array(strings_seen, pa.string())
         columns: dict[str, pa.Array] = {}
         for name in self.fields:
             values = np.ascontiguousarray(records[name])

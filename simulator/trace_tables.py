@@ -187,20 +187,23 @@ class TableWriter:
         if set(map(len, rows)) != {width}:
             bad = next(row for row in rows if len(row) != width)
             raise ValueError(f"{self.table} row has {len(bad)} values, {width} expected: {bad!r}")
-        self._store(self._build(rows))
+        table = self._build(rows)  # here: converting Python objects holds the GIL anyway
+        self._store(lambda: table, table.num_rows)
         rows.clear()
 
-    def _store(self, table: pa.Table) -> None:
-        """Write `table` as the next part file and add it to the joined file (on the writer thread)."""
+    def _store(self, build: Callable[[], pa.Table], num_rows: int) -> None:
+        """Write the table `build` makes as the next part file and add it to the joined file; both,
+        and `build` itself, run on the writer thread when there is one."""
         path = self.parts_dir / f"part-{self.part_count:06d}.parquet"
         if self.parts is not None:
-            self.parts.submit(self._store_now, table, path)
+            self.parts.submit(self._store_now, build, path)
         else:
-            self._store_now(table, path)
+            self._store_now(build, path)
         self.part_count += 1
-        self.rows_written += table.num_rows
+        self.rows_written += num_rows
 
-    def _store_now(self, table: pa.Table, path: Path) -> None:
+    def _store_now(self, build: Callable[[], pa.Table], path: Path) -> None:
+        table = build()
         _write_part(table, path)
         self.joined.add(table)
 
