@@ -1,0 +1,67 @@
+"""A/B timing of the timing-only core: this checkout against an older commit, alternating.
+
+Why: on a shared or drifting machine, two runs of the same code differ by ±15 %, more than most
+single speed changes gain. Alternating the two versions run by run, each in a fresh process, and
+comparing minima and medians over several runs is what separates a real gain from the drift.
+
+    python benchmarks/ab_core.py HEAD~1                       # 10,000 devices × 10 rounds, 5 pairs
+    python benchmarks/ab_core.py 3ab0d12 --devices 2000 --rounds 50 --times 8
+
+The older commit is checked out in a temporary ``git worktree``. Each side runs
+``benchmarks/core_throughput.py --worker N R 1`` from its own tree, with ``PYTHONPATH`` set to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def one_run(tree: Path, devices: int, rounds: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, str(tree / "benchmarks" / "core_throughput.py"), "--worker", str(devices), str(rounds), "1"],
+        check=True, capture_output=True, text=True, cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("base", help="the commit to compare against (any git revision)")
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--times", type=int, default=5, help="pairs of runs (default 5)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        base_tree = Path(tmp) / "base"
+        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(base_tree), args.base], check=True, cwd=ROOT)
+        try:
+            results: dict[str, list[dict[str, float]]] = {"base": [], "this": []}
+            for i in range(args.times):
+                for side, tree in (("base", base_tree), ("this", ROOT)):
+                    row = one_run(tree, args.devices, args.rounds)
+                    results[side].append(row)
+                    print(f"pair {i + 1}: {side:4} loop {row['loop_s']:.3f} s  run {row['total_s']:.3f} s  "
+                          f"bare {row['bare_s']:.3f} s", file=sys.stderr)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(base_tree)], check=False, cwd=ROOT)
+    print(f"{args.devices:,} devices × {args.rounds} rounds, {args.times} alternating pairs (s)")
+    for side, rows in results.items():
+        loops, runs = [r["loop_s"] for r in rows], [r["total_s"] for r in rows]
+        print(f"  {side:4}  loop min {min(loops):.3f} median {statistics.median(loops):.3f}   "
+              f"run min {min(runs):.3f} median {statistics.median(runs):.3f}")
+    ratio = min(r["loop_s"] for r in results["this"]) / min(r["loop_s"] for r in results["base"])
+    print(f"  this / base, loop minima: {ratio:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
