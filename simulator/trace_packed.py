@@ -4,7 +4,7 @@ Why: a 10,000-device run writes three events rows and one updates row per client
 Python tuples, a part cost 0.45-0.67 µs per row to convert to Arrow inside the event loop (2.5× what
 a fresh micro-benchmark shows, since by then the tuples' objects lie scattered in memory): 12 % of
 the loop. ``struct.pack`` into one ``bytearray`` costs what building the tuple did. The buffer holds
-56 bytes per events row (118 per updates row) instead of ~200 in objects, and a part decodes as a
+60 bytes per events row (120 per updates row) instead of ~200 in objects, and a part decodes as a
 zero-copy NumPy record view, on the part-writer thread.
 
 Text columns are stored as small codes into the writer's table of the strings seen so far (a fixed
@@ -31,14 +31,15 @@ from simulator.trace_tables import PartWriter, TableWriter
 VOCABULARY = ("download", "compute", "upload", "offline", "done", "dropped", "lost", "oom", "accepted", "")
 EVENT_CODES = {text: code for code, text in enumerate(VOCABULARY)}
 
-# (column, struct/NumPy type code) in row order. Text columns are codes ('h' int16, 'i' int32).
+# (column, struct/NumPy type code) in row order. Text columns are int32 codes into one table of
+# strings per writer (free-text reasons can make it long).
 EVENT_FIELDS = (
-    ("device", "i"), ("phase", "h"), ("start_s", "d"), ("end_s", "d"), ("job_id", "q"), ("version", "q"),
-    ("bytes", "q"), ("flops", "d"), ("outcome", "h"),
+    ("device", "i"), ("phase", "i"), ("start_s", "d"), ("end_s", "d"), ("job_id", "q"), ("version", "q"),
+    ("bytes", "q"), ("flops", "d"), ("outcome", "i"),
 )
 UPDATE_FIELDS = (
     ("job_id", "q"), ("device", "i"), ("dispatch_s", "d"), ("arrival_s", "d"), ("base_version", "q"),
-    ("applied_version", "q"), ("staleness", "q"), ("weight", "d"), ("outcome", "h"), ("reason", "i"),
+    ("applied_version", "q"), ("staleness", "q"), ("weight", "d"), ("outcome", "i"), ("reason", "i"),
     ("depth", "i"), ("width_ratio", "d"), ("submodel_params", "q"), ("download_bytes", "q"),
     ("upload_bytes", "q"), ("peak_memory_bytes", "q"), ("local_steps", "q"),
 )

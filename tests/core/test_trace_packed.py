@@ -119,3 +119,16 @@ def test_big_joined_file_bytes_do_not_depend_on_part_sizes(tmp_path: Path) -> No
         parts.close()
         files.append((tmp_path / name / "events.parquet").read_bytes())
     assert files[0] == files[1]
+
+
+def test_many_distinct_reasons_do_not_overflow_the_text_codes(tmp_path: Path) -> None:
+    """Free-text reasons share the code table with outcomes: 40,000 of them, then a new outcome."""
+    writer = PackedTableWriter(tmp_path, "updates", 100_000, None, UPDATE_FIELDS, DEVICES)
+    for i in range(40_000):
+        writer.append(*(_update_row(i)[:8] + ("dropped", f"staleness {i} > max_staleness 8") + _update_row(i)[10:]))
+    writer.append(*(_update_row(1)[:8] + ("a brand-new outcome", "") + _update_row(1)[10:]))
+    writer.close()
+    table = pq.read_table(tmp_path / "updates.parquet")
+    assert table.num_rows == 40_001
+    assert table.column("reason")[39_999].as_py() == "staleness 39999 > max_staleness 8"
+    assert table.column("outcome")[40_000].as_py() == "a brand-new outcome"
