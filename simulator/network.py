@@ -403,7 +403,21 @@ class Network:
         """Max-min fair rates by progressive filling over classes (weighted by their transfer counts).
 
         A lone class with distinct links never gets here: `_settle` gives it its rate directly, which is
-        what this filling reduces to for it (the same operations, the same floats)."""
+        what this filling reduces to for it (the same operations, the same floats). Classes that share
+        no link (downloads on the server's downlink, uploads on its uplink) take the short path of
+        :meth:`_divide_independent`."""
+        seen: set[int] = set()
+        for flow_class in pending:
+            for link in flow_class.links:
+                if id(link) in seen:
+                    break
+                seen.add(id(link))
+            else:
+                continue
+            break
+        else:
+            Network._divide_independent(pending)
+            return
         remaining: dict[int, float] = {}
         users: dict[int, int] = {}
         for flow_class in pending:
@@ -436,6 +450,34 @@ class Network:
                 else:
                     still.append(flow_class)
             pending = still
+
+    @staticmethod
+    def _divide_independent(pending: list[_FlowClass]) -> None:
+        """Progressive filling when no link is used twice: fixing one class leaves every other class's
+        share of its own links as it was (capacity / active), so the bounds are computed once; the
+        levels, thresholds and rates are those of the general filling, float for float."""
+        bounded = []
+        for flow_class in pending:
+            bound = flow_class.own_bound
+            active = flow_class.active
+            for link in flow_class.links:
+                share = link.capacity_bps / active
+                if share < bound:
+                    bound = share
+            bounded.append((flow_class, bound))
+        while bounded:
+            level = _INF
+            for _, bound in bounded:
+                if bound < level:
+                    level = bound
+            threshold = level * (1 + _REL_EPS)
+            still = []
+            for flow_class, bound in bounded:
+                if bound <= threshold:
+                    flow_class.rate_bps = level
+                else:
+                    still.append((flow_class, bound))
+            bounded = still
 
     def _schedule_next_completion(self) -> None:
         delay = _INF

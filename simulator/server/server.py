@@ -93,6 +93,9 @@ class Server:
         share_latency_streams(devices)  # latencies drawn in blocks, same values (see fleet/device.py)
         self.stopped = False  # set when the stop condition fires: nothing more is merged or dispatched
         self.paused = False  # a maintenance window: policy reactions wait in _deferred
+        # Every idle device is in here (a superset): a device becomes idle only when its job ends
+        # (job_arrived, job_failed, cancel) or it comes online (device_ready); idle_devices prunes it.
+        self._maybe_idle: set[int] = set(range(len(devices)))
         self._deferred: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ ServerView
@@ -113,7 +116,16 @@ class Server:
         return len(self.devices) - self._excluded
 
     def idle_devices(self) -> list[int]:
-        return [d.index for d in self.devices if d.online and d.job is None and d.excluded_reason is None]
+        """Indices of the idle devices, ascending.
+
+        Only devices that may have become idle since the last call are checked (`_maybe_idle`): a
+        semi-asynchronous merge every K arrivals must not scan a 10,000-device fleet each time."""
+        devices = self.devices
+        idle = [i for i in self._maybe_idle
+                if (d := devices[i]).online and d.job is None and d.excluded_reason is None]
+        self._maybe_idle = set(idle)  # the others become idle only via the paths that re-add them
+        idle.sort()
+        return idle
 
     def in_flight(self) -> list[JobView]:
         return [job.view for job in self.jobs_in_flight.values()]  # type: ignore[misc]
@@ -204,6 +216,7 @@ class Server:
         # Free the device now, so a round starting at this same instant can use it; the process
         # only records its partial phase when the interrupt is delivered.
         full.device.job = None
+        self._maybe_idle.add(full.device.index)
         full.outcome = "dropped"
         full.device.counts["dropped"] += 1
         self.hooks.discard(full)
@@ -242,7 +255,9 @@ class Server:
 
     def job_arrived(self, job: Job) -> None:
         del self.jobs_in_flight[job.job_id]
-        job.device.job = None
+        device = job.device
+        device.job = None
+        self._maybe_idle.add(device.index)
         self.jobs_waiting[job.job_id] = job
         job.view.arrival_s = job.arrival_s  # type: ignore[union-attr]
         if not self.stopped:
@@ -255,6 +270,7 @@ class Server:
     def job_failed(self, job: Job, outcome: str, reason: str) -> None:
         del self.jobs_in_flight[job.job_id]
         job.device.job = None
+        self._maybe_idle.add(job.device.index)
         job.outcome = outcome
         key = "oom" if outcome == "oom" else outcome
         job.device.counts[key] = job.device.counts.get(key, 0) + 1
@@ -270,6 +286,7 @@ class Server:
             self.device_ready(job.device)
 
     def device_ready(self, device: Device) -> None:
+        self._maybe_idle.add(device.index)
         self._when_running(lambda: self.policy.on_device_ready(self, device.index) if device.idle else None)
 
     def finish(self) -> None:
