@@ -126,3 +126,37 @@ def test_semi_async_server_lr_scales_the_merged_delta(server_lr: float) -> None:
     # the learner applies θ + Σ wΔ / (g + Σ w): the mean delta times server_lr
     assert sum(weights) / (g + sum(weights)) == pytest.approx(server_lr)
     assert g == 0.0 if server_lr == 1.0 else g > 0
+
+
+@pytest.mark.parametrize("policy", [
+    {"name": "co-s2p", "pruning": {"width": "none", "depth": "none"}, "aggregation": {"k": 3}},
+    {"name": "fedavg", "aggregation": {"deadline_s": 4.0}},
+])
+def test_idle_devices_tracked_incrementally_equal_a_full_scan(
+    tmp_path: Path, profile_dir: Path, monkeypatch: pytest.MonkeyPatch, policy: dict
+) -> None:
+    """The server checks only devices that may have become idle; under churn, OOM exclusion, merges
+    and deadline cancels, every answer must still be the full scan's, in the same order."""
+    from simulator.server.server import Server
+
+    original = Server.idle_devices
+    answers: list[list[int]] = []
+
+    def checked(self: Server) -> list[int]:
+        got = original(self)
+        assert got == [d.index for d in self.devices if d.online and d.job is None and d.excluded_reason is None]
+        answers.append(got)
+        return got
+
+    monkeypatch.setattr(Server, "idle_devices", checked)
+    fleet = _three_speed_fleet(tmp_path, profile_dir)
+    for group in fleet[:2]:
+        group["availability"] = {"kind": "churn", "mean_online_s": 6, "mean_offline_s": 2}
+    fleet.append({"profile": str(write_profile(profile_dir, "tiny", step_s=0.5, usable_gb=0.01)), "count": 1})
+    scenario = base_scenario(tmp_path, fleet)
+    scenario["algorithm"] = policy
+    scenario["stop"] = {"sim_time_s": 120}
+    run = simulator.run(scenario, timing_only=True)
+    assert len(answers) > 10
+    assert "oom" in set(run.updates.outcome) and "lost" in set(run.updates.outcome)
+    assert any(0 < len(a) < 7 for a in answers)  # some answers saw devices busy or away
