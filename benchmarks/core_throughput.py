@@ -36,8 +36,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def scenario(devices: int, rounds: int) -> dict[str, Any]:
-    """scale_10k.yaml with its group sizes scaled to `devices` (same profile mix) and `rounds` versions."""
+def scenario(devices: int, rounds: int, semi_async_k: int = 0) -> dict[str, Any]:
+    """scale_10k.yaml with its group sizes scaled to `devices` (same profile mix) and `rounds` versions;
+    with `semi_async_k`, Co-S²P (semi-asynchronous, merge every K arrivals) instead of FedAvg."""
     data = yaml.safe_load((ROOT / "scenarios" / "scale_10k.yaml").read_text())
     total = sum(group["count"] for group in data["fleet"])
     counts = [group["count"] * devices // total for group in data["fleet"]]
@@ -46,6 +47,8 @@ def scenario(devices: int, rounds: int) -> dict[str, Any]:
     data["name"] = f"core-throughput-{devices}"
     data["stop"] = {"max_versions": rounds, "sim_time_s": 1e9}
     data["output"] = {"report": False, "flush_rows": 200_000}
+    if semi_async_k:
+        data["algorithm"] = {"name": "co-s2p", "aggregation": {"k": semi_async_k}}
     return data
 
 
@@ -125,7 +128,7 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-def measure(devices: int, rounds: int, repeat: int) -> dict[str, Any]:
+def measure(devices: int, rounds: int, repeat: int, semi_async_k: int = 0) -> dict[str, Any]:
     """One size, in this process: warm-up, then `repeat` × (simulator run, bare loop); minima kept.
 
     The machine is shared, so each figure is the minimum over the repeats, and the run and its bare
@@ -145,7 +148,7 @@ def measure(devices: int, rounds: int, repeat: int) -> dict[str, Any]:
         for _ in range(repeat):
             spy.run_s = spy.run_cpu_s = 0.0
             start, start_cpu = time.perf_counter(), time.process_time()
-            result = run(copy.deepcopy(scenario(devices, rounds)), out=Path(tmp) / "run", timing_only=True,
+            result = run(copy.deepcopy(scenario(devices, rounds, semi_async_k)), out=Path(tmp) / "run", timing_only=True,
                          force=True, report=False)
             keep("total_s", time.perf_counter() - start)
             keep("total_cpu_s", time.process_time() - start_cpu)
@@ -160,7 +163,7 @@ def measure(devices: int, rounds: int, repeat: int) -> dict[str, Any]:
     summary = result.summary
     client_rounds = summary["accepted"] + summary["dropped"]  # uploads that reached the server
     return {
-        "devices": devices, "rounds": rounds, "repeat": repeat, "versions": summary["versions"],
+        "devices": devices, "rounds": rounds, "repeat": repeat, "semi_async_k": semi_async_k, "versions": summary["versions"],
         "client_rounds": client_rounds, "events": events, "events_per_client_round": events / client_rounds,
         **best,
         "client_rounds_per_s": client_rounds / best["total_s"], "loop_client_rounds_per_s": client_rounds / best["loop_s"],
@@ -187,7 +190,9 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000], help="fleet sizes")
     parser.add_argument("--repeat", type=int, default=2, help="runs per size, minimum kept (default 2)")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
-    parser.add_argument("--worker", type=int, nargs=3, metavar=("DEVICES", "ROUNDS", "REPEAT"), help=argparse.SUPPRESS)
+    parser.add_argument("--semi-async", type=int, default=0, metavar="K",
+                        help="Co-S²P merging every K arrivals instead of FedAvg (versions = merges)")
+    parser.add_argument("--worker", type=int, nargs="+", metavar="N", help=argparse.SUPPRESS)  # N R REPEAT [K]
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(measure(*args.worker)))
@@ -195,7 +200,8 @@ def main() -> int:
     rounds = args.rounds or (10 if args.quick else 100)
     rows = []
     for devices in args.sizes:
-        out = subprocess.run([sys.executable, __file__, "--worker", str(devices), str(rounds), str(args.repeat)], check=True,
+        out = subprocess.run([sys.executable, __file__, "--worker", str(devices), str(rounds), str(args.repeat),
+                              str(args.semi_async)], check=True,
                              capture_output=True, text=True, cwd=ROOT)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(f"  {devices} devices done", file=sys.stderr)
