@@ -101,6 +101,9 @@ def scenarios() -> dict[str, dict[str, Any]]:
         ap["latency"] = {"mean_ms": 2}
     same["network"]["ethernet"]["latency"] = {"mean_ms": 0}
     out[same["name"]] = same
+    # all Ethernet: downloads and uploads in flight at once on the server's two links (independent classes)
+    out["ethernet-1k-cos2p-churn"] = _big("ethernet-1k-cos2p-churn", {"name": "co-s2p", "aggregation": {"k": 16}},
+                                          wifi=False, churn=True, stop={"max_versions": 300, "sim_time_s": 1e6})
     out["mixed-1k-fedbuff"] = _big("mixed-1k-fedbuff", {"name": "fedbuff", "aggregation": {"buffer_k": 100}},
                                    wifi=True, churn=True, stop={"sim_time_s": 3000})
     return out

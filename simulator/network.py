@@ -106,6 +106,19 @@ class _FlowClass:
         return self.queue.popleft() if self.in_order else heapq.heappop(self.queue)  # type: ignore[union-attr,arg-type]
 
 
+def _share_no_link(classes: "dict[_FlowClass, None] | list[_FlowClass]") -> bool:
+    """True when no link is crossed by two of these classes, or twice by one: then each class's
+    max-min share is its own, whatever the others do."""
+    seen: set[int] = set()
+    for flow_class in classes:
+        for link in flow_class.links:
+            key = id(link)
+            if key in seen:
+                return False
+            seen.add(key)
+    return True
+
+
 class Network:
     """Owns every shared link and the transfers in flight; all transfers go through :meth:`transfer`."""
 
@@ -293,6 +306,9 @@ class Network:
                 if lone.distinct_links:
                     self._settle_lone(lone, dt)
                     return
+        elif _share_no_link(busy):
+            self._settle_independent(dt)
+            return
         pending = []
         for flow_class in self._class_list:
             active = flow_class.active
@@ -345,6 +361,71 @@ class Network:
         if pending:
             self._divide_capacity(pending)
         self._schedule_next_completion()
+
+    def _settle_independent(self, dt: float) -> None:
+        """:meth:`_settle` when the classes in flight share no link (downloads on the server's
+        downlink, uploads on its uplink: a semi-asynchronous fleet on Ethernet). Each class is advanced
+        and completed as there, its bound computed as :meth:`_divide_independent` does, the levels
+        grouped the same way, and the next completion is the earliest head: the general path's
+        floating-point operations, without its passes and bookkeeping."""
+        busy = self._busy
+        bounded: list[tuple[_FlowClass, float]] = []
+        for flow_class in self._class_list:  # creation order: completions succeed in the same order
+            active = flow_class.active
+            if not active:
+                continue  # idle: rate 0 already, at most cancelled transfers queued
+            if dt > 0:
+                served = flow_class.rate_bps * dt
+                flow_class.virtual_bits += served
+                for link in flow_class.links:
+                    link.bits_carried += served * active
+            queue = flow_class.queue
+            virtual_bits = flow_class.virtual_bits
+            while queue:
+                tag, _, transfer = queue[0]
+                if transfer.cancelled:
+                    flow_class.pop()
+                    continue
+                if tag - virtual_bits > _REL_EPS * (tag if tag > 1.0 else 1.0):  # max(1.0, tag)
+                    break
+                flow_class.pop()
+                active -= 1
+                transfer.finished = True
+                succeed(transfer, transfer)
+            flow_class.active = active
+            flow_class.rate_bps = 0.0
+            if not active:
+                del busy[flow_class]
+                continue
+            bound = flow_class.own_bound
+            for link in flow_class.links:
+                share = link.capacity_bps / active
+                if share < bound:
+                    bound = share
+            bounded.append((flow_class, bound))
+        waiting = bounded
+        while waiting:  # _divide_independent's levels
+            level = _INF
+            for _, bound in waiting:
+                if bound < level:
+                    level = bound
+            threshold = level * (1 + _REL_EPS)
+            still = []
+            for flow_class, bound in waiting:
+                if bound <= threshold:
+                    flow_class.rate_bps = level
+                else:
+                    still.append((flow_class, bound))
+            waiting = still
+        delay = _INF
+        for flow_class, _ in bounded:  # _schedule_next_completion's candidates
+            rate = flow_class.rate_bps
+            if rate > 0:
+                remaining_bits = flow_class.queue[0][0] - flow_class.virtual_bits
+                candidate = (remaining_bits if remaining_bits > 0.0 else 0.0) / rate
+                if candidate < delay:
+                    delay = candidate
+        self._arm_timer(delay)
 
     def _settle_lone(self, flow_class: _FlowClass, dt: float) -> None:
         """:meth:`_settle` when `flow_class` is the only class in flight: every other class is idle, with
@@ -406,16 +487,7 @@ class Network:
         what this filling reduces to for it (the same operations, the same floats). Classes that share
         no link (downloads on the server's downlink, uploads on its uplink) take the short path of
         :meth:`_divide_independent`."""
-        seen: set[int] = set()
-        for flow_class in pending:
-            for link in flow_class.links:
-                if id(link) in seen:
-                    break
-                seen.add(id(link))
-            else:
-                continue
-            break
-        else:
+        if _share_no_link(pending):
             Network._divide_independent(pending)
             return
         remaining: dict[int, float] = {}
