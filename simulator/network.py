@@ -128,6 +128,8 @@ class Network:
         self._class_list: list[_FlowClass] = []  # the same classes, in creation order
         # the classes with transfers in flight (active > 0), as an ordered set
         self._busy: dict[_FlowClass, None] = {}
+        # whether the classes in `_busy` share no link (None: not known since `_busy` last changed)
+        self._busy_independent: bool | None = None
         self._last_update_s = 0.0
         self._seq = itertools.count()
         # the completion timer that counts (any other that fires is stale) and when it fires
@@ -191,6 +193,7 @@ class Network:
                     flow_class.active = active + 1
                     if not active:
                         busy[flow_class] = None
+                        self._busy_independent = None  # the set changed: ask _share_no_link again
                     self._settle_lone(flow_class, 0.0)
                     return transfer
         transfer = self._start(links, size_bytes, cap_bps)
@@ -212,6 +215,7 @@ class Network:
         flow_class.active -= 1
         if not flow_class.active:
             del self._busy[flow_class]
+            self._busy_independent = None  # the set changed: ask _share_no_link again
             flow_class.rate_bps = 0.0  # as the settle below would: an idle class has no rate
         received = transfer.size_bits - max(0.0, transfer.finish_tag - flow_class.virtual_bits)
         if not self._settle_pending:
@@ -253,6 +257,7 @@ class Network:
         flow_class.push((transfer.finish_tag, next(self._seq), transfer))
         if not flow_class.active:
             self._busy[flow_class] = None
+            self._busy_independent = None  # the set changed: ask _share_no_link again
         flow_class.active += 1
         return transfer
 
@@ -306,9 +311,13 @@ class Network:
                 if lone.distinct_links:
                     self._settle_lone(lone, dt)
                     return
-        elif _share_no_link(busy):
-            self._settle_independent(dt)
-            return
+        else:
+            independent = self._busy_independent
+            if independent is None:
+                independent = self._busy_independent = _share_no_link(busy)
+            if independent:
+                self._settle_independent(dt)
+                return
         pending = []
         for flow_class in self._class_list:
             active = flow_class.active
@@ -335,6 +344,7 @@ class Network:
                     pending.append(flow_class)
                 else:
                     del busy[flow_class]
+                    self._busy_independent = None  # the set changed: ask _share_no_link again
             else:
                 queue = flow_class.queue  # only cancelled transfers can be left here
                 while queue and queue[0][2].cancelled:
@@ -396,6 +406,7 @@ class Network:
             flow_class.rate_bps = 0.0
             if not active:
                 del busy[flow_class]
+                self._busy_independent = None  # the set changed: ask _share_no_link again
                 continue
             bound = flow_class.own_bound
             for link in flow_class.links:
@@ -456,6 +467,7 @@ class Network:
         flow_class.active = active
         if not active:
             del self._busy[flow_class]
+            self._busy_independent = None  # the set changed: ask _share_no_link again
             flow_class.rate_bps = 0.0
             self._arm_timer(_INF)
             return
