@@ -113,10 +113,18 @@ def _summary_table(summary: dict[str, Any], run_dir: Path) -> Table:
     if summary["oom_devices"]:
         shown = ", ".join(summary["oom_devices"][:6]) + (" …" if len(summary["oom_devices"]) > 6 else "")
         table.add_row("out of memory", shown)
-    table.add_row("traffic", f"{summary['bytes_down'] / 1e9:.3f} GB down, {summary['bytes_up'] / 1e9:.3f} GB up")
+    table.add_row("traffic", f"{human_bytes(summary['bytes_down'])} down, {human_bytes(summary['bytes_up'])} up")
     table.add_row("energy", f"{summary['energy_j'] / 3.6e6:.4f} kWh ({summary['energy_j']:,.0f} J)")
     table.add_row("run folder", str(run_dir))
     return table
+
+
+def human_bytes(n: float) -> str:
+    """Decimal units, as link rates are quoted: 44,752 GB reads as '44.75 TB'."""
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:,.2f} {unit}"
+    return f"{n:,.0f} B"
 
 
 @app.command()
@@ -130,7 +138,7 @@ def run(
     executor: str = typer.Option("inline", "--executor", help="inline | pool | ray"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="join a Ray cluster (default: start a local one)"),
     force: bool = typer.Option(False, "--force", help="replace an existing run folder"),
-    no_report: bool = typer.Option(False, "--no-report", help="skip report.html"),
+    no_report: bool = typer.Option(False, "--no-report", help="skip report.html (default: the scenario's output.report)"),
     checkpoint_every: Optional[float] = typer.Option(
         None, "--checkpoint-every", metavar="SIM_SECONDS",
         help="save a checkpoint every SIM_SECONDS of simulated time; `fleetsim resume` continues from it"),
@@ -150,7 +158,8 @@ def run(
     progress, update = _progress_bar(loaded.stop.sim_time_s, loaded.stop.max_versions)
     try:
         result = run_scenario(scenario, out=out, seed=seed, timing_only=timing_only, force=force,
-                              executor=exec_obj, progress=update, report=not no_report,
+                              executor=exec_obj, progress=update,
+                              report=False if no_report else None,  # None: the scenario's output.report
                               checkpoint_every_s=checkpoint_every)
     finally:
         progress.stop()
