@@ -502,21 +502,20 @@ class Network:
         if _share_no_link(pending):
             Network._divide_independent(pending)
             return
-        remaining: dict[int, float] = {}
-        users: dict[int, int] = {}
+        remaining: dict[Link, float] = {}  # links as keys: identity-hashed (eq=False)
+        users: dict[Link, int] = {}
         for flow_class in pending:
             for link in flow_class.links:
-                key = id(link)
-                if key not in remaining:
-                    remaining[key] = link.capacity_bps
-                users[key] = users.get(key, 0) + flow_class.active
+                if link not in remaining:
+                    remaining[link] = link.capacity_bps
+                users[link] = users.get(link, 0) + flow_class.active
         while pending:
             bounds = []
             level = _INF
             for flow_class in pending:
                 bound = flow_class.own_bound
                 for link in flow_class.links:
-                    share = remaining[id(link)] / users[id(link)]
+                    share = remaining[link] / users[link]
                     if share < bound:
                         bound = share
                 bounds.append(bound)
@@ -528,9 +527,8 @@ class Network:
                 if bound <= threshold:
                     flow_class.rate_bps = level
                     for link in flow_class.links:
-                        key = id(link)
-                        remaining[key] = max(0.0, remaining[key] - level * flow_class.active)
-                        users[key] -= flow_class.active
+                        remaining[link] = max(0.0, remaining[link] - level * flow_class.active)
+                        users[link] -= flow_class.active
                 else:
                     still.append(flow_class)
             pending = still
