@@ -36,9 +36,11 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def scenario(devices: int, rounds: int, semi_async_k: int = 0) -> dict[str, Any]:
+def scenario(devices: int, rounds: int, semi_async_k: int = 0, access_points: int = 0) -> dict[str, Any]:
     """scale_10k.yaml with its group sizes scaled to `devices` (same profile mix) and `rounds` versions;
-    with `semi_async_k`, Co-S²P (semi-asynchronous, merge every K arrivals) instead of FedAvg."""
+    with `semi_async_k`, Co-S²P (semi-asynchronous, merge every K arrivals) instead of FedAvg; with
+    `access_points`, the fleet split evenly over that many Wi-Fi cells (600 Mbit/s each, 150 Mbit/s
+    per client, 3 ± 1 ms) instead of Ethernet, the profiles taking turns."""
     data = yaml.safe_load((ROOT / "scenarios" / "scale_10k.yaml").read_text())
     total = sum(group["count"] for group in data["fleet"])
     counts = [group["count"] * devices // total for group in data["fleet"]]
@@ -49,6 +51,15 @@ def scenario(devices: int, rounds: int, semi_async_k: int = 0) -> dict[str, Any]
     data["output"] = {"report": False, "flush_rows": 200_000}
     if semi_async_k:
         data["algorithm"] = {"name": "co-s2p", "aggregation": {"k": semi_async_k}}
+    if access_points:
+        profiles = [group["profile"] for group in data["fleet"]]
+        sizes = [devices // access_points + (1 if a < devices % access_points else 0) for a in range(access_points)]
+        data["fleet"] = [{"profile": profiles[a % len(profiles)], "count": n, "link": f"ap{a}"}
+                         for a, n in enumerate(sizes) if n > 0]
+        data["network"]["access_points"] = {
+            f"ap{a}": {"capacity_mbps": 600, "max_client_mbps": 150, "latency": {"mean_ms": 3, "jitter_ms": 1}}
+            for a in range(access_points)
+        }
     return data
 
 
@@ -128,7 +139,7 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-def measure(devices: int, rounds: int, repeat: int, semi_async_k: int = 0) -> dict[str, Any]:
+def measure(devices: int, rounds: int, repeat: int, semi_async_k: int = 0, access_points: int = 0) -> dict[str, Any]:
     """One size, in this process: warm-up, then `repeat` × (simulator run, bare loop); minima kept.
 
     The machine is shared, so each figure is the minimum over the repeats, and the run and its bare
@@ -148,7 +159,8 @@ def measure(devices: int, rounds: int, repeat: int, semi_async_k: int = 0) -> di
         for _ in range(repeat):
             spy.run_s = spy.run_cpu_s = 0.0
             start, start_cpu = time.perf_counter(), time.process_time()
-            result = run(copy.deepcopy(scenario(devices, rounds, semi_async_k)), out=Path(tmp) / "run", timing_only=True,
+            result = run(copy.deepcopy(scenario(devices, rounds, semi_async_k, access_points)), out=Path(tmp) / "run",
+                         timing_only=True,
                          force=True, report=False)
             keep("total_s", time.perf_counter() - start)
             keep("total_cpu_s", time.process_time() - start_cpu)
@@ -163,7 +175,8 @@ def measure(devices: int, rounds: int, repeat: int, semi_async_k: int = 0) -> di
     summary = result.summary
     client_rounds = summary["accepted"] + summary["dropped"]  # uploads that reached the server
     return {
-        "devices": devices, "rounds": rounds, "repeat": repeat, "semi_async_k": semi_async_k, "versions": summary["versions"],
+        "devices": devices, "rounds": rounds, "repeat": repeat, "semi_async_k": semi_async_k, "access_points": access_points,
+        "versions": summary["versions"],
         "client_rounds": client_rounds, "events": events, "events_per_client_round": events / client_rounds,
         **best,
         "client_rounds_per_s": client_rounds / best["total_s"], "loop_client_rounds_per_s": client_rounds / best["loop_s"],
@@ -192,7 +205,9 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     parser.add_argument("--semi-async", type=int, default=0, metavar="K",
                         help="Co-S²P merging every K arrivals instead of FedAvg (versions = merges)")
-    parser.add_argument("--worker", type=int, nargs="+", metavar="N", help=argparse.SUPPRESS)  # N R REPEAT [K]
+    parser.add_argument("--access-points", type=int, default=0, metavar="N",
+                        help="split the fleet over N Wi-Fi access points instead of Ethernet")
+    parser.add_argument("--worker", type=int, nargs="+", metavar="N", help=argparse.SUPPRESS)  # N R REPEAT [K APS]
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(measure(*args.worker)))
@@ -201,7 +216,7 @@ def main() -> int:
     rows = []
     for devices in args.sizes:
         out = subprocess.run([sys.executable, __file__, "--worker", str(devices), str(rounds), str(args.repeat),
-                              str(args.semi_async)], check=True,
+                              str(args.semi_async), str(args.access_points)], check=True,
                              capture_output=True, text=True, cwd=ROOT)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(f"  {devices} devices done", file=sys.stderr)
