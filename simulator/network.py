@@ -119,6 +119,42 @@ def _share_no_link(classes: "dict[_FlowClass, None] | list[_FlowClass]") -> bool
     return True
 
 
+def _advance_and_complete(flow_class: _FlowClass, dt: float) -> int:
+    """Advance a busy class's virtual clock by `dt` at its rate, complete its due transfers in queue
+    order, and return how many stay in flight. Cancelled transfers met at the head are dropped."""
+    active = flow_class.active
+    if dt > 0:
+        served = flow_class.rate_bps * dt
+        flow_class.virtual_bits += served
+        for link in flow_class.links:
+            link.bits_carried += served * active
+    queue = flow_class.queue
+    virtual_bits = flow_class.virtual_bits
+    while queue:
+        tag, _, transfer = queue[0]
+        if not transfer.cancelled:
+            if tag - virtual_bits > _REL_EPS * (tag if tag > 1.0 else 1.0):  # max(1.0, tag)
+                break
+            active -= 1
+            transfer.finished = True
+            succeed(transfer, transfer)
+        flow_class.pop()
+    flow_class.active = active
+    return active
+
+
+def _lone_bound(flow_class: _FlowClass) -> float:
+    """The class's max-min rate when no other class shares its links: its cap, or its fair share of
+    its tightest link."""
+    bound = flow_class.own_bound
+    active = flow_class.active
+    for link in flow_class.links:
+        share = link.capacity_bps / active
+        if share < bound:
+            bound = share
+    return bound
+
+
 class Network:
     """Owns every shared link and the transfers in flight; all transfers go through :meth:`transfer`."""
 
@@ -311,183 +347,39 @@ class Network:
                 if lone.distinct_links:
                     self._settle_lone(lone, dt)
                     return
-        else:
-            independent = self._busy_independent
-            if independent is None:
-                independent = self._busy_independent = _share_no_link(busy)
-            if independent:
-                self._settle_independent(dt)
-                return
         pending = []
         for flow_class in self._class_list:
-            active = flow_class.active
-            if active:
-                if dt > 0:
-                    served = flow_class.rate_bps * dt
-                    flow_class.virtual_bits += served
-                    for link in flow_class.links:
-                        link.bits_carried += served * active
-                queue = flow_class.queue
-                virtual_bits = flow_class.virtual_bits
-                while queue:
-                    tag, _, transfer = queue[0]
-                    if transfer.cancelled:
-                        flow_class.pop()
-                        continue
-                    if tag - virtual_bits > _REL_EPS * (tag if tag > 1.0 else 1.0):  # max(1.0, tag)
-                        break
-                    flow_class.pop()
-                    flow_class.active -= 1
-                    transfer.finished = True
-                    succeed(transfer, transfer)
-                if flow_class.active:
+            if flow_class.active:  # an idle class has rate 0 and at most cancelled transfers queued
+                if _advance_and_complete(flow_class, dt):
                     pending.append(flow_class)
                 else:
                     del busy[flow_class]
                     self._busy_independent = None  # the set changed: ask _share_no_link again
-            else:
-                queue = flow_class.queue  # only cancelled transfers can be left here
-                while queue and queue[0][2].cancelled:
-                    flow_class.pop()
-            flow_class.rate_bps = 0.0
-        if len(pending) == 1 and pending[0].distinct_links:
-            # The common case, fused: one class in flight gets the single-class rate of
-            # _divide_capacity, and its heap head is the only completion _schedule_next_completion
-            # would consider (the same floating-point operations as those two).
-            flow_class = pending[0]
-            bound = flow_class.own_bound
-            active = flow_class.active
-            for link in flow_class.links:
-                share = link.capacity_bps / active
-                if share < bound:
-                    bound = share
-            flow_class.rate_bps = bound
-            if bound > 0:
-                remaining_bits = flow_class.queue[0][0] - flow_class.virtual_bits
-                self._arm_timer((remaining_bits if remaining_bits > 0.0 else 0.0) / bound)
-            else:
-                self._arm_timer(_INF)
-            return
+                flow_class.rate_bps = 0.0
         if pending:
-            self._divide_capacity(pending)
+            independent = self._busy_independent  # `busy` holds exactly the pending classes now
+            if independent is None:
+                independent = self._busy_independent = _share_no_link(busy)
+            if independent:
+                self._divide_independent(pending)
+            else:
+                self._divide_capacity(pending)
         self._schedule_next_completion()
-
-    def _settle_independent(self, dt: float) -> None:
-        """:meth:`_settle` when the classes in flight share no link (downloads on the server's
-        downlink, uploads on its uplink: a semi-asynchronous fleet on Ethernet). Each class is advanced
-        and completed as there, its bound computed as :meth:`_divide_independent` does, the levels
-        grouped the same way, and the next completion is the earliest head: the general path's
-        floating-point operations, without its passes and bookkeeping."""
-        busy = self._busy
-        bounded: list[tuple[_FlowClass, float]] = []
-        for flow_class in self._class_list:  # creation order: completions succeed in the same order
-            active = flow_class.active
-            if not active:
-                continue  # idle: rate 0 already, at most cancelled transfers queued
-            if dt > 0:
-                served = flow_class.rate_bps * dt
-                flow_class.virtual_bits += served
-                for link in flow_class.links:
-                    link.bits_carried += served * active
-            queue = flow_class.queue
-            virtual_bits = flow_class.virtual_bits
-            while queue:
-                tag, _, transfer = queue[0]
-                if transfer.cancelled:
-                    flow_class.pop()
-                    continue
-                if tag - virtual_bits > _REL_EPS * (tag if tag > 1.0 else 1.0):  # max(1.0, tag)
-                    break
-                flow_class.pop()
-                active -= 1
-                transfer.finished = True
-                succeed(transfer, transfer)
-            flow_class.active = active
-            flow_class.rate_bps = 0.0
-            if not active:
-                del busy[flow_class]
-                self._busy_independent = None  # the set changed: ask _share_no_link again
-                continue
-            bound = flow_class.own_bound
-            for link in flow_class.links:
-                share = link.capacity_bps / active
-                if share < bound:
-                    bound = share
-            bounded.append((flow_class, bound))
-        waiting = bounded
-        while waiting:  # _divide_independent's levels
-            level = _INF
-            for _, bound in waiting:
-                if bound < level:
-                    level = bound
-            threshold = level * (1 + _REL_EPS)
-            still = []
-            for flow_class, bound in waiting:
-                if bound <= threshold:
-                    flow_class.rate_bps = level
-                else:
-                    still.append((flow_class, bound))
-            waiting = still
-        delay = _INF
-        for flow_class, _ in bounded:  # _schedule_next_completion's candidates
-            rate = flow_class.rate_bps
-            if rate > 0:
-                remaining_bits = flow_class.queue[0][0] - flow_class.virtual_bits
-                candidate = (remaining_bits if remaining_bits > 0.0 else 0.0) / rate
-                if candidate < delay:
-                    delay = candidate
-        self._arm_timer(delay)
 
     def _settle_lone(self, flow_class: _FlowClass, dt: float) -> None:
         """:meth:`_settle` when `flow_class` is the only class in flight: every other class is idle, with
         rate 0 and at most cancelled transfers queued (left for a later general settle to pop; they
         change no number). Advance, complete what is due, take the single-class rate, re-arm."""
-        active = flow_class.active
-        if dt > 0:
-            served = flow_class.rate_bps * dt
-            flow_class.virtual_bits += served
-            for link in flow_class.links:
-                link.bits_carried += served * active
-        queue = flow_class.queue
-        virtual_bits = flow_class.virtual_bits
-        while queue:
-            tag, _, transfer = queue[0]
-            if transfer.cancelled:
-                flow_class.pop()
-                continue
-            if tag - virtual_bits > _REL_EPS * (tag if tag > 1.0 else 1.0):  # max(1.0, tag)
-                break
-            if flow_class.in_order:
-                queue.popleft()  # type: ignore[union-attr]
-            else:
-                heapq.heappop(queue)  # type: ignore[arg-type]
-            active -= 1
-            transfer.finished = True
-            succeed(transfer, transfer)
-        flow_class.active = active
-        if not active:
+        if not _advance_and_complete(flow_class, dt):
             del self._busy[flow_class]
             self._busy_independent = None  # the set changed: ask _share_no_link again
             flow_class.rate_bps = 0.0
             self._arm_timer(_INF)
             return
-        bound = flow_class.own_bound
-        for link in flow_class.links:
-            share = link.capacity_bps / active
-            if share < bound:
-                bound = share
-        flow_class.rate_bps = bound
+        bound = flow_class.rate_bps = _lone_bound(flow_class)
         if bound > 0:
-            remaining_bits = queue[0][0] - virtual_bits
-            delay = (remaining_bits if remaining_bits > 0.0 else 0.0) / bound
-            # _arm_timer(delay), written out: this runs at every start and completion
-            now = self.env._now
-            at = now + delay
-            timer_at = self._timer_at
-            if timer_at is not None and now <= timer_at <= at:
-                return
-            self._timer_at = at
-            self._timer = timeout(self.env, delay, self._on_timer)
+            remaining_bits = flow_class.queue[0][0] - flow_class.virtual_bits
+            self._arm_timer((remaining_bits if remaining_bits > 0.0 else 0.0) / bound)
         else:
             self._arm_timer(_INF)
 
@@ -495,13 +387,9 @@ class Network:
     def _divide_capacity(pending: list[_FlowClass]) -> None:
         """Max-min fair rates by progressive filling over classes (weighted by their transfer counts).
 
-        A lone class with distinct links never gets here: `_settle` gives it its rate directly, which is
-        what this filling reduces to for it (the same operations, the same floats). Classes that share
-        no link (downloads on the server's downlink, uploads on its uplink) take the short path of
-        :meth:`_divide_independent`."""
-        if _share_no_link(pending):
-            Network._divide_independent(pending)
-            return
+        Classes that share no link (a lone class, or downloads on the server's downlink beside uploads
+        on its uplink) take :meth:`_divide_independent` instead, which this filling reduces to for
+        them (the same operations, the same floats)."""
         remaining: dict[Link, float] = {}  # links as keys: identity-hashed (eq=False)
         users: dict[Link, int] = {}
         for flow_class in pending:
@@ -538,15 +426,7 @@ class Network:
         """Progressive filling when no link is used twice: fixing one class leaves every other class's
         share of its own links as it was (capacity / active), so the bounds are computed once; the
         levels, thresholds and rates are those of the general filling, float for float."""
-        bounded = []
-        for flow_class in pending:
-            bound = flow_class.own_bound
-            active = flow_class.active
-            for link in flow_class.links:
-                share = link.capacity_bps / active
-                if share < bound:
-                    bound = share
-            bounded.append((flow_class, bound))
+        bounded = [(flow_class, _lone_bound(flow_class)) for flow_class in pending]
         while bounded:
             level = _INF
             for _, bound in bounded:
