@@ -98,7 +98,7 @@ class Device:
             # the same arithmetic numpy does on the same standard variate: bit-identical values
             s = self.latency_jitter_s
             values = stream.values
-            z = values.pop() if values else stream.refill()  # LatencyStream.next, written out
+            z = values.pop() if values else stream.refill()  # the stream's next value
             kind = stream.kind
             if kind == "normal":
                 jitter = 0.0 + s * z            # Generator.normal(loc, scale) = loc + scale · Z
@@ -131,10 +131,6 @@ class LatencyStream:
         self.kind = kind  # uniform | exponential | normal
         self._draw = {"uniform": rng.random, "exponential": rng.standard_exponential}.get(kind, rng.standard_normal)
         self.values: list[float] = []  # the block's undrawn values, last one next
-
-    def next(self) -> float:
-        values = self.values
-        return values.pop() if values else self.refill()
 
     def refill(self) -> float:
         """Draw the next block and return its first value."""

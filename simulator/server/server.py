@@ -164,14 +164,11 @@ class Server:
         if self.stopped:
             return
         # One pass per accepted update (a 10,000-device round merges 10,000): take the job, its
-        # staleness and trained span, book it, and pack its updates.parquet row (_write_update,
-        # written out). The merge hook runs after, on the same jobs in the same order.
+        # staleness and trained span, book it and write its row. The merge hook runs after, on the
+        # same jobs in the same order.
         waiting = self.jobs_waiting
         base = self._version
         version = base + 1
-        updates = self.recorder.updates
-        buffer, pack = updates.buffer, updates.pack
-        accepted, no_reason = updates.code("accepted"), updates.code("")
         jobs: list[tuple[Job, float]] = []
         staleness: list[int] = []
         spans: dict[tuple[int, int], int] = {}
@@ -183,19 +180,12 @@ class Server:
             span = (job.trainable_from, job.depth)
             spans[span] = spans.get(span, 0) + 1
             job.outcome = "accepted"
-            device = job.device
-            device.counts["accepted"] += 1
-            buffer += pack(
-                job.job_id, device.index, job.dispatch_s, job.arrival_s if job.arrival_s is not None else _NAN,
-                job.base_version, version, tau, weight, accepted, no_reason, job.depth, job.width_ratio,
-                job.submodel_params, job.download_bytes, job.upload_bytes, job.peak_memory_bytes, job.local_steps,
-            )
+            job.device.counts["accepted"] += 1
+            self._write_update(job, version, tau, weight, "")
         coverage = _block_coverage(spans, self.num_blocks)
         self.hooks.merge(jobs, mode, global_weight)
         self._version = version
         self.staleness_accepted.extend(staleness)
-        if len(buffer) >= updates.flush_bytes:
-            updates.flush()
         self.recorder.versions.append(
             self._version, self.env.now, trigger, len(jobs),
             float(np.mean(staleness)) if staleness else 0.0, coverage, min(coverage) if coverage else 0,
@@ -298,9 +288,14 @@ class Server:
         self.jobs_waiting.clear()
 
     def _write_update(self, job: Job, applied_version: int, staleness: int, weight: float, reason: str) -> None:
-        self.recorder.updates.append(
-            job.job_id, job.device.index, job.dispatch_s,
-            job.arrival_s if job.arrival_s is not None else float("nan"), job.base_version, applied_version,
-            staleness, weight, job.outcome, reason, job.depth, job.width_ratio, job.submodel_params,
-            job.download_bytes, job.upload_bytes, job.peak_memory_bytes, job.local_steps,
+        """One updates.parquet row, packed straight into the writer's buffer (PackedTableWriter)."""
+        updates = self.recorder.updates
+        buffer = updates.buffer
+        buffer += updates.pack(
+            job.job_id, job.device.index, job.dispatch_s, job.arrival_s if job.arrival_s is not None else _NAN,
+            job.base_version, applied_version, staleness, weight, updates.code(job.outcome), updates.code(reason),
+            job.depth, job.width_ratio, job.submodel_params, job.download_bytes, job.upload_bytes,
+            job.peak_memory_bytes, job.local_steps,
         )
+        if len(buffer) >= updates.flush_bytes:
+            updates.flush()
