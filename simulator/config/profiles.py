@@ -27,6 +27,7 @@ from rich import box
 from rich.table import Table
 
 from simulator.config.loading import deep_merge, load_yaml_model, validation_error_to_input_error
+from simulator.config.numbers import NoBoolNumbers
 from simulator.errors import InputError
 
 PROFILES_DIR_ENV = "FLEETSIM_PROFILES_DIR"
@@ -45,7 +46,7 @@ DEFAULT_OP_OVERHEAD_S = 20e-6
 DEFAULT_GEMM_TILE_WIDTH = 32
 
 
-class _Strict(BaseModel):
+class _Strict(NoBoolNumbers):
     """Unknown keys are errors (a typo must not become a silent default); NaN/inf are rejected."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)

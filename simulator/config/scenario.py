@@ -17,9 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from simulator.errors import InputError
 from simulator.faults import Fault, LinkDown
 from simulator.config.workload import DatasetSpec, ModelSpec, PartitionSpec
+from simulator.config.numbers import NoBoolNumbers
 
 
-class Strict(BaseModel):
+class Strict(NoBoolNumbers):
     """Base for every scenario part: unknown keys are errors and NaN/inf are rejected."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=True)

@@ -15,10 +15,12 @@ from typing import Any, Callable, ClassVar, Iterable, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from simulator.config.numbers import NoBoolNumbers
+
 from simulator.errors import InputError
 
 
-class PolicyParams(BaseModel):
+class PolicyParams(NoBoolNumbers):
     """Base of every policy's parameters: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)

@@ -12,6 +12,8 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from simulator.config.numbers import NoBoolNumbers
+
 
 class StalenessFunction(Protocol):
     def __call__(self, staleness: int) -> float: ...
@@ -42,7 +44,7 @@ class Hinge:
         return 1.0 if staleness <= self.b else 1.0 / (self.a * (staleness - self.b) + 1.0)
 
 
-class StalenessSpec(BaseModel):
+class StalenessSpec(NoBoolNumbers):
     """The scenario's ``staleness:`` block."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
