@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from rich import box
 from rich.table import Table
 
+from simulator.config.input_files import check_input_file
 from simulator.config.loading import deep_merge, load_yaml_model, validation_error_to_input_error
 from simulator.config.numbers import NoBoolNumbers
 from simulator.errors import InputError
@@ -315,12 +316,14 @@ def load_profile(name_or_path: str, base_dir: Path | None = None) -> DeviceProfi
         path = Path(text).expanduser()
         if not path.is_absolute():
             path = (base_dir if base_dir is not None else Path.cwd()) / path
-        if not path.is_file():
+        try:
+            check_input_file(path, "a profile .yaml file")  # a regular file within the size limit
+        except InputError as err:
             # no file= here: the file at fault is the one naming this path (the caller adds it)
-            what = "is a folder, not a profile file" if path.is_dir() else "not found"
-            raise InputError(
-                f"device profile file {what} ({path})", value=text, accepted=_accepted_names(base_dir)
-            )
+            what = ("is a folder, not a profile file" if err.problem.startswith("is a folder")
+                    else "not found" if err.problem == "file not found" else err.problem)
+            accepted = err.accepted if "too large" in err.problem else _accepted_names(base_dir)
+            raise InputError(f"device profile file {what} ({path})", value=text, accepted=accepted) from None
         return load_yaml_model(path, DeviceProfile)
     path = _builtin_path(text)
     if path is None:
