@@ -20,7 +20,7 @@ from simulator.config.loading import load_yaml_model, validate_data
 from simulator.config.scenario import Scenario
 from simulator.engine import ProgressFn, Simulation
 from simulator.errors import InputError, RunError
-from simulator.run_failure import RunFailed, RunInterrupted
+from simulator.run_failure import RunFailed, RunInterrupted, preparing_failure
 from simulator.run_folder import ClaimedFolder, claim_for_resume, claim_run_dir, remove_run_files, write_yaml
 from simulator.server.policy import add_plugin_paths
 from simulator.trace import read_table
@@ -127,9 +127,14 @@ def run(
         check_seed(seed)
         scenario = scenario.model_copy(update={"seed": seed})
     timing_only = timing_only or scenario.timing_only
-    simulation = Simulation(scenario, Path("."), scenario_file=file, base_dir=base_dir,
-                            timing_only=timing_only, executor=executor, progress=progress,
-                            checkpoint_every_s=checkpoint_every_s)
+    try:
+        simulation = Simulation(scenario, Path("."), scenario_file=file, base_dir=base_dir,
+                                timing_only=timing_only, executor=executor, progress=progress,
+                                checkpoint_every_s=checkpoint_every_s)
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a plug-in's code failing while being sized or built
+        raise preparing_failure(exc, scenario) from None
     folder = claim_run_dir(resolve_run_dir(scenario, out), force, scenario_file=file)
     try:
         simulation.run_dir = folder.path
@@ -217,9 +222,12 @@ def _failed(folder: ClaimedFolder, failed: RunFailed, want_report: bool) -> Exce
                 if there]
         stopped = f"The run stopped at simulated time {float(summary.get('makespan_s', 0.0)):,.1f} s"
         listed = ", ".join(kept[:-1]) + f" and {kept[-1]}" if len(kept) > 1 else kept[0]
-        tail = f"{stopped}; {listed} are kept in {run_dir} (stop_reason in summary.json says why)"
+        why = ("stop_reason in summary.json says why" if (run_dir / "summary.json").exists()
+               else "summary.json could not be written")
+        tail = f"{stopped}; {listed} are kept in {run_dir} ({why})"
     else:
-        tail = f"The previous run in {run_dir} was kept as it was (the new one had nothing to show)"
+        why = "the new run could not be written" if failure.kind == "write" else "the new run had nothing to show yet"
+        tail = f"The previous run in {run_dir} was kept as it was ({why})"
     folder.finish(keep)
     if failure.kind == "input" and failure.input_error is not None:
         err = failure.input_error
@@ -265,10 +273,15 @@ def resume(run_dir: str | Path, *, executor: Any = None, progress: ProgressFn | 
         scenario = load_yaml_model(run_dir / "scenario.yaml", Scenario)
         checkpoint = load_checkpoint(run_dir)
         add_plugin_paths(options["base_dir"], Path.cwd())
-        simulation = Simulation(scenario, run_dir, scenario_file=str(run_dir / "scenario.yaml"),
-                                base_dir=Path(options["base_dir"]), timing_only=bool(options.get("timing_only")),
-                                executor=executor, progress=progress,
-                                checkpoint_every_s=options.get("checkpoint_every_s"), resume_from=checkpoint)
+        try:
+            simulation = Simulation(scenario, run_dir, scenario_file=str(run_dir / "scenario.yaml"),
+                                    base_dir=Path(options["base_dir"]), timing_only=bool(options.get("timing_only")),
+                                    executor=executor, progress=progress,
+                                    checkpoint_every_s=options.get("checkpoint_every_s"), resume_from=checkpoint)
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - as in run()
+            raise preparing_failure(exc, scenario) from None
         remove_run_files(run_dir, keep=frozenset({"scenario.yaml", RUN_OPTIONS_FILE, CHECKPOINT_FILE}))
     except BaseException:
         folder.finish(keep=False)

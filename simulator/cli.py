@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -61,6 +62,14 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             detail = str(stop) or "traces written so far are kept in the run folder"
             err_console.print(f"[yellow]Interrupted: {detail}.[/]")
             raise typer.Exit(130) from None
+        except Exception as exc:  # noqa: BLE001 - the last net: one paragraph, never a traceback
+            if os.environ.get("FLEETSIM_TRACEBACK"):
+                raise
+            from simulator.run_failure import describe_failure
+
+            message = describe_failure(exc).message + " (FLEETSIM_TRACEBACK=1 shows the traceback)"
+            err_console.print(Text.assemble(("fleetsim: failed: ", "bold red"), message), soft_wrap=True)
+            raise typer.Exit(1) from None
 
     return wrapper
 
@@ -237,6 +246,7 @@ def validate(
     from simulator.api import load_scenario
     from simulator.engine import Simulation
     from simulator.server.policy import add_plugin_paths
+    from simulator.run_failure import preparing_failure
     from simulator.validate import not_imported_note, plugins_in, without_plugins
 
     for file in files:
@@ -247,7 +257,12 @@ def validate(
             add_plugin_paths(file.resolve().parent, Path.cwd())
         elif plugins:
             checked = without_plugins(scenario)
-        Simulation(checked, Path("."), scenario_file=str(file), base_dir=file.resolve().parent, timing_only=True)
+        try:
+            Simulation(checked, Path("."), scenario_file=str(file), base_dir=file.resolve().parent, timing_only=True)
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an imported plug-in failing while being sized or built
+            raise preparing_failure(exc, scenario) from None
         console.print(f"[green]ok[/] {file}: {scenario.num_devices} devices, algorithm {scenario.algorithm.name}",
                       soft_wrap=True)
         if plugins and not import_plugins:

@@ -26,7 +26,8 @@ from simulator.fleet.online import OnlineSwitch
 from simulator.learning.trainer import single_thread
 from simulator.model_hooks import LearnerHooks, TimingHooks
 from simulator.planning import Planner, SubmodelChoice, local_steps
-from simulator.run_failure import RunFailed, RunFailure, RunInterrupted, RunOutcome, describe_failure, plugin_files
+from simulator.run_failure import (RunFailed, RunFailure, RunInterrupted, RunOutcome, describe_failure,
+                                   scenario_plugin_files)
 from simulator.run_folder import write_json
 from simulator.server.policy import build_policy
 from simulator.server.server import Server
@@ -313,9 +314,7 @@ class Simulation:
         return RunOutcome(self.run_dir, summary)
 
     def _plugin_files(self) -> dict[str, str]:
-        wl = self.scenario.workload
-        return plugin_files([("policy", self.algorithm.aggregation.get("policy")), ("model", wl.model.name),
-                             ("training model", wl.train_model.name if wl.train_model else None)])
+        return scenario_plugin_files(self.scenario)
 
     def _checkpoints(self, env: simpy.Environment, learner: Any, hooks: Any, recorder: TraceRecorder,
                      eval_rows: list[tuple[float, int, float, float, list[float]]]):

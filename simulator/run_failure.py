@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from simulator.errors import InputError
+from simulator.errors import InputError, RunError
 from simulator.server.policy import PolicyCallError
 from simulator.trace_tables import TraceWriteError
 
@@ -193,3 +193,16 @@ def plugin_files(refs: Iterable[tuple[str, str | None]]) -> dict[str, str]:
         if file:
             out[str(Path(file).resolve())] = f"{kind} plug-in '{name}'"
     return out
+
+
+def scenario_plugin_files(scenario: Any) -> dict[str, str]:
+    """:func:`plugin_files` for the plug-ins a Scenario names (policy, model, training model)."""
+    wl = scenario.workload
+    return plugin_files([("policy", scenario.algorithm.aggregation.get("policy")), ("model", wl.model.name),
+                         ("training model", wl.train_model.name if wl.train_model else None)])
+
+
+def preparing_failure(exc: Exception, scenario: Any) -> RunError:
+    """A plug-in (or a bug) failing while the run is being prepared: nothing was written yet."""
+    failure = describe_failure(exc, scenario_plugin_files(scenario))
+    return RunError(f"{failure.message}, while preparing the run; nothing was run or written")

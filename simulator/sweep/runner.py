@@ -16,6 +16,7 @@ from typing import Any
 from simulator.errors import InputError
 from simulator.config.input_files import read_input_text
 from simulator.run_folder import atomic_write_text, claim_sweep_dir, write_json
+from simulator.server.policy import add_plugin_paths
 from simulator.sweep.backends import BACKENDS, ProgressFn, VariantTask, run_tasks
 from simulator.sweep.expand import Variant, expand
 from simulator.sweep.results import SweepResult, aggregate_table, metrics_of, results_table, write_tables
@@ -92,6 +93,7 @@ def run_sweep(
     """
     _check_options(jobs, backend)
     loaded = load_sweep(path)
+    add_plugin_paths(loaded.sweep_dir, loaded.base_dir, Path.cwd())  # variants are validated here, before running
     variants = expand(loaded, timing_only=timing_only)
     sweep_dir = Path(out) if out is not None else loaded.default_output()
     lock = claim_sweep_dir(sweep_dir)  # new, empty or fleetsim's own; one sweep at a time

@@ -111,10 +111,11 @@ def tiny_scenario(folder: Path, *, devices: int = 4, **overrides: Any) -> dict[s
     return scenario
 
 
-def mischief_scenario(folder: Path, mode: str, *, after: int = 3, report: bool = True, **extra: Any) -> Path:
+def mischief_scenario(folder: Path, mode: str, *, after: int = 3, report: bool = True, versions: int = 40,
+                      **extra: Any) -> Path:
     """A scenario using the Mischief plug-in written beside it (found like any module:Class plug-in)."""
     (folder / "mischief.py").write_text(MISCHIEF)
-    scenario = tiny_scenario(folder, stop={"sim_time_s": 1e6, "max_versions": 40})
+    scenario = tiny_scenario(folder, stop={"sim_time_s": 1e6, "max_versions": versions})
     scenario["algorithm"] = {"name": "fedavg", "aggregation": {"policy": "mischief:Mischief", "mode": mode,
                                                                "after": after, **extra}}
     scenario["output"]["report"] = report
@@ -169,3 +170,26 @@ def tree(folder: Path) -> dict[str, str]:
     """Every file under `folder` (relative path -> SHA-256), to prove that nothing changed."""
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def cli(*args: str, cwd: Path | None = None, **env: str) -> Result:
+    """`fleetsim ARGS` in this process (typer's CliRunner): the command's own code path, without the
+    seconds a new interpreter spends importing torch. Subprocesses (:func:`fleetsim`) remain for what
+    needs a process of its own: signals, locks held by another process, a clean import state."""
+    import traceback as tb
+
+    from typer.testing import CliRunner
+
+    from simulator.cli import app
+
+    old = Path.cwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200", **env}, catch_exceptions=True)
+    finally:
+        os.chdir(old)
+    err = result.stderr if result.stderr_bytes is not None else ""
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        err += "Traceback (in-process):\n" + "".join(tb.format_exception(result.exception))
+    return Result(result.exit_code, result.stdout, err)
