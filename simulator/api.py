@@ -7,6 +7,7 @@ first access — the same files any other tool reads.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -258,6 +259,23 @@ def _refuse_finished(run_dir: Path) -> None:
                                   "`fleetsim run SCENARIO --out FOLDER --force`")
 
 
+def _within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _no_code_from(run_dir: Path, base_dir: Path) -> None:
+    """Resume imports a run's plug-ins from where its scenario was, never from the run folder: a
+    shared folder could carry a module (and a run.json pointing at it) that would run on `resume`.
+    Import paths inside the run folder are taken off sys.path for this process."""
+    folder = run_dir.resolve()
+    if _within(base_dir.resolve(), folder):
+        raise InputError("run.json says the scenario's plug-ins live inside the run folder itself; fleetsim never "
+                         "imports code from a run folder; nothing was changed", file=run_dir / RUN_OPTIONS_FILE,
+                         value=str(base_dir), accepted="a run.json written by `fleetsim run` (the scenario's folder)")
+    sys.path[:] = [p for p in sys.path if not _within(Path(p or ".").resolve(), folder)]
+    add_plugin_paths(base_dir)
+
+
 def resume(run_dir: str | Path, *, executor: Any = None, progress: ProgressFn | None = None,
            report: bool | None = None) -> Run:
     """Continue a killed, interrupted or failed run from its last checkpoint (or from the start if it
@@ -272,7 +290,7 @@ def resume(run_dir: str | Path, *, executor: Any = None, progress: ProgressFn | 
         _refuse_finished(run_dir)
         scenario = load_yaml_model(run_dir / "scenario.yaml", Scenario)
         checkpoint = load_checkpoint(run_dir)
-        add_plugin_paths(options["base_dir"], Path.cwd())
+        _no_code_from(run_dir, Path(options["base_dir"]))
         try:
             simulation = Simulation(scenario, run_dir, scenario_file=str(run_dir / "scenario.yaml"),
                                     base_dir=Path(options["base_dir"]), timing_only=bool(options.get("timing_only")),

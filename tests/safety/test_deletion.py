@@ -6,7 +6,6 @@ Every case runs the real CLI next to decoy files and proves, file by file, that 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time

@@ -8,6 +8,7 @@ import pickle
 from pathlib import Path
 
 import torch
+import yaml
 
 import simulator
 from simulator.checkpoint import CHECKPOINT_FILE, LEGACY_CHECKPOINT_FILE, Checkpoint, load_checkpoint, save_checkpoint
@@ -142,3 +143,24 @@ def test_run_finds_a_plugin_beside_the_scenario(tmp_path: Path) -> None:
     result = fleetsim("run", str(scenario), "--out", str(tmp_path / "run"), cwd=elsewhere)
     assert result.code == 0, result.text
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["versions"] == 3
+
+
+def test_resume_never_imports_a_module_shipped_in_the_run_folder(tmp_path: Path) -> None:
+    """A shared run folder carrying `evil.py`, a scenario.yaml naming `evil:Policy` and a run.json
+    pointing plug-ins at the folder itself: resume refuses; run from inside the folder, it still
+    cannot find the module there."""
+    out = _interrupted_run(tmp_path)
+    (out / "evil.py").write_text(PLUGIN.replace("imported.flag", "evil.flag").replace("class Loud", "class Policy"))
+    scenario = yaml.safe_load((out / "scenario.yaml").read_text())
+    scenario["algorithm"]["aggregation"] = {"policy": "evil:Policy"}
+    (out / "scenario.yaml").write_text(yaml.safe_dump(scenario))
+    options = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**options, "base_dir": str(out)}))
+    before = tree(out)
+    err = one_paragraph(fleetsim("resume", str(out)), 2)
+    assert "never imports code from a run folder" in err
+    (out / "run.json").write_text(json.dumps(options))  # the scenario's real folder, but cwd = the run folder
+    err = one_paragraph(fleetsim("resume", ".", cwd=out), 2)
+    assert "'evil' does not import" in err
+    assert not (out / "evil.flag").exists()
+    assert {k: v for k, v in tree(out).items() if k != "run.json"} == {k: v for k, v in before.items() if k != "run.json"}
