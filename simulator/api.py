@@ -180,6 +180,10 @@ def _execute(simulation: Simulation, folder: ClaimedFolder, want_report: bool) -
         folder.finish(keep=False)
         if isinstance(exc, OSError):
             raise RunError(f"the run folder {run_dir} could not be written ({exc.strerror or exc})") from None
+        if isinstance(exc, KeyboardInterrupt):  # while the run was still being set up
+            kept = (f"the previous run in {run_dir} was kept as it was" if folder.previous is not None
+                    else "nothing was simulated")
+            raise KeyboardInterrupt(f"run interrupted before it started; {kept}") from None
         raise
     report_error = None
     try:

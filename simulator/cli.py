@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -62,6 +63,8 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             detail = str(stop) or "traces written so far are kept in the run folder"
             err_console.print(f"[yellow]Interrupted: {detail}.[/]")
             raise typer.Exit(130) from None
+        except (typer.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+            raise  # the CLI's own exits and usage errors
         except Exception as exc:  # noqa: BLE001 - the last net: one paragraph, never a traceback
             if os.environ.get("FLEETSIM_TRACEBACK"):
                 raise
