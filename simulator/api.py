@@ -207,7 +207,7 @@ def _try_report(run_dir: Path) -> bool:
     try:
         write_run_report(run_dir)
         return True
-    except (OSError, InputError):
+    except Exception:  # noqa: BLE001 - a partial report is a courtesy: its failure must not hide the run's
         return False
 
 

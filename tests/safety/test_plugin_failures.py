@@ -107,3 +107,17 @@ def test_ctrl_c_interrupts_a_hook_that_never_returns(tmp_path: Path) -> None:
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["stop_reason"] == "interrupted" and summary["versions"] == 3 and summary["complete"] is False
     assert len(read_table(run_dir, "events")) > 0 and "Incomplete run." in (run_dir / "report.html").read_text()
+
+
+def test_a_failing_variant_fails_alone_in_a_sweep(tmp_path: Path) -> None:
+    import yaml
+
+    base = mischief_scenario(tmp_path, "none", report=False)
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(yaml.safe_dump({"base": str(base), "grid": {"algorithm.aggregation.mode": ["none", "raise"]}}))
+    result = cli("sweep", str(sweep), "--out", str(tmp_path / "out"), "--no-report")
+    assert result.code == 1 and "Traceback" not in result.text, result.text
+    assert "ran 1, skipped 0 finished, failed 1" in result.stdout
+    assert "failed: algorithm.aggregation.mode=raise__seed=0" in result.stderr
+    summary = json.loads((tmp_path / "out" / "algorithm.aggregation.mode=raise__seed=0" / "summary.json").read_text())
+    assert summary["stop_reason"].startswith("plugin_error: policy plug-in 'mischief:Mischief' in on_arrival")
