@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from simulator.errors import InputError
+from simulator.errors import InputError, RunError
 
 app = typer.Typer(
     name="fleetsim",
@@ -27,7 +29,9 @@ app = typer.Typer(
         "A scenario YAML describes the fleet, network, workload, algorithm and stop condition; "
         "`fleetsim run` simulates it in SimPy time, trains real PyTorch submodels at the simulated "
         "moments, and writes a run folder (Parquet traces, summary.json, report.html).\n\n"
-        "Start with:  fleetsim run scenarios/quickstart.yaml"
+        "Start with:  fleetsim run scenarios/quickstart.yaml\n\n"
+        "Exit status: 0 done, 1 the run failed once started (a plug-in raised, the disk filled; traces, "
+        "summary.json and a partial report are kept), 2 bad input (nothing was run), 130 Ctrl-C (traces kept)."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -39,7 +43,9 @@ err_console = Console(stderr=True)
 
 
 def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn InputError into one paragraph on stderr and exit status 2 — never a traceback."""
+    """Turn InputError into one paragraph on stderr and exit status 2, a run that failed once started
+    (a plug-in raised, the disk filled) into one paragraph and exit status 1, Ctrl-C into exit status
+    130 — never a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -50,10 +56,23 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             # and Text (not markup) keeps brackets like fleet[1] or a user's value intact
             err_console.print(Text.assemble(("fleetsim: bad input: ", "bold red"), err.message), soft_wrap=True)
             raise typer.Exit(2) from None
+        except RunError as err:
+            err_console.print(Text.assemble(("fleetsim: run failed: ", "bold red"), err.message), soft_wrap=True)
+            raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt as stop:
             detail = str(stop) or "traces written so far are kept in the run folder"
             err_console.print(f"[yellow]Interrupted: {detail}.[/]")
             raise typer.Exit(130) from None
+        except (typer.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+            raise  # the CLI's own exits and usage errors
+        except Exception as exc:  # noqa: BLE001 - the last net: one paragraph, never a traceback
+            if os.environ.get("FLEETSIM_TRACEBACK"):
+                raise
+            from simulator.run_failure import describe_failure
+
+            message = describe_failure(exc).message + " (FLEETSIM_TRACEBACK=1 shows the traceback)"
+            err_console.print(Text.assemble(("fleetsim: failed: ", "bold red"), message), soft_wrap=True)
+            raise typer.Exit(1) from None
 
     return wrapper
 
@@ -127,6 +146,15 @@ def human_bytes(n: float) -> str:
     return f"{n:,.0f} B"
 
 
+FORCE_HELP = (
+    "replace an earlier run in the run folder: only a folder fleetsim wrote (it holds .fleetsim-run), "
+    "and only the files fleetsim writes there (scenario.yaml, run.json, summary.json, report.html, error.txt, "
+    "*.parquet tables, _parts/, checkpoint.safetensors) are deleted — other files stay; they are deleted once "
+    "the new run has something to show (a failed replacement puts them back). Never the current or home "
+    "folder, a folder containing either or the scenario, or a filesystem root."
+)
+
+
 @app.command()
 @_friendly
 def run(
@@ -137,7 +165,7 @@ def run(
     workers: int = typer.Option(0, "--workers", help="train in a pool of N processes (0 = in this process)"),
     executor: str = typer.Option("inline", "--executor", help="inline | pool | ray"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="join a Ray cluster (default: start a local one)"),
-    force: bool = typer.Option(False, "--force", help="replace an existing run folder"),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
     no_report: bool = typer.Option(False, "--no-report", help="skip report.html (default: the scenario's output.report)"),
     checkpoint_every: Optional[float] = typer.Option(
         None, "--checkpoint-every", metavar="SIM_SECONDS",
@@ -145,7 +173,9 @@ def run(
 ) -> None:
     """Simulate a scenario and write its run folder, with a progress bar and a summary at the end.
 
-    Ctrl-C stops cleanly: the traces so far, the summary and a partial report are kept."""
+    Ctrl-C stops cleanly (exit 130): the traces so far, the summary and a partial report are kept. A
+    plug-in that raises (or a full disk) ends the run the same way, with one paragraph saying which
+    plug-in, which hook and where, and exit status 1. The run folder is locked while the run lasts."""
     from simulator.api import check_seed, load_scenario, run as run_scenario
     from simulator.executors_cli import make_executor
 
@@ -182,16 +212,17 @@ def resume(
     executor: str = typer.Option("inline", "--executor", help="inline | pool | ray"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="join a Ray cluster"),
 ) -> None:
-    """Continue a killed run from its last checkpoint; the traces equal an uninterrupted run's."""
+    """Continue a killed, interrupted or failed run from its last checkpoint.
+
+    The traces equal an uninterrupted run's. A finished run is refused; the folder is locked while
+    resuming, and only the files fleetsim wrote are replaced (your own files in it stay)."""
     from simulator.api import load_scenario, resume as resume_run
     from simulator.executors_cli import make_executor
 
-    options_path = run_dir / "run.json"
-    if not options_path.exists():
-        raise InputError("not a resumable run folder (no run.json)", value=str(run_dir),
-                         accepted="a folder written by `fleetsim run`")
+    from simulator.checkpoint import read_run_options
+
+    timing_only = bool(read_run_options(run_dir).get("timing_only", False))
     loaded = load_scenario(run_dir / "scenario.yaml")
-    timing_only = json.loads(options_path.read_text()).get("timing_only", False)
     exec_obj = None if timing_only else make_executor(executor, workers, ray_address)
     progress, update = _progress_bar(loaded.stop.sim_time_s, loaded.stop.max_versions)
     try:
@@ -205,15 +236,40 @@ def resume(
 
 @app.command()
 @_friendly
-def validate(files: list[Path] = typer.Argument(..., help="scenario YAML files")) -> None:
-    """Check scenario files (schema, profiles, algorithm, links) without running them."""
+def validate(
+    files: list[Path] = typer.Argument(..., help="scenario YAML files"),
+    import_plugins: bool = typer.Option(
+        False, "--import-plugins",
+        help="also import the scenario's module:Class plug-ins (policies, models) and check them; "
+             "importing a module runs its code, so by default they are not imported"),
+) -> None:
+    """Check scenario files (schema, profiles, algorithm, links, files they name) without running them.
+
+    Plug-ins (module:Class) are not imported unless --import-plugins is given; the output says so."""
     from simulator.api import load_scenario
     from simulator.engine import Simulation
+    from simulator.server.policy import add_plugin_paths
+    from simulator.run_failure import preparing_failure
+    from simulator.validate import not_imported_note, plugins_in, without_plugins
 
     for file in files:
         scenario = load_scenario(file)
-        Simulation(scenario, Path("."), scenario_file=str(file), base_dir=file.resolve().parent, timing_only=True)
-        console.print(f"[green]ok[/] {file}: {scenario.num_devices} devices, algorithm {scenario.algorithm.name}")
+        plugins = plugins_in(scenario)
+        checked = scenario
+        if import_plugins:
+            add_plugin_paths(file.resolve().parent, Path.cwd())
+        elif plugins:
+            checked = without_plugins(scenario)
+        try:
+            Simulation(checked, Path("."), scenario_file=str(file), base_dir=file.resolve().parent, timing_only=True)
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an imported plug-in failing while being sized or built
+            raise preparing_failure(exc, scenario) from None
+        console.print(f"[green]ok[/] {file}: {scenario.num_devices} devices, algorithm {scenario.algorithm.name}",
+                      soft_wrap=True)
+        if plugins and not import_plugins:
+            console.print(Text(f"  {not_imported_note(plugins, str(file))}"), soft_wrap=True)
 
 
 @app.command()
@@ -245,11 +301,25 @@ def report(
     """(Re)write the self-contained HTML report of a run."""
     from simulator.report import write_run_report
 
+    from simulator.run_folder import check_html_destination
+
     if not (run_dir / "summary.json").exists() and not (run_dir / "_parts").exists():
         raise InputError("not a run folder (no summary.json or traces)", value=str(run_dir),
                          accepted="a folder written by `fleetsim run`")
-    path = write_run_report(run_dir, out)
+    if out is not None:
+        check_html_destination(out, "report")
+    path = _writing(out or run_dir / "report.html", lambda: write_run_report(run_dir, out))
     console.print(f"report: {path}")
+
+
+def _writing(path: Path, write: Callable[[], Path]) -> Path:
+    """Run `write`; an OSError (read-only folder, full disk, a file where a folder should be) is bad
+    output input, said in one paragraph."""
+    try:
+        return write()
+    except OSError as exc:
+        raise InputError(f"cannot be written ({exc.strerror or exc})", file=path,
+                         accepted="a path in a folder you can write to") from None
 
 
 @app.command()
@@ -265,7 +335,10 @@ def compare(
         if not (run_dir / "summary.json").exists():
             raise InputError("not a finished run folder (no summary.json)", value=str(run_dir),
                              accepted="folders written by `fleetsim run`")
-    path = write_comparison_report(list(run_dirs), out)
+    from simulator.run_folder import check_html_destination
+
+    check_html_destination(out, "comparison")
+    path = _writing(out, lambda: write_comparison_report(list(run_dirs), out))
     console.print(f"comparison: {path}")
 
 

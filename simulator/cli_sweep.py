@@ -22,11 +22,15 @@ def register(app: typer.Typer, friendly, console, err_console) -> None:  # noqa:
         backend: str = typer.Option("local", "--backend", help="local | ray"),
         ray_address: Optional[str] = typer.Option(None, "--ray-address", help="join a Ray cluster (default: local)"),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="sweep folder (default: the file's output)"),
-        force: bool = typer.Option(False, "--force", help="re-run finished variants too"),
+        force: bool = typer.Option(False, "--force", help="re-run finished variants too (each variant folder is "
+                                   "replaced as `run --force` does: only fleetsim's own files)"),
         timing_only: Optional[bool] = typer.Option(None, "--timing-only/--train", help="override the file's timing_only"),
         no_report: bool = typer.Option(False, "--no-report", help="skip comparison.html"),
     ) -> None:
-        """Run every variant of a sweep (resumable: finished variants are skipped) and tabulate mean ± std over seeds."""
+        """Run every variant of a sweep (resumable: finished variants are skipped) and tabulate mean ± std over seeds.
+
+        The sweep folder must be new, empty or written by fleetsim (.fleetsim-sweep); it is locked while the
+        sweep runs. At most 10,000 runs ($FLEETSIM_MAX_VARIANTS), checked before expanding."""
         from simulator.sweep import run_sweep
 
         progress = Progress(TextColumn("[bold]variants[/]"), BarColumn(), MofNCompleteColumn(),

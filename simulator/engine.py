@@ -26,6 +26,8 @@ from simulator.fleet.online import OnlineSwitch
 from simulator.learning.trainer import single_thread
 from simulator.model_hooks import LearnerHooks, TimingHooks
 from simulator.planning import Planner, SubmodelChoice, local_steps
+from simulator.run_failure import (RunFailed, RunFailure, RunInterrupted, RunOutcome, describe_failure,
+                                   scenario_plugin_files)
 from simulator.run_folder import write_json
 from simulator.server.policy import build_policy
 from simulator.server.server import Server
@@ -38,20 +40,6 @@ from simulator.world import (
 )
 
 ProgressFn = Callable[[float, int, float | None], None]  # (sim_s, versions, accuracy)
-
-
-@dataclass
-class RunOutcome:
-    run_dir: Path
-    summary: dict[str, Any]
-
-
-class RunInterrupted(Exception):
-    """Ctrl-C during a run: the traces and summary up to that moment were written."""
-
-    def __init__(self, outcome: RunOutcome) -> None:
-        super().__init__("run interrupted")
-        self.outcome = outcome
 
 
 @dataclass
@@ -275,16 +263,19 @@ class Simulation:
         pause_gc = learner is None and gc.isenabled()
         if pause_gc:
             gc.disable()
+        failure: RunFailure | None = None
         try:
             server.start()  # after the freeze: the first dispatch makes a job, view and round per device
             env.run(until=stop_event)
-        except RuntimeError as exc:
-            if "No scheduled events left" not in str(exc):
-                raise  # a real error (e.g. in training) must not pass for a quiet fleet
-            state["stop_reason"] = "stalled: no device can do more work"
         except KeyboardInterrupt:
             interrupted = True  # keep what happened: finish the traces, then tell the caller
             state["stop_reason"] = "interrupted"
+        except Exception as exc:  # noqa: BLE001 - a plug-in, a full disk, a bug: end as Ctrl-C does, say which
+            if isinstance(exc, RuntimeError) and "No scheduled events left" in str(exc):
+                state["stop_reason"] = "stalled: no device can do more work"
+            else:
+                failure = describe_failure(exc, self._plugin_files())
+                state["stop_reason"] = failure.stop_reason
         finally:
             if pause_gc:
                 gc.enable()
@@ -296,7 +287,12 @@ class Simulation:
             self.progress(end_s, server.version, evals[-1][2] if evals else None)
         close_device_accounts(devices, end_s, recorder)
         totals = write_device_rows(recorder, devices, end_s)
-        recorder.close()
+        try:
+            recorder.close()
+        except OSError as exc:  # the parts written so far stay readable; the failure is the write
+            if failure is None or failure.kind != "write":
+                failure = describe_failure(exc, self._plugin_files())
+                state["stop_reason"] = failure.stop_reason
         if learner is not None:
             learner.close()
         summary = build_summary(
@@ -305,11 +301,20 @@ class Simulation:
             staleness=server.staleness_accepted, target_accuracy=scenario.stop.target_accuracy,
             time_to_target_s=state["time_to_target"], final_accuracy=evals[-1][2] if evals else None,
             stop_reason=state["stop_reason"], extra={**self._summary_extra(devices, plans), "faults": fault_log},
+            complete=not interrupted and failure is None,
         )
-        write_json(self.run_dir / "summary.json", summary)
+        try:
+            write_json(self.run_dir / "summary.json", summary)
+        except OSError as exc:
+            failure = failure or describe_failure(exc)
+        if failure is not None:
+            raise RunFailed(RunOutcome(self.run_dir, summary), failure)
         if interrupted:
             raise RunInterrupted(RunOutcome(self.run_dir, summary))
         return RunOutcome(self.run_dir, summary)
+
+    def _plugin_files(self) -> dict[str, str]:
+        return scenario_plugin_files(self.scenario)
 
     def _checkpoints(self, env: simpy.Environment, learner: Any, hooks: Any, recorder: TraceRecorder,
                      eval_rows: list[tuple[float, int, float, float, list[float]]]):

@@ -74,3 +74,17 @@ class InputError(ValueError):
             self.file = str(file)
             self.args = (self.message,)
         return self
+
+
+class RunError(Exception):
+    """A run that started and then stopped on a failure (a plug-in raised, the disk filled, a bug).
+
+    Not bad input, so not an InputError: the CLI prints its message as one paragraph and exits with
+    status 1. The message says what failed, where, and what the run folder kept.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        self.message = _ONE_PARAGRAPH.sub(" ", message).strip()
+        super().__init__(self.message)

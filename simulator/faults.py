@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+
+from simulator.config.numbers import NoBoolNumbers
 
 
-class _Fault(BaseModel):
+class _Fault(NoBoolNumbers):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     start_s: float = Field(ge=0)
     end_s: float = Field(gt=0)

@@ -74,7 +74,11 @@ def build_summary(
     final_accuracy: float | None,
     stop_reason: str,
     extra: dict[str, Any],
+    complete: bool = True,
 ) -> dict[str, Any]:
+    """The run's headline figures. `complete` is False when the run did not reach its stop condition
+    (Ctrl-C, a failing plug-in, a full disk): its figures then cover simulated time up to `wall_s` only,
+    which reports state at the top (``complete`` and ``figures_up_to_s``)."""
     n = len(devices)
     fleet_wall = wall_s * n if n else 0.0
     counts = {key: sum(d.counts.get(key, 0) for d in devices) for key in ("jobs", "accepted", "dropped", "lost", "oom")}
@@ -91,6 +95,8 @@ def build_summary(
         "seed": seed,
         "timing_only": timing_only,
         "stop_reason": stop_reason,
+        "complete": complete,
+        "figures_up_to_s": wall_s,
         "devices": n,
         "makespan_s": wall_s,
         "versions": versions,

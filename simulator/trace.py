@@ -26,9 +26,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from simulator.trace_packed import EVENT_CODES, EVENT_FIELDS, UPDATE_FIELDS, PackedTableWriter
-from simulator.trace_tables import PARTS_DIR, SCHEMAS, PartWriter, TableWriter
+from simulator.trace_tables import PARTS_DIR, SCHEMAS, PartWriter, TableWriter, TraceWriteError
 
-__all__ = ["EVENT_CODES", "PARTS_DIR", "SCHEMAS", "PackedTableWriter", "TableWriter", "TraceRecorder", "read_table"]
+__all__ = ["EVENT_CODES", "PARTS_DIR", "SCHEMAS", "PackedTableWriter", "TableWriter", "TraceRecorder", "TraceWriteError",
+           "read_table"]
 
 
 class TraceRecorder:
@@ -55,11 +56,24 @@ class TraceRecorder:
         self.parts.wait()
 
     def close(self) -> None:
-        try:
-            for writer in self.tables.values():
+        """Finish every table. After a failed write (a full disk) the tables that were not finished
+        keep their part files — all rows written before the failure, readable — and the error is
+        raised (a :class:`~simulator.trace_tables.TraceWriteError` naming the file)."""
+        error: OSError | None = None
+        for writer in self.tables.values():
+            try:
                 writer.close()
-        finally:
+            except OSError as exc:
+                error = error or exc
+        try:
             self.parts.close()
+        except OSError as exc:
+            error = error or exc
+        failed = self.parts.failed
+        if failed is not None:
+            for writer in self.tables.values():
+                writer.joined.discard()
+            raise error or failed
         shutil.rmtree(self.run_dir / PARTS_DIR, ignore_errors=True)
 
 

@@ -8,6 +8,8 @@ ones (versions, evals, devices) keep Python tuples.
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -63,34 +65,71 @@ PARTS_DIR = "_parts"
 ROW_GROUP_ROWS = 1 << 18
 
 
+class TraceWriteError(OSError):
+    """A trace file could not be written (a full disk, a read-only or vanished folder), naming it."""
+
+    def __init__(self, path: Path, cause: BaseException) -> None:
+        code = getattr(cause, "errno", None)
+        if code is None:  # pyarrow puts the errno in its message only: "... [errno 28] No space left on device"
+            found = re.search(r"errno (\d+)", str(cause), re.IGNORECASE)
+            code = int(found.group(1)) if found else None
+        reason = os.strerror(code) if code else " ".join(str(cause).split())[:200]
+        super().__init__(code, reason, str(path))
+
+
 def _write_part(table: pa.Table, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")  # not matched by the part-*.parquet readers
-    pq.write_table(table, tmp)
-    tmp.replace(path)
+    try:
+        pq.write_table(table, tmp)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)  # half a part frees its space; the parts before it stay readable
+        raise TraceWriteError(path, exc) from exc
 
 
 class PartWriter:
     """Runs a table's file writes on one background thread, in submission order.
 
-    At most ``max_pending`` tasks wait (memory stays bounded when the loop outruns the disk); an
-    error in a write (a full disk) is raised by the next :meth:`submit` or by :meth:`wait`.
+    At most ``max_pending`` tasks wait (memory stays bounded when the loop outruns the disk). The
+    first error in a write (a full disk) is raised once, by the next :meth:`submit` or by
+    :meth:`wait`; from then on :attr:`failed` holds it and every later task is skipped, so no joined
+    file is ever completed around a missing part and the parts already written stay as they are.
     """
 
     def __init__(self, max_pending: int = 2) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleetsim-trace")
         self._pending: deque[Future[None]] = deque()
         self.max_pending = max_pending
+        self.failed: BaseException | None = None
+        self._raised = False
 
     def submit(self, task: Callable[..., None], *args: Any) -> None:
+        if self.failed is not None and self._raised:
+            return
         pending = self._pending
         while pending and (pending[0].done() or len(pending) >= self.max_pending):
-            pending.popleft().result()
-        pending.append(self._pool.submit(task, *args))
+            self._settle(pending.popleft())
+        pending.append(self._pool.submit(self._guarded, task, *args))
+
+    def _guarded(self, task: Callable[..., None], *args: Any) -> None:
+        if self.failed is not None:
+            return  # queued behind a failed write: skipped
+        try:
+            task(*args)
+        except BaseException as exc:
+            self.failed = exc
+            raise
+
+    def _settle(self, future: Future[None]) -> None:
+        error = future.exception()
+        if error is not None and not self._raised:
+            self._raised = True
+            raise error
 
     def wait(self) -> None:
         """Return when every submitted task is done (every part on disk)."""
         while self._pending:
-            self._pending.popleft().result()
+            self._settle(self._pending.popleft())
 
     def close(self) -> None:
         try:
@@ -126,11 +165,14 @@ class JoinedFile:
             return
         joined = pa.concat_tables(self._pending)
         whole = joined.num_rows - joined.num_rows % ROW_GROUP_ROWS
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self.tmp, self.schema)
-        # one chunk per column: Parquet's page and dictionary-fallback cuts follow Arrow chunk
-        # boundaries, which follow part boundaries; combined, the bytes depend on the rows alone
-        self._writer.write_table(joined.slice(0, whole).combine_chunks(), row_group_size=ROW_GROUP_ROWS)
+        try:
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(self.tmp, self.schema)
+            # one chunk per column: Parquet's page and dictionary-fallback cuts follow Arrow chunk
+            # boundaries, which follow part boundaries; combined, the bytes depend on the rows alone
+            self._writer.write_table(joined.slice(0, whole).combine_chunks(), row_group_size=ROW_GROUP_ROWS)
+        except OSError as exc:
+            raise TraceWriteError(self.tmp, exc) from exc
         rest = joined.slice(whole)
         self._pending = [rest] if rest.num_rows else []
         self._pending_rows = rest.num_rows
@@ -138,14 +180,27 @@ class JoinedFile:
     def finish(self) -> None:
         """Write the last (partial) row group and the footer; rename into place."""
         rest = pa.concat_tables(self._pending).combine_chunks() if self._pending else self.schema.empty_table()
-        if self._writer is None:
-            pq.write_table(rest, self.tmp, row_group_size=ROW_GROUP_ROWS)
-        else:
-            if rest.num_rows:
-                self._writer.write_table(rest, row_group_size=ROW_GROUP_ROWS)
-            self._writer.close()
-        self.tmp.replace(self.path)
+        try:
+            if self._writer is None:
+                pq.write_table(rest, self.tmp, row_group_size=ROW_GROUP_ROWS)
+            else:
+                if rest.num_rows:
+                    self._writer.write_table(rest, row_group_size=ROW_GROUP_ROWS)
+                self._writer.close()
+            self.tmp.replace(self.path)
+        except OSError as exc:
+            raise TraceWriteError(self.tmp, exc) from exc
         self._pending, self._writer = [], None
+
+    def discard(self) -> None:
+        """Remove the unfinished file (after a failed write: it would miss rows)."""
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except Exception:  # noqa: BLE001 - a full disk fails the footer too; the file goes anyway
+                pass
+            self._writer = None
+        self.tmp.unlink(missing_ok=True)
 
 
 class TableWriter:
@@ -216,6 +271,8 @@ class TableWriter:
         if self.parts is not None:
             self.parts.submit(self.joined.finish)
             self.parts.wait()
+            if self.parts.failed is not None:
+                return  # the joined file would miss rows: the parts are what was written
         else:
             self.joined.finish()
         shutil.rmtree(self.parts_dir, ignore_errors=True)

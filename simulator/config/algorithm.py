@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
+from simulator.config.numbers import NoBoolNumbers
 from simulator.config.loading import deep_merge, validation_error_to_input_error
 from simulator.config.scenario import MIN_DURATION_S, AlgorithmSpec
 from simulator.errors import InputError
@@ -20,7 +21,7 @@ from simulator.errors import InputError
 DEFAULT_WIDTH_RATIOS = (1.0, 0.75, 0.5, 0.375, 0.25, 0.125, 0.0625)
 
 
-class _Part(BaseModel):
+class _Part(NoBoolNumbers):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 

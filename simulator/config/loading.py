@@ -8,7 +8,6 @@ the offending value and what would be accepted.
 from __future__ import annotations
 
 import copy
-
 import math
 import typing
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from simulator.config.input_files import read_input_text
 from simulator.errors import InputError
 
 M = TypeVar("M", bound=BaseModel)
@@ -173,8 +173,11 @@ def validation_error_to_input_error(
     accepted = " or ".join(accepted_forms) or None
     inner = (err.get("ctx") or {}).get("error")
     if isinstance(inner, InputError):
-        # raised by a validator: its field is relative to where the validator sits
-        inner_field = join_field(path, inner.field)
+        # raised by a validator: its field is relative to where the validator sits (a node of the
+        # document, so a union tag pydantic left at the end of the location is dropped)
+        while loc and isinstance(loc[-1], str) and _lookup(data, loc) is ...:
+            loc = loc[:-1]
+        inner_field = join_field(field_path(loc), inner.field)
         out = InputError(
             inner.problem, file=inner.file or file, field=inner_field,
             value=inner.value, accepted=inner.accepted,
@@ -289,19 +292,10 @@ class _Loader(yaml.SafeLoader):
 
 
 def read_yaml(path: str | Path) -> Any:
-    """Read a YAML file safely; a missing file, a syntax error or an odd value becomes an InputError."""
+    """Read a YAML file safely; a missing file, a device, an oversized file, a syntax error or an odd
+    value becomes an InputError."""
     p = Path(path)
-    if not p.exists():
-        raise InputError("file not found", file=p, accepted="a path to an existing YAML file")
-    if p.is_dir():
-        raise InputError("is a folder, not a file", file=p, accepted="a path to a YAML file")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InputError("is not UTF-8 text", file=p, accepted="a UTF-8 YAML file") from None
-    except OSError as exc:
-        raise InputError(f"cannot be read ({exc.strerror or exc})", file=p, accepted="a readable YAML file") from None
-    return parse_yaml(text, p)
+    return parse_yaml(read_input_text(p, "a path to a YAML file"), p)
 
 
 MAX_DOCUMENT_NODES = 1_000_000

@@ -22,11 +22,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 from rich import box
 from rich.table import Table
 
+from simulator.config.input_files import check_input_file
 from simulator.config.loading import deep_merge, load_yaml_model, validation_error_to_input_error
+from simulator.config.numbers import NoBoolNumbers
 from simulator.errors import InputError
 
 PROFILES_DIR_ENV = "FLEETSIM_PROFILES_DIR"
@@ -45,7 +47,7 @@ DEFAULT_OP_OVERHEAD_S = 20e-6
 DEFAULT_GEMM_TILE_WIDTH = 32
 
 
-class _Strict(BaseModel):
+class _Strict(NoBoolNumbers):
     """Unknown keys are errors (a typo must not become a silent default); NaN/inf are rejected."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
@@ -314,12 +316,14 @@ def load_profile(name_or_path: str, base_dir: Path | None = None) -> DeviceProfi
         path = Path(text).expanduser()
         if not path.is_absolute():
             path = (base_dir if base_dir is not None else Path.cwd()) / path
-        if not path.is_file():
+        try:
+            check_input_file(path, "a profile .yaml file")  # a regular file within the size limit
+        except InputError as err:
             # no file= here: the file at fault is the one naming this path (the caller adds it)
-            what = "is a folder, not a profile file" if path.is_dir() else "not found"
-            raise InputError(
-                f"device profile file {what} ({path})", value=text, accepted=_accepted_names(base_dir)
-            )
+            what = ("is a folder, not a profile file" if err.problem.startswith("is a folder")
+                    else "not found" if err.problem == "file not found" else err.problem)
+            accepted = err.accepted if "too large" in err.problem else _accepted_names(base_dir)
+            raise InputError(f"device profile file {what} ({path})", value=text, accepted=accepted) from None
         return load_yaml_model(path, DeviceProfile)
     path = _builtin_path(text)
     if path is None:

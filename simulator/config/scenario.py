@@ -10,16 +10,18 @@ their accepted keys depend on the chosen policy — including a user's own plug-
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from simulator.errors import InputError
 from simulator.faults import Fault, LinkDown
 from simulator.config.workload import DatasetSpec, ModelSpec, PartitionSpec
+from simulator.config.numbers import NoBoolNumbers
 
 
-class Strict(BaseModel):
+class Strict(NoBoolNumbers):
     """Base for every scenario part: unknown keys are errors and NaN/inf are rejected."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=True)
@@ -190,11 +192,26 @@ class Stop(Strict):
         return self
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.=+,@\-]+")  # sweep variant names use = and +
+
+
 class Output(Strict):
     folder: str = "reports"
-    run_name: str | None = Field(default=None, description="default: the scenario name")
+    run_name: str | None = Field(default=None, max_length=120,
+                                 description="the run folder's name inside `folder` (a plain name: no '/', no '..'); "
+                                             "default: the scenario name")
     report: bool = True
     flush_rows: int = Field(default=20_000, ge=1, description="rows buffered before a Parquet flush")
+
+    @field_validator("run_name")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        """A name, never a path: a shared scenario must not aim the run folder (and --force) elsewhere."""
+        if value is not None and (not _PLAIN_NAME.fullmatch(value) or set(value) <= {"."}):
+            raise InputError("is not a plain folder name", value=value,
+                             accepted="a name of letters, digits and _ . - = + , @ (no '/'), other than "
+                                      "'.' and '..' (choose the parent folder with output.folder or --out)")
+        return value
 
 
 class Scenario(Strict):

@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from simulator.errors import InputError
+from simulator.config.numbers import NoBoolNumbers
 
 BUILTIN_MODELS = ("resnet", "cnn", "vit", "text-transformer", "mlp")
 
@@ -70,7 +71,7 @@ def _not_applicable(owner: str, extra: list[str], spec: Any, allowed: tuple[str,
                       value=getattr(spec, extra[0]), accepted=f"for {owner}: {', '.join(allowed)}")
 
 
-class _Spec(BaseModel):
+class _Spec(NoBoolNumbers):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     def key(self) -> str:

@@ -8,12 +8,14 @@ offline mid-phase loses that work (the engine interrupts its client-round proces
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 import simpy
 
+from simulator.config.input_files import read_input_text
 from simulator.config.scenario import AlwaysOn, AvailabilityTrace, Churn
 from simulator.errors import InputError
 
@@ -39,15 +41,17 @@ def load_trace(spec: AvailabilityTrace, base_dir: Path, group_index: int, count:
     """Offline intervals per device of a group from a CSV (device_index,start_s,end_s)."""
     field = f"fleet[{group_index}].availability.path"
     path = (base_dir / spec.path) if not Path(spec.path).is_absolute() else Path(spec.path)
-    if not path.is_file():
-        what = "is a folder, not a file" if path.is_dir() else "not found"
-        raise InputError(f"availability trace file {what}", field=field, value=str(path),
-                         accepted="a CSV with columns device_index,start_s,end_s")
+    accepted = "a CSV with columns device_index,start_s,end_s"
+    try:
+        text = read_input_text(path, accepted)  # a regular file within the size limit, BOM or not
+    except InputError as err:
+        # the file at fault is the scenario naming this path (the caller adds it); the path is the value
+        raise InputError(f"availability trace file {err.problem}", field=field, value=str(path),
+                         accepted=err.accepted) from None
     intervals: list[list[tuple[float, float]]] = [[] for _ in range(count)]
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            _read_rows(csv.DictReader(handle), path, field, count, intervals)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        _read_rows(csv.DictReader(io.StringIO(text, newline="")), path, field, count, intervals)
+    except csv.Error as exc:
         raise InputError(f"the trace cannot be read ({type(exc).__name__}: {exc})", file=path, field=field,
                          accepted="a UTF-8 CSV with header device_index,start_s,end_s") from None
     for device_intervals in intervals:
@@ -57,6 +61,8 @@ def load_trace(spec: AvailabilityTrace, base_dir: Path, group_index: int, count:
 
 def _read_rows(reader: csv.DictReader, path: Path, field: str, count: int,
                intervals: list[list[tuple[float, float]]]) -> None:
+    if reader.fieldnames:
+        reader.fieldnames = [name.strip() for name in reader.fieldnames]  # "device_index, start_s" is fine
     missing = {"device_index", "start_s", "end_s"} - set(reader.fieldnames or [])
     if missing:
         raise InputError(f"trace is missing columns {sorted(missing)}", file=path, field=field,

@@ -253,7 +253,7 @@ class Learner:
     # ------------------------------------------------------------------ checkpoints
 
     def snapshot(self) -> dict[str, Any]:
-        """Everything needed to continue exactly from here (torch.save-able; shared tensors dedup).
+        """Everything needed to continue exactly from here (checkpoint.py stores it as safetensors + JSON).
 
         Jobs already started are finished first, so a snapshot holds results, never futures: the
         resumed run does not depend on an executor's in-flight state.

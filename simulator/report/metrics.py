@@ -137,9 +137,10 @@ def run_metrics(run: RunData) -> dict[str, Any]:
         "final_accuracy": _num(pick("final_accuracy",
                                     last["accuracy"] if last is not None else None)),
         "best_accuracy": _num(ev["accuracy"].max()) if not ev.empty else None,
-        "energy_j": _num(pick("energy_j", dev["energy_j"].sum() if not dev.empty else None)),
-        "bytes_down": _num(pick("bytes_down", dev["bytes_down"].sum() if not dev.empty else None)),
-        "bytes_up": _num(pick("bytes_up", dev["bytes_up"].sum() if not dev.empty else None)),
+        # min_count=1: a device table derived from a killed run's events has no accounts -> unknown, not 0
+        "energy_j": _num(pick("energy_j", dev["energy_j"].sum(min_count=1) if not dev.empty else None)),
+        "bytes_down": _num(pick("bytes_down", dev["bytes_down"].sum(min_count=1) if not dev.empty else None)),
+        "bytes_up": _num(pick("bytes_up", dev["bytes_up"].sum(min_count=1) if not dev.empty else None)),
         "ooms": _num(pick("ooms", count("oom"))),
         "dropped": _num(pick("dropped", count("dropped"))),
         "lost": _num(pick("lost", count("lost"))),
@@ -149,4 +150,30 @@ def run_metrics(run: RunData) -> dict[str, Any]:
         "staleness": _staleness(run),
         "peak_memory_bytes": _num(np.nanmax(peak)) if np.isfinite(peak).any() else None,
         "peak_memory_ratio": _num(np.nanmax(ratio)) if np.isfinite(ratio).any() else None,
+        **completeness(run),
     }
+
+
+_INCOMPLETE_REASONS = ("interrupted", "plugin_error", "write_error", "bad_input", "error")
+
+
+def completeness(run: RunData) -> dict[str, Any]:
+    """``complete`` and, for a run that is not, ``incomplete_note``: one sentence for the top of the
+    page saying so and up to which simulated time its figures run."""
+    s = run.summary
+    up_to = fmt_s(_num(s.get("figures_up_to_s", s.get("makespan_s"))) if s else run.makespan_s)
+    if not s:
+        note = (f"This run is incomplete: it has no summary.json (it was killed, failed before writing it, or is "
+                f"still running). The figures below come from the traces written so far and cover simulated "
+                f"time up to {up_to} only; figures that need the end of the run (energy, traffic, per-device "
+                f"time accounts) are unknown.")
+        return {"complete": False, "incomplete_note": note}
+    reason = str(s.get("stop_reason", ""))
+    complete = s.get("complete")
+    if complete is None:  # summaries written before `complete` existed
+        complete = not reason.startswith(_INCOMPLETE_REASONS)
+    if complete:
+        return {"complete": True, "incomplete_note": None}
+    note = (f"This run is incomplete: it stopped early ({reason}). The figures below cover simulated time up "
+            f"to {up_to} only, not the scenario's stop condition.")
+    return {"complete": False, "incomplete_note": note}

@@ -60,9 +60,23 @@ def _header(run: RunData, m: dict[str, Any]) -> str:
              ("accepted updates", fmt_num(m["accepted"])), ("dropped updates", fmt_num(m["dropped"])),
              ("lost updates", fmt_num(m["lost"])), ("OOM events", fmt_num(m["ooms"])),
              ("staleness mean / p95", f"{fmt_num(st['mean'], 2)} / {fmt_num(st['p95'], 1)}"),
-             ("energy", fmt_energy(m["energy_j"])),
-             ("traffic down / up", f"{fmt_bytes(m['bytes_down'])} / {fmt_bytes(m['bytes_up'])}")]
+             ("energy", _known(m, "energy_j", fmt_energy)),
+             ("traffic down / up", f"{_known(m, 'bytes_down', fmt_bytes)} / {_known(m, 'bytes_up', fmt_bytes)}")]
     return H.section("Scenario", H.facts_table(facts) + H.cards(items), section_id="scenario")
+
+
+def _known(m: dict[str, Any], key: str, fmt: Callable[[Any], str]) -> str:
+    """A figure, or 'unknown' when an incomplete run cannot know it (never a 0 that looks measured)."""
+    return "unknown" if m[key] is None and not m["complete"] else fmt(m[key])
+
+
+def incomplete_banner(m: dict[str, Any]) -> str:
+    """The warning at the very top of the page of a killed or failed run ('' for a complete one)."""
+    if m["complete"]:
+        return ""
+    return (f'<section id="incomplete" class="incomplete" role="alert" style="border:2px solid #E45756;'
+            f'padding:0.6em 1em;margin:1em 0;background:#fdecea"><strong>Incomplete run.</strong> '
+            f'{H.esc(m["incomplete_note"])}</section>')
 
 
 def build_run_page(run: RunData) -> str:
@@ -72,7 +86,7 @@ def build_run_page(run: RunData) -> str:
     lanes = choose_lanes(dev, lane_budget(len(dev), len(ev)))
     sample_note, short_note = lanes.note(), lanes.short_note()
     span = run.makespan_s
-    parts = [_header(run, m), H.section("Findings", H.findings_list(compute_findings(run, m)),
+    parts = [incomplete_banner(m), _header(run, m), H.section("Findings", H.findings_list(compute_findings(run, m)),
                                         section_id="findings-section")]
     parts.append(H.section(
         "Fleet timeline",
@@ -132,11 +146,15 @@ def build_run_page(run: RunData) -> str:
         note="Bytes of each download and upload spread evenly over its interval, per time bin.",
         section_id="traffic"))
     parts.append(H.section(
-        f"Energy (total {fmt_energy(m['energy_j'])})",
-        _chart("chart-energy", not dev.empty, lambda: energy_figure(dev, lanes.devices),
-               "No device table was recorded."),
+        f"Energy (total {_known(m, 'energy_j', fmt_energy)})",
+        _chart("chart-energy", not dev.empty and bool(dev["energy_j"].notna().any()),
+               lambda: energy_figure(dev, lanes.devices),
+               "Energy is unknown: the run is incomplete and has no device accounts." if not m["complete"]
+               else "No device table was recorded."),
         note=short_note, section_id="energy"))
     subtitle = f"fleetsim run report — {m['devices']:,} devices, {fmt_s(m['makespan_s'])} simulated"
+    if not m["complete"]:
+        subtitle += " (incomplete run)"
     return H.page(f"{m['name']}", subtitle, "".join(parts))
 
 

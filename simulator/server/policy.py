@@ -9,16 +9,20 @@ scenario (``algorithm.aggregation.policy``); its ``Params`` pydantic model valid
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
+
+from simulator.config.numbers import NoBoolNumbers
 
 from simulator.errors import InputError
 
 
-class PolicyParams(BaseModel):
+class PolicyParams(NoBoolNumbers):
     """Base of every policy's parameters: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -63,6 +67,23 @@ class ServerView(Protocol):
     def cancel(self, job: JobView, reason: str) -> None: ...
     def call_later(self, delay_s: float, callback: Callable[[], None]) -> Timer: ...
     def staleness(self, job: JobView) -> int: ...
+
+
+class PolicyCallError(ValueError):
+    """A policy called a ServerView method with arguments the server cannot take (an unknown or
+    repeated job, a negative or non-finite weight...). The run ends naming the policy and the call."""
+
+    def __init__(self, policy: str, call: str, problem: str) -> None:
+        super().__init__(f"{call} {problem}")
+        self.policy = policy
+
+
+def policy_label(policy: object) -> str:
+    """'fedbuff' for a built-in policy, 'my_policies:FirstHalf' for a plug-in."""
+    cls = type(policy)
+    if getattr(cls, "name", "") and _REGISTRY.get(cls.name) is cls:
+        return cls.name
+    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 class AggregationPolicy:
@@ -151,4 +172,19 @@ def build_policy(params: dict[str, Any], field: str = "algorithm.aggregation") -
         err.field = f"{field}.{err.field}" if err.field and err.field != "(top level)" else field
         err.args = (err.message,)
         raise err from None
-    return cls(validated)
+    try:
+        return cls(validated)
+    except Exception as exc:  # noqa: BLE001 - a plug-in's constructor is the user's code
+        raise InputError(f"the policy plug-in '{name}' failed while being built ({type(exc).__name__}: {exc})",
+                         field=f"{field}.policy", value=name,
+                         accepted="a policy class whose __init__(params) runs without error") from None
+
+
+def add_plugin_paths(*folders: str | Path) -> None:
+    """Make ``module:Class`` plug-ins in these folders importable (the scenario's folder, the current
+    one), as ``fleetsim sweep`` does. Appended to ``sys.path``, so an installed package of the same
+    name always wins over a file lying next to a scenario."""
+    for folder in folders:
+        text = str(Path(folder).resolve())
+        if text not in sys.path:
+            sys.path.append(text)

@@ -15,10 +15,36 @@ import numpy as np
 import simpy
 
 from simulator.fleet.device import ClientRound, Device, Job, share_latency_streams
-from simulator.server.policy import AggregationPolicy, JobView
+from simulator.server.policy import AggregationPolicy, JobView, PolicyCallError, policy_label
 from simulator.trace import TraceRecorder
 
 _NAN = float("nan")
+_INF = float("inf")
+
+
+def _job_text(job: object) -> str:
+    return f"job {job.job_id}" if isinstance(job, JobView) else f"{type(job).__name__} {job!r:.60} (not a job)"
+
+
+def _aggregate_problem(weighted: list, waiting: dict[int, Job], mode: object, global_weight: object) -> str:
+    """What is wrong with an aggregate() call (the slow path of Server._check_weighted)."""
+    if mode not in ("delta", "absolute"):
+        return f"mode must be 'delta' or 'absolute' (got {mode!r})"
+    if isinstance(global_weight, bool) or not isinstance(global_weight, (int, float)) or not 0 <= global_weight < _INF:
+        return f"global_weight must be a finite number >= 0 (got {global_weight!r})"
+    seen: set[int] = set()
+    for i, item in enumerate(weighted):
+        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], JobView)):
+            return f"item {i} is not a (job, weight) pair (got {item!r:.80})"
+        view, weight = item
+        if view.job_id in seen:
+            return f"job {view.job_id} is listed twice"
+        seen.add(view.job_id)
+        if view.job_id not in waiting:
+            return f"job {view.job_id} is not waiting to be merged (it has not arrived, or was merged or dropped already)"
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < _INF:
+            return f"job {view.job_id} has weight {weight!r}; weights must be finite numbers >= 0"
+    return "its arguments cannot be merged"
 
 
 class ModelHooks(Protocol):
@@ -142,7 +168,10 @@ class Server:
         make_job, job_ids, version, in_flight = self.make_job, self._job_ids, self._version, self.jobs_in_flight
         dispatch_hook = None if self._hooks_noop else self.hooks.dispatch
         for index in devices:
-            device = all_devices[index]
+            try:
+                device = all_devices[index]
+            except (IndexError, TypeError):
+                raise self._refused("dispatch()", f"got {index!r}, not a device index 0 … {len(all_devices) - 1}") from None
             if not (device.online and device.job is None and device.excluded_reason is None):  # device.idle
                 continue
             job = make_job(device, next(job_ids), version)
@@ -163,10 +192,13 @@ class Server:
     ) -> None:
         if self.stopped:
             return
+        waiting = self.jobs_waiting
+        if not isinstance(weighted, list):
+            weighted = list(weighted)
+        self._check_weighted(weighted, mode, global_weight)
         # One pass per accepted update (a 10,000-device round merges 10,000): take the job, its
         # staleness and trained span, book it and write its row. The merge hook runs after, on the
         # same jobs in the same order.
-        waiting = self.jobs_waiting
         base = self._version
         version = base + 1
         jobs: list[tuple[Job, float]] = []
@@ -192,14 +224,37 @@ class Server:
         )
         self.on_version(self._version)
 
+    def _check_weighted(self, weighted: list[tuple[JobView, float]], mode: str, global_weight: float) -> None:
+        """Refuse, before anything is booked, an aggregate() the server cannot do: one C-speed pass
+        for the common case, a second only to say what is wrong."""
+        try:
+            ids = {view.job_id for view, _ in weighted}
+            weights = [w for _, w in weighted]
+            total = sum(weights)
+            ok = (len(ids) == len(weighted) and ids <= self.jobs_waiting.keys() and total < _INF
+                  and (not weights or min(weights) >= 0))
+        except (TypeError, ValueError, AttributeError):
+            ok = False
+        if ok and mode in ("delta", "absolute") and 0.0 <= global_weight < _INF:
+            return
+        raise self._refused("aggregate()", _aggregate_problem(weighted, self.jobs_waiting, mode, global_weight))
+
+    def _refused(self, call: str, problem: str) -> PolicyCallError:
+        return PolicyCallError(policy_label(self.policy), f"{call}:", problem)
+
     def drop(self, job: JobView, reason: str) -> None:
-        full = self.jobs_waiting.pop(job.job_id)
+        full = self.jobs_waiting.pop(getattr(job, "job_id", None), None)
+        if full is None:
+            raise self._refused("drop()", f"{_job_text(job)} is not waiting to be merged (it has not arrived, "
+                                          "or was merged or dropped already)")
         full.outcome = "dropped"
         full.device.counts["dropped"] += 1
         self.hooks.discard(full)
         self._write_update(full, -1, self._version - full.base_version, 0.0, reason)
 
     def cancel(self, job: JobView, reason: str) -> None:
+        if not isinstance(job, JobView):
+            raise self._refused("cancel()", f"wants a job (JobView), not {type(job).__name__}")
         full = self.jobs_in_flight.pop(job.job_id, None)
         if full is None:
             return
@@ -215,6 +270,10 @@ class Server:
             full.process.interrupt(f"cancelled:{reason}")
 
     def call_later(self, delay_s: float, callback: Callable[[], None]) -> _Timer:
+        if isinstance(delay_s, bool) or not isinstance(delay_s, (int, float)) or not 0.0 <= delay_s < _INF:
+            raise self._refused("call_later()", f"needs a finite delay >= 0 s (got {delay_s!r})")
+        if not callable(callback):
+            raise self._refused("call_later()", f"needs a callable (got {type(callback).__name__})")
         timer = _Timer()
         event = self.env.timeout(delay_s)
         event.callbacks.append(lambda _ev: None if timer.cancelled else self._when_running(callback))

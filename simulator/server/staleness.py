@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from simulator.config.numbers import NoBoolNumbers
 
 
 class StalenessFunction(Protocol):
@@ -42,7 +44,7 @@ class Hinge:
         return 1.0 if staleness <= self.b else 1.0 / (self.a * (staleness - self.b) + 1.0)
 
 
-class StalenessSpec(BaseModel):
+class StalenessSpec(NoBoolNumbers):
     """The scenario's ``staleness:`` block."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import sys
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from simulator.errors import InputError
+from simulator.errors import InputError, RunError
+from simulator.server.policy import add_plugin_paths
 
 BACKENDS = ("local", "ray")
 
@@ -51,16 +51,14 @@ def _set_single_thread() -> int:
 
 def run_variant(task: VariantTask) -> VariantOutcome:
     """Run one variant into its folder (replacing a partial one); never raises."""
-    for folder in task.import_paths:
-        if folder not in sys.path:
-            sys.path.append(folder)
+    add_plugin_paths(*task.import_paths)
     before = _set_single_thread()
     try:
         from simulator.api import run
 
         run(task.scenario, out=task.run_dir, timing_only=task.timing_only, force=True, report=False)
         return VariantOutcome(task.name, True)
-    except InputError as err:
+    except (InputError, RunError) as err:
         return VariantOutcome(task.name, False, err.message)
     except Exception as exc:  # noqa: BLE001 - one broken variant must not take the sweep down
         tail = "".join(traceback.format_exception(exc)[-3:]).strip()

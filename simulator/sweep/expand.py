@@ -16,6 +16,7 @@ import copy
 import hashlib
 import itertools
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ from simulator.sweep.keys import covers, is_scalar, parse_key, render_key, set_k
 from simulator.sweep.spec import LoadedSweep
 
 MAX_NAME_CHARS = 160
+MAX_VARIANTS_ENV = "FLEETSIM_MAX_VARIANTS"
+DEFAULT_MAX_VARIANTS = 10_000  # runs (combinations x seeds); each is validated, then run, one folder each
 
 
 @dataclass(frozen=True)
@@ -196,8 +199,46 @@ def check_scenario(data: dict[str, Any], timing_only: bool) -> Scenario:
     return scenario
 
 
+def max_variants() -> int:
+    """The most variants a sweep may expand to (``$FLEETSIM_MAX_VARIANTS``, default 10,000)."""
+    text = os.environ.get(MAX_VARIANTS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_VARIANTS
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InputError("is not a positive whole number", field=f"${MAX_VARIANTS_ENV}", value=text,
+                         accepted=f"e.g. {DEFAULT_MAX_VARIANTS} (the default)")
+    return value
+
+
+def count_variants(loaded: LoadedSweep) -> int:
+    """Runs the sweep expands to, computed from the list lengths alone (nothing is expanded)."""
+    spec = loaded.spec
+    count = len(spec.seeds) * (len(next(iter(spec.zip.values()))) if spec.zip else 1)
+    for values in spec.grid.values():
+        count *= len(values)
+    return count
+
+
+def check_variant_count(loaded: LoadedSweep) -> None:
+    """Refuse, before expanding anything, a sweep larger than the limit (a grid of 10 keys x 10
+    values is 10^10 runs: expanding it would fill memory before saying anything)."""
+    count, limit = count_variants(loaded), max_variants()
+    if count > limit:
+        sizes = " x ".join([*(f"{len(v)} ({k})" for k, v in loaded.spec.grid.items()),
+                            *([f"{len(next(iter(loaded.spec.zip.values())))} (zip)"] if loaded.spec.zip else []),
+                            f"{len(loaded.spec.seeds)} (seeds)"])
+        raise InputError(f"expands to {count:,} runs ({sizes}), more than the limit of {limit:,}", file=loaded.file,
+                         field="grid", accepted=f"at most {limit:,} runs (fewer values or seeds, or raise the limit "
+                                                f"with ${MAX_VARIANTS_ENV}=N)")
+
+
 def expand(loaded: LoadedSweep, *, timing_only: bool | None = None, validate: bool = True) -> list[Variant]:
     """All variants of the sweep, validated; InputError naming the sweep file and swept key."""
+    check_variant_count(loaded)
     timing = loaded.spec.timing_only if timing_only is None else timing_only
     variants: list[Variant] = []
     for values, parts in _combinations(loaded):

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from simulator.errors import InputError
-from simulator.run_folder import atomic_write_text, write_json
+from simulator.config.input_files import read_input_text
+from simulator.run_folder import atomic_write_text, claim_sweep_dir, write_json
+from simulator.server.policy import add_plugin_paths
 from simulator.sweep.backends import BACKENDS, ProgressFn, VariantTask, run_tasks
 from simulator.sweep.expand import Variant, expand
 from simulator.sweep.results import SweepResult, aggregate_table, metrics_of, results_table, write_tables
@@ -91,14 +93,20 @@ def run_sweep(
     """
     _check_options(jobs, backend)
     loaded = load_sweep(path)
+    add_plugin_paths(loaded.sweep_dir, loaded.base_dir, Path.cwd())  # variants are validated here, before running
     variants = expand(loaded, timing_only=timing_only)
-    keys = [*loaded.spec.grid, *loaded.spec.zip]
     sweep_dir = Path(out) if out is not None else loaded.default_output()
+    lock = claim_sweep_dir(sweep_dir)  # new, empty or fleetsim's own; one sweep at a time
     try:
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"the sweep folder cannot be created ({exc.strerror})", field="output",
-                         value=str(sweep_dir), accepted="a folder you can write to") from None
+        return _run_claimed(loaded, variants, sweep_dir, jobs=jobs, backend=backend, ray_address=ray_address,
+                            force=force, report=report, progress=progress)
+    finally:
+        lock.release()
+
+
+def _run_claimed(loaded: LoadedSweep, variants: list[Variant], sweep_dir: Path, *, jobs: int, backend: str,
+                 ray_address: str | None, force: bool, report: bool, progress: ProgressFn | None) -> SweepResult:
+    keys = [*loaded.spec.grid, *loaded.spec.zip]
     previous = _read_manifest(sweep_dir)
     todo = [v for v in variants if force or not is_finished(sweep_dir, v, previous)]
     todo_names = {v.name for v in todo}
@@ -106,7 +114,7 @@ def run_sweep(
     # the manifest is written before running, so a killed sweep can still tell what it was doing;
     # an entry's fingerprint only matters together with that variant's summary.json
     write_json(sweep_dir / MANIFEST, _manifest(loaded, variants))
-    atomic_write_text(sweep_dir / "sweep.yaml", loaded.file.read_text(encoding="utf-8"))
+    atomic_write_text(sweep_dir / "sweep.yaml", read_input_text(loaded.file, "a sweep YAML"))
 
     total, finished = len(variants), 0
     for name in skipped:

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from simulator.config.numbers import NoBoolNumbers
 
 from simulator.config.loading import read_yaml, validate_data
 from simulator.errors import InputError
@@ -33,7 +35,7 @@ from simulator.sweep.keys import parse_key
 RESERVED_KEYS = {"seed": "list the seeds under 'seeds:' instead"}
 
 
-class SweepSpec(BaseModel):
+class SweepSpec(NoBoolNumbers):
     """The validated sweep file (see the module docstring)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)

@@ -235,11 +235,16 @@ def test_there_are_enough_cases() -> None:
     assert len(CASES) >= 36 and len({c.id for c in CASES}) == len(CASES)
 
 
+# cases whose problem lies in a plug-in's code: `validate` imports plug-ins only when asked to
+PLUGIN_CASES = {"user_model_not_importing", "plugin_not_importing", "plugin_not_a_policy"}
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_validate_rejects(case: Case, tmp_path: Path) -> None:
     path = _write_case(case, tmp_path)
-    assert_bad_input(cli("validate", str(path)), file=case.file or path.name, field=case.field, value=case.value,
-                     also=case.also)
+    flags = ["--import-plugins"] if case.id in PLUGIN_CASES else []
+    assert_bad_input(cli("validate", str(path), *flags), file=case.file or path.name, field=case.field,
+                     value=case.value, also=case.also)
 
 
 # ------------------------------------------------------------------ files that are not there
@@ -331,10 +336,20 @@ def test_existing_run_folder_needs_force(tmp_path: Path) -> None:
                      also=("--force",))
     assert _snapshot(out) == before
 
+    # --force replaces only a run folder fleetsim wrote (it carries the .fleetsim-run marker) ...
+    assert_bad_input(cli(*_run_args(tmp_path, out, "--force")), file=None, field="output", value=f"'{out}'",
+                     also=("fleetsim did not write", "nothing was deleted"))
+    assert _snapshot(out) == before
+
+    # ... and in it deletes only what fleetsim wrote: a run's files are replaced, the user's stay
+    out.rename(tmp_path / "not-a-run")
+    assert cli(*_run_args(tmp_path, out)).code == 0
+    (out / "summary.json").write_text('{"precious": true}\n')
+    (out / "notes.txt").write_bytes(b"\x00 keep me \xff")
     result = cli(*_run_args(tmp_path, out, "--force"))
     assert result.code == 0, result.text
     after = _snapshot(out)
-    assert "notes.txt" not in after
+    assert after["notes.txt"] == b"\x00 keep me \xff"
     summary = json.loads(after["summary.json"])
     assert summary["scenario_name"] == "bad-input" and "precious" not in summary
 

@@ -14,6 +14,7 @@ import yaml
 
 import simulator
 from simulator.api import resume
+from simulator.checkpoint import CHECKPOINT_FILE
 from tests.core.conftest import base_scenario, write_profile
 
 TABLES = ("events", "updates", "versions", "evals", "devices")
@@ -61,7 +62,7 @@ def test_sigkill_then_resume_gives_identical_traces(tmp_path: Path) -> None:
     """)
     proc = subprocess.run([sys.executable, "-c", child], cwd=Path(__file__).resolve().parents[2], timeout=300)
     assert proc.returncode == -signal.SIGKILL
-    assert (killed / "checkpoint.pt").exists() and not (killed / "summary.json").exists()
+    assert (killed / CHECKPOINT_FILE).exists() and not (killed / "summary.json").exists()
     # the killed run's traces up to its last flush make a (partial) report
     from simulator.report import write_run_report
     from simulator.trace import read_table

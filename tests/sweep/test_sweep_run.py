@@ -111,7 +111,8 @@ def test_a_killed_variant_is_rerun_and_only_it(tmp_path: Path) -> None:
     stamps = {name: (out / name / "summary.json").stat().st_mtime_ns for name in first.results.variant}
     victim = first.results.variant[3]
     (out / victim / "summary.json").unlink()          # as if killed before the end
-    (out / victim / "leftover.tmp").write_text("x")   # a partial folder is replaced, not refused
+    (out / victim / "events.parquet.tmp").write_text("x")  # a killed run's half-joined table: replaced, not refused
+    (out / victim / "notes.txt").write_text("mine")        # a file fleetsim did not write: never deleted
     seen: list[tuple[str, str]] = []
     second = run_sweep(path, out=out, report=False, progress=lambda i, n, name, status: seen.append((name, status)))
     assert second.ran == [victim] and len(second.skipped) == 7
@@ -119,7 +120,8 @@ def test_a_killed_variant_is_rerun_and_only_it(tmp_path: Path) -> None:
     for name, stamp in stamps.items():
         if name != victim:
             assert (out / name / "summary.json").stat().st_mtime_ns == stamp
-    assert not (out / victim / "leftover.tmp").exists()
+    assert not (out / victim / "events.parquet.tmp").exists()
+    assert (out / victim / "notes.txt").read_text() == "mine"
     pd.testing.assert_frame_equal(second.results, first.results)
     # changing the base re-runs every variant whose scenario changed (here: all of them)
     base = (tmp_path / "base.yaml").read_text().replace("sim_time_s: 120", "sim_time_s: 100")

@@ -1,0 +1,77 @@
+"""The smaller points of issue 12 (item 9): booleans are not numbers, a spreadsheet's BOM is fine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+import simulator
+from simulator.errors import InputError
+from tests.safety.conftest import cli, one_paragraph, tiny_scenario, write_scenario
+
+
+def _set(data: dict, dotted: str, value: object) -> dict:
+    node = data
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node[int(part)] if part.isdigit() else node.setdefault(part, {})
+    node[parts[-1]] = value
+    return data
+
+
+@pytest.mark.parametrize("dotted, field, accepted", [
+    ("fleet.0.count", "fleet[0].count", "an integer >= 1"),
+    ("network.ethernet.rate_mbps", "network.ethernet.rate_mbps", "a number > 0"),
+    ("stop.sim_time_s", "stop.sim_time_s", "a number > 0"),
+    ("workload.batch_size", "workload.batch_size", "an integer >= 1"),
+    ("algorithm.aggregation.deadline_s", "algorithm.aggregation.deadline_s", "a number > 0"),
+    ("fleet.0.overrides.memory.usable_gb", "fleet[0].overrides.memory.usable_gb", "a number > 0 and <= 100000"),
+])
+def test_true_is_not_a_number(dotted: str, field: str, accepted: str, tmp_path: Path) -> None:
+    data = tiny_scenario(tmp_path)
+    if dotted.startswith("algorithm"):
+        data["algorithm"] = {"name": "co-s2p", "aggregation": {"k": 2}}
+    scenario = write_scenario(tmp_path / "s.yaml", _set(data, dotted, True))
+    err = one_paragraph(cli("validate", str(scenario)), 2)
+    assert f"'{field}'" in err and "true/false is not a number (got True)" in err and accepted in err, err
+
+
+def test_booleans_in_lists_faults_and_sweeps(tmp_path: Path) -> None:
+    data = tiny_scenario(tmp_path)
+    data["faults"] = [{"kind": "server_pause", "start_s": True, "end_s": 5}]
+    err = one_paragraph(cli("validate", str(write_scenario(tmp_path / "f.yaml", data))), 2)
+    assert "'faults[0].start_s'" in err and "true/false is not a number" in err
+    data["faults"] = [{"kind": "devices_offline", "devices": [False], "start_s": 1, "end_s": 5}]
+    err = one_paragraph(cli("validate", str(write_scenario(tmp_path / "f.yaml", data))), 2)
+    assert "'faults[0].devices[0]'" in err
+    base = write_scenario(tmp_path / "base.yaml", tiny_scenario(tmp_path))
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(yaml.safe_dump({"base": str(base), "grid": {"fleet[0].count": [2]}, "seeds": [0, True]}))
+    err = one_paragraph(cli("sweep", str(sweep), "--out", str(tmp_path / "o")), 2)
+    assert "'seeds[1]'" in err and "true/false is not a number" in err
+
+
+def test_python_api_refuses_boolean_seed_and_interval(tmp_path: Path) -> None:
+    data = tiny_scenario(tmp_path)
+    with pytest.raises(InputError, match="not a valid seed"):
+        simulator.run(data, seed=True, out=tmp_path / "a")
+    with pytest.raises(InputError, match="checkpoint interval"):
+        simulator.run(data, checkpoint_every_s=True, out=tmp_path / "b")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_an_availability_csv_with_a_bom_is_read(tmp_path: Path) -> None:
+    """Spreadsheets save UTF-8 with a byte-order mark (and often spaces after commas)."""
+    trace = tmp_path / "offline.csv"
+    trace.write_bytes("\ufeffdevice_index, start_s, end_s\r\n0,0,1000000\r\n".encode("utf-8"))
+    data = tiny_scenario(tmp_path, devices=2)
+    data["fleet"][0]["availability"] = {"kind": "trace", "path": str(trace)}
+    scenario = write_scenario(tmp_path / "s.yaml", data)
+    assert cli("validate", str(scenario)).code == 0
+    out = tmp_path / "run"
+    assert cli("run", str(scenario), "--out", str(out)).code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["offline_share"] == pytest.approx(0.5)  # device 0 offline the whole run, device 1 never
