@@ -8,6 +8,7 @@ value null is trusted as is (e.g. time_to_target_s: null means "target not reach
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -93,13 +94,41 @@ def _staleness(run: RunData) -> dict[str, float | None]:
             "p95": float(np.percentile(s, 95)), "max": float(s.max())}
 
 
+@dataclass(frozen=True)
+class RunStatus:
+    """Whether a run ran to its stop condition, and the sentence that says so when it did not."""
+
+    complete: bool
+    text: str = ""
+
+
+INCOMPLETE_REASONS = ("interrupted", "killed", "failed", "error")
+
+
+def run_status(run: RunData) -> RunStatus:
+    """Incomplete: no summary.json (killed), a stop_reason of interrupted/killed/failed/error…, or
+    the summary's own `complete: false`. Its figures run up to the last simulated time recorded."""
+    s = run.summary
+    upto = f"its figures run up to {fmt_s(run.makespan_s)} of simulated time"
+    if not s:
+        return RunStatus(False, "Incomplete run: no summary.json (killed or failed before the end); "
+                                f"{upto}, from the traces written so far.")
+    reason = str(s.get("stop_reason", ""))
+    if s.get("complete") is False or reason.split(":")[0].strip().lower() in INCOMPLETE_REASONS:
+        return RunStatus(False, f"Incomplete run (stopped: {reason or 'unknown'}); {upto}.")
+    return RunStatus(True)
+
+
 def time_to_target_text(m: dict[str, Any]) -> str:
-    """'272 s (4.5 min)', 'not reached', 'not set' or 'n/a (timing-only)'."""
+    """'272 s (4.5 min)', 'not reached', 'interrupted before the target', 'not set' or
+    'n/a (timing-only)'."""
     if m["timing_only"]:
         return "n/a (timing-only)"
     if m["target_accuracy"] is None:
         return "not set"
-    return fmt_s(m["time_to_target_s"]) if m["time_to_target_s"] is not None else "not reached"
+    if m["time_to_target_s"] is not None:
+        return fmt_s(m["time_to_target_s"])
+    return "not reached" if m.get("complete", True) else "interrupted before the target"
 
 
 def run_metrics(run: RunData) -> dict[str, Any]:
@@ -119,8 +148,11 @@ def run_metrics(run: RunData) -> dict[str, Any]:
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(usable > 0, peak / usable, np.nan)
     last = ev.sort_values(["time_s", "version"], kind="stable").iloc[-1] if not ev.empty else None
+    status = run_status(run)
     return {
         "name": run.name,
+        "complete": status.complete,
+        "status_text": status.text,
         "algorithm": pick("algorithm", _named(run.scenario.get("algorithm"))),
         "seed": pick("seed", run.scenario.get("seed")),
         "model": _model_text(run),
