@@ -69,7 +69,8 @@ def fault_windows(faults: list[dict[str, Any]], makespan_s: float) -> list[tuple
             continue
         kind = str(f.get("kind", "fault"))
         label = {"link_down": f"{f.get('link', 'link')} down", "server_pause": "server paused",
-                 "devices_offline": f"{len(f.get('devices') or [])} devices offline"}.get(kind, kind)
+                 "devices_offline": (f"{len(f.get('devices') or [])} device"
+                                     f"{'' if len(f.get('devices') or []) == 1 else 's'} offline")}.get(kind, kind)
         out.append((start, min(end, makespan_s), label))
     return out
 
@@ -112,7 +113,10 @@ def group_lanes_figure(events: pd.DataFrame, devices: pd.DataFrame, makespan_s: 
     groups = list(dict.fromkeys(devices["group_name"].astype(str)))
     sizes = devices["group_name"].astype(str).value_counts()
     n = max(1, len(groups))
-    fig = make_subplots(rows=n, cols=1, shared_xaxes=True, vertical_spacing=min(0.05, 0.3 / n),
+    height_px = 170 + 95 * n
+    plot_px = height_px - 100 - 110  # top margin; x title, range slider and bottom margin
+    fig = make_subplots(rows=n, cols=1, shared_xaxes=True,
+                        vertical_spacing=min(0.3, 30 / max(plot_px, 1)) if n > 1 else 0.0,  # room for a title
                         subplot_titles=[f"{g} ({int(sizes[g]):,} devices)" for g in groups] or [""])
     series = {"compute": ("compute",), "communication": ("download", "upload"), "offline": ("offline",)}
     # integer codes once: comparing millions of strings per group and phase is the slow part
@@ -144,7 +148,7 @@ def group_lanes_figure(events: pd.DataFrame, devices: pd.DataFrame, makespan_s: 
     fig.update_xaxes(title="simulated time (s) — drag the slider or zoom to choose the device lanes' window",
                      rangeslider=dict(visible=True, thickness=0.06), row=n, col=1)
     fig.update_xaxes(range=[0, max(makespan_s, 1e-9)])
-    fig = style(fig, height_px=170 + 95 * n)
+    fig = style(fig, height_px=height_px)
     fig.update_layout(margin=dict(t=100))  # legend, fault labels, then the first group's title
     return fig
 

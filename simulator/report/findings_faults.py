@@ -14,7 +14,6 @@ import pandas as pd
 
 from simulator.report.findings import Finding, _plural
 from simulator.report.loading import RunData
-from simulator.report.style import fmt_s
 
 
 def _duration(start_s: float, end_s: float) -> str:
@@ -23,7 +22,8 @@ def _duration(start_s: float, end_s: float) -> str:
 
 
 def _window(start_s: float, end_s: float) -> str:
-    return f"from {fmt_s(start_s)} to {fmt_s(end_s)} ({_duration(start_s, end_s)})"
+    """'from 1,800 s to 2,100 s (5.0 min)': the run's clock in seconds, the length readable."""
+    return f"from {start_s:,.0f} s to {end_s:,.0f} s ({_duration(start_s, end_s)})"
 
 
 def _members_of_link(run: RunData, link: str) -> pd.DataFrame:
@@ -45,6 +45,9 @@ def _link_down(run: RunData, f: dict[str, Any], start: float, end: float) -> Fin
     hit = np.intersect1d(ev["device"].to_numpy()[overlap], members["device"].to_numpy())
     names = list(dict.fromkeys(members["group_name"].astype(str)))
     where = "the server links" if link == "server" else f"link {link}"
+    if members.empty:
+        return Finding(f"Fault: {where} down {_window(start, end)}; no group of this run is known to use it "
+                       "(its scenario.yaml names no such link).", "warn")
     text = (f"Fault: {where} down {_window(start, end)}; {hit.size:,} of the "
             f"{_plural(len(members), 'device')} behind it"
             + (f" ({', '.join(names)})" if names and link != "server" else "")
@@ -87,8 +90,8 @@ def fault_findings(run: RunData) -> list[Finding]:
             continue
         kind = str(f.get("kind"))
         if start >= span:
-            out.append(Finding(f"Fault {kind} planned at {fmt_s(start)} did not happen: the run ended at "
-                               f"{fmt_s(span)}."))
+            out.append(Finding(f"Fault {kind} planned at {start:,.0f} s did not happen: the run ended at "
+                               f"{span:,.0f} s."))
             continue
         end = min(end, span)
         if kind == "link_down":

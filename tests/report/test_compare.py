@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 from report_checks import assert_self_contained
-from report_synthetic import write_run
+from report_synthetic import make_sweep, write_run
 
 from simulator.errors import InputError
 from simulator.report import write_comparison_report
@@ -27,23 +27,6 @@ def table_rows(page: str) -> list[list[str]]:
     return [[html.unescape(re.sub(r"<[^>]+>", " | ", c)).replace("\u00a0", " ")
              for c in re.findall(r"<td>(.*?)</td>", row)]
             for row in re.findall(r"<tr>(.*?)</tr>", body)]
-
-
-def make_sweep(root, configs=("co-s2p", "fedavg", "fedbuff"), seeds=(0, 1), rounds=(6, 6, 6)):
-    """A sweep folder as `fleetsim sweep` leaves it: manifest.json + one run folder per variant."""
-    root.mkdir(parents=True, exist_ok=True)
-    variants, dirs = {}, []
-    for c, (algo, r) in enumerate(zip(configs, rounds)):
-        for s in seeds:
-            seed = 10 * c + s  # distinct traces per run (the generator draws from its seed)
-            name = f"algorithm.name={algo}__seed={seed}"
-            variants[name] = {"values": {"algorithm.name": algo, "algorithm.aggregation": {"k": c + 1}},
-                              "seed": seed}
-            dirs.append(write_run(root / name, 6, r, seed=seed, oom_devices=[], offline=[],
-                                  name="fleet54_cos2p"))
-    manifest = {"keys": ["algorithm.name", "algorithm.aggregation"], "variants": variants}
-    (root / "manifest.json").write_text(json.dumps(manifest, sort_keys=True))
-    return dirs
 
 
 def test_comparison_of_three_runs(small_run, timing_only_run, tmp_path):
