@@ -109,8 +109,8 @@ def _timeline(run: RunData, lanes: Any, faults: list[dict[str, Any]]) -> str:
                     "No device phases were recorded.", post_script=SYNC_JS)
     shaded = " Shaded: fault windows." if windows else ""
     note = ("Per group: the share of its devices computing, communicating, offline or idle, per "
-            f"time bin.{shaded} Below: one lane per device, opening on {fmt_s(window[0])} – "
-            f"{fmt_s(window[1])}; zoom the chart above or drag its slider to move the window, "
+            f"time bin.{shaded} Below: one lane per device, opening on {window[0]:,.0f} s – "
+            f"{window[1]:,.0f} s; zoom the chart above or drag its slider to move the window, "
             "double-click to reset. Grey = idle, crosses = out of memory. " + lanes.note()).strip()
     return H.section("Fleet timeline", overview + detail, note=note, section_id="timeline")
 
