@@ -345,6 +345,9 @@ def compare(
 from simulator.cli_sweep import register as _register_sweep  # noqa: E402 - needs the helpers above
 
 _register_sweep(app, _friendly, console, err_console)
+from simulator.cli_export import register as _register_export  # noqa: E402 - fleetsim export
+
+_register_export(app, _friendly, console, err_console)
 
 
 def main() -> None:

@@ -302,6 +302,7 @@ class Simulation:
             time_to_target_s=state["time_to_target"], final_accuracy=evals[-1][2] if evals else None,
             stop_reason=state["stop_reason"], extra={**self._summary_extra(devices, plans), "faults": fault_log},
             complete=not interrupted and failure is None,
+            group_plans=self._group_plans(devices, plans),
         )
         try:
             write_json(self.run_dir / "summary.json", summary)
@@ -362,6 +363,29 @@ class Simulation:
             "num_blocks": self.workload.num_blocks,
             "submodels_by_profile": by_profile,
         }
+
+    def _group_plans(self, devices: list[Device], plans: list[SubmodelChoice]) -> list[dict[str, Any]]:
+        """Per scenario group (fleet[i], named as the engine names its devices): its static facts and
+        the plan with the largest memory peak among its devices, with every distinct (depth, width)."""
+        out: list[dict[str, Any]] = []
+        for g, (group, profile) in enumerate(zip(self.scenario.fleet, self.profiles)):
+            entry: dict[str, Any] = {"name": group.name or profile.name, "index": g, "profile": profile.name,
+                                     "power_mode": group.power_mode or profile.default_power_mode,
+                                     "link": group.link, "variants": {}}
+            worst: SubmodelChoice | None = None
+            for device, plan in zip(devices, plans):
+                if device.group != g:
+                    continue
+                if worst is None or plan.peak_memory_bytes > worst.peak_memory_bytes:
+                    worst, entry["usable_memory_bytes"] = plan, device.usable_memory_bytes
+                key = f"depth {plan.depth}, width {plan.width_ratio:g}"
+                entry["variants"][key] = entry["variants"].get(key, 0) + 1
+            if worst is not None:
+                entry.update({"depth": worst.depth, "width_ratio": worst.width_ratio, "params": worst.params,
+                              "peak_memory_bytes": worst.peak_memory_bytes, "fits_memory": worst.fits_memory,
+                              "step_time_s": worst.step_time_s})
+            out.append(entry)
+        return out
 
     @staticmethod
     def _periodic(env: simpy.Environment, every_s: float, fn: Callable[[], None]):

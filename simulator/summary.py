@@ -75,6 +75,7 @@ def build_summary(
     stop_reason: str,
     extra: dict[str, Any],
     complete: bool = True,
+    group_plans: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The run's headline figures. `complete` is False when the run did not reach its stop condition
     (Ctrl-C, a failing plug-in, a full disk): its figures then cover simulated time up to `wall_s` only,
@@ -121,5 +122,95 @@ def build_summary(
         "target_accuracy": target_accuracy,
         "time_to_target_s": time_to_target_s,
         "final_accuracy": final_accuracy,
+        "groups": group_summaries(devices, wall_s, group_plans or []),
         **extra,
     }
+
+
+# ------------------------------------------------------------------ per scenario group
+
+# A group is "offline-limited" when it spends at least this share of its wall time offline, and the
+# slowest group is a straggler when its busy time per job is at least STRAGGLER_RATIO × the fastest's.
+OFFLINE_LIMIT_SHARE = 0.2
+STRAGGLER_RATIO = 1.5
+IDLE_LIMIT_SHARE = 0.5
+
+
+def group_limit(*, ooms: int, fits_memory: bool | None, compute_s: float, comm_s: float, idle_s: float,
+                offline_s: float, straggler: bool) -> tuple[str, str]:
+    """What limits one scenario group, as (label, one-clause reason).
+
+    Pure arithmetic on the group's time accounts, shared by summary.json and the report (which
+    recomputes it for run folders written before summary.json had groups). Order: memory first (an
+    OOM'd job trains nothing), then availability, then which of compute or communication fills the
+    busy time; the slowest group (busy time per job) is marked a straggler."""
+    wall_s = compute_s + comm_s + idle_s + offline_s
+    share = (lambda x: x / wall_s) if wall_s > 0 else (lambda x: 0.0)
+    if ooms > 0 or fits_memory is False:
+        return "out of memory", f"{ooms:,} out-of-memory events" if ooms else "its submodel does not fit"
+    if share(offline_s) >= OFFLINE_LIMIT_SHARE:
+        return "offline", f"offline {100 * share(offline_s):.0f} % of the time"
+    busy_s = compute_s + comm_s
+    if busy_s <= 0:
+        return "idle", "never busy"
+    kind = "compute-bound" if compute_s >= comm_s else "link-bound"
+    what = "computing" if compute_s >= comm_s else "communicating"
+    reason = f"{100 * max(compute_s, comm_s) / busy_s:.0f} % of busy time {what}"
+    if straggler:
+        return f"{kind} straggler", reason + "; slowest group per job"
+    if share(idle_s) >= IDLE_LIMIT_SHARE:
+        return "waits for others", f"idle {100 * share(idle_s):.0f} % of the time"
+    return kind, reason
+
+
+def mark_stragglers(busy_per_job_s: list[float | None]) -> list[bool]:
+    """True for the group with the longest busy time per job, if it is STRAGGLER_RATIO × the shortest."""
+    known = [v for v in busy_per_job_s if v is not None and v > 0]
+    if len(known) < 2 or max(known) < STRAGGLER_RATIO * min(known):
+        return [False] * len(busy_per_job_s)
+    top = max(known)
+    return [v == top for v in busy_per_job_s]
+
+
+def _energy_j(d: Device, wall_s: float) -> float:
+    """Same formula as write_device_rows (busy power × compute + idle power × other online time)."""
+    online_s = wall_s - d.offline_s
+    return d.busy_power_w * d.compute_s + d.idle_power_w * max(0.0, online_s - d.compute_s)
+
+
+def group_summaries(devices: list[Device], wall_s: float, plans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per scenario group (fleet[i]), in file order: the plan facts the engine gives
+    (name, profile, power mode, link, submodel, memory, step time) plus the group's time shares,
+    energy, job counts and what limits it (group_limit)."""
+    out: list[dict[str, Any]] = []
+    for g, plan in enumerate(plans):
+        members = [d for d in devices if d.group == g]
+        compute_s = sum(d.compute_s for d in members)
+        comm_s = sum(d.comm_s for d in members)
+        offline_s = sum(d.offline_s for d in members)
+        group_wall_s = wall_s * len(members)
+        idle_s = max(0.0, group_wall_s - compute_s - comm_s - offline_s)
+        counts = {k: sum(d.counts.get(k, 0) for d in members) for k in ("jobs", "accepted", "dropped", "lost", "oom")}
+        entry = dict(plan)
+        entry.update({
+            "devices": len(members),
+            "compute_share": compute_s / group_wall_s if group_wall_s else 0.0,
+            "comm_share": comm_s / group_wall_s if group_wall_s else 0.0,
+            "idle_share": idle_s / group_wall_s if group_wall_s else 0.0,
+            "offline_share": offline_s / group_wall_s if group_wall_s else 0.0,
+            "energy_j": sum(_energy_j(d, wall_s) for d in members),
+            "busy_per_job_s": (compute_s + comm_s) / counts["jobs"] if counts["jobs"] else None,
+            "max_peak_memory_bytes": max((d.peak_memory_bytes for d in members), default=0),
+            "bytes_down": int(sum(d.bytes_down for d in members)),
+            "bytes_up": int(sum(d.bytes_up for d in members)),
+            **{key: counts[key] for key in ("jobs", "accepted", "dropped", "lost")}, "ooms": counts["oom"],
+            "_times": (compute_s, comm_s, idle_s, offline_s),
+        })
+        out.append(entry)
+    stragglers = mark_stragglers([e["busy_per_job_s"] for e in out])
+    for entry, straggler in zip(out, stragglers):
+        compute_s, comm_s, idle_s, offline_s = entry.pop("_times")
+        entry["limit"], entry["limit_reason"] = group_limit(
+            ooms=entry["ooms"], fits_memory=entry.get("fits_memory"), compute_s=compute_s, comm_s=comm_s,
+            idle_s=idle_s, offline_s=offline_s, straggler=straggler)
+    return out

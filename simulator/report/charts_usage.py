@@ -1,7 +1,7 @@
 """Where the devices' time, memory and energy went: utilization shares, memory against the limit,
 submodel sizes, energy.
 
-Per-profile charts aggregate every device; per-device charts show the sampled lanes only (see
+Per-group charts (scenario groups, `group_name`) aggregate every device; per-device charts show the sampled lanes only (see
 sampling.py), so their size does not grow with the fleet.
 """
 
@@ -26,11 +26,16 @@ def _shares(table: pd.DataFrame) -> pd.DataFrame:
     return t.div(total, axis=0).fillna(0.0) * 100.0
 
 
-def utilization_profile_figure(devices: pd.DataFrame) -> go.Figure:
-    """One horizontal stacked bar per profile: shares of all its devices' time."""
-    sums = devices.groupby("profile", sort=True)[list(SHARE_COLUMNS.values())].sum()
+def _key(devices: pd.DataFrame) -> str:
+    return "group_name" if "group_name" in devices else "profile"
+
+
+def utilization_group_figure(devices: pd.DataFrame) -> go.Figure:
+    """One horizontal stacked bar per scenario group: shares of all its devices' time."""
+    key = _key(devices)
+    sums = devices.groupby(key, sort=False)[list(SHARE_COLUMNS.values())].sum()
     shares = _shares(sums)
-    counts = devices.groupby("profile", sort=True).size()
+    counts = devices.groupby(key, sort=False).size()
     labels = [f"{p} ({counts[p]})" for p in shares.index]
     fig = go.Figure()
     for name in SHARE_COLUMNS:
@@ -51,7 +56,7 @@ def utilization_device_figure(lane_devices: pd.DataFrame) -> go.Figure:
     for name in SHARE_COLUMNS:
         fig.add_trace(go.Bar(x=names, y=shares[name].round(2).to_numpy(), name=name,
                              marker_color=SHARE_COLORS[name],
-                             customdata=lane_devices["profile"].astype(str).to_numpy(),
+                             customdata=lane_devices[_key(lane_devices)].astype(str).to_numpy(),
                              hovertemplate=f"{name} %{{y:.1f}} %<extra>%{{x}} (%{{customdata}})"
                                            "</extra>"))
     fig.update_layout(barmode="stack", bargap=0.1)
@@ -111,24 +116,23 @@ def memory_figure(lane_devices: pd.DataFrame, updates: pd.DataFrame) -> go.Figur
 
 
 def energy_figure(devices: pd.DataFrame, lane_devices: pd.DataFrame) -> go.Figure:
-    """Energy per profile (all devices, total and per device) and per shown device."""
-    by_profile = devices.groupby("profile", sort=True)["energy_j"].agg(["sum", "mean"])
-    colors = {p: SERIES_COLORS[i % len(SERIES_COLORS)]
-              for i, p in enumerate(sorted(devices["profile"].astype(str).unique()))}
+    """Energy per scenario group (all devices) and per shown device, in Wh."""
+    key = _key(devices)
+    by_group = devices.groupby(key, sort=False)["energy_j"].agg(["sum", "mean"]) / 3600.0
+    colors = {g: SERIES_COLORS[i % len(SERIES_COLORS)] for i, g in enumerate(by_group.index.astype(str))}
     fig = make_subplots(rows=1, cols=2, column_widths=[0.3, 0.7], horizontal_spacing=0.1,
-                        subplot_titles=["per profile, all devices (kJ)", "per device (kJ)"])
-    fig.add_trace(go.Bar(x=by_profile.index.astype(str).tolist(), y=by_profile["sum"] / 1e3,
-                         name="total per profile",
-                         marker_color=[colors[str(p)] for p in by_profile.index],
-                         customdata=by_profile["mean"].to_numpy() / 1e3,
-                         hovertemplate="%{x}: %{y:,.1f} kJ total, %{customdata:,.2f} kJ per "
+                        subplot_titles=["per group, all devices (Wh)", "per device (Wh)"])
+    fig.add_trace(go.Bar(x=by_group.index.astype(str).tolist(), y=by_group["sum"],
+                         name="total per group", marker_color=[colors[str(g)] for g in by_group.index],
+                         customdata=by_group["mean"].to_numpy(),
+                         hovertemplate="%{x}: %{y:,.1f} Wh total, %{customdata:,.2f} Wh per "
                                        "device<extra></extra>"), row=1, col=1)
     fig.add_trace(go.Bar(x=lane_devices["device_name"].astype(str).tolist(),
-                         y=lane_devices["energy_j"].to_numpy(dtype=float) / 1e3,
+                         y=lane_devices["energy_j"].to_numpy(dtype=float) / 3600.0,
                          name="per device",
-                         marker_color=[colors.get(p, "#888") for p in lane_devices["profile"]],
-                         customdata=lane_devices["profile"].astype(str).to_numpy(),
-                         hovertemplate="%{x} (%{customdata}): %{y:,.2f} kJ<extra></extra>"),
+                         marker_color=[colors.get(str(g), "#888") for g in lane_devices[key]],
+                         customdata=lane_devices[key].astype(str).to_numpy(),
+                         hovertemplate="%{x} (%{customdata}): %{y:,.2f} Wh<extra></extra>"),
                   row=1, col=2)
     fig.update_xaxes(tickangle=-60, tickfont=dict(size=9 if len(lane_devices) > 40 else 11),
                      row=1, col=2)

@@ -1,22 +1,30 @@
 """`write_comparison_report`: several runs side by side, as a table and as charts.
 
-Only headline figures (metrics.py) and each run's accuracy curve are drawn, so the page stays
-small however large the fleets were (accuracy curves are thinned to MAX_CURVE_POINTS each).
+- Runs are named by what differs between them (compare_labels.py); runs that differ only by seed
+  form one configuration, drawn as mean ± std over its seeds (error bars, one dot per seed).
+- Runs of different lengths are compared per simulated hour (energy, traffic, versions) and per
+  version (energy), never as raw totals side by side.
+- An interrupted run is marked as such (its time to target reads "interrupted", not "not reached").
+- Only headline figures (metrics.py) and each run's accuracy curve are drawn, so the page stays small
+  however large the fleets were (curves are thinned to MAX_CURVE_POINTS each). Bars are horizontal
+  with the run names on one shared axis per row: no rotated labels under chart titles.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from simulator.run_folder import atomic_write_text
 from simulator.errors import InputError
+from simulator.run_folder import atomic_write_text
 from simulator.report import html as H
 from simulator.report.charts_learning import thin_rows
+from simulator.report.compare_labels import RunLabel, run_labels
 from simulator.report.loading import RunData, load_run
 from simulator.report.metrics import run_metrics, time_to_target_text
 from simulator.report.style import (SERIES_COLORS, fmt_bytes, fmt_energy, fmt_num, fmt_pct, fmt_s,
@@ -24,101 +32,221 @@ from simulator.report.style import (SERIES_COLORS, fmt_bytes, fmt_energy, fmt_nu
 
 MAX_CURVE_POINTS = 1_000
 CHART_IDS = ("chart-compare-accuracy", "chart-compare-bars")
-
-
-def _labels(runs: list[RunData]) -> list[str]:
-    """Scenario names, made unique with the folder name where two runs share one."""
-    names = [r.name for r in runs]
-    out = []
-    for run, name in zip(runs, names):
-        out.append(f"{name} ({run.run_dir.name})" if names.count(name) > 1 else name)
-    if len(set(out)) < len(out):  # same name and same folder name: number them
-        out = [f"{i + 1}. {label}" for i, label in enumerate(out)]
-    return out
+SAME_LENGTH = 1.01  # runs whose simulated times differ by more than 1 % are compared per hour
+COLS = 3
 
 
 def _color(i: int) -> str:
     return SERIES_COLORS[i % len(SERIES_COLORS)]
 
 
-def accuracy_overlay(runs: list[RunData], labels: list[str], metrics: list[dict[str, Any]]
+def _per_hour(value: float | None, m: dict[str, Any]) -> float | None:
+    span = m["makespan_s"]
+    return value * 3600.0 / span if value is not None and span else None
+
+
+def _per_version(value: float | None, m: dict[str, Any]) -> float | None:
+    return value / m["versions"] if value is not None and m["versions"] else None
+
+
+def lengths_differ(metrics: list[dict[str, Any]]) -> bool:
+    spans = [m["makespan_s"] for m in metrics if m["makespan_s"]]
+    return bool(spans) and max(spans) > SAME_LENGTH * min(spans)
+
+
+def _energy_scale(values_j: list[float | None]) -> tuple[str, float]:
+    top = max((abs(v) for v in values_j if v is not None), default=0.0)
+    return ("kWh", 3.6e6) if top >= 3.6e6 else ("Wh", 3600.0) if top >= 3600.0 else ("J", 1.0)
+
+
+@dataclass(frozen=True)
+class Metric:
+    title: str
+    values: list[float | None]  # one per run, in the chart's unit
+    hover: str  # plotly number format with unit, e.g. "%{x:.1f} %"
+
+
+def bar_metrics(metrics: list[dict[str, Any]]) -> list[Metric]:
+    """The charted figures, normalised where runs differ in length; figures no run has are left out."""
+    per_h = lengths_differ(metrics)
+    out: list[Metric] = []
+
+    def add(title: str, fn: Callable[[dict[str, Any]], float | None], hover: str, keep: bool = False) -> None:
+        values = [fn(m) for m in metrics]
+        if keep or any(v is not None for v in values):
+            out.append(Metric(title, values, hover))
+
+    if not all(m["timing_only"] for m in metrics):
+        # kept when no run reached its target: "not reached" / "interrupted" is the answer then
+        add("time to target (s)", lambda m: m["time_to_target_s"], "%{x:,.0f} s",
+            keep=any(m["target_accuracy"] is not None and not m["timing_only"] for m in metrics))
+        add("final accuracy (%)", lambda m: None if m["final_accuracy"] is None else 100 * m["final_accuracy"],
+            "%{x:.1f} %")
+    add("fleet utilization (compute, %)",
+        lambda m: None if m["fleet_utilization"] is None else 100 * m["fleet_utilization"], "%{x:.1f} %")
+    add("mean staleness (versions)", lambda m: m["staleness"]["mean"], "%{x:.2f}")
+    add("peak memory (% of usable)",
+        lambda m: None if m["peak_memory_ratio"] is None else 100 * m["peak_memory_ratio"], "%{x:.0f} %")
+    energy = [(_per_hour(m["energy_j"], m) if per_h else m["energy_j"]) for m in metrics]
+    unit, scale = _energy_scale(energy)
+    add(f"energy per simulated hour ({unit}/h)" if per_h else f"energy ({unit})",
+        lambda m: None if (e := (_per_hour(m["energy_j"], m) if per_h else m["energy_j"])) is None else e / scale,
+        "%{x:,.3g} " + unit + ("/h" if per_h else ""))
+    per_version = [_per_version(m["energy_j"], m) for m in metrics]
+    vunit, vscale = _energy_scale(per_version)
+    add(f"energy per version ({vunit})",
+        lambda m: None if (e := _per_version(m["energy_j"], m)) is None else e / vscale, "%{x:,.3g} " + vunit)
+
+    def traffic(m: dict[str, Any]) -> float | None:
+        if m["bytes_down"] is None or m["bytes_up"] is None:
+            return None
+        total = (m["bytes_down"] + m["bytes_up"]) / 1e9
+        return _per_hour(total, m) if per_h else total
+
+    add("traffic down + up (GB per simulated hour)" if per_h else "traffic down + up (GB)", traffic,
+        "%{x:,.3g} GB" + ("/h" if per_h else ""))
+    add("versions per simulated hour" if per_h else "versions",
+        lambda m: _per_hour(m["versions"], m) if per_h else m["versions"], "%{x:,.1f}")
+    return out
+
+
+def _missing_text(title: str, m: dict[str, Any]) -> str:
+    if title.startswith("time to target"):
+        text = time_to_target_text(m)
+        return "interrupted" if text.startswith("interrupted") else text
+    if not m.get("complete", True):
+        return "interrupted"
+    return "timing-only" if m["timing_only"] and "accuracy" in title else "n/a"
+
+
+def configurations(labels: list[RunLabel]) -> list[tuple[str, list[int]]]:
+    """(configuration, indices of its runs), in order of first appearance."""
+    out: dict[str, list[int]] = {}
+    for i, lab in enumerate(labels):
+        out.setdefault(lab.config, []).append(i)
+    return list(out.items())
+
+
+def mean_std(values: list[float | None]) -> tuple[float | None, float | None, int]:
+    """Mean and sample std (ddof=1; None with fewer than 2) of the known values, and their count."""
+    known = np.array([v for v in values if v is not None], dtype=float)
+    if known.size == 0:
+        return None, None, 0
+    return float(known.mean()), (float(known.std(ddof=1)) if known.size > 1 else None), int(known.size)
+
+
+def bars_figure(labels: list[RunLabel], metrics: list[dict[str, Any]], charted: list[Metric]) -> go.Figure:
+    """One horizontal bar chart per metric, a row of COLS sharing the configuration axis."""
+    configs = configurations(labels)
+    names = [c for c, _ in configs]
+    rows = max(1, -(-len(charted) // COLS))
+    plot_px = 36 + 24 * len(names)
+    gap_px = 86  # x tick labels of the row above, then this row's title
+    height = rows * plot_px + (rows - 1) * gap_px + 150
+    fig = make_subplots(rows=rows, cols=COLS, shared_yaxes=True, horizontal_spacing=0.05,
+                        vertical_spacing=gap_px / (height - 150) if rows > 1 else 0.0,
+                        subplot_titles=[c.title for c in charted])
+    colors = [_color(i) for i in range(len(names))]
+    for k, metric in enumerate(charted):
+        row, col = k // COLS + 1, k % COLS + 1
+        stats = [mean_std([metric.values[i] for i in idx]) for _, idx in configs]
+        x = [s[0] if s[0] is not None else 0.0 for s in stats]
+        err = [s[1] or 0.0 for s in stats]
+        text = ["" if s[0] is not None else _missing_text(metric.title, metrics[idx[0]])
+                for s, (_, idx) in zip(stats, configs)]
+        hatched = ["/" if any(not metrics[i].get("complete", True) for i in idx) else "" for _, idx in configs]
+        fig.add_trace(go.Bar(y=names, x=x, orientation="h", marker=dict(color=colors, pattern=dict(shape=hatched)),
+                             error_x=dict(type="data", array=err, visible=any(e > 0 for e in err),
+                                          color="#333", thickness=1.2, width=4),
+                             text=text, textposition="outside", cliponaxis=False, showlegend=False,
+                             name=metric.title, customdata=[f"{s[2]} run{'s' if s[2] != 1 else ''}" for s in stats],
+                             hovertemplate="%{y}: " + metric.hover + " (mean of %{customdata})<extra></extra>"),
+                      row=row, col=col)
+        dots = [(metric.values[i], name) for name, (_, idx) in zip(names, configs) if len(idx) > 1
+                for i in idx if metric.values[i] is not None]
+        if dots:
+            fig.add_trace(go.Scatter(x=[d[0] for d in dots], y=[d[1] for d in dots], mode="markers",
+                                     marker=dict(size=5, color="#222", opacity=0.6), showlegend=False,
+                                     hovertemplate="%{y}: " + metric.hover + " (one seed)<extra></extra>"),
+                          row=row, col=col)
+        top = max([v + e for v, e in zip(x, err)] + [v for v in metric.values if v is not None] + [0.0])
+        fig.update_xaxes(range=[0, top * 1.22 if top > 0 else 1.0], row=row, col=col, automargin=True)
+    fig.update_yaxes(autorange="reversed", tickfont=dict(size=11))
+    fig = style(fig, height_px=height)
+    fig.update_layout(margin=dict(t=60, l=20, r=30), bargap=0.25)
+    return fig
+
+
+def accuracy_overlay(runs: list[RunData], labels: list[RunLabel], metrics: list[dict[str, Any]]
                      ) -> go.Figure | None:
+    """Accuracy against simulated time, one line per run; the seeds of a configuration share a colour."""
     if all(r.evals.empty for r in runs):
         return None
+    color_of = {c: _color(i) for i, (c, _) in enumerate(configurations(labels))}
     fig = go.Figure()
-    for i, (run, label) in enumerate(zip(runs, labels)):
+    for run, lab in zip(runs, labels):
         if run.evals.empty:
             continue
         ev = thin_rows(run.evals.sort_values(["time_s", "version"], kind="stable"), MAX_CURVE_POINTS)
         fig.add_trace(go.Scatter(x=ev["time_s"].to_numpy(float), y=ev["accuracy"].to_numpy(float),
-                                 mode="lines", name=label, line=dict(color=_color(i)),
-                                 hovertemplate="%{x:.0f} s: %{y:.3f}<extra>" + H.esc(label)
-                                               + "</extra>"))
+                                 mode="lines", name=lab.label, line=dict(color=color_of[lab.config], width=1.6),
+                                 hovertemplate="%{x:.0f} s: %{y:.3f}<extra>" + H.esc(lab.label) + "</extra>"))
     for target in sorted({m["target_accuracy"] for m in metrics if m["target_accuracy"] is not None}):
         fig.add_hline(y=target, line=dict(color="#E45756", dash="dash", width=1.5),
                       annotation_text=f"target {target:.3g}", annotation_position="bottom right")
     fig.update_xaxes(title="simulated time (s)")
     fig.update_yaxes(title="accuracy")
-    fig.update_layout(showlegend=True)  # name the run even when only one has evaluations
-    return style(fig, height_px=440)
+    fig = style(fig, height_px=440)
+    # legend below the plot: long run names must not cover the curves or the title
+    fig.update_layout(showlegend=True, legend=dict(orientation="h", yref="container", y=0, yanchor="bottom"),
+                      margin=dict(b=40 + 22 * ((len(runs) + 1) // 2)))
+    return fig
 
 
-def _bar_values(metrics: list[dict[str, Any]]) -> dict[str, tuple[list[float | None], str]]:
-    def col(fn: Any) -> list[float | None]:
-        return [fn(m) for m in metrics]
-
-    def scaled(key: str, k: float) -> Any:
-        return lambda m: m[key] * k if m[key] is not None else None
-
-    return {
-        "time to target (s)": (col(lambda m: m["time_to_target_s"]), "%{y:,.0f} s"),
-        "final accuracy (%)": (col(scaled("final_accuracy", 100)), "%{y:.1f} %"),
-        "fleet utilization (%)": (col(scaled("fleet_utilization", 100)), "%{y:.1f} %"),
-        "mean staleness (versions)": (col(lambda m: m["staleness"]["mean"]), "%{y:.2f}"),
-        "peak memory (GB)": (col(scaled("peak_memory_bytes", 1e-9)), "%{y:.2f} GB"),
-        "energy (kJ)": (col(scaled("energy_j", 1e-3)), "%{y:,.1f} kJ"),
-    }
-
-
-def bars_figure(labels: list[str], metrics: list[dict[str, Any]]) -> go.Figure:
-    """2×3 bar charts; a missing value is an empty slot labelled 'n/a' or 'not reached'."""
-    values = _bar_values(metrics)
-    fig = make_subplots(rows=2, cols=3, subplot_titles=list(values), vertical_spacing=0.22,
-                        horizontal_spacing=0.07)
-    colors = [_color(i) for i in range(len(labels))]
-    for k, (title, (ys, fmt)) in enumerate(values.items()):
-        row, col = k // 3 + 1, k % 3 + 1
-        y = np.array([np.nan if v is None else v for v in ys], dtype=float)
-        reached_slot = title.startswith("time to target")
-        text = ["" if np.isfinite(v) else
-                "not reached" if reached_slot and time_to_target_text(m) == "not reached" else "n/a"
-                for v, m in zip(y, metrics)]
-        fig.add_trace(go.Bar(x=labels, y=np.nan_to_num(y), marker_color=colors, text=text,
-                             textposition="outside", showlegend=False, name=title,
-                             hovertemplate="%{x}: " + fmt + "<extra></extra>"), row=row, col=col)
-    fig.update_xaxes(tickangle=-30)
-    return style(fig, height_px=640)
+def comparison_table(labels: list[RunLabel], metrics: list[dict[str, Any]]) -> str:
+    """Every run's headline figures; cells wrap, so the table fits the page (memory included)."""
+    per_h = lengths_differ(metrics)
+    learned = not all(m["timing_only"] for m in metrics)
+    header = ["run", "algorithm", "devices", "simulated time", "versions"]
+    header += ["target", "time to target", "final accuracy"] if learned else []
+    header += ["fleet utilization", "staleness mean / p95", "peak memory (of usable)",
+               "energy" + (" (per hour)" if per_h else ""), "traffic down / up", "updates accepted / "
+               "dropped / lost / OOM"]
+    rows, details = [], []
+    for lab, m in zip(labels, metrics):
+        name = lab.label + ("" if m.get("complete", True) else " — interrupted")
+        details.append(lab.detail)
+        row = [name, m["algorithm"] or "n/a", fmt_num(m["devices"]), fmt_s(m["makespan_s"]), fmt_num(m["versions"])]
+        if learned:
+            row += [fmt_pct(m["target_accuracy"], 1), time_to_target_text(m),
+                    "timing-only" if m["timing_only"] else fmt_pct(m["final_accuracy"], 1)]
+        energy = fmt_energy(m["energy_j"])
+        if per_h and m["energy_j"] is not None:
+            energy += f" ({fmt_energy(_per_hour(m['energy_j'], m))}/h)"
+        row += [fmt_pct(m["fleet_utilization"]),
+                f"{fmt_num(m['staleness']['mean'], 2)} / {fmt_num(m['staleness']['p95'], 1)}",
+                f"{fmt_bytes(m['peak_memory_bytes'])} ({fmt_pct(m['peak_memory_ratio'])})", energy,
+                f"{fmt_bytes(m['bytes_down'])} / {fmt_bytes(m['bytes_up'])}",
+                " / ".join(fmt_num(m[k]) for k in ("accepted", "dropped", "lost", "ooms"))]
+        rows.append(row)
+    head = "".join(f"<th>{H.esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(
+        f"<td>{H.esc(c)}" + (f'<br><span class="why">{H.esc(d)}</span>' if i == 0 and d else "") + "</td>"
+        for i, c in enumerate(row)) + "</tr>" for row, d in zip(rows, details))
+    return (f'<div class="table-wrap"><table class="data wrap" id="compare-table"><thead><tr>{head}'
+            f"</tr></thead><tbody>{body}</tbody></table></div>")
 
 
-def comparison_table(labels: list[str], metrics: list[dict[str, Any]]) -> str:
-    header = ["run", "algorithm", "devices", "simulated time", "target", "time to target",
-              "final accuracy", "fleet utilization", "staleness mean / p95", "peak memory",
-              "peak / usable", "energy", "traffic down / up", "accepted", "dropped", "lost", "OOM"]
-    rows = []
-    for label, m in zip(labels, metrics):
-        target = m["target_accuracy"]
-        ttt = time_to_target_text(m)
-        rows.append([label, m["algorithm"] or "n/a", fmt_num(m["devices"]), fmt_s(m["makespan_s"]),
-                     fmt_pct(target, 1), ttt,
-                     "timing-only" if m["timing_only"] else fmt_pct(m["final_accuracy"], 1),
-                     fmt_pct(m["fleet_utilization"]),
-                     f"{fmt_num(m['staleness']['mean'], 2)} / {fmt_num(m['staleness']['p95'], 1)}",
-                     fmt_bytes(m["peak_memory_bytes"]), fmt_pct(m["peak_memory_ratio"]),
-                     fmt_energy(m["energy_j"]),
-                     f"{fmt_bytes(m['bytes_down'])} / {fmt_bytes(m['bytes_up'])}",
-                     fmt_num(m["accepted"]), fmt_num(m["dropped"]), fmt_num(m["lost"]),
-                     fmt_num(m["ooms"])])
-    return H.data_table(header, rows, "compare-table")
+def _notes(labels: list[RunLabel], metrics: list[dict[str, Any]]) -> str:
+    parts = ["Bars: the mean over a configuration's seeds, error bars ± one sample std, dots the seeds."
+             if any(len(i) > 1 for _, i in configurations(labels)) else "One bar per run."]
+    if lengths_differ(metrics):
+        spans = [m["makespan_s"] for m in metrics if m["makespan_s"]]
+        parts.append(f"The runs differ in length ({fmt_s(min(spans))} – {fmt_s(max(spans))}): energy, "
+                     "traffic and versions are per simulated hour.")
+    if not all(m.get("complete", True) for m in metrics):
+        parts.append("Hatched bars: at least one run was interrupted; its figures stop where it stopped.")
+    return " ".join(parts)
 
 
 def write_comparison_report(run_dirs: list[Path], out_path: Path) -> Path:
@@ -127,20 +255,22 @@ def write_comparison_report(run_dirs: list[Path], out_path: Path) -> Path:
         raise InputError("no run folders were given", field="run_dirs",
                          accepted="one or more run folders written by `fleetsim run`")
     runs = [load_run(Path(d)) for d in run_dirs]
-    labels = _labels(runs)
+    labels = run_labels(runs)
     metrics = [run_metrics(r) for r in runs]
+    body = H.section("Runs", comparison_table(labels, metrics), section_id="runs")
     acc = accuracy_overlay(runs, labels, metrics)
-    acc_html = (H.figure_div(acc, "chart-compare-accuracy") if acc is not None else
-                H.empty_chart("chart-compare-accuracy",
-                              "None of these runs recorded evaluations (timing-only runs)."))
-    body = (H.section("Runs", comparison_table(labels, metrics), section_id="runs")
-            + H.section("Accuracy over simulated time", acc_html,
-                        note="Dashed red lines: target accuracies.", section_id="compare-accuracy")
-            + H.section("Side by side", H.figure_div(bars_figure(labels, metrics),
-                                                     "chart-compare-bars"),
-                        note="Empty slots: the run has no value (n/a) or never reached its target.",
-                        section_id="compare-bars"))
+    if acc is not None:
+        body += H.section("Accuracy over simulated time", H.figure_div(acc, "chart-compare-accuracy"),
+                          note="Dashed red lines: target accuracies.", section_id="compare-accuracy")
+    body += H.section("Side by side", H.figure_div(bars_figure(labels, metrics, bar_metrics(metrics)),
+                                                   "chart-compare-bars"),
+                      note=_notes(labels, metrics), section_id="compare-bars")
+    n_configs = len(configurations(labels))
+    varied = labels[0].varied if labels else ()
+    subtitle = f"{len(runs)} runs, {n_configs} configuration{'s' if n_configs != 1 else ''}"
+    if varied:
+        subtitle += " · varied: " + ", ".join(varied[:6]) + (" …" if len(varied) > 6 else "")
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, H.page(f"fleetsim comparison of {len(runs)} runs", " · ".join(labels), body))
+    atomic_write_text(out, H.page(f"fleetsim comparison of {len(runs)} runs", subtitle, body))
     return out

@@ -2,7 +2,8 @@
 
 Each finding is a plain sentence built from numbers in the run folder — nothing here is a canned
 message that could be true of a run that did not produce it. Sentences are plain text; the page
-escapes them.
+escapes them. Devices are grouped by scenario group (the fleet entry's own `name`, else its
+profile: `group_name`, loading.py), which is what the scenario file and the planner table call them.
 """
 
 from __future__ import annotations
@@ -39,6 +40,16 @@ def _range(values: np.ndarray) -> str:
     return fmt_bytes(lo) if fmt_bytes(lo) == fmt_bytes(hi) else f"{fmt_bytes(lo)}–{fmt_bytes(hi)}"
 
 
+def _key(dev: pd.DataFrame) -> str:
+    return "group_name" if "group_name" in dev else "profile"
+
+
+def _update_groups(run: RunData) -> pd.Series:
+    """The scenario group of every update row (updates.parquet carries the device, not its group)."""
+    key = _key(run.devices)
+    return run.updates["device"].map(dict(zip(run.devices["device"], run.devices[key]))).fillna("?")
+
+
 def oom_findings(run: RunData) -> list[Finding]:
     dev, up = run.devices, run.updates
     ooms = dev["ooms"].fillna(0)
@@ -55,12 +66,14 @@ def oom_findings(run: RunData) -> list[Finding]:
         i = int(np.nanargmax(ratio))
         row = dev.iloc[i]
         return [Finding(f"No device ran out of memory; the tightest, {row['device_name']} "
-                        f"({row['profile']}), peaked at {fmt_bytes(peak[i])} of "
+                        f"({row[_key(dev)]}), peaked at {fmt_bytes(peak[i])} of "
                         f"{fmt_bytes(usable[i])} usable ({fmt_pct(ratio[i])}).", "good")]
     out = []
-    oom_jobs = up[up["outcome"] == "oom"]
-    for profile, group in hit.groupby("profile", sort=True):
-        needed = oom_jobs.loc[oom_jobs["profile"] == profile, "peak_memory_bytes"].to_numpy(float)
+    key = _key(dev)
+    is_oom = (up["outcome"] == "oom").to_numpy()
+    oom_jobs, oom_groups = up[is_oom], _update_groups(run)[is_oom]
+    for profile, group in hit.groupby(key, sort=False):
+        needed = oom_jobs.loc[(oom_groups == profile).to_numpy(), "peak_memory_bytes"].to_numpy(float)
         if not np.isfinite(needed).any():
             needed = group["peak_memory_bytes"].to_numpy(float)
         n_events = int(ooms[group.index].sum())
@@ -68,13 +81,13 @@ def oom_findings(run: RunData) -> list[Finding]:
         out.append(Finding(
             f"{len(group):,} {profile} {noun} ran out of memory {_times(n_events)} "
             f"(needed {_range(needed)}, usable {_range(group['usable_memory_bytes'].to_numpy(float))}"
-            f"); {fmt_pct(len(group) / max(1, (dev['profile'] == profile).sum()))} of that "
-            f"profile's devices.", "warn"))
+            f"); {fmt_pct(len(group) / max(1, (dev[key] == profile).sum()))} of that "
+            f"group's devices.", "warn"))
     return out
 
 
 def idle_findings(run: RunData) -> list[Finding]:
-    sums = run.devices.groupby("profile", sort=True)[["idle_s", "wall_s"]].sum()
+    sums = run.devices.groupby(_key(run.devices), sort=False)[["idle_s", "wall_s"]].sum()
     sums = sums[sums["wall_s"] > 0]
     if sums.empty:
         return []
@@ -87,14 +100,14 @@ def idle_findings(run: RunData) -> list[Finding]:
 
 
 def round_limit_findings(run: RunData) -> list[Finding]:
-    up = run.updates[["profile", "dispatch_s", "arrival_s"]]
+    up = run.updates[["dispatch_s", "arrival_s"]].assign(group=_update_groups(run))
     arrived = up[up["arrival_s"].notna() & up["dispatch_s"].notna()]
     if arrived.empty:
         return []
-    trip = (arrived["arrival_s"] - arrived["dispatch_s"]).groupby(arrived["profile"]).median()
+    trip = (arrived["arrival_s"] - arrived["dispatch_s"]).groupby(arrived["group"], sort=False).median()
     trip = trip.sort_values(ascending=False, kind="stable")
     slow, slow_s = trip.index[0], float(trip.iloc[0])
-    busy = run.devices[run.devices["profile"] == slow][["compute_s", "comm_s"]].sum()
+    busy = run.devices[run.devices[_key(run.devices)] == slow][["compute_s", "comm_s"]].sum()
     split = ""
     if busy.sum() > 0:
         split = (f"; its busy time is {fmt_pct(busy['compute_s'] / busy.sum())} computing and "
@@ -110,7 +123,7 @@ def round_limit_findings(run: RunData) -> list[Finding]:
 
 def target_findings(m: dict[str, Any]) -> list[Finding]:
     if m["timing_only"]:
-        return [Finding("Timing-only run: no model was trained, so there is no accuracy.")]
+        return []  # nothing to say: the header states that accuracy was not measured
     target, best, final = m["target_accuracy"], m["best_accuracy"], m["final_accuracy"]
     if target is None:
         return [Finding(f"No target accuracy was set; final accuracy {fmt_pct(final, 1)} "
@@ -163,7 +176,7 @@ def offline_findings(run: RunData) -> list[Finding]:
     off = dev[dev["offline_s"].fillna(0) > 0]
     if off.empty:
         return []
-    by = off.groupby("profile", sort=True).size()
+    by = off.groupby(_key(dev), sort=False).size()
     share = off["offline_s"].sum() / off["wall_s"].sum() if off["wall_s"].sum() > 0 else np.nan
     lost = int((run.updates["outcome"] == "lost").sum())
     return [Finding(f"{_plural(len(off), 'device')} went offline ("
@@ -177,9 +190,10 @@ def energy_findings(run: RunData, m: dict[str, Any]) -> list[Finding]:
     total = dev["energy_j"].sum()
     out = []
     if total > 0:
-        by = dev.groupby("profile", sort=True)["energy_j"].sum().sort_values(ascending=False)
+        by = dev.groupby(_key(dev), sort=False)["energy_j"].sum().sort_values(ascending=False,
+                                                                                 kind="stable")
         top = by.index[0]
-        n_top = int((dev["profile"] == top).sum())
+        n_top = int((dev[_key(dev)] == top).sum())
         out.append(Finding(f"The fleet used {fmt_energy(m['energy_j'] or total)}; the {top} devices "
                            f"({n_top:,} of {len(dev):,}) used {fmt_pct(by.iloc[0] / total)} of it."))
     if m["bytes_down"] is not None or m["bytes_up"] is not None:
@@ -190,5 +204,8 @@ def energy_findings(run: RunData, m: dict[str, Any]) -> list[Finding]:
 
 def compute_findings(run: RunData, m: dict[str, Any]) -> list[Finding]:
     """All findings, most actionable first."""
-    return (target_findings(m) + oom_findings(run) + round_limit_findings(run) + idle_findings(run)
-            + update_findings(run, m) + offline_findings(run) + energy_findings(run, m))
+    from simulator.report.findings_faults import fault_findings
+
+    return (target_findings(m) + oom_findings(run) + round_limit_findings(run) + fault_findings(run)
+            + idle_findings(run) + update_findings(run, m) + offline_findings(run)
+            + energy_findings(run, m))

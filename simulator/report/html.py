@@ -47,6 +47,14 @@ table.data th,table.data td{border-bottom:1px solid #E3E5E8;padding:5px 10px;tex
  white-space:nowrap}
 table.data th:first-child,table.data td:first-child{text-align:left}
 table.data th{background:#F3F4F6}
+table.data.wrap th,table.data.wrap td{white-space:normal;vertical-align:top}
+table.data.wrap td:first-child{font-weight:600} table.data.wrap td.nw{white-space:nowrap}
+.sharebar{display:flex;width:120px;height:9px;border-radius:2px;overflow:hidden;margin:3px 0 2px auto;
+ background:#EEE}
+.sharebar span{display:block;height:100%}
+.limit{font-weight:600} .limit.warn{color:#C0392B} .why{color:#666;font-size:12px}
+.banner{border:1px solid #E8A33D;background:#FFF6E5;color:#6B4500;border-radius:8px;padding:10px 14px;
+ margin:10px 0;font-weight:600}
 footer{color:#888;font-size:12px;margin-top:20px}
 @media (max-width:700px){main{padding:8px}section{padding:10px}}
 """
@@ -62,15 +70,21 @@ def plotly_js() -> str:
     return plotly.offline.get_plotlyjs()
 
 
-def figure_div(fig: go.Figure, div_id: str) -> str:
-    """The figure's <div> and its drawing call, without plotly.js."""
+def figure_div(fig: go.Figure, div_id: str, post_script: str | None = None) -> str:
+    """The figure's <div> and its drawing call, without plotly.js; `post_script` runs after the
+    figure is drawn (inside the same <script>, `{plot_id}` = this div's id)."""
     return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
-                       config=PLOTLY_CONFIG)
+                       config=PLOTLY_CONFIG, post_script=post_script)
 
 
 def empty_chart(div_id: str, message: str) -> str:
     """Stands in for a chart that has nothing to draw, saying why."""
     return f'<div id="{esc(div_id)}" class="chart-empty">{esc(message)}</div>'
+
+
+def banner(text: str, banner_id: str = "run-status") -> str:
+    """A strip at the top of the page for what the reader must know first (e.g. an incomplete run)."""
+    return f'<div class="banner" id="{esc(banner_id)}" role="status">{esc(text)}</div>'
 
 
 def section(title: str, body_html: str, note: str = "", section_id: str = "") -> str:

@@ -161,6 +161,34 @@ def _finite(value: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def _group_label(g: int, summary: dict[str, Any], scenario: dict[str, Any], members: pd.DataFrame) -> str:
+    """A scenario group's own name, as the engine names its devices (`name` or the profile's name):
+    from summary.json's groups, else the scenario's fleet list, else the device names' prefix."""
+    for entry in summary.get("groups") or []:
+        if isinstance(entry, dict) and entry.get("index") == g and entry.get("name"):
+            return str(entry["name"])
+    fleet = scenario.get("fleet")
+    if isinstance(fleet, list) and 0 <= g < len(fleet) and isinstance(fleet[g], dict):
+        if fleet[g].get("name"):
+            return str(fleet[g]["name"])
+    prefixes = members["device_name"].astype(str).str.rsplit("#", n=1).str[0]
+    named = members["device_name"].astype(str).str.contains("#")
+    if named.all() and prefixes.nunique() == 1:
+        return str(prefixes.iloc[0])
+    return str(members["profile"].iloc[0]) if len(members) else f"group {g}"
+
+
+def group_names(devices: pd.DataFrame, summary: dict[str, Any], scenario: dict[str, Any]) -> pd.Series:
+    """The group label of every device row; two groups with one label get `(fleet[i])` appended."""
+    if devices.empty:
+        return pd.Series([], index=devices.index, dtype=object)
+    group = pd.to_numeric(devices["group"], errors="coerce").fillna(-1).astype(int)
+    labels = {int(g): _group_label(int(g), summary, scenario, devices[group == g]) for g in group.unique()}
+    taken = pd.Series(labels).value_counts()
+    labels = {g: f"{name} (fleet[{g}])" if taken[name] > 1 else name for g, name in labels.items()}
+    return group.map(labels).astype(object)
+
+
 def load_run(run_dir: Path | str) -> RunData:
     """Read a run folder; raise InputError if it is not one."""
     run_dir = Path(run_dir)
@@ -190,10 +218,11 @@ def load_run(run_dir: Path | str) -> RunData:
     devices = tables["devices"]
     if devices.empty:
         devices = _derive_devices(tables["events"], makespan)
-    devices = devices.sort_values(["profile", "device"], kind="stable").reset_index(drop=True)
     names_missing = devices["device_name"].isin(["", "nan", "None"])
     devices.loc[names_missing, "device_name"] = "device " + devices.loc[names_missing, "device"].astype(
         "Int64").astype(str)
+    devices["group_name"] = group_names(devices, summary, scenario)
+    devices = devices.sort_values(["group", "device"], kind="stable").reset_index(drop=True)
     return RunData(run_dir=run_dir, events=tables["events"], updates=tables["updates"],
                    versions=tables["versions"], evals=tables["evals"], devices=devices,
                    summary=summary, scenario=scenario, makespan_s=float(makespan))

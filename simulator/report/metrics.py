@@ -8,6 +8,7 @@ value null is trusted as is (e.g. time_to_target_s: null means "target not reach
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -94,12 +95,15 @@ def _staleness(run: RunData) -> dict[str, float | None]:
 
 
 def time_to_target_text(m: dict[str, Any]) -> str:
-    """'272 s (4.5 min)', 'not reached', 'not set' or 'n/a (timing-only)'."""
+    """'272 s (4.5 min)', 'not reached', 'interrupted before the target', 'not set' or
+    'n/a (timing-only)'."""
     if m["timing_only"]:
         return "n/a (timing-only)"
     if m["target_accuracy"] is None:
         return "not set"
-    return fmt_s(m["time_to_target_s"]) if m["time_to_target_s"] is not None else "not reached"
+    if m["time_to_target_s"] is not None:
+        return fmt_s(m["time_to_target_s"])
+    return "not reached" if m.get("complete", True) else "interrupted before the target"
 
 
 def run_metrics(run: RunData) -> dict[str, Any]:
@@ -154,7 +158,7 @@ def run_metrics(run: RunData) -> dict[str, Any]:
     }
 
 
-_INCOMPLETE_REASONS = ("interrupted", "plugin_error", "write_error", "bad_input", "error")
+_INCOMPLETE_REASONS = ("interrupted", "killed", "failed", "plugin_error", "write_error", "bad_input", "error")
 
 
 def completeness(run: RunData) -> dict[str, Any]:

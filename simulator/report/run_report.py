@@ -2,13 +2,16 @@
 
 Size budget (checked by tests/report): < 8 MB for a 10,000-device, 100-round run, of which ~4.8 MB
 is plotly.js (inlined once). The rest stays near 1–2 MB whatever the fleet size because
-- the timeline draws at most ~200 sampled lanes and ~50,000 phase segments (sampling.py), as one
-  float32/int16 trace per phase (charts_timeline.py), not a shape per phase;
-- per-device bar charts use the same sampled lanes; per-profile charts aggregate all devices;
+- the device lanes draw at most ~200 sampled lanes and ~50,000 phase segments (sampling.py), as one
+  float32/int16 trace per phase (charts_timeline.py), not a shape per phase; the per-group overview
+  above them is binned (240 bins per group);
+- per-device bar charts use the same sampled lanes; per-group charts and the planner table
+  aggregate all devices;
 - everything over time (phase shares, traffic, staleness, outcomes, coverage) is binned to at most a
   few hundred points (binning.py).
 The page says when lanes are sampled. Chart containers have fixed ids (CHART_IDS) so tests and
-browsers can find them.
+browsers can find them; a timing-only run has no accuracy section (TIMING_ONLY_OMITS). The page
+opens with the run-status banner (incomplete runs), then the planner table (groups.py).
 """
 
 from __future__ import annotations
@@ -22,25 +25,31 @@ import plotly.graph_objects as go
 from simulator.run_folder import atomic_write_text
 from simulator.report import html as H
 from simulator.report.charts_learning import accuracy_figure, coverage_figure
-from simulator.report.charts_timeline import phase_share_figure, timeline_figure
+from simulator.report.charts_timeline import (SYNC_JS, default_window, device_lanes_figure,
+                                              fault_windows, group_lanes_figure)
 from simulator.report.charts_updates import outcomes_figure, staleness_figure, traffic_figure
 from simulator.report.charts_usage import (energy_figure, memory_figure, utilization_device_figure,
-                                           utilization_profile_figure)
+                                           utilization_group_figure)
 from simulator.report.findings import compute_findings
+from simulator.report.groups import group_rows, planner_table
 from simulator.report.loading import RunData, load_run
 from simulator.report.metrics import run_metrics, time_to_target_text
 from simulator.report.sampling import choose_lanes, lane_budget
 from simulator.report.style import fmt_bytes, fmt_energy, fmt_num, fmt_pct, fmt_s
 
-CHART_IDS = ("chart-timeline", "chart-phase-shares", "chart-utilization-profile",
+CHART_IDS = ("chart-timeline", "chart-device-lanes", "chart-utilization-group",
              "chart-utilization-device", "chart-accuracy", "chart-staleness", "chart-updates",
              "chart-memory", "chart-coverage", "chart-traffic", "chart-energy")
+# what a timing-only run leaves out: no model was trained, so there is nothing to plot there
+TIMING_ONLY_OMITS = ("chart-accuracy",)
 
 
-def _chart(div_id: str, ready: bool, build: Callable[[], go.Figure | None], empty: str) -> str:
+def _chart(div_id: str, ready: bool, build: Callable[[], go.Figure | None], empty: str,
+           post_script: str | None = None) -> str:
     """The figure's div, or a box saying why there is nothing to draw."""
     fig = build() if ready else None
-    return H.figure_div(fig, div_id) if fig is not None else H.empty_chart(div_id, empty)
+    return (H.figure_div(fig, div_id, post_script) if fig is not None
+            else H.empty_chart(div_id, empty))
 
 
 def _header(run: RunData, m: dict[str, Any]) -> str:
@@ -48,20 +57,23 @@ def _header(run: RunData, m: dict[str, Any]) -> str:
     facts = [("scenario", m["name"]), ("devices", f"{m['devices']:,} ({fleet})"),
              ("algorithm", m["algorithm"] or "n/a"), ("model", m["model"] or "n/a"),
              ("dataset", "none (timing-only run)" if m["timing_only"] and not m["dataset"]
-              else m["dataset"] or "n/a"),
-             ("seed", "n/a" if m["seed"] is None else m["seed"]), ("run folder", str(run.run_dir))]
+              else m["dataset"] or "n/a")]
+    if m["timing_only"]:
+        facts.append(("accuracy", "not measured: timing-only run (no model was trained)"))
+    facts += [("seed", "n/a" if m["seed"] is None else m["seed"]), ("run folder", str(run.run_dir))]
     st = m["staleness"]
     target = m["target_accuracy"]
-    ttt = time_to_target_text(m)
     items = [("simulated time", fmt_s(m["makespan_s"])), ("versions", fmt_num(m["versions"])),
-             ("fleet utilization (compute)", fmt_pct(m["fleet_utilization"])),
-             ("final accuracy", "timing-only" if m["timing_only"] else fmt_pct(m["final_accuracy"], 1)),
-             (f"time to target {fmt_pct(target, 1)}" if target is not None else "time to target", ttt),
-             ("accepted updates", fmt_num(m["accepted"])), ("dropped updates", fmt_num(m["dropped"])),
-             ("lost updates", fmt_num(m["lost"])), ("OOM events", fmt_num(m["ooms"])),
-             ("staleness mean / p95", f"{fmt_num(st['mean'], 2)} / {fmt_num(st['p95'], 1)}"),
-             ("energy", _known(m, "energy_j", fmt_energy)),
-             ("traffic down / up", f"{_known(m, 'bytes_down', fmt_bytes)} / {_known(m, 'bytes_up', fmt_bytes)}")]
+             ("fleet utilization (compute)", fmt_pct(m["fleet_utilization"]))]
+    if not m["timing_only"]:
+        items += [("final accuracy", fmt_pct(m["final_accuracy"], 1)),
+                  (f"time to target {fmt_pct(target, 1)}" if target is not None else "time to target",
+                   time_to_target_text(m))]
+    items += [("accepted updates", fmt_num(m["accepted"])), ("dropped updates", fmt_num(m["dropped"])),
+              ("lost updates", fmt_num(m["lost"])), ("OOM events", fmt_num(m["ooms"])),
+              ("staleness mean / p95", f"{fmt_num(st['mean'], 2)} / {fmt_num(st['p95'], 1)}"),
+              ("energy", _known(m, "energy_j", fmt_energy)),
+              ("traffic down / up", f"{_known(m, 'bytes_down', fmt_bytes)} / {_known(m, 'bytes_up', fmt_bytes)}")]
     return H.section("Scenario", H.facts_table(facts) + H.cards(items), section_id="scenario")
 
 
@@ -79,45 +91,65 @@ def incomplete_banner(m: dict[str, Any]) -> str:
             f'{H.esc(m["incomplete_note"])}</section>')
 
 
+def _planner(run: RunData) -> str:
+    rows = group_rows(run)
+    if not rows:
+        return H.section("Groups at a glance", H.empty_chart("planner-table", "No device table was recorded."),
+                         section_id="planner")
+    note = ("One row per scenario group (the fleet entry's name, else its profile). Submodel, peak "
+            "memory and step time are the group's largest planned job; shares are of all its "
+            "devices' wall time.")
+    if any(r.get("step_time_s") is None for r in rows):
+        note += " Step time is n/a: this run folder's summary.json predates per-group plans."
+    return H.section("Groups at a glance", planner_table(rows), note=note, section_id="planner")
+
+
+def _timeline(run: RunData, lanes: Any, faults: list[dict[str, Any]]) -> str:
+    ev, span = run.events, run.makespan_s
+    windows = fault_windows(faults, span)
+    window = default_window(run.updates, span, windows)
+    ready = not ev.empty and not lanes.devices.empty
+    overview = _chart("chart-timeline", ready, lambda: group_lanes_figure(ev, run.devices, span, faults),
+                      "No device phases were recorded.")
+    detail = _chart("chart-device-lanes", ready,
+                    lambda: device_lanes_figure(ev, lanes, span, window, faults),
+                    "No device phases were recorded.", post_script=SYNC_JS)
+    shaded = " Shaded: fault windows." if windows else ""
+    note = ("Per group: the share of its devices computing, communicating, offline or idle, per "
+            f"time bin.{shaded} Below: one lane per device, opening on {window[0]:,.0f} s – "
+            f"{window[1]:,.0f} s; zoom the chart above or drag its slider to move the window, "
+            "double-click to reset. Grey = idle, crosses = out of memory. " + lanes.note()).strip()
+    return H.section("Fleet timeline", overview + detail, note=note, section_id="timeline")
+
+
 def build_run_page(run: RunData) -> str:
     """The report's HTML for a loaded run."""
     m = run_metrics(run)
     ev, dev, up = run.events, run.devices, run.updates
     lanes = choose_lanes(dev, lane_budget(len(dev), len(ev)))
-    sample_note, short_note = lanes.note(), lanes.short_note()
+    short_note = lanes.short_note()
     span = run.makespan_s
-    parts = [incomplete_banner(m), _header(run, m), H.section("Findings", H.findings_list(compute_findings(run, m)),
-                                        section_id="findings-section")]
-    parts.append(H.section(
-        "Fleet timeline",
-        _chart("chart-timeline", not ev.empty and not lanes.devices.empty,
-               lambda: timeline_figure(ev, lanes, span), "No device phases were recorded."),
-        note=("One lane per device; grey = idle (no phase), crosses = out of memory. Drag to zoom, "
-              "double-click to reset. " + sample_note).strip(), section_id="timeline"))
-    parts.append(H.section(
-        "Phase shares per profile",
-        _chart("chart-phase-shares", not ev.empty and not dev.empty,
-               lambda: phase_share_figure(ev, dev, span), "No device phases were recorded."),
-        note="Share of each profile's devices in each phase, all devices, per time bin.",
-        section_id="phase-shares"))
+    faults = [f for f in run.summary.get("faults") or [] if isinstance(f, dict)]
+    parts = [incomplete_banner(m), _planner(run), _header(run, m),
+             H.section("Findings", H.findings_list(compute_findings(run, m)), section_id="findings-section"),
+             _timeline(run, lanes, faults)]
     parts.append(H.section(
         "Utilization",
-        _chart("chart-utilization-profile", not dev.empty,
-               lambda: utilization_profile_figure(dev), "No device table was recorded.")
+        _chart("chart-utilization-group", not dev.empty,
+               lambda: utilization_group_figure(dev), "No device table was recorded.")
         + _chart("chart-utilization-device", not lanes.devices.empty,
                  lambda: utilization_device_figure(lanes.devices), "No device table was recorded."),
         note=("Compute, communication (download + upload, including waiting for a link share), "
-              "idle and offline shares of wall time; per profile, then per device. " + short_note
+              "idle and offline shares of wall time; per group, then per device. " + short_note
               ).strip(), section_id="utilization"))
-    no_evals = ("Timing-only run: no model was trained, so there is no accuracy or loss to plot."
-                if m["timing_only"] else "No evaluations were recorded.")
-    parts.append(H.section(
-        "Accuracy and loss",
-        _chart("chart-accuracy", not run.evals.empty,
-               lambda: accuracy_figure(run.evals, m["target_accuracy"], m["time_to_target_s"]),
-               no_evals),
-        note=("Dashed red line: target accuracy." if m["target_accuracy"] is not None
-              else "No target accuracy was set."), section_id="accuracy"))
+    if not m["timing_only"]:
+        parts.append(H.section(
+            "Accuracy and loss",
+            _chart("chart-accuracy", not run.evals.empty,
+                   lambda: accuracy_figure(run.evals, m["target_accuracy"], m["time_to_target_s"]),
+                   "No evaluations were recorded."),
+            note=("Dashed red line: target accuracy." if m["target_accuracy"] is not None
+                  else "No target accuracy was set."), section_id="accuracy"))
     parts.append(H.section(
         "Staleness and update outcomes",
         _chart("chart-staleness", up["arrival_s"].notna().any(),

@@ -1,6 +1,7 @@
 """Choose which devices get a lane in per-device charts, so 10,000 devices stay readable and small.
 
-Every profile keeps lanes in proportion to its size (at least one), devices that ran out of memory
+Every scenario group (devices' `group_name`, see loading.py) keeps lanes in proportion to its size
+(at least one), devices that ran out of memory
 or went offline are shown first (they are what a reader looks for), and the rest are spread evenly
 over device ids. The choice is a pure function of the device table: no randomness, same page twice.
 """
@@ -21,11 +22,11 @@ MAX_TIMELINE_SEGMENTS = 50_000
 
 @dataclass(frozen=True)
 class LaneSample:
-    """Devices shown one per lane, in lane order (grouped by profile)."""
+    """Devices shown one per lane, in lane order (by scenario group)."""
 
     devices: pd.DataFrame  # rows of the device table, lane order
     total: int
-    shown_per_profile: dict[str, tuple[int, int]]  # profile -> (shown, total)
+    shown_per_profile: dict[str, tuple[int, int]]  # group name -> (shown, total)
 
     @property
     def sampled(self) -> bool:
@@ -38,15 +39,15 @@ class LaneSample:
         parts = ", ".join(f"{shown} of {total} {profile}"
                           for profile, (shown, total) in self.shown_per_profile.items())
         return (f"Showing {len(self.devices)} of {self.total} devices ({parts}): chosen evenly "
-                f"across each profile, devices that ran out of memory or went offline first. "
-                f"Per-profile charts include every device.")
+                f"across each group, devices that ran out of memory or went offline first. "
+                f"Per-group charts and the planner table include every device.")
 
     def short_note(self) -> str:
         """For charts after the timeline: which devices their per-device bars show."""
         if not self.sampled:
             return ""
         return (f"Per-device bars show the same {len(self.devices)} of {self.total} devices as the "
-                f"timeline; per-profile figures include every device.")
+                f"device lanes; per-group figures include every device.")
 
 
 def lane_budget(n_devices: int, n_events: int) -> int:
@@ -90,13 +91,14 @@ def choose_lanes(devices: pd.DataFrame, budget: int) -> LaneSample:
     total = len(devices)
     if total == 0:
         return LaneSample(devices.iloc[:0], 0, {})
-    sizes = devices.groupby("profile", sort=True).size()
+    key = "group_name" if "group_name" in devices else "profile"
+    sizes = devices.groupby(key, sort=False).size()
     quotas = _quotas(sizes, max(budget, len(sizes)))
     chosen: list[np.ndarray] = []
     shown: dict[str, tuple[int, int]] = {}
     notable = (devices["ooms"].fillna(0) > 0) | (devices["offline_s"].fillna(0) > 0)
     for profile, size in sizes.items():
-        rows = devices.index[devices["profile"] == profile].to_numpy()
+        rows = devices.index[devices[key] == profile].to_numpy()
         k = int(quotas[profile])
         special = rows[notable.loc[rows].to_numpy()]
         first = _evenly(special, min(len(special), max(1, k // 4)) if len(special) else 0)
@@ -105,5 +107,6 @@ def choose_lanes(devices: pd.DataFrame, budget: int) -> LaneSample:
         chosen.append(picked)
         shown[str(profile)] = (len(picked), int(size))
     rows = np.concatenate(chosen)
-    lanes = devices.loc[rows].sort_values(["profile", "device"], kind="stable")
+    order = ["group", "device"] if "group" in devices and key == "group_name" else ["profile", "device"]
+    lanes = devices.loc[rows].sort_values(order, kind="stable")
     return LaneSample(lanes.reset_index(drop=True), total, shown)

@@ -126,14 +126,18 @@ def fmt_bytes(n: Any) -> str:
 
 
 def fmt_energy(joules: Any) -> str:
-    """Joules with an SI prefix: 1.2e6 -> '1.2 MJ'."""
+    """Energy in the unit that fits: '61 J' below 1 Wh, then Wh, kWh, MWh (3 significant digits at
+    most): 61 -> '61 J', 61_200 -> '17 Wh', 2.1e6 -> '586 Wh', 7.6e6 -> '2.11 kWh'."""
     if _missing(joules):
         return "n/a"
     try:
         v = float(joules)
     except (TypeError, ValueError):
         return "n/a"
-    for unit, scale in (("GJ", 1e9), ("MJ", 1e6), ("kJ", 1e3)):
+    if abs(v) < 3600.0:
+        return f"{v:.3g} J" if abs(v) < 10 else f"{v:,.0f} J"
+    for unit, scale in (("MWh", 3.6e9), ("kWh", 3.6e6), ("Wh", 3.6e3)):
         if abs(v) >= scale:
-            return f"{v / scale:.1f} {unit}"
-    return f"{v:.0f} J"
+            x = v / scale
+            return f"{x:,.0f} {unit}" if abs(x) >= 100 else f"{x:.3g} {unit}"
+    return f"{v:.0f} J"  # unreachable: |v| >= 3600 is at least 1 Wh

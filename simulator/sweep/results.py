@@ -22,7 +22,11 @@ from simulator.sweep.keys import is_scalar
 METRICS = (
     "final_accuracy", "time_to_target_s", "makespan_s", "versions", "fleet_utilization", "energy_j",
     "ooms", "dropped", "lost", "staleness_mean", "jobs", "accepted",
+    # normalised: runs of one sweep can differ in length (a target reached, a version cap, interrupted)
+    "energy_per_hour_j", "energy_per_version_j", "bytes_per_hour", "versions_per_hour",
 )
+# A run that stopped for one of these reasons did not reach its stop condition (see report/metrics.py).
+INTERRUPTED_REASONS = ("interrupted", "killed", "failed", "error")
 TEXT_COLUMNS = ("stop_reason",)
 FILES = ("results.parquet", "results.csv", "aggregate.parquet", "aggregate.csv")
 
@@ -35,8 +39,18 @@ def metrics_of(summary: dict[str, Any]) -> dict[str, Any]:
     staleness = summary.get("staleness") or {}
     out: dict[str, Any] = {m: number(summary.get(m)) for m in METRICS if m != "staleness_mean"}
     out["staleness_mean"] = number(staleness.get("mean"))
+    span_h = out["makespan_s"] / 3600.0 if out["makespan_s"] > 0 else math.nan
+    versions = out["versions"] if out["versions"] > 0 else math.nan
+    traffic = number(summary.get("bytes_down")) + number(summary.get("bytes_up"))
+    out.update(energy_per_hour_j=out["energy_j"] / span_h, energy_per_version_j=out["energy_j"] / versions,
+               bytes_per_hour=traffic / span_h, versions_per_hour=out["versions"] / span_h)
     out["stop_reason"] = str(summary.get("stop_reason", ""))
     return {m: out[m] for m in (*METRICS, *TEXT_COLUMNS)}
+
+
+def is_interrupted(stop_reason: Any) -> bool:
+    """True when a run's stop_reason says it did not reach its stop condition."""
+    return str(stop_reason).split(":")[0].strip().lower() in INTERRUPTED_REASONS
 
 
 def _cell(value: Any) -> Any:
@@ -73,7 +87,7 @@ def aggregate_table(results: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     never reached) are left out of that metric's mean and std."""
     out_rows = []
     if results.empty:
-        return pd.DataFrame(columns=[*keys, "runs", "target_reached",
+        return pd.DataFrame(columns=[*keys, "runs", "target_reached", "interrupted",
                                      *[f"{m}_{s}" for m in METRICS for s in ("mean", "std")]])
     grouped = results.groupby(keys, dropna=False, sort=True) if keys else [((), results)]
     for group_key, frame in grouped:
@@ -81,6 +95,7 @@ def aggregate_table(results: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         row: dict[str, Any] = dict(zip(keys, group_key))
         row["runs"] = int(len(frame))
         row["target_reached"] = int(frame["time_to_target_s"].notna().sum())
+        row["interrupted"] = int(frame["stop_reason"].map(is_interrupted).sum()) if "stop_reason" in frame else 0
         for metric in METRICS:
             values = frame[metric].to_numpy(dtype=float)
             values = values[~np.isnan(values)]
@@ -101,7 +116,7 @@ def write_tables(sweep_dir: Path, results: pd.DataFrame, aggregate: pd.DataFrame
 
 SHOWN = (("final_accuracy", "accuracy", "{:.3f}"), ("time_to_target_s", "to target s", "{:,.0f}"),
          ("makespan_s", "makespan s", "{:,.0f}"), ("versions", "versions", "{:,.1f}"),
-         ("fleet_utilization", "util.", "{:.2f}"), ("energy_j", "energy kJ", "{:,.1f}"),
+         ("fleet_utilization", "util.", "{:.2f}"), ("energy_j", "energy", "{:,.3g}"),
          ("staleness_mean", "staleness", "{:.2f}"), ("ooms", "OOMs", "{:,.1f}"),
          ("dropped", "dropped", "{:,.1f}"), ("lost", "lost", "{:,.1f}"))
 
@@ -121,6 +136,13 @@ def _key_cell(value: Any) -> str:
     return "null" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
+def energy_unit_of(values_j: Any) -> tuple[str, float]:
+    """The unit that fits a column of energies: J below 1 Wh, Wh below 1 kWh, else kWh."""
+    arr = np.abs(np.asarray([] if values_j is None else values_j, dtype=float))
+    top = float(np.nanmax(arr)) if arr.size and np.isfinite(arr).any() else 0.0
+    return ("kWh", 3.6e6) if top >= 3.6e6 else ("Wh", 3600.0) if top >= 3600.0 else ("J", 1.0)
+
+
 def render_aggregate(aggregate: pd.DataFrame, keys: list[str], title: str = "sweep") -> Table:
     """The aggregate as a rich Table: swept values, runs, then mean ± std of the headline metrics.
     Metric columns that are empty for every row (e.g. accuracy in timing-only sweeps) are left out."""
@@ -130,15 +152,18 @@ def render_aggregate(aggregate: pd.DataFrame, keys: list[str], title: str = "swe
     table.add_column("runs", justify="right")
     shown = [(m, label, fmt) for m, label, fmt in SHOWN
              if f"{m}_mean" in aggregate and aggregate[f"{m}_mean"].notna().any()]
-    for _, label, _ in shown:
-        table.add_column(label, justify="right")
+    energy_unit, energy_scale = energy_unit_of(aggregate.get("energy_j_mean"))
+    for metric, label, _ in shown:
+        table.add_column(f"{label} {energy_unit}" if metric == "energy_j" else label, justify="right")
     for row in aggregate.to_dict("records"):  # keeps each column's type (iterrows makes ints floats)
         cells = [_key_cell(row[k]) for k in keys] + [str(row["runs"])]
         for metric, _, fmt in shown:
-            scale = 1e3 if metric == "energy_j" else 1.0
+            scale = energy_scale if metric == "energy_j" else 1.0
             cell = _mean_std(row[f"{metric}_mean"], row[f"{metric}_std"], fmt, scale)
             if metric == "time_to_target_s" and row["target_reached"] < row["runs"]:
                 cell += f" ({row['target_reached']}/{row['runs']} reached)"
+            if metric == "makespan_s" and row.get("interrupted"):
+                cell += f" ({row['interrupted']} interrupted)"
             cells.append(cell)
         table.add_row(*cells)
     return table

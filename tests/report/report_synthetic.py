@@ -45,8 +45,11 @@ def _strings(codes: np.ndarray, labels) -> pa.Array:
 
 def write_run(path: Path, n_devices: int, rounds: int, seed: int, oom_devices: np.ndarray,
               offline: list[tuple[int, int]] | np.ndarray, timing_only: bool = False,
-              name: str = SCENARIO_NAME, target_accuracy: float = TARGET_ACCURACY) -> Path:
-    """Write a run folder at `path` (see module docstring) and return it."""
+              name: str = SCENARIO_NAME, target_accuracy: float = TARGET_ACCURACY,
+              group_names: list[str] | None = None, faults: list[dict] | None = None) -> Path:
+    """Write a run folder at `path` (see module docstring) and return it. `group_names` names the
+    three fleet groups (devices then are `name#k`, as the engine names them); `faults` is written
+    to summary.json's fault log as given."""
     rng = np.random.default_rng(seed)
     path.mkdir(parents=True, exist_ok=True)
     n, R = n_devices, rounds
@@ -102,7 +105,11 @@ def write_run(path: Path, n_devices: int, rounds: int, seed: int, oom_devices: n
     ev_start, ev_end, ev_bytes, ev_job = cat(2), cat(3), cat(4).astype(np.int64), cat(6)
     ev_version = np.concatenate([r_idx[b[0]] for b in blocks])
     order = np.lexsort((ev_dev, ev_start))
-    names = np.array([f"{SHORT[p]}-{i:05d}" for i, p in zip(dev, prof)])
+    if group_names:
+        first = np.searchsorted(prof, prof)  # index of each profile's first device
+        names = np.array([f"{group_names[p]}#{i - first[i]}" for i, p in zip(dev, prof)])
+    else:
+        names = np.array([f"{SHORT[p]}-{i:05d}" for i, p in zip(dev, prof)])
     profile_names = [p[0] for p in PROFILES]
     d = ev_dev[order]
     events = pa.table({
@@ -196,12 +203,15 @@ def write_run(path: Path, n_devices: int, rounds: int, seed: int, oom_devices: n
         "staleness": {"mean": float(s.mean()), "p50": float(np.percentile(s, 50)),
                       "p95": float(np.percentile(s, 95)), "max": float(s.max())},
     }
+    if faults is not None:
+        summary["faults"] = faults
     (path / "summary.json").write_text(json.dumps(summary, indent=2))
     counts = np.bincount(prof, minlength=len(PROFILES))
     scenario = {
         "name": name, "seed": seed,
-        "fleet": [{"profile": p[0], "count": int(c), "power_mode": "maxn"}
-                  for p, c in zip(PROFILES, counts)],
+        "fleet": [{"profile": p[0], "count": int(c), "power_mode": "maxn",
+                   **({"name": group_names[g]} if group_names else {})}
+                  for g, (p, c) in enumerate(zip(PROFILES, counts))],
         "workload": {"model": {"name": "resnet", "blocks": BLOCKS},
                      "dataset": None if timing_only else {"name": "digits"}},
         "algorithm": {"name": "co-s2p"},
@@ -209,3 +219,25 @@ def write_run(path: Path, n_devices: int, rounds: int, seed: int, oom_devices: n
     }
     (path / "scenario.yaml").write_text(yaml.safe_dump(scenario, sort_keys=False))
     return path
+
+
+def make_sweep(root: Path, configs=("co-s2p", "fedavg", "fedbuff"), seeds=(0, 1), rounds=(6, 6, 6),
+               n_devices: int = 6, extra_key: str | None = None) -> list[Path]:
+    """A sweep folder as `fleetsim sweep` leaves it: manifest.json + one run folder per variant.
+    Seeds are 10 × config + seed, so every run's traces differ. `extra_key` adds a second swept key
+    whose value differs per configuration (labels then need both keys)."""
+    root.mkdir(parents=True, exist_ok=True)
+    variants, dirs = {}, []
+    keys = ["algorithm.name", "algorithm.aggregation"] + ([extra_key] if extra_key else [])
+    for c, (algo, r) in enumerate(zip(configs, rounds)):
+        for s in seeds:
+            seed = 10 * c + s
+            name = f"algorithm.name={algo}__seed={seed}"
+            values = {"algorithm.name": algo, "algorithm.aggregation": {"k": c + 1}}
+            if extra_key:
+                values[extra_key] = 12 * (c % 2 + 1)
+            variants[name] = {"values": values, "seed": seed}
+            dirs.append(write_run(root / name, n_devices, r, seed=seed, oom_devices=[], offline=[],
+                                  name="fleet54_cos2p"))
+    (root / "manifest.json").write_text(json.dumps({"keys": keys, "variants": variants}, sort_keys=True))
+    return dirs

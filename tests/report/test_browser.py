@@ -46,9 +46,57 @@ window.addEventListener("load", function () { setTimeout(function () {
     var gl = (d._fullData || []).some(function (t) { return /gl$/.test(t.type); });
     if (gl && !d.querySelector("canvas")) report.gl_without_canvas.push(d.id);
   });
+  if (window.__layout) report.layout = window.__layout();
   var pre = document.createElement("pre"); pre.id = "selfcheck";
   pre.textContent = JSON.stringify(report); document.body.appendChild(pre);
 }, 1000); });
+</script>"""
+
+
+# What a reader must be able to read: every text label of every chart (titles, tick labels, bar
+# texts, annotations, legend entries) as a box on the page, and the pairs that overlap; tables
+# wider than their box; the order of sections; y axes drawn on -1..1 (plotly's range for nothing).
+LAYOUT = r"""<script>
+window.__layout = function () {
+  function visible(r) { return r.width > 0.5 && r.height > 0.5; }
+  var out = {overlaps: [], labels: 0, tables: {}, sections: [], empty_axes: [], sync: null};
+  document.querySelectorAll(".plotly-graph-div").forEach(function (d) {
+    var sel = ".annotation-text, .gtitle, .xtick text, .ytick text, .bartext, .legendtext, .xtitle, .ytitle";
+    var boxes = Array.prototype.slice.call(d.querySelectorAll(sel)).map(function (e) {
+      return {r: e.getBoundingClientRect(), t: (e.textContent || "").trim()}; })
+      .filter(function (b) { return b.t && visible(b.r); });
+    out.labels += boxes.length;
+    for (var i = 0; i < boxes.length; i++) for (var j = i + 1; j < boxes.length; j++) {
+      var a = boxes[i].r, b = boxes[j].r;
+      if (a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1)
+        out.overlaps.push(d.id + ": '" + boxes[i].t + "' / '" + boxes[j].t + "'");
+    }
+    var fl = d._fullLayout || {};
+    Object.keys(fl).forEach(function (k) {
+      if (/^yaxis\d*$/.test(k) && fl[k].range && fl[k].range[0] === -1 && fl[k].range[1] === 1)
+        out.empty_axes.push(d.id + "." + k);
+    });
+  });
+  document.querySelectorAll("table.data").forEach(function (t) {
+    var wrap = t.parentElement, cells = Array.prototype.slice.call(t.querySelectorAll("th"));
+    out.tables[t.id] = {scroll: wrap.scrollWidth - wrap.clientWidth,
+                        offscreen: cells.filter(function (c) {
+                          return c.getBoundingClientRect().right > wrap.getBoundingClientRect().right + 1; })
+                          .map(function (c) { return c.textContent; }),
+                        rows: t.querySelectorAll("tbody tr").length};
+  });
+  document.querySelectorAll("main > section").forEach(function (s) { out.sections.push(s.id); });
+  var dst = document.getElementById("chart-device-lanes");
+  if (window.__zoomed && dst) out.sync = dst.layout.xaxis.range;
+  return out;
+};
+window.addEventListener("load", function () { setTimeout(function () {
+  var src = document.getElementById("chart-timeline");
+  if (src && src._fullLayout && document.getElementById("chart-device-lanes")) {
+    window.__zoomed = true;
+    Plotly.relayout(src, {"xaxis.range": [100, 200]});  // as a reader's zoom on the overview
+  }
+}, 300); });
 </script>"""
 
 
@@ -61,12 +109,12 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
 
 
-def rendered(report: Path, tmp_path: Path) -> dict:
-    """Load `report` with the probe injected; return the probe's verdict."""
+def rendered(report: Path, tmp_path: Path, window: str = "1400,1000") -> dict:
+    """Load `report` with the probe (and the layout probe) injected; return their verdict."""
     probe_page = tmp_path / f"probe-{report.parent.name}-{report.name}"
-    probe_page.write_text(report.read_text(encoding="utf-8").replace("<head>", "<head>" + PROBE, 1),
+    probe_page.write_text(report.read_text(encoding="utf-8").replace("<head>", "<head>" + PROBE + LAYOUT, 1),
                           encoding="utf-8")
-    out = chromium(tmp_path, "--dump-dom", probe_page.as_uri())
+    out = chromium(tmp_path, f"--window-size={window}", "--dump-dom", probe_page.as_uri())
     match = re.search(r'<pre id="selfcheck">(.*?)</pre>', out.stdout, re.S)
     assert match, f"no verdict in the DOM; chromium said: {out.stderr[-2000:]}"
     return json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&")
@@ -86,8 +134,24 @@ def assert_all_drawn(verdict: dict, expected_ids: tuple[str, ...]) -> None:
     assert verdict["gl_without_canvas"] == [] and not verdict["webgl_missing"]
 
 
+def assert_readable(layout: dict) -> None:
+    assert layout["labels"] > 0
+    assert layout["overlaps"] == [], layout["overlaps"][:10]
+    for table, facts in layout["tables"].items():
+        assert facts["scroll"] <= 1 and facts["offscreen"] == [], (table, facts)
+
+
 def test_small_report_renders_and_screenshot(small_report, tmp_path):
-    assert_all_drawn(rendered(small_report, tmp_path), CHART_IDS)
+    verdict = rendered(small_report, tmp_path)
+    assert_all_drawn(verdict, CHART_IDS)
+    layout = verdict["layout"]
+    # the planner table opens the page, before the scenario facts and the findings
+    assert layout["sections"][:3] == ["planner", "scenario", "findings-section"]
+    assert layout["tables"]["planner-table"]["rows"] == 3
+    assert layout["tables"]["planner-table"]["scroll"] <= 1
+    assert layout["empty_axes"] == []
+    # zooming the per-group overview moves the device lanes to the same window
+    assert layout["sync"] == [100, 200]
     shot = tmp_path / "small-report.png"
     chromium(tmp_path, f"--screenshot={shot}", "--window-size=1400,3000", "--hide-scrollbars",
              small_report.as_uri())
@@ -100,6 +164,65 @@ def test_small_report_renders_and_screenshot(small_report, tmp_path):
 def test_10k_report_renders_with_webgl(big_report, tmp_path):
     path, _ = big_report
     assert_all_drawn(rendered(path, tmp_path), CHART_IDS)
+
+
+def test_timing_only_report_has_no_accuracy_panel(timing_only_run, tmp_path):
+    from simulator.report import write_run_report
+    from simulator.report.run_report import TIMING_ONLY_OMITS
+
+    verdict = rendered(write_run_report(timing_only_run, tmp_path / "t.html"), tmp_path)
+    assert_all_drawn(verdict, tuple(c for c in CHART_IDS if c not in TIMING_ONLY_OMITS))
+    layout = verdict["layout"]
+    assert "accuracy" not in layout["sections"] and layout["empty_axes"] == []
+
+
+def test_fault_windows_and_named_groups(tmp_path):
+    """Named groups and faults: labels of the fault bands clear the group titles; a screenshot."""
+    from report_synthetic import write_run
+
+    from simulator.report import write_run_report
+
+    run = write_run(tmp_path / "faults", 30, 24, seed=4, oom_devices=[0], offline=[(12, 5)],
+                    name="fleet with faults", group_names=["nano-ap1", "nx-ap2", "orin-wired"],
+                    faults=[{"kind": "link_down", "link": "ap1", "start_s": 300.0, "end_s": 420.0},
+                            {"kind": "server_pause", "start_s": 700.0, "end_s": 760.0},
+                            {"kind": "devices_offline", "devices": ["nx-ap2#1"], "start_s": 900.0,
+                             "end_s": 1000.0}])
+    page = write_run_report(run, tmp_path / "faults.html")
+    verdict = rendered(page, tmp_path)
+    assert_all_drawn(verdict, CHART_IDS)
+    overview = [o for o in verdict["layout"]["overlaps"] if o.startswith("chart-timeline")]
+    assert overview == []
+    shot = tmp_path / "faults-report.png"
+    chromium(tmp_path, f"--screenshot={shot}", "--window-size=1400,2400", "--hide-scrollbars", page.as_uri())
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, SCREENSHOTS / shot.name)
+
+
+def test_six_run_comparison_is_readable(tmp_path):
+    """3 configurations × 2 seeds of a sweep, one run interrupted, runs of different lengths: no
+    label or title overlaps another, the runs table fits (memory column included), a screenshot."""
+    import json
+
+    from report_synthetic import make_sweep
+
+    from simulator.report import write_comparison_report
+
+    dirs = make_sweep(tmp_path / "sweep", rounds=(6, 9, 12), extra_key="fleet[0].count")
+    summary = json.loads((dirs[3] / "summary.json").read_text())
+    summary["stop_reason"] = "interrupted"
+    (dirs[3] / "summary.json").write_text(json.dumps(summary))
+    page = write_comparison_report(dirs, tmp_path / "sweep" / "comparison.html")
+    verdict = rendered(page, tmp_path)
+    assert_all_drawn(verdict, COMPARE_CHART_IDS)
+    layout = verdict["layout"]
+    assert_readable(layout)
+    assert layout["tables"]["compare-table"]["rows"] == 6
+    shot = tmp_path / "comparison-6-runs.png"
+    chromium(tmp_path, f"--screenshot={shot}", "--window-size=1400,2200", "--hide-scrollbars", page.as_uri())
+    assert shot.exists() and shot.stat().st_size > 50_000
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, SCREENSHOTS / shot.name)
 
 
 def test_comparison_renders(small_run, timing_only_run, tmp_path):

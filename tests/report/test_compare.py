@@ -1,22 +1,31 @@
-"""The comparison page: one row and one curve per run, values from each run's traces."""
+"""The comparison page: runs named by what differs, mean ± std over seeds, per-hour figures when runs
+differ in length, interrupted runs marked, values from each run's traces."""
 
 import html
+import json
+import math
 import re
 
+import numpy as np
 import pytest
 from report_checks import assert_self_contained
+from report_synthetic import make_sweep, write_run
 
 from simulator.errors import InputError
 from simulator.report import write_comparison_report
-from simulator.report.compare import CHART_IDS
+from simulator.report.compare import (CHART_IDS, bar_metrics, bars_figure, configurations,
+                                      lengths_differ)
+from simulator.report.compare_labels import run_labels
 from simulator.report.loading import load_run
 from simulator.report.metrics import run_metrics
+from simulator.report.style import fmt_energy
 
 
 def table_rows(page: str) -> list[list[str]]:
-    body = re.search(r'<table class="data" id="compare-table">.*?<tbody>(.*?)</tbody>', page,
+    body = re.search(r'<table class="data wrap" id="compare-table">.*?<tbody>(.*?)</tbody>', page,
                      re.S).group(1)
-    return [[html.unescape(c).replace("\u00a0", " ") for c in re.findall(r"<td>(.*?)</td>", row)]
+    return [[html.unescape(re.sub(r"<[^>]+>", " | ", c)).replace("\u00a0", " ")
+             for c in re.findall(r"<td>(.*?)</td>", row)]
             for row in re.findall(r"<tr>(.*?)</tr>", body)]
 
 
@@ -27,18 +36,94 @@ def test_comparison_of_three_runs(small_run, timing_only_run, tmp_path):
     for chart in CHART_IDS:
         assert f'<div id="{chart}" class="plotly-graph-div"' in page
     rows = table_rows(page)
-    # the same run twice gets distinct labels; user strings are escaped in the table
-    assert [r[0] for r in rows] == ["1. quick <start> & co (run)", "2. timing only",
-                                    "3. quick <start> & co (run)"]
-    assert "quick <start>" not in page
+    labels = [r[0].split(" | ")[0].strip() for r in rows]
+    # the two distinct scenarios are named by their names; the same run twice gets numbered labels
+    assert len(set(labels)) == 3 and labels[1].startswith("2. timing only")
+    assert labels[0].startswith("1. quick <start> & co") and labels[2].startswith("3. quick <start> & co")
+    assert "quick <start>" not in page  # user strings are escaped
     m = run_metrics(load_run(small_run))
-    assert rows[0][6] == f"{100 * m['final_accuracy']:.1f} %"
-    assert rows[0][5] == f"{m['time_to_target_s']:,.0f} s ({m['time_to_target_s'] / 60:.1f} min)"
-    assert rows[1][6] == "timing-only" and rows[1][5] == "n/a (timing-only)"
-    assert rows[0][-1] == "8" and rows[1][-1] == "0"  # OOM events
-    # one accuracy curve per run that has evaluations (the timing-only run has none)
+    assert rows[0][7] == f"{100 * m['final_accuracy']:.1f} %"
+    assert rows[0][6] == f"{m['time_to_target_s']:,.0f} s ({m['time_to_target_s'] / 60:.1f} min)"
+    assert rows[1][7] == "timing-only" and rows[1][6] == "n/a (timing-only)"
+    assert rows[0][-1] == f"{m['accepted']:,.0f} / {m['dropped']:,.0f} / {m['lost']:,.0f} / 8"
     acc = page[page.index('id="chart-compare-accuracy"'):page.index('id="chart-compare-bars"')]
-    assert acc.count('"type":"scatter"') == 2
+    assert acc.count('"type":"scatter"') == 2  # one curve per run with evaluations
+
+
+def test_sweep_runs_are_named_by_their_swept_values_with_mean_and_std(tmp_path):
+    dirs = make_sweep(tmp_path / "sweep")
+    runs = [load_run(d) for d in dirs]
+    labels = run_labels(runs)
+    # algorithm.name alone tells the configurations apart (aggregation is zipped with it)
+    assert [lab.label for lab in labels] == [f"algorithm.name={a} · seed {10 * c + s}" for c, a in
+                                             enumerate(("co-s2p", "fedavg", "fedbuff")) for s in (0, 1)]
+    assert all("fleet54_cos2p" not in lab.label for lab in labels)
+    assert labels[0].detail == 'algorithm.name=co-s2p, algorithm.aggregation={"k":1}'
+    metrics = [run_metrics(r) for r in runs]
+    charted = bar_metrics(metrics)
+    fig = bars_figure(labels, metrics, charted)
+    util = next(t for t in fig.data if t.type == "bar" and t.name.startswith("fleet utilization"))
+    assert list(util.y) == ["algorithm.name=co-s2p", "algorithm.name=fedavg", "algorithm.name=fedbuff"]
+    for k, (_, idx) in enumerate(configurations(labels)):
+        values = np.array([100 * metrics[i]["fleet_utilization"] for i in idx])
+        assert util.x[k] == pytest.approx(values.mean(), rel=1e-12)
+        assert util.error_x.array[k] == pytest.approx(abs(values[0] - values[1]) / math.sqrt(2), rel=1e-9)
+    page = write_comparison_report(dirs, tmp_path / "sweep" / "comparison.html").read_text(encoding="utf-8")
+    assert "6 runs, 3 configurations · varied: algorithm.name, algorithm.aggregation" in page
+    assert "error bars ± one sample std" in page
+
+
+def test_runs_of_different_lengths_are_compared_per_hour(tmp_path):
+    dirs = make_sweep(tmp_path / "sweep", seeds=(0,), rounds=(4, 8, 12))
+    metrics = [run_metrics(load_run(d)) for d in dirs]
+    assert lengths_differ(metrics)
+    charted = {m.title: m for m in bar_metrics(metrics)}
+    assert "energy (Wh)" not in charted and "energy (J)" not in charted
+    energy = next(m for t, m in charted.items() if t.startswith("energy per simulated hour"))
+    unit = energy.title[energy.title.index("(") + 1:energy.title.index("/h")]
+    scale = {"J": 1.0, "Wh": 3600.0, "kWh": 3.6e6}[unit]
+    for value, m in zip(energy.values, metrics):
+        assert value == pytest.approx(m["energy_j"] * 3600 / m["makespan_s"] / scale, rel=1e-12)
+    versions = charted["versions per simulated hour"]
+    assert versions.values == pytest.approx([m["versions"] * 3600 / m["makespan_s"] for m in metrics])
+    assert any(t.startswith("energy per version") for t in charted)
+    page = write_comparison_report(dirs, tmp_path / "c.html").read_text(encoding="utf-8")
+    assert "energy (per hour)" in page and "energy, traffic and versions are per simulated hour" in page
+
+
+def test_an_interrupted_run_is_marked_not_shown_as_not_reached(tmp_path):
+    done = write_run(tmp_path / "done", 6, 4, seed=1, oom_devices=[], offline=[], name="a",
+                     target_accuracy=0.99)
+    cut = write_run(tmp_path / "cut", 6, 4, seed=2, oom_devices=[], offline=[], name="b",
+                    target_accuracy=0.99)
+    summary = json.loads((cut / "summary.json").read_text())
+    summary["stop_reason"] = "interrupted"
+    (cut / "summary.json").write_text(json.dumps(summary))
+    page = write_comparison_report([done, cut], tmp_path / "c.html").read_text(encoding="utf-8")
+    rows = table_rows(page)
+    assert rows[0][0].startswith("a") and "interrupted" not in rows[0][0]
+    assert rows[0][6] == "not reached"
+    assert rows[1][0].startswith("b — interrupted") and rows[1][6] == "interrupted before the target"
+    runs = [load_run(done), load_run(cut)]
+    metrics = [run_metrics(r) for r in runs]
+    fig = bars_figure(run_labels(runs), metrics, bar_metrics(metrics))
+    ttt = next(t for t in fig.data if t.name == "time to target (s)")
+    assert list(ttt.text) == ["not reached", "interrupted"]
+    assert list(ttt.marker.pattern.shape) == ["", "/"]
+    assert "Hatched bars: at least one run was interrupted" in page
+
+
+def test_timing_only_comparison_draws_no_accuracy(timing_only_run, tmp_path):
+    other = write_run(tmp_path / "t2", 6, 5, seed=9, oom_devices=[], offline=[], timing_only=True,
+                      name="timing two")
+    page = write_comparison_report([timing_only_run, other], tmp_path / "c.html").read_text(encoding="utf-8")
+    assert 'id="chart-compare-accuracy"' not in page
+    assert_self_contained(page, 1)
+    assert "final accuracy" not in page and "time to target" not in page
+
+
+def test_energy_is_shown_in_a_unit_that_fits():
+    assert [fmt_energy(j) for j in (61, 61_200, 2.1e6, 7.6e6)] == ["61 J", "17 Wh", "583 Wh", "2.11 kWh"]
 
 
 def test_comparison_needs_runs(tmp_path):

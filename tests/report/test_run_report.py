@@ -13,7 +13,7 @@ from simulator.errors import InputError
 from simulator.report import write_run_report
 from simulator.report.loading import load_run
 from simulator.report.metrics import run_metrics
-from simulator.report.run_report import CHART_IDS
+from simulator.report.run_report import CHART_IDS, TIMING_ONLY_OMITS
 
 BUDGET_10K_BYTES = 8_000_000
 
@@ -72,12 +72,14 @@ def test_metrics_fall_back_to_the_traces(small_run, tmp_path):
     assert out == tmp_path / "elsewhere" / "r.html" and out.exists()
 
 
-def test_timing_only_run_says_so_in_place_of_the_chart(timing_only_run):
+def test_timing_only_run_leaves_out_what_it_cannot_know(timing_only_run):
+    """No accuracy section, card or finding: the header says once that accuracy was not measured."""
     page = write_run_report(timing_only_run).read_text(encoding="utf-8")
-    assert re.search(r'<div id="chart-accuracy" class="chart-empty">Timing-only run', page)
-    assert 'id="chart-accuracy" class="plotly-graph-div"' not in page
-    assert_self_contained(page, len(CHART_IDS) - 1)
-    assert any(f.startswith("Timing-only run") for f in findings_text(page))
+    assert 'id="chart-accuracy"' not in page and '<section id="accuracy">' not in page
+    assert_self_contained(page, len(CHART_IDS) - len(TIMING_ONLY_OMITS))
+    assert "not measured: timing-only run (no model was trained)" in page
+    assert "final accuracy" not in page and "time to target" not in page
+    assert not any("accuracy" in f.lower() for f in findings_text(page))
 
 
 def test_target_not_reached_is_reported(tmp_path):
@@ -127,7 +129,7 @@ def test_device_table_is_derived_from_events_when_missing(small_run, tmp_path):
     for col in ("compute_s", "comm_s", "offline_s", "idle_s", "wall_s", "ooms"):
         assert derived[col].to_numpy() == pytest.approx(written[col].to_numpy()), col
     page = write_run_report(partial).read_text(encoding="utf-8")
-    assert 'id="chart-utilization-profile" class="plotly-graph-div"' in page
+    assert 'id="chart-utilization-group" class="plotly-graph-div"' in page
 
 
 def test_dictionary_encoded_strings_are_read(small_run, small_report, tmp_path):
