@@ -37,9 +37,9 @@ class Run:
     @classmethod
     def open(cls, run_dir: str | Path) -> "Run":
         run_dir = Path(run_dir)
-        summary_path = run_dir / "summary.json"
-        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-        return cls(run_dir, summary)
+        from simulator.report.loading import read_summary  # the size-checked reader reports use too
+
+        return cls(run_dir, read_summary(run_dir / "summary.json"))
 
     @cached_property
     def events(self) -> pd.DataFrame:

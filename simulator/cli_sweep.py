@@ -71,6 +71,7 @@ def register(app: typer.Typer, friendly, console, err_console) -> None:  # noqa:
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="profile YAML (default: NAME.yaml)"),
         busy_w: float = typer.Option(15.0, "--busy-w", help="board power while training (measure it: tegrastats)"),
         idle_w: float = typer.Option(5.0, "--idle-w", help="board power when idle"),
+        force: bool = typer.Option(False, "--force", help="replace an existing profile file at --out"),
     ) -> None:
         """Measure training step times on this machine and write a device profile that carries them.
 
@@ -78,6 +79,14 @@ def register(app: typer.Typer, friendly, console, err_console) -> None:  # noqa:
         for matching workloads (model label, width, batch)."""
         from simulator.calibrate import calibrate as run_calibration
 
+        target = out or Path(name + ".yaml")
+        if target.is_dir():
+            raise InputError("is a folder, not a profile file", field="--out", value=str(target),
+                             accepted="a path ending in .yaml")
+        if (target.exists() or target.is_symlink()) and not force:  # asked before minutes of measuring
+            raise InputError("the profile file already exists; nothing was measured or overwritten",
+                             field="--out", value=str(target), accepted="another --out path or --name, or --force "
+                             "to replace that file")
         try:
             shape = tuple(int(x) for x in input_shape.split(","))
         except ValueError:

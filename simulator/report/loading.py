@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from simulator.trace import PARTS_DIR
 
 from simulator.config.loading import read_yaml  # YAML errors become InputError there
+from simulator.config.input_files import read_input_text
 from simulator.errors import InputError
 
 SCHEMA: dict[str, list[str]] = {
@@ -112,12 +113,13 @@ def _read_parquet(path: Path, table: str, columns: list[str] | None = None) -> p
     return _normalise(df, table, columns)
 
 
-def _read_summary(path: Path) -> dict[str, Any]:
+def read_summary(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        # checked first: a summary.json that is a FIFO or /dev/zero must not hang or fill memory
+        data = json.loads(read_input_text(path, "the summary.json written by fleetsim"))
+    except json.JSONDecodeError as exc:
         raise InputError(f"is not valid JSON ({exc})", file=path,
                          accepted="the summary.json written by fleetsim") from None
     if not isinstance(data, dict):
@@ -206,7 +208,7 @@ def load_run(run_dir: Path | str) -> RunData:
         event_columns = event_columns + ["device_name", "group"]
     tables = {t: _read_parquet(run_dir / f"{t}.parquet", t,
                                event_columns if t == "events" else None) for t in SCHEMA}
-    summary = _read_summary(run_dir / "summary.json")
+    summary = read_summary(run_dir / "summary.json")
     scenario = _read_scenario(run_dir / "scenario.yaml")
 
     makespan = _finite(summary.get("makespan_s"))

@@ -75,3 +75,31 @@ def test_an_availability_csv_with_a_bom_is_read(tmp_path: Path) -> None:
     assert cli("run", str(scenario), "--out", str(out)).code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["offline_share"] == pytest.approx(0.5)  # device 0 offline the whole run, device 1 never
+
+
+def test_a_summary_that_is_a_pipe_is_refused_not_waited_on(tmp_path: Path) -> None:
+    """A crafted run folder whose summary.json is a FIFO: `fleetsim report` and `Run.open` answer at
+    once in one paragraph instead of blocking on the pipe."""
+    import os
+    import time
+
+    run_dir = tmp_path / "crafted"
+    (run_dir / "_parts").mkdir(parents=True)
+    os.mkfifo(run_dir / "summary.json")
+    started = time.monotonic()
+    text = one_paragraph(cli("report", str(run_dir)), 2)
+    assert "summary.json" in text and "pipe" in text
+    with pytest.raises(InputError, match="pipe"):
+        simulator.api.Run.open(run_dir)
+    assert time.monotonic() - started < 30  # generous: a blocked open would never return
+
+
+def test_calibrate_never_overwrites_a_file_it_did_not_ask_for(tmp_path: Path) -> None:
+    """`fleetsim calibrate --out` onto an existing file is refused before any measuring; the file is
+    unchanged. (--force replaces it; not run here: measuring takes seconds.)"""
+    mine = tmp_path / "my-profile.yaml"
+    mine.write_text("my own notes\n")
+    text = one_paragraph(cli("calibrate", "--out", str(mine)), 2)
+    assert "already exists" in text and "--force" in text
+    assert mine.read_text() == "my own notes\n"
+    assert "folder" in one_paragraph(cli("calibrate", "--out", str(tmp_path)), 2)
