@@ -272,6 +272,9 @@ def compare(
 from simulator.cli_sweep import register as _register_sweep  # noqa: E402 - needs the helpers above
 
 _register_sweep(app, _friendly, console, err_console)
+from simulator.cli_plan import register as _register_plan  # noqa: E402
+
+_register_plan(app, _friendly, console, err_console)
 
 
 def main() -> None:

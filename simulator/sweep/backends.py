@@ -16,6 +16,7 @@ import os
 import sys
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -114,13 +115,15 @@ def _python_path(extra: Iterable[str]) -> str:
     return os.pathsep.join(dict.fromkeys(parts))
 
 
-def run_ray(tasks: list[VariantTask], jobs: int, address: str | None) -> Iterator[VariantOutcome]:
-    """One Ray task per variant (1 CPU each). Starts a local cluster of `jobs` CPUs unless `address`
-    names a running one; a cluster this call started is shut down when it ends."""
+@contextmanager
+def ray_cluster(jobs: int, address: str | None, import_paths: Iterable[str] = ()) -> Iterator[Any]:
+    """Ray, initialised to run variants: a local cluster of `jobs` CPUs, or the one at `address`,
+    unless Ray is initialised already. A cluster this call started is shut down when it ends, so a
+    caller running several batches (``fleetsim plan``) can keep one cluster for all of them."""
     ray = _ray_module()
     started = False
     if not ray.is_initialized():
-        extra = sorted({p for t in tasks for p in t.import_paths})
+        extra = sorted(set(import_paths))
         kwargs: dict[str, Any] = {
             "include_dashboard": False, "log_to_driver": False, "configure_logging": False,
             "runtime_env": {"env_vars": {"PYTHONPATH": _python_path(extra), "OMP_NUM_THREADS": "1"}},
@@ -131,6 +134,16 @@ def run_ray(tasks: list[VariantTask], jobs: int, address: str | None) -> Iterato
             ray.init(num_cpus=max(1, jobs), **kwargs)
         started = True
     try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def run_ray(tasks: list[VariantTask], jobs: int, address: str | None) -> Iterator[VariantOutcome]:
+    """One Ray task per variant (1 CPU each). Starts a local cluster of `jobs` CPUs unless `address`
+    names a running one; a cluster this call started is shut down when it ends."""
+    with ray_cluster(jobs, address, {p for t in tasks for p in t.import_paths}) as ray:
         remote = ray.remote(num_cpus=1, max_retries=0)(run_variant)
         pending = {remote.remote(task): task for task in tasks}
         while pending:
@@ -141,9 +154,6 @@ def run_ray(tasks: list[VariantTask], jobs: int, address: str | None) -> Iterato
                     yield ray.get(ref)
                 except Exception as exc:  # noqa: BLE001 - the Ray worker died
                     yield VariantOutcome(task.name, False, f"Ray task failed: {type(exc).__name__}: {exc}")
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def run_tasks(tasks: list[VariantTask], *, backend: str, jobs: int, ray_address: str | None,
