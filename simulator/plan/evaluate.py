@@ -8,8 +8,9 @@ own folder ``<plan folder>/<phase>/<candidate>/``. Each phase folder keeps a swe
 so an interrupted plan resumes skipping what it finished, and an edited plan re-runs exactly the
 candidates whose scenario changed. The manifest is written before a batch runs.
 
-With Ray, one cluster is kept for the whole plan (:func:`~simulator.sweep.backends.ray_cluster`)
-rather than one per batch of the optimiser.
+One process pool (:func:`~simulator.sweep.backends.local_pool`) or Ray cluster
+(:func:`~simulator.sweep.backends.ray_cluster`) is kept for the whole plan, rather than one per
+batch of the optimiser.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from simulator.run_folder import write_json
-from simulator.sweep.backends import VariantTask, ray_cluster, run_tasks
+from simulator.sweep.backends import VariantTask, local_pool, ray_cluster, run_tasks
 from simulator.sweep.expand import Variant
 from simulator.sweep.runner import MANIFEST, is_finished
 
@@ -61,12 +62,15 @@ class Evaluator:
         self._manifests: dict[str, dict[str, Any]] = {}
         self._forced: set[tuple[str, str]] = set()   # (phase, name) already re-run under --force
         self._stack = contextlib.ExitStack()
+        self._pool: Any = None
         self.ran = 0
         self.reused = 0
 
     def __enter__(self) -> "Evaluator":
         if self.backend == "ray":
             self._stack.enter_context(ray_cluster(self.jobs, self.ray_address, self.import_paths))
+        elif self.backend == "local":
+            self._pool = self._stack.enter_context(local_pool(self.jobs))
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -107,7 +111,8 @@ class Evaluator:
         tasks = [VariantTask(s.name, s.scenario, str((phase_dir / s.name).resolve()), s.timing_only,
                              self.import_paths) for s, _ in todo]
         errors: dict[str, str] = {}
-        for outcome in run_tasks(tasks, backend=self.backend, jobs=self.jobs, ray_address=self.ray_address):
+        for outcome in run_tasks(tasks, backend=self.backend, jobs=self.jobs, ray_address=self.ray_address,
+                                 pool=self._pool):
             self._forced.add((phase, outcome.name))
             self.ran += 1
             if not outcome.ok:

@@ -64,10 +64,11 @@ def _readdress(err: InputError, loaded: LoadedPlan, group_entry: list[int]) -> I
         rest = field[field.index("]") + 1:]
         if index < len(group_entry):
             entry = group_entry[index]
-            rest = {".name": ".name", ".count": ".max_count"}.get(rest, rest)
+            rest = {".count": ".max_count"}.get(rest, rest)
             where = f" [{err.file}]" if err.file and Path(err.file) != loaded.file else ""
+            value = loaded.spec.catalogue[entry].profile if rest == ".profile" else err.value  # as written
             return InputError(f"{err.problem}{where}", file=loaded.file, field=f"catalogue[{entry}]{rest}",
-                              value=err.value, accepted=err.accepted)
+                              value=value, accepted=err.accepted)
     if err.file is not None:
         return err
     if loaded.base_file is not None:
@@ -115,23 +116,30 @@ def _check_goal(loaded: LoadedPlan, scenario: Scenario, min_devices: int, key: s
             f"but the catalogue allows at most {most} devices", file=loaded.file, field="catalogue",
             value=most, accepted=f"max_count values adding up to at least {min_devices}, or a smaller "
                                  f"algorithm.aggregation.{key} in the base")
-    max_price = spec.constraints.max_price
-    if max_price is not None:
-        cheapest = _cheapest_price(loaded, min_devices)
-        if cheapest > max_price:
-            raise InputError(
-                f"no fleet of this catalogue is within max_price: the cheapest one allowed costs {cheapest:,.2f}",
-                file=loaded.file, field="constraints.max_price", value=max_price,
-                accepted=f"a max_price of at least {cheapest:,.2f}, lower min_count values, or cheaper entries")
 
 
-def _cheapest_price(loaded: LoadedPlan, min_devices: int) -> float:
-    """The price of the cheapest fleet honouring every min_count and the fleet size the algorithm needs
-    (memory aside): the min_counts, then the cheapest remaining units until there are enough devices."""
+def _check_price(loaded: LoadedPlan, kinds: list["KindPlan"], min_devices: int) -> None:
+    """max_price below the cheapest fleet that could train: no candidate could be run."""
+    max_price = loaded.spec.constraints.max_price
+    if max_price is None or not any(k.fits_memory for k in kinds):
+        return   # nothing can hold the model: the plan reports that, with the out-of-memory kinds
+    cheapest = _cheapest_price(loaded, kinds, min_devices)
+    if cheapest is not None and cheapest > max_price:
+        raise InputError(
+            f"no fleet of this catalogue that can train is within max_price: the cheapest costs {cheapest:,.2f}",
+            file=loaded.file, field="constraints.max_price", value=max_price,
+            accepted=f"a max_price of at least {cheapest:,.2f}, lower min_count values, or cheaper entries "
+                     "that can hold the model")
+
+
+def _cheapest_price(loaded: LoadedPlan, kinds: list["KindPlan"], min_devices: int) -> float | None:
+    """The price of the cheapest fleet honouring every min_count with enough devices that can hold the
+    model for the algorithm to merge: the min_counts, then the cheapest units of kinds that fit."""
     entries = loaded.spec.catalogue
     price = sum(e.min_count * e.unit_price for e in entries)
-    have = sum(e.min_count for e in entries)
-    spare = sorted((e.unit_price, e.max_count - e.min_count) for e in entries if e.max_count > e.min_count)
+    have = sum(e.min_count for e, k in zip(entries, kinds) if k.fits_memory)
+    spare = sorted((e.unit_price, e.max_count - e.min_count) for e, k in zip(entries, kinds)
+                   if k.fits_memory and e.max_count > e.min_count)
     need = max(min_devices, 1) - have
     for unit, available in spare:
         if need <= 0:
@@ -139,7 +147,7 @@ def _cheapest_price(loaded: LoadedPlan, min_devices: int) -> float:
         take = min(need, available)
         price += take * unit
         need -= take
-    return price
+    return price if need <= 0 else None
 
 
 def check_plan(loaded: LoadedPlan, fleets: Fleets) -> Feasibility:
@@ -157,12 +165,14 @@ def check_plan(loaded: LoadedPlan, fleets: Fleets) -> Feasibility:
         _check_goal(loaded, scenario, min_devices, key)
         data = fleets.scenario(_validation_counts(loaded, min_devices), stop, "plan-check")
         scenario = validate_data(data, Scenario)
-        simulation = Simulation(scenario, Path("."), base_dir=Path.cwd(), timing_only=timing_only)
+        simulation = Simulation(scenario, Path("."), base_dir=loaded.plan_dir, timing_only=timing_only)
     except InputError as err:
         if err.file is not None and Path(err.file) == loaded.file:
             raise
         raise _readdress(err, loaded, group_entry) from None
-    return Feasibility(_plan_kinds(simulation, fleets), min_devices, key, simulation.workload.plan_model_label)
+    kinds = _plan_kinds(simulation, fleets)
+    _check_price(loaded, kinds, min_devices)
+    return Feasibility(kinds, min_devices, key, simulation.workload.plan_model_label)
 
 
 def _plan_kinds(simulation: Any, fleets: Fleets) -> list[KindPlan]:

@@ -44,11 +44,17 @@ def write_best(plan_dir: Path, loaded: LoadedPlan, fleets: Fleets, best: Row | N
         path.unlink(missing_ok=True)
         return None
     report = bool((loaded.base.get("output") or {}).get("report", True))
-    scenario = fleets.scenario(best.counts, goal_stop(loaded.spec.goal), f"{loaded.name}-best", report=report)
+    goal = loaded.spec.goal
+    scenario = fleets.scenario(best.counts, goal_stop(goal), f"{loaded.name}-best", report=report)
+    timing = ""
+    if goal.versions is not None:
+        # as the plan judged it: a training run may differ (samples_per_client applies to timing-only runs)
+        scenario["timing_only"] = True
+        timing = "# timing-only, as the plan ran it (timing_only: true).\n"
     header = (f"# fleetsim plan {loaded.name}: the fleet chosen to minimise {minimise} for the goal "
-              f"{loaded.spec.goal.text()}.\n"
-              f"# {best.name}: price {best.price:,.2f}, goal reached at {best.time_to_goal_s:,.1f} s, "
-              f"energy {best.energy_j:,.0f} J (seed {loaded.seed}).\n"
+              f"{goal.text()}.\n"
+              f"# {best.name}: price {price_text(best.price)}, goal reached at {best.time_to_goal_s:,.1f} s, "
+              f"energy {best.energy_j:,.0f} J (seed {loaded.seed}).\n{timing}"
               f"# Run it with:  fleetsim run {path}\n")
     atomic_write_text(path, header + yaml.safe_dump(scenario, sort_keys=False, allow_unicode=True))
     return path
@@ -66,12 +72,11 @@ def price_text(price: float) -> str:
 
 
 def _row_cells(row: Row, mark: str, result: bool) -> list[str]:
-    cells = [mark, *[str(n) if n else "·" for n in row.counts], price_text(row.price),
-             _num(row.time_to_goal_s, "{:,.1f}"), _num(row.energy_j / 1e3 if row.ran else math.nan, "{:,.1f}"),
-             _num(row.fleet_utilization, "{:.2f}")]
-    if result:
-        cells.append(REASONS.get(row.reason, row.reason) if row.feasible else row.why_not)
-    return cells
+    counts = [str(n) if n else "·" for n in row.counts]
+    if result:   # the closest misses: versions reached and the short reason (plan.csv has the sentence)
+        return [mark, *counts, price_text(row.price), _num(row.versions, "{:,.0f}"), REASONS.get(row.reason, row.reason)]
+    return [mark, *counts, price_text(row.price), _num(row.time_to_goal_s, "{:,.1f}"),
+            _num(row.energy_j / 1e3 if row.ran else math.nan, "{:,.1f}"), _num(row.fleet_utilization, "{:.2f}")]
 
 
 def _table(title: str, labels: list[str], result: bool) -> Table:
@@ -79,10 +84,11 @@ def _table(title: str, labels: list[str], result: bool) -> Table:
     table.add_column("")
     for label in labels:
         table.add_column(label, justify="right")
-    for name in ("price", "to goal s", "energy kJ", "util."):
+    shown = ("price", "versions") if result else ("price", "to goal s", "energy kJ", "util.")
+    for name in shown:
         table.add_column(name, justify="right", no_wrap=True)
     if result:
-        table.add_column("result", justify="left", overflow="fold", ratio=1)
+        table.add_column("result", justify="left", no_wrap=True)
     return table
 
 
@@ -114,7 +120,7 @@ def summary_tables(loaded: LoadedPlan, table: PlanTable, minimise: str, shown: i
                             f"{example.why_not}")
             out.append(why)
     else:
-        miss = _table(f"{title}: NO candidate meets the goal; the closest", labels, result=True)
+        miss = _table(f"NO candidate meets {loaded.spec.goal.text()}; the closest:", labels, result=True)
         for row in closest(table.rows):
             miss.add_row(*_row_cells(row, "", result=True))
         out.append(miss)

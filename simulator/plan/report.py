@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import plotly.graph_objects as go
 
+from simulator.plan.outputs import price_text
 from simulator.plan.rows import REASONS, Row
 from simulator.plan.table import closest, count_column
 from simulator.report import html as H
@@ -37,7 +38,7 @@ def _fleet_text(row: Row, labels: list[str]) -> str:
 
 
 def _hover(row: Row, labels: list[str]) -> str:
-    figures = (f"price {row.price:,.2f}<br>time to goal {fmt_s(row.time_to_goal_s)}<br>"
+    figures = (f"price {price_text(row.price)}<br>time to goal {fmt_s(row.time_to_goal_s)}<br>"
                f"energy {fmt_energy(row.energy_j)}<br>versions {fmt_num(row.versions)}")
     why = f"<br>{H.esc(row.why_not)}" if row.why_not else ""
     return f"{H.esc(_fleet_text(row, labels))}<br>{figures}{why}"
@@ -86,6 +87,11 @@ def scatter(result: "PlanResult", axis: str, title: str) -> go.Figure | None:
                       annotation_position="top left")
     fig.update_xaxes(title="price")
     fig.update_yaxes(title="time to goal (s)" if axis == "time_to_goal_s" else "energy to goal (J)")
+    values = [getattr(r, axis) for r in ran if math.isfinite(getattr(r, axis)) and getattr(r, axis) > 0]
+    if axis == "time_to_goal_s":
+        values.append(goal.deadline_s)
+    if values and max(values) > 20 * min(values):   # fast fleets would sit on the axis under a linear scale
+        fig.update_yaxes(type="log")
     fig.update_layout(showlegend=True)
     return style(fig, height_px=460, title=title)
 
@@ -113,10 +119,10 @@ def why_chart(result: "PlanResult") -> go.Figure | None:
 
 
 def _rows_table(rows: list[Row], labels: list[str], table_id: str) -> str:
-    header = ["candidate", *labels, "price", "time to goal", "versions", "energy", "utilization", "result"]
-    body = [[r.name, *[str(n) for n in r.counts], fmt_num(r.price, 2), fmt_s(r.time_to_goal_s),
-             fmt_num(r.versions), fmt_energy(r.energy_j), fmt_pct(r.fleet_utilization),
-             REASONS["meets"] if r.feasible else r.why_not] for r in rows]
+    header = ["candidate", "result", *labels, "price", "time to goal", "versions", "energy", "utilization"]
+    body = [[r.name, REASONS["meets"] if r.feasible else r.why_not, *[str(n) for n in r.counts],
+             price_text(r.price), fmt_s(r.time_to_goal_s), fmt_num(r.versions), fmt_energy(r.energy_j),
+             fmt_pct(r.fleet_utilization)] for r in rows]
     return H.data_table(header, body, table_id)
 
 
@@ -126,7 +132,7 @@ def _chosen_section(result: "PlanResult") -> str:
         body = ("<p>No candidate judged meets the goal and the constraints. The closest runs:</p>"
                 + _rows_table(closest(result.table.rows), labels, "closest-table"))
         return H.section("No candidate meets the goal", body, section_id="chosen")
-    cards = H.cards([("price", fmt_num(best.price, 2)), ("time to goal", fmt_s(best.time_to_goal_s)),
+    cards = H.cards([("price", price_text(best.price)), ("time to goal", fmt_s(best.time_to_goal_s)),
                      ("energy to goal", fmt_energy(best.energy_j)), ("fleet utilization", fmt_pct(best.fleet_utilization)),
                      ("devices", fmt_num(best.devices))])
     facts = H.facts_table([("fleet", _fleet_text(best, labels)), ("candidate", best.name),
@@ -137,7 +143,7 @@ def _chosen_section(result: "PlanResult") -> str:
 def _kinds_section(result: "PlanResult") -> str:
     entries = result.loaded.spec.catalogue
     header = ["entry", "profile", "unit price", "link", "power mode", "counts", "holds the model", "submodel memory"]
-    body = [[e.label, e.profile, fmt_num(e.unit_price, 2), e.link, e.power_mode or "default",
+    body = [[e.label, e.profile, price_text(e.unit_price), e.link, e.power_mode or "default",
              f"{e.min_count} … {e.max_count}", "yes" if k.fits_memory else "NO (held at min_count)", k.memory_text()]
             for e, k in zip(entries, result.feasibility.kinds)]
     return H.section("Catalogue", H.data_table(header, body, "kinds-table"),
@@ -169,7 +175,7 @@ def _all_section(result: "PlanResult") -> str:
     shown = frame.head(MAX_TABLE_ROWS)
     header = ["candidate", *labels, "price", "feasible", "time to goal", "versions", "energy", "utilization",
               "OOM kinds", "why not"]
-    body = [[row["candidate"], *[str(row[count_column(lb)]) for lb in labels], fmt_num(row["price"], 2),
+    body = [[row["candidate"], *[str(row[count_column(lb)]) for lb in labels], price_text(row["price"]),
              "yes" if row["feasible"] else "no", fmt_s(row["time_to_goal_s"]), fmt_num(row["versions"]),
              fmt_energy(row["energy_j"]), fmt_pct(row["fleet_utilization"]), row["oom_kinds"], row["why_not"]]
             for row in shown.to_dict("records")]

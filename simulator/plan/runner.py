@@ -5,7 +5,9 @@
 2. Search the compositions (:mod:`simulator.plan.search`). A versions goal runs each candidate
    timing-only with ``stop: {max_versions: N, sim_time_s: T}``: met when N versions are reached by T.
    An accuracy goal first runs candidates timing-only to T (the screen: a candidate must reach
-   ``search.screen_versions`` versions), then trains the screened-in candidates for real
+   ``search.screen_versions`` versions; the screen uses the shards training will use, so its
+   timeline is the training run's and a candidate it rules out could not reach that many versions
+   in training either), then trains the screened-in candidates for real
    (``timing_only=False``, stop at the target or T) in the order of the objective — ascending price,
    or seconds / joules per version in the screen — a batch at a time, stopping after the first batch
    in which one meets the target, or after ``search.finalists`` trained. For price this finds the
@@ -95,8 +97,17 @@ class _Phases:
         self.loaded, self.fleets, self.ev = loaded, fleets, evaluator
         self.failed: dict[str, str] = {}
 
-    def _run(self, phase: str, rows: list[Row], stop: dict, timing_only: bool) -> dict[str, R.RunResult]:
-        specs = [RunSpec(r.name, self.fleets.scenario(r.counts, stop, r.name), timing_only) for r in rows]
+    def _scenario(self, row: Row, stop: dict, like_training: bool) -> dict:
+        data = self.fleets.scenario(row.counts, stop, row.name)
+        if like_training and isinstance(data.get("workload"), dict):
+            # samples_per_client only applies to timing-only runs: without it the screen partitions the
+            # dataset as the training run will, so both runs share one timeline (scenario + seed)
+            data["workload"].pop("samples_per_client", None)
+        return data
+
+    def _run(self, phase: str, rows: list[Row], stop: dict, timing_only: bool,
+             like_training: bool = False) -> dict[str, R.RunResult]:
+        specs = [RunSpec(r.name, self._scenario(r, stop, like_training), timing_only) for r in rows]
         results = self.ev.run(phase, specs)
         for name, result in results.items():
             if result.summary is None:
@@ -111,7 +122,7 @@ class _Phases:
 
     def screen(self, rows: list[Row]) -> list[Row]:
         goal = self.loaded.spec.goal
-        results = self._run("runs", rows, {"sim_time_s": goal.deadline_s}, True)
+        results = self._run("runs", rows, {"sim_time_s": goal.deadline_s}, True, like_training=True)
         need = self.loaded.spec.search.screen_versions
         return [R.from_screen_run(r, results[r.name].summary, goal, need)
                 if results[r.name].summary is not None else R.failed(r, results[r.name].error or "") for r in rows]
@@ -168,7 +179,10 @@ def run_plan(path: str | Path, *, out: str | Path | None = None, jobs: int = 1, 
                    import_paths=import_paths, progress=progress) as evaluator:
         phases = _Phases(loaded, fleets, evaluator)
         evaluate = phases.screen if accuracy else phases.versions
-        chosen, rows = choose_method(space, screen, settings, budget)
+        try:
+            chosen, rows = choose_method(space, screen, settings, budget)
+        except InputError as err:
+            raise err.with_file(loaded.file) from None
         if chosen == "enumerate":
             outcome = enumerate_all(rows or [], evaluate, space)
         else:

@@ -76,16 +76,37 @@ def _worker_init() -> None:
     _set_single_thread()
 
 
-def run_local(tasks: list[VariantTask], jobs: int) -> Iterator[VariantOutcome]:
-    """In this process when ``jobs == 1``; otherwise a spawn-context process pool of `jobs` workers."""
+def _spawn_pool(workers: int) -> ProcessPoolExecutor:
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init)
+
+
+@contextmanager
+def local_pool(jobs: int) -> Iterator[ProcessPoolExecutor | None]:
+    """A spawn process pool of `jobs` workers kept for several :func:`run_local` calls (None when
+    ``jobs == 1``: variants then run in this process), so a caller running batches (``fleetsim plan``)
+    starts its workers once rather than once per batch."""
+    pool = _spawn_pool(jobs) if jobs > 1 else None
+    try:
+        yield pool
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def run_local(tasks: list[VariantTask], jobs: int, pool: ProcessPoolExecutor | None = None,
+              ) -> Iterator[VariantOutcome]:
+    """In this process when ``jobs == 1``; otherwise a spawn-context process pool of `jobs` workers
+    (`pool`, when given: one from :func:`local_pool`, left running)."""
     if jobs <= 1 or len(tasks) <= 1:
         for task in tasks:
             yield run_variant(task)
         return
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=context, initializer=_worker_init)
+    own = pool is None
+    if pool is None:
+        pool = _spawn_pool(min(jobs, len(tasks)))
+    pending = {pool.submit(run_variant, task): task for task in tasks}
     try:
-        pending = {pool.submit(run_variant, task): task for task in tasks}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
@@ -95,7 +116,11 @@ def run_local(tasks: list[VariantTask], jobs: int) -> Iterator[VariantOutcome]:
                 except Exception as exc:  # noqa: BLE001 - a worker died (killed, out of memory)
                     yield VariantOutcome(task.name, False, f"worker process failed: {type(exc).__name__}: {exc}")
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if own:
+            pool.shutdown(wait=True, cancel_futures=True)
+        else:
+            for future in pending:
+                future.cancel()
 
 
 def _ray_module() -> Any:
@@ -157,12 +182,13 @@ def run_ray(tasks: list[VariantTask], jobs: int, address: str | None) -> Iterato
 
 
 def run_tasks(tasks: list[VariantTask], *, backend: str, jobs: int, ray_address: str | None,
-              ) -> Iterator[VariantOutcome]:
+              pool: ProcessPoolExecutor | None = None) -> Iterator[VariantOutcome]:
+    """Run the tasks on `backend`; `pool` (local backend) is a pool from :func:`local_pool` to reuse."""
     if backend == "local":
         if ray_address:
             raise InputError("--ray-address only applies to the Ray backend", field="ray_address",
                              value=ray_address, accepted="--backend ray, or no address")
-        return run_local(tasks, jobs)
+        return run_local(tasks, jobs, pool)
     if backend == "ray":
         return run_ray(tasks, jobs, ray_address)
     raise InputError("unknown sweep backend", field="backend", value=backend, accepted=", ".join(BACKENDS))
