@@ -49,7 +49,7 @@ def register(app: typer.Typer, friendly, console, err_console) -> None:  # noqa:
         from simulator.plan import run_plan
         from simulator.plan.outputs import summary_tables
 
-        progress = Progress(TextColumn("[bold]candidates[/]"), BarColumn(), TextColumn("{task.completed} run"),
+        progress = Progress(TextColumn("[bold]candidates[/]"), BarColumn(), TextColumn("{task.completed} done"),
                             TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err_console)
         task = progress.add_task("plan", total=None, last="")
 

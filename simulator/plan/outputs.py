@@ -74,7 +74,8 @@ def price_text(price: float) -> str:
 def _row_cells(row: Row, mark: str, result: bool) -> list[str]:
     counts = [str(n) if n else "·" for n in row.counts]
     if result:   # the closest misses: versions reached and the short reason (plan.csv has the sentence)
-        return [mark, *counts, price_text(row.price), _num(row.versions, "{:,.0f}"), REASONS.get(row.reason, row.reason)]
+        return [mark, *counts, price_text(row.price), _num(row.versions, "{:,.0f}"),
+                REASONS.get(row.reason, row.reason)]
     return [mark, *counts, price_text(row.price), _num(row.time_to_goal_s, "{:,.1f}"),
             _num(row.energy_j / 1e3 if row.ran else math.nan, "{:,.1f}"), _num(row.fleet_utilization, "{:.2f}")]
 

@@ -133,7 +133,8 @@ def _chosen_section(result: "PlanResult") -> str:
                 + _rows_table(closest(result.table.rows), labels, "closest-table"))
         return H.section("No candidate meets the goal", body, section_id="chosen")
     cards = H.cards([("price", price_text(best.price)), ("time to goal", fmt_s(best.time_to_goal_s)),
-                     ("energy to goal", fmt_energy(best.energy_j)), ("fleet utilization", fmt_pct(best.fleet_utilization)),
+                     ("energy to goal", fmt_energy(best.energy_j)),
+                     ("fleet utilization", fmt_pct(best.fleet_utilization)),
                      ("devices", fmt_num(best.devices))])
     facts = H.facts_table([("fleet", _fleet_text(best, labels)), ("candidate", best.name),
                            ("scenario", "best.yaml (fleetsim run best.yaml)")])
@@ -201,7 +202,8 @@ def write_plan_report(result: "PlanResult", out_path: Path) -> Path:
                          "front of the feasible fleets; the star is the chosen one.", section_id="plan-time")
         + H.section("Price vs energy to goal", _chart(scatter(result, "energy_j", ""), "chart-plan-energy",
                                                       "No candidate was run."),
-                    note="Energy of the whole fleet until the goal (or the deadline, hollow).", section_id="plan-energy")
+                    note="Energy of the whole fleet until the goal (or the deadline, hollow).",
+                    section_id="plan-energy")
         + H.section(why_title, _chart(why_chart(result), "chart-plan-why", "No cheaper fleet was judged.")
                     + (_rows_table(sorted(why, key=lambda r: (-r.price, r.name))[:30], loaded.labels, "why-table")
                        if why else ""),

@@ -134,7 +134,8 @@ class _Phases:
                 if results[r.name].summary is not None else R.failed(r, results[r.name].error or "") for r in rows]
 
 
-def _finalists(rows: list[Row], phases: _Phases, settings: Search, scoring: Scoring, minimise: str) -> tuple[list[Row], int]:
+def _finalists(rows: list[Row], phases: _Phases, settings: Search, scoring: Scoring,
+               minimise: str) -> tuple[list[Row], int]:
     """Train the screened-in candidates in objective order, a batch at a time (see the module docstring)."""
     def key(r: Row) -> tuple:
         by = {"price": r.price, "time_s": scoring.time_value(r), "energy_j": scoring.energy_value(r)}

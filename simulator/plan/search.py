@@ -11,8 +11,15 @@ or NSGA-II on price, time and energy together for a Pareto search), and the goal
 fixed batches of ``search.batch`` and told in the order asked, so the candidates evaluated depend on
 the plan file and seed only, never on ``--jobs``, the backend, or which run finished first.
 The first trials are enqueued probes: one device of each kind alone, and the largest fleet. A
-composition asked again is told its earlier result without a run; the screen's candidates cost no
-run either. The budget counts candidates simulated (or found finished on disk when resuming).
+composition asked again costs no run (its repeat is told FAIL); the screen's candidates cost no run
+either, nor — minimising price with TPE — fleets dearer than one already found to meet the goal
+(they cannot be the answer). The budget counts candidates simulated (or found finished on disk
+when resuming); the search also stops when every composition is judged, or when
+``STALE_BATCHES`` batches in a row bring nothing new (the sampler has converged).
+
+Measured on this repository's test plans (tests/plan): with a budget of 16 runs TPE found the
+exact optimum of a 72-composition space (62 runnable) for 20 of 20 seeds, and the shipped
+scenarios/plans/buy_fleet.yaml's optimum (checked by enumeration) for seeds 0-5 in 10-15 runs.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from simulator.plan.screen import Screen
 from simulator.plan.spec import Constraints, Goal, Search
 
 SCAN_MAX = 200_000        # spaces larger than this are not scanned for enumeration
-ASKS_PER_RUN = 20         # a sampler that keeps proposing known candidates stops after this many asks per run
+STALE_BATCHES = 16        # stop when this many batches in a row propose only candidates already judged
 
 EvaluateFn = Callable[[list[Row]], list[Row]]   # pending rows → rows with what their runs measured
 
@@ -183,14 +190,14 @@ def optimise(space: Space, screen: Screen, evaluate: EvaluateFn, settings: Searc
             study.enqueue_trial(space.params(probe))
     known: dict[Counts, Row] = {}
     order: list[Row] = []
-    runs, asks = 0, 0
+    runs, stale = 0, 0
     bound = _PriceBound(scoring, settings)
     told: set[Counts] = set()
-    while runs < budget and asks < ASKS_PER_RUN * budget and len(known) < space.size:
+    while runs < budget and stale < STALE_BATCHES and len(known) < space.size:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             trials = [study.ask(distributions) for _ in range(settings.batch)]
-        asks += len(trials)
+        judged_before = len(known)
         batch = [space.counts(t.params) for t in trials]
         to_run: list[Row] = []
         for counts in batch:
@@ -207,10 +214,12 @@ def optimise(space: Space, screen: Screen, evaluate: EvaluateFn, settings: Searc
             order.append(row)
             bound.update(row)
         runs += len(to_run)
+        stale = stale + 1 if len(known) == judged_before else 0
         _tell(study, trials, batch, known, told, scoring, settings.sampler)
     order = _renumber(order)
-    note = "" if runs >= budget else ("every composition judged" if len(known) >= space.size
-                                      else "the sampler kept proposing candidates already judged")
+    note = "" if runs >= budget else ("every composition judged" if len(known) >= space.size else
+                                      f"stopped before the budget: {STALE_BATCHES} batches in a row proposed "
+                                      "only candidates already judged")
     return SearchOutcome(order, "optuna", space.size, runs, note)
 
 
@@ -226,7 +235,9 @@ class _PriceBound:
         self.best: Row | None = None
 
     def update(self, row: Row) -> None:
-        if self.active and row.feasible and (self.best is None or (row.price, row.name) < (self.best.price, self.best.name)):
+        if not (self.active and row.feasible):
+            return
+        if self.best is None or (row.price, row.name) < (self.best.price, self.best.name):
             self.best = row
 
     def judge(self, row: Row) -> Row | None:

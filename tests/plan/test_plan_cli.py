@@ -78,7 +78,8 @@ def test_a_goal_no_fleet_meets_exits_1_with_the_closest(tmp_path: Path) -> None:
     (out / "best.yaml").write_text("name: stale\n")
     result = cli("plan", str(path), "--out", str(out))
     assert result.code == 1, result.text
-    assert "NO candidate meets 3 versions by 1 s; the closest:" in result.stdout and "No candidate meets the goal" in result.stdout
+    assert "NO candidate meets 3 versions by 1 s; the closest:" in result.stdout
+    assert "No candidate meets the goal" in result.stdout
     assert not (out / "best.yaml").exists()   # no stale answer is left behind
     frame = pd.read_parquet(out / "plan.parquet")
     assert not frame.feasible.any() and not frame.chosen.any()
@@ -86,8 +87,8 @@ def test_a_goal_no_fleet_meets_exits_1_with_the_closest(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     first = lines[next(i for i, line in enumerate(lines) if line.startswith("┡")) + 1]
     cells = [c.strip() for c in first.split("│")]
-    assert cells[2:7] == [str(n) if n else "·" for n in [nearest[f"count.{k}"] for k in ("tiny", "slow", "good", "big")]] \
-        + [f"{nearest.price:,.0f}"]
+    counts = [nearest[f"count.{k}"] for k in ("tiny", "slow", "good", "big")]
+    assert cells[2:7] == [str(n) if n else "·" for n in counts] + [f"{nearest.price:,.0f}"]
     assert cells[7:9] == [f"{nearest.versions:.0f}", "too slow"]
     assert "No candidate meets the goal" in (out / "plan.html").read_text(encoding="utf-8")
 
