@@ -103,7 +103,8 @@ class Search(_Strict):
     method: Literal["auto", "enumerate", "optuna"] = Field(
         default="auto", description="auto: enumerate when the candidates left after screening are at most "
                                     "enumerate_max, else Optuna")
-    budget_runs: int = Field(default=64, ge=1, le=1_000_000, description="most candidates simulated")
+    budget_runs: int = Field(default=64, ge=1, le=1_000_000, description=(
+        "most candidates simulated timing-only (an accuracy goal's finalists are trained on top of these)"))
     enumerate_max: int | None = Field(default=None, ge=0, le=1_000_000,
                                       description="largest space enumerated (default: budget_runs)")
     sampler: Literal["tpe", "nsga2"] = Field(
