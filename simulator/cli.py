@@ -273,11 +273,30 @@ def validate(
 
 
 @app.command()
-def schema() -> None:
-    """Print the scenario JSON Schema (point your editor's YAML plug-in at it for completion)."""
-    from simulator.config.scenario import Scenario
+def schema(
+    kind: str = typer.Option("scenario", "--kind", help="scenario | sweep | plan: which file's schema"),
+    plan: bool = typer.Option(False, "--plan", help="the plan file's schema (same as --kind plan)"),
+) -> None:
+    """Print the JSON Schema of scenario files (or of sweep / plan files): point your editor's YAML
+    plug-in at it for completion, e.g. `fleetsim schema > fleetsim.schema.json`."""
+    kind = "plan" if plan else kind
+    if kind == "plan":
+        from simulator.plan import plan_schema
 
-    sys.stdout.write(json.dumps(Scenario.model_json_schema(), indent=2) + "\n")
+        document = plan_schema()
+    elif kind == "sweep":
+        from simulator.sweep.spec import SweepSpec
+
+        document = SweepSpec.model_json_schema()
+    elif kind == "scenario":
+        from simulator.config.scenario import Scenario
+
+        document = Scenario.model_json_schema()
+    else:
+        err_console.print(f"fleetsim: bad input: At '--kind': unknown schema (got {kind!r}). "
+                          "Accepted: scenario, sweep or plan.", soft_wrap=True)
+        raise typer.Exit(2)
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")
 
 
 @app.command()
@@ -348,6 +367,10 @@ _register_sweep(app, _friendly, console, err_console)
 from simulator.cli_export import register as _register_export  # noqa: E402 - fleetsim export
 
 _register_export(app, _friendly, console, err_console)
+
+from simulator.cli_plan import register as _register_plan  # noqa: E402
+
+_register_plan(app, _friendly, console, err_console)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -73,16 +74,37 @@ def _worker_init() -> None:
     _set_single_thread()
 
 
-def run_local(tasks: list[VariantTask], jobs: int) -> Iterator[VariantOutcome]:
-    """In this process when ``jobs == 1``; otherwise a spawn-context process pool of `jobs` workers."""
+def _spawn_pool(workers: int) -> ProcessPoolExecutor:
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init)
+
+
+@contextmanager
+def local_pool(jobs: int) -> Iterator[ProcessPoolExecutor | None]:
+    """A spawn process pool of `jobs` workers kept for several :func:`run_local` calls (None when
+    ``jobs == 1``: variants then run in this process), so a caller running batches (``fleetsim plan``)
+    starts its workers once rather than once per batch."""
+    pool = _spawn_pool(jobs) if jobs > 1 else None
+    try:
+        yield pool
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def run_local(tasks: list[VariantTask], jobs: int, pool: ProcessPoolExecutor | None = None,
+              ) -> Iterator[VariantOutcome]:
+    """In this process when ``jobs == 1``; otherwise a spawn-context process pool of `jobs` workers
+    (`pool`, when given: one from :func:`local_pool`, left running)."""
     if jobs <= 1 or len(tasks) <= 1:
         for task in tasks:
             yield run_variant(task)
         return
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=context, initializer=_worker_init)
+    own = pool is None
+    if pool is None:
+        pool = _spawn_pool(min(jobs, len(tasks)))
+    pending = {pool.submit(run_variant, task): task for task in tasks}
     try:
-        pending = {pool.submit(run_variant, task): task for task in tasks}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
@@ -92,7 +114,11 @@ def run_local(tasks: list[VariantTask], jobs: int) -> Iterator[VariantOutcome]:
                 except Exception as exc:  # noqa: BLE001 - a worker died (killed, out of memory)
                     yield VariantOutcome(task.name, False, f"worker process failed: {type(exc).__name__}: {exc}")
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if own:
+            pool.shutdown(wait=True, cancel_futures=True)
+        else:
+            for future in pending:
+                future.cancel()
 
 
 def _ray_module() -> Any:
@@ -112,13 +138,15 @@ def _python_path(extra: Iterable[str]) -> str:
     return os.pathsep.join(dict.fromkeys(parts))
 
 
-def run_ray(tasks: list[VariantTask], jobs: int, address: str | None) -> Iterator[VariantOutcome]:
-    """One Ray task per variant (1 CPU each). Starts a local cluster of `jobs` CPUs unless `address`
-    names a running one; a cluster this call started is shut down when it ends."""
+@contextmanager
+def ray_cluster(jobs: int, address: str | None, import_paths: Iterable[str] = ()) -> Iterator[Any]:
+    """Ray, initialised to run variants: a local cluster of `jobs` CPUs, or the one at `address`,
+    unless Ray is initialised already. A cluster this call started is shut down when it ends, so a
+    caller running several batches (``fleetsim plan``) can keep one cluster for all of them."""
     ray = _ray_module()
     started = False
     if not ray.is_initialized():
-        extra = sorted({p for t in tasks for p in t.import_paths})
+        extra = sorted(set(import_paths))
         kwargs: dict[str, Any] = {
             "include_dashboard": False, "log_to_driver": False, "configure_logging": False,
             "runtime_env": {"env_vars": {"PYTHONPATH": _python_path(extra), "OMP_NUM_THREADS": "1"}},
@@ -129,6 +157,16 @@ def run_ray(tasks: list[VariantTask], jobs: int, address: str | None) -> Iterato
             ray.init(num_cpus=max(1, jobs), **kwargs)
         started = True
     try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def run_ray(tasks: list[VariantTask], jobs: int, address: str | None) -> Iterator[VariantOutcome]:
+    """One Ray task per variant (1 CPU each). Starts a local cluster of `jobs` CPUs unless `address`
+    names a running one; a cluster this call started is shut down when it ends."""
+    with ray_cluster(jobs, address, {p for t in tasks for p in t.import_paths}) as ray:
         remote = ray.remote(num_cpus=1, max_retries=0)(run_variant)
         pending = {remote.remote(task): task for task in tasks}
         while pending:
@@ -139,18 +177,16 @@ def run_ray(tasks: list[VariantTask], jobs: int, address: str | None) -> Iterato
                     yield ray.get(ref)
                 except Exception as exc:  # noqa: BLE001 - the Ray worker died
                     yield VariantOutcome(task.name, False, f"Ray task failed: {type(exc).__name__}: {exc}")
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def run_tasks(tasks: list[VariantTask], *, backend: str, jobs: int, ray_address: str | None,
-              ) -> Iterator[VariantOutcome]:
+              pool: ProcessPoolExecutor | None = None) -> Iterator[VariantOutcome]:
+    """Run the tasks on `backend`; `pool` (local backend) is a pool from :func:`local_pool` to reuse."""
     if backend == "local":
         if ray_address:
             raise InputError("--ray-address only applies to the Ray backend", field="ray_address",
                              value=ray_address, accepted="--backend ray, or no address")
-        return run_local(tasks, jobs)
+        return run_local(tasks, jobs, pool)
     if backend == "ray":
         return run_ray(tasks, jobs, ray_address)
     raise InputError("unknown sweep backend", field="backend", value=backend, accepted=", ".join(BACKENDS))
