@@ -190,7 +190,7 @@ def test_an_unmeasured_workload_uses_the_step_time_model_with_the_profiles_figur
     assert run.summary["step_times"]["by_profile"] == {"host": "cost model"}
     assert run.summary["step_times"]["notes"] == [
         "no calibrated point for mlp-tiny @1×8×8 batch 32, final exit only in host "
-        "(it has mlp-tiny @1×8×8, batch 16)"]
+        "(it has mlp-tiny @1×8×8, batch 16, all exits)"]  # calibrated with the default exits="all"
 
 
 def test_bad_calibration_input_is_an_input_error(tmp_path: Path) -> None:
