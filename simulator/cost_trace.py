@@ -26,7 +26,10 @@ channels) where 2x is right. :data:`FLOP_FORMULAS` replaces it with :func:`conv_
 gradient as torch counts it (a transposed convolution with the same weight: the forward's MACs),
 weight gradient = the forward's MACs too (each output element times each of its ``Cin/g · k²`` inputs
 once), so a trained conv's backward is exactly 2x its forward, whatever the groups. Both counters
-here (FLOPs and GEMM work) use it.
+here (FLOPs and GEMM work) use it. A *depthwise* convolution (one input channel per group,
+:func:`is_depthwise`) is counted in the FLOPs but not as GEMM work: at ~2 FLOPs per byte it is
+bound by memory on every device, so its forward and backward are elementwise traffic (the bytes of
+their inputs and outputs) like a norm's.
 
 Exits. Each block's exit is traced as its own part, so the cost model can count every exit (a
 multi-exit model, as depth pruning and self-distillation train it) or only the deepest retained one
@@ -142,6 +145,16 @@ _NO_DATA = {torch.ops.aten._unsafe_view, torch.ops.aten.detach, torch.ops.aten.a
 _CONV = {torch.ops.aten.convolution, torch.ops.aten.convolution_backward}
 
 
+def is_depthwise(packet: Any, args: tuple) -> bool:
+    """A convolution (or its backward) with one input channel per group: k² multiply-adds per output
+    element, about 2 FLOPs per byte moved in fp32, below the ridge point of every device profiled
+    (FLOP/s ÷ bandwidth ≥ 6), so its time is its traffic, not its arithmetic."""
+    if packet not in _CONV:
+        return False
+    weight, groups = (args[1], args[8]) if packet is torch.ops.aten.convolution else (args[2], args[9])
+    return int(groups) > 1 and int(weight.shape[1]) == 1
+
+
 def _gemm_width(packet: Any, args: tuple, out: Any) -> int:
     """The output width a GEMM is tiled along: a convolution's output channels (forward and backward
     alike: the layer's width), a matmul's output columns; 0 (never padded) for anything else."""
@@ -172,7 +185,7 @@ class _OpCounter(TorchDispatchMode):
             return out
         b = self.block[0]
         self.ops[b] += 1
-        if packet in FLOP_FORMULAS:
+        if packet in FLOP_FORMULAS and not is_depthwise(packet, args):
             flops = float(FLOP_FORMULAS[packet](*args, **kwargs, out_val=out))
             width = _gemm_width(packet, args, out)
             self.gemm[b][width] = self.gemm[b].get(width, 0.0) + flops

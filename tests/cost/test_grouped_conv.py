@@ -61,26 +61,67 @@ def test_torchs_own_formula_over_counts_depthwise_backward():
     assert fixed_fwd == fwd and fixed_bwd == 2 * fwd
 
 
-def test_the_cost_trace_counts_depthwise_gemm_work_by_hand():
-    """The GEMM work the step-time model uses (``_OpCounter``) has the fix too: a depthwise conv's
-    forward + backward GEMM FLOPs are 3 × the hand-counted forward, filed under its channel count."""
-    counter = _OpCounter(1, [0])
-    x = torch.randn(2, 96, 12, 12, requires_grad=True)
-    w = torch.randn(96, 1, 3, 3, requires_grad=True)
-    with counter:
-        torch.nn.functional.conv2d(x, w, padding=1, groups=96).sum().backward()
-    hand = _hand_forward(2, 96, 96, 96, 3, 12, 12)
-    assert counter.gemm[0] == {96: pytest.approx(3 * hand)}
+def _nbytes(*tensors):
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def test_a_depthwise_conv_is_traffic_and_a_grouped_conv_is_gemm_work():
+    """In the step-time model a depthwise conv (one input channel per group, ~2 FLOPs per byte) is
+    memory traffic — the bytes of its inputs and outputs, forward and backward — and no GEMM work;
+    a grouped conv with several channels per group stays GEMM work, 3 × its hand-counted forward."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 96, 12, 12, generator=gen)
+    w = torch.randn(96, 1, 3, 3, generator=gen)
+    fwd = _OpCounter(1, [0])
+    with fwd:
+        y = torch.nn.functional.conv2d(x, w, padding=1, groups=96)
+    assert fwd.gemm[0] == {} and fwd.nbytes[0] == _nbytes(x, w, y)
+    bwd = _OpCounter(1, [0])
+    g = torch.ones_like(y)
+    with bwd:
+        gx, gw, _ = torch.ops.aten.convolution_backward(g, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 96,
+                                                        [True, True, False])
+    assert bwd.gemm[0] == {} and bwd.nbytes[0] == _nbytes(g, x, w, gx, gw)
+
+    grouped = _OpCounter(1, [0])
+    xg = torch.randn(2, 32, 9, 9, requires_grad=True)
+    wg = torch.randn(64, 8, 3, 3, requires_grad=True)
+    with grouped:
+        torch.nn.functional.conv2d(xg, wg, padding=1, groups=4).sum().backward()
+    assert grouped.gemm[0] == {64: pytest.approx(3 * _hand_forward(2, 32, 64, 4, 3, 9, 9))}
+
+
+def _depthwise_forward_flops(model, x):
+    """Hand count over the model's depthwise convs: 2 · k² per output element, per sample."""
+    total = []
+
+    def hook(module, _inp, out):
+        if module.groups > 1 and module.in_channels == module.groups:
+            total.append(2 * module.kernel_size[0] * module.kernel_size[1] * out[0].numel())
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    model(x)
+    for h in handles:
+        h.remove()
+    return sum(total)
 
 
 @pytest.mark.parametrize("preset", ["mobilenet-v2", "mobilenet-v3-large"])
-def test_mobilenet_training_gemm_work_is_about_three_forwards(preset):
-    """A whole MobileNet step: GEMM work (forward + backward, traced) ≤ 3 × forward — the first conv
-    computes no input gradient — and above 2.9×. With torch's own formula the same step counted 20× (V2)
-    and 27× (V3-Large) its forward, measured when this test was written."""
-    cost = model_cost(ModelSpec(name="mobilenet", preset=preset), 1000, (3, 224, 224), exits="final")
+def test_mobilenet_gemm_work_is_its_dense_convs_three_times(preset):
+    """A whole MobileNet step: the FLOPs are every conv's (depthwise included, by hand); the GEMM
+    work is the dense convs' and linears' forward plus their backward, ≤ 3× (the first conv computes
+    no input gradient) and above 2.9×. With torch's own formula the depthwise backward alone made the
+    step count 20× (V2) and 27× (V3-Large) its forward, measured when this test was written."""
+    spec = ModelSpec(name="mobilenet", preset=preset)
+    cost = model_cost(spec, 1000, (3, 224, 224), exits="final")
+    with torch.device("meta"):
+        model = build_model(spec, 1000, (3, 224, 224))
+        x = torch.zeros(1, 3, 224, 224)
+        depthwise = _depthwise_forward_flops(model, x)
+    dense_fwd = cost.fwd_flops_per_sample - depthwise
     gemm = sum(f for _, f in cost.gemm_flops_by_width)
-    assert 2.9 * cost.fwd_flops_per_sample < gemm <= 3 * cost.fwd_flops_per_sample * (1 + 1e-9)
+    assert 0.02 * cost.fwd_flops_per_sample < depthwise < 0.2 * cost.fwd_flops_per_sample
+    assert 2.9 * dense_fwd < gemm <= 3 * dense_fwd * (1 + 1e-9)
 
 
 def test_real_mobilenet_backward_matches_the_meta_trace():
