@@ -237,13 +237,13 @@ error = predicted ÷ measured tensor peak − 1 (negative: the model under-estim
 - **Why the model is close, and where it misses.** At the peak (in the backward pass) a step holds the
   weights, the momentum buffers, the saved activations not yet released, the gradients computed so far
   and the temporaries of the op running. The model counts every gradient and every saved activation in
-  full and no temporary. The convolution nets come out within a few per cent either way; the
+  full and no temporary. The convolution nets come out within 7 % either way; the
   transformers {transformer_text} — consistent with backward temporaries of activation size that no saved
   tensor accounts for (the gradient of each layer's attention matrix, batch × heads × tokens², and of its
   2×–4×-wide MLP hidden layer), which this page does not measure one by one.
 - **Depthwise models hold the most activations per FLOP.** MobileNetV2's expanded 96- and
   144-channel maps at 112² and 56² make ~78 MB of saved tensors per 224² sample in eager PyTorch — more
-  than torchvision ResNet-18's ~22 MB, at a twelfth of the FLOPs. A conv + norm + ReLU6 saves three
+  than torchvision ResNet-18's ~22 MB, at a sixth of the FLOPs. A conv + norm + ReLU6 saves three
   maps (the conv's input, the norm's input and the activation's input; ReLU saves its output, which the
   next conv saves anyway, so a ResNet block saves two); in-place ReLU6 does not change this in torch
   2.13 (measured while writing this page). A planner should not size edge training by parameters.
