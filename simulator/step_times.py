@@ -24,11 +24,8 @@ def step_time_sources(planner: Planner, plans: Sequence[tuple[DeviceProfile, Dev
     for profile, budget, plan in plans:
         by_profile.setdefault(profile.name, set()).add(plan.step_time_source)
         if plan.step_time_source != "measured" and profile.name not in notes:
-            point = planner.step_point(budget, plan.width_ratio, plan.depth)
-            reason = profile.unmatched_reason(point)
-            if plan.trainable_from:
-                reason = f"{profile.name}: a frozen-prefix window is never measured"
-            notes[profile.name] = reason
+            # a device's base plan trains every block it holds (rolling windows are not looked up)
+            notes[profile.name] = profile.unmatched_reason(planner.step_point(budget, plan.width_ratio, plan.depth))
     sources = {name: next(iter(s)) if len(s) == 1 else "mixed" for name, s in sorted(by_profile.items())}
     return {"by_profile": sources, "notes": [notes[n] for n in sorted(notes)]}
 

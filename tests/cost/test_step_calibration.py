@@ -138,3 +138,15 @@ def test_the_cli_summary_says_where_step_times_came_from(tmp_path: Path) -> None
             "in host (it has resnet-resnet18 @3×32×32, batch 32))") in text
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["step_times"]["by_profile"] == {"host": "cost model"}
+
+
+def test_summary_line_variants():
+    from simulator.step_times import summary_line
+
+    none = {"by_profile": {"a": "cost model", "b": "cost model"},
+            "notes": ["a has no measured step times", "b has no measured step times"]}
+    assert summary_line(none) == "cost model (no profile in the fleet has measured step times)"
+    some = {"by_profile": {"a": "measured", "b": "cost model"}, "notes": ["b has no measured step times"]}
+    assert summary_line(some) == "measured for a, cost model for the profiles without measured step times"
+    miss = {"by_profile": {"a": "measured", "b": "cost model"}, "notes": ["no calibrated point for x in b"]}
+    assert summary_line(miss) == "measured for a, cost model elsewhere (no calibrated point for x in b)"
