@@ -34,13 +34,6 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "resnet18-cifar": {"width": 64, "blocks": [2, 2, 2, 2], "stem": "cifar"},
         "resnet34-cifar": {"width": 64, "blocks": [3, 4, 6, 3], "stem": "cifar"},
     },
-    "mobilenet": {
-        "tiny": {"arch": "v2", "width_mult": 0.25},
-        "small": {"arch": "v2", "width_mult": 0.5},
-        "mobilenet-v2": {"arch": "v2", "width_mult": 1.0},
-        "mobilenet-v3-large": {"arch": "v3-large", "width_mult": 1.0},
-        "mobilenet-v3-small": {"arch": "v3-small", "width_mult": 1.0},
-    },
     "cnn": {
         "tiny": {"width": 8, "blocks": 3},
         "small": {"width": 32, "blocks": 4},
@@ -60,6 +53,13 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "bert-base": {
             "dim": 768, "blocks": 12, "heads": 12, "mlp_ratio": 4.0, "vocab_size": 30522, "seq_len": 512,
         },
+    },
+    "mobilenet": {
+        "tiny": {"arch": "v2", "width_mult": 0.25},
+        "small": {"arch": "v2", "width_mult": 0.5},
+        "mobilenet-v2": {"arch": "v2", "width_mult": 1.0},
+        "mobilenet-v3-large": {"arch": "v3-large", "width_mult": 1.0},
+        "mobilenet-v3-small": {"arch": "v3-small", "width_mult": 1.0},
     },
 }
 DEFAULT_PRESET = {"resnet": "small", "cnn": "small", "mlp": "small", "vit": "small", "text-transformer": "small",
