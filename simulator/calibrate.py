@@ -45,6 +45,17 @@ from simulator.run_folder import atomic_write_text
 from simulator.workload_info import model_label
 
 ModelLike = str | dict[str, Any] | ModelSpec
+# "wall": elapsed time, what a board's training takes (GPU work included). "cpu": this process's CPU
+# time, for one-thread CPU measurements on a shared host: equal to wall time on an idle core, but
+# blind to the time the process waited for a core while others ran (not to memory contention).
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def _clock(name: str) -> Any:
+    try:
+        return CLOCKS[name]
+    except KeyError:
+        raise InputError("unknown clock", field="clock", value=name, accepted=", ".join(CLOCKS)) from None
 
 
 def _override_value(text: str) -> Any:
@@ -106,8 +117,9 @@ def parse_model(model: ModelLike) -> ModelSpec:
 # ------------------------------------------------------------------ host benchmarks
 
 
-def matmul_gflops(n: int = 1024, repeats: int = 10) -> float:
+def matmul_gflops(n: int = 1024, repeats: int = 10, clock: str = "wall") -> float:
     """Peak FP32 GFLOP/s of this host: a timed n×n matmul (2 n³ FLOPs), best of `repeats`."""
+    now = _clock(clock)
     import torch
 
     gen = torch.Generator().manual_seed(0)
@@ -116,15 +128,16 @@ def matmul_gflops(n: int = 1024, repeats: int = 10) -> float:
     torch.mm(a, b)
     best = math.inf
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = now()
         torch.mm(a, b)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, now() - start)
     return 2.0 * n**3 / best / 1e9
 
 
-def conv_gflops(channels: int = 128, size: int = 32, batch: int = 8, repeats: int = 10) -> float:
+def conv_gflops(channels: int = 128, size: int = 32, batch: int = 8, repeats: int = 10, clock: str = "wall") -> float:
     """FP32 GFLOP/s of a timed 3×3 convolution (``channels`` in and out, ``size``², ``batch``), best of
     `repeats`: the GEMM path convolutions take, which can be faster than matmul's."""
+    now = _clock(clock)
     import torch
     import torch.nn.functional as F
 
@@ -134,14 +147,15 @@ def conv_gflops(channels: int = 128, size: int = 32, batch: int = 8, repeats: in
     F.conv2d(x, w, padding=1)
     best = math.inf
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = now()
         F.conv2d(x, w, padding=1)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, now() - start)
     return 2.0 * batch * channels * channels * 9 * size * size / best / 1e9
 
 
-def copy_bandwidth_gbps(megabytes: int = 64, repeats: int = 5) -> float:
+def copy_bandwidth_gbps(megabytes: int = 64, repeats: int = 5, clock: str = "wall") -> float:
     """Memory bandwidth in GB/s: a timed copy of a `megabytes` tensor (read + write), best of `repeats`."""
+    now = _clock(clock)
     import torch
 
     n = megabytes * 1_000_000 // 4
@@ -150,9 +164,9 @@ def copy_bandwidth_gbps(megabytes: int = 64, repeats: int = 5) -> float:
     dst.copy_(src)
     best = math.inf
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = now()
         dst.copy_(src)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, now() - start)
     return 2 * n * 4 / best / 1e9
 
 
@@ -184,11 +198,12 @@ def cpu_model() -> str:
 
 
 def measure_step_s(spec: ModelSpec, width_ratio: float, batch_size: int, *, input_shape: tuple[int, ...],
-                   num_classes: int, repeats: int, warmup: int, exits: str = "all") -> float:
+                   num_classes: int, repeats: int, warmup: int, exits: str = "all", clock: str = "wall") -> float:
     """Median wall seconds of one real training step: forward, cross-entropy summed over every exit
     (``exits="all"``, as the trainer does) or of the last exit only, the others not even run
     (``"final"``: the single-classifier model), backward, SGD with momentum 0.9 as in the default
     scenario optimizer."""
+    now = _clock(clock)
     import torch
     import torch.nn.functional as F
 
@@ -221,9 +236,9 @@ def measure_step_s(spec: ModelSpec, width_ratio: float, batch_size: int, *, inpu
         step()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = now()
         step()
-        times.append(time.perf_counter() - start)
+        times.append(now() - start)
     return float(statistics.median(times))
 
 
@@ -281,6 +296,7 @@ def calibrate(
     busy_w: float = 15.0,
     idle_w: float = 5.0,
     exits: Sequence[str] = ("all",),
+    clock: str = "wall",
 ) -> dict[str, Any]:
     """Measure this host and write a device profile YAML to `out` (default ``<name>.yaml``).
 
@@ -293,7 +309,9 @@ def calibrate(
     from the board's power monitor (e.g. tegrastats) when you have them. With `rounds` > 1 every
     workload is measured once per round, rounds interleaved, and the smallest round median counts:
     other processes on a shared host only ever add time, and a burst of it hits one round of many
-    workloads rather than every round of one.
+    workloads rather than every round of one. ``clock="cpu"`` times by this process's CPU time instead
+    of elapsed time (see :data:`CLOCKS`): for one-thread CPU measurements on a busy shared host only;
+    never on a board whose GPU does the work.
     """
     import torch
 
@@ -312,17 +330,18 @@ def calibrate(
     before = torch.get_num_threads()
     torch.set_num_threads(int(threads))
     try:
-        matmul = matmul_gflops()
-        conv = conv_gflops()
+        _clock(clock)
+        matmul = matmul_gflops(clock=clock)
+        conv = conv_gflops(clock=clock)
         peak_gflops = max(matmul, conv)
-        bandwidth_gbps = copy_bandwidth_gbps()
+        bandwidth_gbps = copy_bandwidth_gbps(clock=clock)
         points = [{"spec": spec, "width_ratio": float(w), "batch_size": int(b), "exits": e, "step_s": math.inf}
                   for spec in specs for e in exits for w in width_ratios for b in batch_sizes]
         for _ in range(int(rounds)):
             for p in points:
                 step_s = measure_step_s(p["spec"], p["width_ratio"], p["batch_size"], input_shape=shape,
                                         num_classes=int(num_classes), repeats=int(repeats), warmup=int(warmup),
-                                        exits=p["exits"])
+                                        exits=p["exits"], clock=clock)
                 p["step_s"] = min(p["step_s"], step_s)
     finally:
         torch.set_num_threads(before)
@@ -336,7 +355,8 @@ def calibrate(
         "display_name": f"{name} (calibrated)",
         "description": (
             f"Calibrated by `fleetsim calibrate` on {cpu_model()} with {threads} thread(s), torch {torch.__version__}, "
-            f"input {list(shape)}, {num_classes} classes; peak = max(matmul {matmul:.1f}, conv {conv:.1f} GFLOP/s). "
+            f"input {list(shape)}, {num_classes} classes{', timed by process CPU time' if clock == 'cpu' else ''}; "
+            f"peak = max(matmul {matmul:.1f}, conv {conv:.1f} GFLOP/s). "
             f"Step-time fit: median |error| {100 * statistics.median(errors):.1f} %, max {100 * errors[-1]:.1f} % "
             f"over {len(points)} measurements. Power figures are not measured."
         ),

@@ -69,6 +69,8 @@ def register(app: typer.Typer, friendly, console, err_console) -> None:  # noqa:
         idle_w: float = typer.Option(5.0, "--idle-w", help="board power when idle"),
         exits: list[str] = typer.Option(["all"], "--exits", help="all (every block's exit trains: depth pruning, "
                                         "distillation) and/or final (the last exit only: fedavg and the others)"),
+        clock: str = typer.Option("wall", "--clock", help="wall (elapsed time; on a board always) or cpu (this "
+                                  "process's CPU time: one-thread CPU measurements on a busy shared host)"),
     ) -> None:
         """Measure training step times on this machine and write a device profile that carries them.
 
@@ -83,7 +85,7 @@ def register(app: typer.Typer, friendly, console, err_console) -> None:  # noqa:
                              accepted="e.g. 1,32,32 or 64") from None
         profile = run_calibration(model, width, batch, input_shape=shape, num_classes=classes, repeats=repeats,
                                   warmup=warmup, rounds=rounds, threads=threads, name=name, out=out, busy_w=busy_w, idle_w=idle_w,
-                                  exits=exits)
+                                  exits=exits, clock=clock)
         compute = profile["compute"]
         console.print(f"peak {compute['peak_fp32_gflops']:.1f} GFLOP/s, GEMM efficiency {compute['training_efficiency']:.3f}, "
                       f"elementwise efficiency {compute['elementwise_efficiency']:.3f} of "

@@ -200,4 +200,8 @@ def test_bad_calibration_input_is_an_input_error(tmp_path: Path) -> None:
         calibrate(["mlp-tiny"], [1.5], out=tmp_path / "x.yaml")
     with pytest.raises(InputError):
         calibrate(["mlp-tiny"], name="bad name", out=tmp_path / "x.yaml")
+    with pytest.raises(InputError, match="clock"):
+        calibrate(["mlp-tiny"], clock="sundial", out=tmp_path / "x.yaml")
+    with pytest.raises(InputError, match="exits"):
+        calibrate(["mlp-tiny"], exits=("some",), out=tmp_path / "x.yaml")
     assert not (tmp_path / "x.yaml").exists()
