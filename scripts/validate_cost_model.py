@@ -97,10 +97,10 @@ def predict_s(case: Case, profile: Any) -> dict[str, Any]:
             "dispatch_share": (terms.ops_s + terms.overhead_s) / terms.total_s}
 
 
-def predict_with_torchs_conv_backward_s(case: Case, profile: Any) -> float:
-    """The prediction as the trace made it before issue 13: torch 2.13's own convolution-backward FLOP
-    formula (which over-counts grouped convolutions by their group count) and depthwise convolutions
-    counted as GEMM work rather than memory traffic."""
+def predict_as_traced_before_s(case: Case, profile: Any, torch_count: bool = True) -> float:
+    """The prediction with depthwise convolutions counted as GEMM work (as before issue 13) and, with
+    `torch_count`, torch 2.13's own convolution-backward FLOP formula (which over-counts grouped
+    convolutions by their group count) instead of the fixed one."""
     from torch.utils.flop_counter import flop_registry
 
     from simulator import cost, cost_trace
@@ -108,7 +108,8 @@ def predict_with_torchs_conv_backward_s(case: Case, profile: Any) -> float:
     op = cost_trace.torch.ops.aten.convolution_backward
     fixed, cache = cost_trace.FLOP_FORMULAS[op], os.environ.get("FLEETSIM_CACHE_DIR")
     depthwise = cost_trace.is_depthwise
-    cost_trace.FLOP_FORMULAS[op] = flop_registry[op]
+    if torch_count:
+        cost_trace.FLOP_FORMULAS[op] = flop_registry[op]
     cost_trace.is_depthwise = lambda packet, args: False
     os.environ["FLEETSIM_CACHE_DIR"] = "off"
     cost._trace.cache_clear()
@@ -196,6 +197,7 @@ def write_page(path: Path, rows: list[dict], profile: Any, wide: Any, command: s
     summary["earlier_held_out_median_abs_error"] = earlier_med
     depthwise = [r for r in held if "torch_conv_error" in r]
     depthwise_text = "; ".join(f"`{r['model']}` w={r['width_ratio']:g} b={r['batch_size']}: {100 * r['error']:+.0f} % now, "
+                               f"{100 * r['gemm_depthwise_error']:+.0f} % with the fixed count but depthwise as GEMM work, "
                                f"{100 * r['torch_conv_error']:+.0f} % as traced before" for r in depthwise)
     found = re.search(r"matmul ([\d.]+), conv ([\d.]+) GFLOP/s", profile.description)
     peaks = found.groups() if found else ("?", "?")
@@ -272,13 +274,14 @@ split between the FLOPs term, the two traffic terms and the two overhead terms.
 - **Depthwise convolutions.** torch 2.13's FlopCounterMode counts a grouped convolution's weight
   gradient once per group too many; the trace now counts it as the forward's multiply-adds
   (`simulator.cost_trace.conv_backward_flop`), and times a depthwise convolution (one input channel
-  per group, ~2 FLOPs per byte) by the bytes it moves rather than as GEMM work. Before (torch's
-  count, depthwise as GEMM work) the MobileNet rows would read: {depthwise_text}. Both are far too
-  fast here: this CPU build's depthwise backward is a slow path — measured while writing this, a
-  96-channel 3×3 depthwise conv on 16×56×56 maps took 11 ms forward and 72 + 67 ms for its input and
-  weight gradients, i.e. 1–5 GFLOP/s and well under the bandwidth its bytes would need. No profile
-  figure models a kernel that slow; calibrate with a depthwise model (`fleetsim calibrate --model
-  mobilenet-small`) to use measured times for it.
+  per group, ~2 FLOPs per byte) by the bytes it moves rather than as GEMM work. The MobileNet rows:
+  {depthwise_text} (before = torch's count, depthwise as GEMM work). The old count came closer here
+  by accident: it charged each depthwise weight gradient C times its multiply-adds, while this CPU
+  build's depthwise backward is itself a slow path — measured while writing this, a 96-channel 3×3
+  depthwise conv on 16×56×56 maps took 11 ms forward and 72 + 67 ms for its input and weight
+  gradients (1–5 GFLOP/s, well under the bandwidth its bytes would need). No profile figure models a
+  kernel that slow; calibrate with a depthwise model (`fleetsim calibrate --model mobilenet-small`)
+  to use measured times for it, or on the board itself.
 - **Why a sum with an elementwise term.** The roofline this replaced (`max(FLOPs ÷ (peak × e), traffic ÷
   bandwidth) + overhead`, one efficiency, overhead from the smallest workload) was off by a median 32.4 %
   on the same held-out cases: on this CPU the passes over the activations that are not matrix products
@@ -354,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
                "spread": max(ts) / measured - 1, **predict_s(case, profile)}
         row["error"] = row["predicted_s"] / measured - 1
         if case.model.startswith("mobilenet"):
-            row["torch_conv_error"] = predict_with_torchs_conv_backward_s(case, profile) / measured - 1
+            row["torch_conv_error"] = predict_as_traced_before_s(case, profile) / measured - 1
+            row["gemm_depthwise_error"] = predict_as_traced_before_s(case, profile, torch_count=False) / measured - 1
         rows.append(row)
     print("sensitivity: calibrating again on widths 1 and 0.5 only …", flush=True)
     calibrate(list(FIT_MODELS), WIDE_FIT_WIDTHS, FIT_BATCHES, input_shape=IMAGE_SHAPE, num_classes=NUM_CLASSES,
