@@ -57,7 +57,7 @@ def _big(name: str, algorithm: dict[str, Any], *, wifi: bool, churn: bool, stop:
                                                                            "distribution": "uniform"}}},
             "ethernet": {"rate_mbps": 941, "latency": {"mean_ms": 0.5, "jitter_ms": 0.1}},
         },
-        "workload": {"model": {"name": "resnet", "preset": "resnet18"},
+        "workload": {"model": {"name": "resnet", "preset": "resnet18-cifar"},  # the 32×32 layout (was "resnet18")
                      "dataset": {"name": "digits", "image_size": 32, "channels": 3},
                      "samples_per_client": 256, "batch_size": 32, "local_epochs": 1},
         "algorithm": algorithm, "stop": stop, "evaluation": {"every_versions": None},

@@ -20,9 +20,10 @@ measured, so ``calibrate`` measures them on the machine it runs on:
   per-step overhead when every model dispatches as many ops) the second is not fitted and keeps its
   neutral value (efficiency 1, overhead 0).
 
-The measured times are also written as ``measured_step_times``: a simulation whose planning model,
-width and batch match one uses it instead of the model. Host wall time is the point here; it never
-enters a simulation except through the profile written. Models run on this host's CPU.
+The measured times are also written as ``measured_step_times``, each with the point it was measured
+at (model label, width, batch, input shape, dtype, exits; full depth): a simulation uses one instead of
+the model only at that very point (:mod:`simulator.config.measured`). Host wall time is the point
+here; it never enters a simulation except through the profile written. Models run on this host's CPU.
 """
 
 from __future__ import annotations
@@ -38,44 +39,87 @@ from typing import Any, Sequence
 import yaml
 
 from simulator.config.workload import BUILTIN_MODELS, ModelSpec
+from simulator.cost_fit import TILE_WIDTHS, CostFit, fit_cost_model, predict_step_s  # noqa: F401 - public here too
 from simulator.errors import InputError
 from simulator.run_folder import atomic_write_text
 from simulator.workload_info import model_label
 
 ModelLike = str | dict[str, Any] | ModelSpec
+# "wall": elapsed time, what a board's training takes (GPU work included). "cpu": this process's CPU
+# time, for one-thread CPU measurements on a shared host: equal to wall time on an idle core, but
+# blind to the time the process waited for a core while others ran (not to memory contention).
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
-def parse_model(model: ModelLike) -> ModelSpec:
-    """A ModelSpec, a mapping of its fields, or a label: ``cnn-tiny``, ``text-transformer-small``,
-    ``resnet`` (family default preset), ``vit-vit-b``."""
-    if isinstance(model, ModelSpec):
-        return model
-    if isinstance(model, dict):
-        from simulator.config.loading import validate_data
+def _clock(name: str) -> Any:
+    try:
+        return CLOCKS[name]
+    except KeyError:
+        raise InputError("unknown clock", field="clock", value=name, accepted=", ".join(CLOCKS)) from None
 
-        return validate_data(model, ModelSpec)
-    text = str(model)
+
+def _override_value(text: str) -> Any:
+    """A label's override value: ``2/2/2/2`` a list, ``false``/``true`` a bool, numbers as numbers."""
+    if "/" in text:
+        return [_override_value(t) for t in text.split("/")]
+    if text in ("true", "false"):
+        return text == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _parse_label(text: str) -> dict[str, Any]:
+    """The ModelSpec fields of a label ``family[-preset][[field=value,...]]`` (see model_label)."""
+    from simulator.config.workload import PRESETS
+
+    head, _, rest = text.partition("[")
+    fields: dict[str, Any] = {}
+    if rest:
+        if not rest.endswith("]"):
+            raise InputError("unclosed '[' in model label", field="models", value=text,
+                             accepted="e.g. resnet-resnet18[stem=cifar]")
+        for item in filter(None, rest[:-1].split(",")):
+            key, eq, value = item.partition("=")
+            if not eq:
+                raise InputError("an override in a model label needs field=value", field="models", value=text,
+                                 accepted="e.g. resnet-resnet18[stem=cifar,width=32]")
+            fields[key.strip()] = _override_value(value.strip())
     for family in sorted(BUILTIN_MODELS, key=len, reverse=True):
-        if text == family:
-            return ModelSpec(name=family)
-        if text.startswith(family + "-"):
-            from simulator.config.workload import PRESETS
-
-            preset = text[len(family) + 1:]
+        if head == family:
+            return {"name": family, **fields}
+        if head.startswith(family + "-"):
+            preset = head[len(family) + 1:]
             if preset not in PRESETS[family]:
                 raise InputError("unknown preset in model label", field="models", value=text,
                                  accepted=", ".join(f"{family}-{p}" for p in PRESETS[family]))
-            return ModelSpec(name=family, preset=preset)
+            return {"name": family, "preset": preset, **fields}
     raise InputError("unknown model label", field="models", value=text,
-                     accepted=f"family-preset labels such as cnn-tiny, mlp-small, resnet-resnet18 (families: "
-                              f"{', '.join(BUILTIN_MODELS)})")
+                     accepted=f"family-preset labels such as cnn-tiny, mlp-small, resnet-resnet18, "
+                              f"resnet-resnet18[stem=cifar] (families: {', '.join(BUILTIN_MODELS)})")
+
+
+def parse_model(model: ModelLike) -> ModelSpec:
+    """A ModelSpec, a mapping of its fields, or a label as :func:`simulator.workload_info.model_label`
+    writes it: ``cnn-tiny``, ``resnet`` (family default preset), ``vit-vit-b``,
+    ``resnet-resnet18[stem=cifar]``, ``resnet[blocks=8,width=32]``."""
+    if isinstance(model, ModelSpec):
+        return model
+    from simulator.config.loading import validate_data
+
+    data = model if isinstance(model, dict) else _parse_label(str(model))
+    return validate_data(data, ModelSpec)
 
 
 # ------------------------------------------------------------------ host benchmarks
 
 
-def matmul_gflops(n: int = 1024, repeats: int = 10) -> float:
+def matmul_gflops(n: int = 1024, repeats: int = 10, clock: str = "wall") -> float:
     """Peak FP32 GFLOP/s of this host: a timed n×n matmul (2 n³ FLOPs), best of `repeats`."""
+    now = _clock(clock)
     import torch
 
     gen = torch.Generator().manual_seed(0)
@@ -84,15 +128,16 @@ def matmul_gflops(n: int = 1024, repeats: int = 10) -> float:
     torch.mm(a, b)
     best = math.inf
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = now()
         torch.mm(a, b)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, now() - start)
     return 2.0 * n**3 / best / 1e9
 
 
-def conv_gflops(channels: int = 128, size: int = 32, batch: int = 8, repeats: int = 10) -> float:
+def conv_gflops(channels: int = 128, size: int = 32, batch: int = 8, repeats: int = 10, clock: str = "wall") -> float:
     """FP32 GFLOP/s of a timed 3×3 convolution (``channels`` in and out, ``size``², ``batch``), best of
     `repeats`: the GEMM path convolutions take, which can be faster than matmul's."""
+    now = _clock(clock)
     import torch
     import torch.nn.functional as F
 
@@ -102,14 +147,15 @@ def conv_gflops(channels: int = 128, size: int = 32, batch: int = 8, repeats: in
     F.conv2d(x, w, padding=1)
     best = math.inf
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = now()
         F.conv2d(x, w, padding=1)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, now() - start)
     return 2.0 * batch * channels * channels * 9 * size * size / best / 1e9
 
 
-def copy_bandwidth_gbps(megabytes: int = 64, repeats: int = 5) -> float:
+def copy_bandwidth_gbps(megabytes: int = 64, repeats: int = 5, clock: str = "wall") -> float:
     """Memory bandwidth in GB/s: a timed copy of a `megabytes` tensor (read + write), best of `repeats`."""
+    now = _clock(clock)
     import torch
 
     n = megabytes * 1_000_000 // 4
@@ -118,9 +164,9 @@ def copy_bandwidth_gbps(megabytes: int = 64, repeats: int = 5) -> float:
     dst.copy_(src)
     best = math.inf
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = now()
         dst.copy_(src)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, now() - start)
     return 2 * n * 4 / best / 1e9
 
 
@@ -152,9 +198,12 @@ def cpu_model() -> str:
 
 
 def measure_step_s(spec: ModelSpec, width_ratio: float, batch_size: int, *, input_shape: tuple[int, ...],
-                   num_classes: int, repeats: int, warmup: int) -> float:
-    """Median wall seconds of one real training step (forward over all exits, CE summed, backward,
-    SGD with momentum 0.9 as in the default scenario optimizer)."""
+                   num_classes: int, repeats: int, warmup: int, exits: str = "all", clock: str = "wall") -> float:
+    """Median wall seconds of one real training step: forward, cross-entropy summed over every exit
+    (``exits="all"``, as the trainer does) or of the last exit only, the others not even run
+    (``"final"``: the single-classifier model), backward, SGD with momentum 0.9 as in the default
+    scenario optimizer."""
+    now = _clock(clock)
     import torch
     import torch.nn.functional as F
 
@@ -169,9 +218,17 @@ def measure_step_s(spec: ModelSpec, width_ratio: float, batch_size: int, *, inpu
     y = torch.randint(0, num_classes, (batch_size,), generator=gen)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
 
+    def logits() -> list[Any]:
+        if exits == "all":
+            return model(x)
+        h = model.stem(x)
+        for block in model.blocks:
+            h = block(h)
+        return [model.exits[-1](h)]
+
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss = torch.stack([F.cross_entropy(z, y) for z in model(x)]).sum()
+        loss = torch.stack([F.cross_entropy(z, y) for z in logits()]).sum()
         loss.backward()
         optimizer.step()
 
@@ -179,114 +236,21 @@ def measure_step_s(spec: ModelSpec, width_ratio: float, batch_size: int, *, inpu
         step()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = now()
         step()
-        times.append(time.perf_counter() - start)
+        times.append(now() - start)
     return float(statistics.median(times))
 
 
-# ------------------------------------------------------------------ fitting
-
-
-TILE_WIDTHS = (1, 4, 8, 16, 32, 64, 128)
-
-
-@dataclass(frozen=True)
-class CostFit:
-    """The step-time figures of a device profile's ``compute`` section (see :func:`fit_cost_model`)."""
-
-    training_efficiency: float
-    elementwise_efficiency: float
-    op_overhead_s: float
-    step_overhead_s: float
-    gemm_tile_width: int = 1
-
-
-def predict_step_s(work: Any, peak_flops: float, bandwidth_bytes_per_s: float, fit: CostFit) -> float:
-    """:func:`simulator.cost.step_time_s` from a :class:`simulator.cost.StepWork` and fitted figures."""
-    from simulator.cost import work_time_terms
-
-    return work_time_terms(work, peak_flops * fit.training_efficiency, bandwidth_bytes_per_s, fit.step_overhead_s,
-                           elementwise_efficiency=fit.elementwise_efficiency, op_overhead_s=fit.op_overhead_s,
-                           gemm_tile_width=fit.gemm_tile_width).total_s
-
-
-def _independent_columns(a: Any, tol: float = 1e-9) -> list[int]:
-    """Columns of `a` (in order) that are not linear combinations of the columns kept before them."""
-    import numpy as np
-
-    kept: list[int] = []
-    for j in range(a.shape[1]):
-        col = a[:, j]
-        norm = float(np.linalg.norm(col))
-        if norm == 0.0:
-            continue
-        if kept:
-            basis = a[:, kept]
-            coef, *_ = np.linalg.lstsq(basis, col, rcond=None)
-            if float(np.linalg.norm(col - basis @ coef)) <= tol * norm:
-                continue
-        kept.append(j)
-    return kept
-
-
-def _fit_linear(works: Sequence[Any], measured: Any, peak_flops: float, bandwidth: float,
-                tile: int) -> tuple[CostFit, float]:
-    """The non-negative least-squares fit at one tile width, and its sum of squared relative errors."""
-    import numpy as np
-    from scipy.optimize import nnls
-
-    flops = np.array([w.tiled_gemm_flops(tile) for w in works])
-    base = np.array([f / peak_flops + (w.param_traffic_bytes + w.elementwise_bytes) / bandwidth
-                     for f, w in zip(flops, works)])
-    cols = np.array([[f, w.elementwise_bytes, float(w.ops), 1.0] for f, w in zip(flops, works)])
-    a = cols / measured[:, None]
-    y = 1.0 - base / measured
-    keep = _independent_columns(a)
-    x = np.zeros(4)
-    if keep:
-        scale = np.linalg.norm(a[:, keep], axis=0)
-        sol, _ = nnls(a[:, keep] / scale, y)
-        x[keep] = sol / scale
-    residual = float(np.sum((a @ x - y) ** 2))
-    return CostFit(training_efficiency=float(1.0 / (1.0 + peak_flops * x[0])),
-                   elementwise_efficiency=float(1.0 / (1.0 + bandwidth * x[1])),
-                   op_overhead_s=float(x[2]), step_overhead_s=float(x[3]), gemm_tile_width=int(tile)), residual
-
-
-def fit_cost_model(points: Sequence[tuple[Any, float]], peak_flops: float, bandwidth_bytes_per_s: float,
-                   tile_widths: Sequence[int] = TILE_WIDTHS) -> CostFit:
-    """Figures that make :func:`simulator.cost.step_time_s` reproduce measured step times.
-
-    `points` are ``(StepWork, measured seconds)``. At a given tile width the model is linear in
-    ``a = 1/(peak·e) − 1/peak``, ``c = 1/(bw·η) − 1/bw``, op_overhead_s and step_overhead_s, each ≥ 0
-    (so e ≤ 1 and η ≤ 1); they minimise the sum of squared *relative* errors (each point weighs the
-    same whether it takes 2 ms or 2 s) by non-negative least squares, jointly, over all points. The
-    tile width is the candidate with the smallest residual (the smallest such one on a tie: no
-    padding the data do not ask for). Times generated by the model itself are recovered exactly. A
-    figure whose column the points cannot tell from an earlier one's (order: GEMM, elementwise, per
-    op, per step — e.g. when every point dispatches as many ops, the per-op overhead takes the fixed
-    time) is left at its neutral value (efficiency 1, overhead 0); so is one the data push past its
-    bound.
-    """
-    import numpy as np
-
-    if not points:
-        raise ValueError("no measurements to fit")
-    works = [w for w, _ in points]
-    measured = np.array([float(m) for _, m in points])
-    if not np.all(measured > 0):
-        raise ValueError("measured step times must be positive")
-    fits = [_fit_linear(works, measured, peak_flops, bandwidth_bytes_per_s, int(t)) for t in sorted(tile_widths)]
-    best = min(r for _, r in fits)
-    return next(f for f, r in fits if r <= best * (1 + 1e-9) + 1e-18)
+# ------------------------------------------------------------------ fitting (simulator.cost_fit)
 
 
 def step_works(points: list[dict[str, Any]], input_shape: tuple[int, ...], num_classes: int) -> list[Any]:
     """:class:`simulator.cost.StepWork` of each measured point (SGD with momentum, as measured)."""
     from simulator import cost as costmod
 
-    return [costmod.step_work(costmod.model_cost(p["spec"], num_classes, input_shape, p["width_ratio"]),
+    return [costmod.step_work(costmod.model_cost(p["spec"], num_classes, input_shape, p["width_ratio"],
+                                                 exits=p.get("exits", "all")),
                               p["batch_size"], "momentum") for p in points]
 
 
@@ -331,21 +295,30 @@ def calibrate(
     out: str | Path | None = None,
     busy_w: float = 15.0,
     idle_w: float = 5.0,
+    exits: Sequence[str] = ("all",),
+    clock: str = "wall",
 ) -> dict[str, Any]:
     """Measure this host and write a device profile YAML to `out` (default ``<name>.yaml``).
 
     Returns the profile as a mapping (what :func:`simulator.config.profiles.load_profile` reads back).
-    `input_shape` and `num_classes` must be those of the scenarios that will use the measured times
-    (the lookup keys are only model label, width ratio and batch size). Power cannot be measured
+    Every measured time is keyed by the point it was taken at (model label, width, batch, `input_shape`,
+    dtype fp32, each of `exits`: ``all`` as algorithms with depth pruning or distillation train,
+    ``final`` as the others do), so measure the shapes and exits your scenarios plan with; `num_classes`
+    should be theirs too (it sizes the exits, not part of the key). Power cannot be measured
     from software portably: `busy_w` and `idle_w` are written as given — replace them with readings
     from the board's power monitor (e.g. tegrastats) when you have them. With `rounds` > 1 every
     workload is measured once per round, rounds interleaved, and the smallest round median counts:
     other processes on a shared host only ever add time, and a burst of it hits one round of many
-    workloads rather than every round of one.
+    workloads rather than every round of one. ``clock="cpu"`` times by this process's CPU time instead
+    of elapsed time (see :data:`CLOCKS`): for one-thread CPU measurements on a busy shared host only;
+    never on a board whose GPU does the work.
     """
     import torch
 
     specs = _check(models, width_ratios, batch_sizes, repeats, threads, name)
+    exits = list(dict.fromkeys(str(e) for e in exits))
+    if not exits or any(e not in ("all", "final") for e in exits):
+        raise InputError("unknown exits mode", field="exits", value=exits, accepted="all, final (one or both)")
     if int(rounds) < 1:
         raise InputError("rounds must be at least 1", field="rounds", value=rounds)
     if busy_w <= 0 or idle_w < 0 or busy_w < idle_w:
@@ -357,16 +330,18 @@ def calibrate(
     before = torch.get_num_threads()
     torch.set_num_threads(int(threads))
     try:
-        matmul = matmul_gflops()
-        conv = conv_gflops()
+        _clock(clock)
+        matmul = matmul_gflops(clock=clock)
+        conv = conv_gflops(clock=clock)
         peak_gflops = max(matmul, conv)
-        bandwidth_gbps = copy_bandwidth_gbps()
-        points = [{"spec": spec, "width_ratio": float(w), "batch_size": int(b), "step_s": math.inf}
-                  for spec in specs for w in width_ratios for b in batch_sizes]
+        bandwidth_gbps = copy_bandwidth_gbps(clock=clock)
+        points = [{"spec": spec, "width_ratio": float(w), "batch_size": int(b), "exits": e, "step_s": math.inf}
+                  for spec in specs for e in exits for w in width_ratios for b in batch_sizes]
         for _ in range(int(rounds)):
             for p in points:
                 step_s = measure_step_s(p["spec"], p["width_ratio"], p["batch_size"], input_shape=shape,
-                                        num_classes=int(num_classes), repeats=int(repeats), warmup=int(warmup))
+                                        num_classes=int(num_classes), repeats=int(repeats), warmup=int(warmup),
+                                        exits=p["exits"], clock=clock)
                 p["step_s"] = min(p["step_s"], step_s)
     finally:
         torch.set_num_threads(before)
@@ -380,7 +355,8 @@ def calibrate(
         "display_name": f"{name} (calibrated)",
         "description": (
             f"Calibrated by `fleetsim calibrate` on {cpu_model()} with {threads} thread(s), torch {torch.__version__}, "
-            f"input {list(shape)}, {num_classes} classes; peak = max(matmul {matmul:.1f}, conv {conv:.1f} GFLOP/s). "
+            f"input {list(shape)}, {num_classes} classes{', timed by process CPU time' if clock == 'cpu' else ''}; "
+            f"peak = max(matmul {matmul:.1f}, conv {conv:.1f} GFLOP/s). "
             f"Step-time fit: median |error| {100 * statistics.median(errors):.1f} %, max {100 * errors[-1]:.1f} % "
             f"over {len(points)} measurements. Power figures are not measured."
         ),
@@ -402,11 +378,13 @@ def calibrate(
         "network": {"interfaces": [{"kind": "ethernet", "standard": "1000BASE-T", "max_mbps": 1000.0}]},
         "measured_step_times": [
             {"model": model_label(p["spec"]), "width_ratio": p["width_ratio"], "batch_size": p["batch_size"],
-             "step_s": p["step_s"]} for p in points
+             "input_shape": list(shape), "dtype": "fp32", "exits": p["exits"], "step_s": p["step_s"]}
+            for p in points
         ],
     }
     path = Path(out) if out is not None else Path(f"{name}.yaml")
     header = (f"# Device profile measured on this host by `fleetsim calibrate` ({time.strftime('%Y-%m-%d')}).\n"
-              "# measured_step_times override the step-time model when model label, width and batch match.\n")
+              "# measured_step_times override the step-time model only at the point each was measured at\n"
+              "# (model label, width, batch, input shape, dtype, exits, full depth).\n")
     atomic_write_text(path, header + yaml.safe_dump(profile, sort_keys=False))
     return profile

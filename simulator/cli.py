@@ -133,6 +133,10 @@ def _summary_table(summary: dict[str, Any], run_dir: Path) -> Table:
         shown = ", ".join(summary["oom_devices"][:6]) + (" …" if len(summary["oom_devices"]) > 6 else "")
         table.add_row("out of memory", shown)
     table.add_row("traffic", f"{human_bytes(summary['bytes_down'])} down, {human_bytes(summary['bytes_up'])} up")
+    if "step_times" in summary:
+        from simulator.step_times import summary_line
+
+        table.add_row("step times", summary_line(summary["step_times"]))
     table.add_row("energy", f"{summary['energy_j'] / 3.6e6:.4f} kWh ({summary['energy_j']:,.0f} J)")
     table.add_row("run folder", str(run_dir))
     return table

@@ -72,11 +72,15 @@ def register(app: typer.Typer, friendly, console, err_console) -> None:  # noqa:
         busy_w: float = typer.Option(15.0, "--busy-w", help="board power while training (measure it: tegrastats)"),
         idle_w: float = typer.Option(5.0, "--idle-w", help="board power when idle"),
         force: bool = typer.Option(False, "--force", help="replace an existing profile file at --out"),
+        exits: list[str] = typer.Option(["all"], "--exits", help="all (every block's exit trains: depth pruning, "
+                                        "distillation) and/or final (the last exit only: fedavg and the others)"),
+        clock: str = typer.Option("wall", "--clock", help="wall (elapsed time; on a board always) or cpu (this "
+                                  "process's CPU time: one-thread CPU measurements on a busy shared host)"),
     ) -> None:
         """Measure training step times on this machine and write a device profile that carries them.
 
-        Run it on a real Jetson to make that board's profile; measured times override the FLOP estimate
-        for matching workloads (model label, width, batch)."""
+        Run it on a real Jetson to make that board's profile; a measured time overrides the cost model
+        only at its own point: model label, width, batch, input shape, dtype and exits (full depth)."""
         from simulator.calibrate import calibrate as run_calibration
 
         target = out or Path(name + ".yaml")
@@ -93,15 +97,19 @@ def register(app: typer.Typer, friendly, console, err_console) -> None:  # noqa:
             raise InputError("not a comma-separated list of integers", field="--input-shape", value=input_shape,
                              accepted="e.g. 1,32,32 or 64") from None
         profile = run_calibration(model, width, batch, input_shape=shape, num_classes=classes, repeats=repeats,
-                                  warmup=warmup, rounds=rounds, threads=threads, name=name, out=out, busy_w=busy_w, idle_w=idle_w)
+                                  warmup=warmup, rounds=rounds, threads=threads, name=name, out=out, busy_w=busy_w, idle_w=idle_w,
+                                  exits=exits, clock=clock)
         compute = profile["compute"]
         console.print(f"peak {compute['peak_fp32_gflops']:.1f} GFLOP/s, GEMM efficiency {compute['training_efficiency']:.3f}, "
                       f"elementwise efficiency {compute['elementwise_efficiency']:.3f} of "
                       f"{profile['memory']['bandwidth_gbps']:.1f} GB/s, op overhead {compute['op_overhead_s'] * 1e6:.1f} µs, "
                       f"step overhead {compute['step_overhead_s'] * 1e3:.2f} ms")
+        from simulator.config.profiles import StepPoint
+
         for entry in profile.get("measured_step_times", []):
-            console.print(f"  {entry['model']} width {entry['width_ratio']} batch {entry['batch_size']}: "
-                          f"{entry['step_s'] * 1e3:.2f} ms/step")
+            point = StepPoint(entry["model"], entry["width_ratio"], None, entry["batch_size"],
+                              tuple(entry["input_shape"]), entry["dtype"], entry["exits"])
+            console.print(f"  {point.describe()}: {entry['step_s'] * 1e3:.2f} ms/step")
         measured = len(profile.get("measured_step_times", []))
         if measured < 6:
             console.print(f"[yellow]note:[/] {measured} workload(s) measured for 5 fitted figures: the fit is "

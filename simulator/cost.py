@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from simulator.config.profiles import DEFAULT_ELEMENTWISE_EFFICIENCY, DEFAULT_GEMM_TILE_WIDTH, DEFAULT_OP_OVERHEAD_S
 from simulator.config.workload import ModelSpec
-from simulator.cost_trace import GemmWidths
+from simulator.cost_trace import GemmWidths, Traced
 from simulator.cost_trace import trace as _trace
 from simulator.errors import InputError
 
@@ -54,8 +54,9 @@ class ModelCost:
     """Totals over the retained depth; ``blocks[0]`` includes the stem, each block its exit.
 
     ``params`` counts state-dict elements (parameters and any buffers, which only user models have);
-    ``trainable_params`` those in blocks at or after ``trainable_from``. The last three fields are the
-    blocks' step-time figures summed (``gemm_flops_by_width`` merged by width).
+    ``trainable_params`` those in blocks at or after ``trainable_from``. The step-time figures are the
+    blocks' summed (``gemm_flops_by_width`` merged by width). ``exits``: which exits the submodel
+    carries (``all`` or ``final``, see :func:`model_cost`).
     """
 
     blocks: tuple[BlockCost, ...]
@@ -69,6 +70,7 @@ class ModelCost:
     elementwise_bytes_per_sample: float = 0.0
     ops_per_step: int = 0
     gemm_flops_by_width: GemmWidths = ()
+    exits: str = "all"
 
 
 def _merge(*groups: GemmWidths) -> GemmWidths:
@@ -79,9 +81,40 @@ def _merge(*groups: GemmWidths) -> GemmWidths:
     return tuple(sorted(total.items()))
 
 
+EXIT_MODES = ("all", "final")
+
+
+def _block_cost(t: Traced, trains: bool, with_exit: bool) -> BlockCost:
+    """One block of a submodel: its body, trained or frozen (forward only: no saved activations,
+    backward traffic or ops), and its exit when the submodel has one there. A frozen block's exit is
+    held (its parameters count) but never run, as the trainer does not compute it."""
+    body, ex = t.body, t.exit
+    runs_exit = with_exit and trains
+    parts = (body, ex) if runs_exit else (body,)
+    return BlockCost(
+        params=body.params + (ex.params if with_exit else 0),
+        fwd_flops_per_sample=sum(p.fwd_flops_per_sample for p in parts),
+        train_flops_per_sample=sum(p.fwd_flops_per_sample for p in parts) * (3.0 if trains else 1.0),
+        activation_bytes_per_sample=sum(p.activation_bytes_per_sample for p in parts) if trains else 0.0,
+        elementwise_bytes_per_sample=sum(p.fwd_elementwise_bytes_per_sample
+                                         + (p.bwd_elementwise_bytes_per_sample if trains else 0.0) for p in parts),
+        ops=sum(p.fwd_ops + (p.bwd_ops if trains else 0) for p in parts),
+        gemm_flops_by_width=_merge(*(g for p in parts for g in ((p.fwd_gemm, p.bwd_gemm) if trains else (p.fwd_gemm,)))),
+    )
+
+
 def model_cost(spec: ModelSpec, num_classes: int, input_shape: tuple[int, ...] | list[int],
-               width_ratio: float = 1.0, depth: int | None = None, trainable_from: int = 0) -> ModelCost:
-    """Cost of the submodel (width_ratio, first `depth` blocks), blocks before `trainable_from` frozen."""
+               width_ratio: float = 1.0, depth: int | None = None, trainable_from: int = 0,
+               exits: str = "all") -> ModelCost:
+    """Cost of the submodel (width_ratio, first `depth` blocks), blocks before `trainable_from` frozen.
+
+    ``exits="all"``: every retained block carries its exit, as depth pruning and self-distillation
+    train them (one cross-entropy per exit). ``exits="final"``: only the deepest retained block's
+    exit exists — the single-classifier model an algorithm without depth pruning or distillation
+    trains, and what the reference figures (torchvision, the papers) describe.
+    """
+    if exits not in EXIT_MODES:
+        raise InputError("unknown exits mode", field="exits", value=exits, accepted=", ".join(EXIT_MODES))
     traced = _trace(spec.resolved(), int(num_classes), tuple(int(s) for s in input_shape), float(width_ratio))
     d = len(traced) if depth is None else int(depth)
     if not 1 <= d <= len(traced):
@@ -89,19 +122,8 @@ def model_cost(spec: ModelSpec, num_classes: int, input_shape: tuple[int, ...] |
     if not 0 <= trainable_from < d:
         raise InputError("trainable_from out of range", field="trainable_from", value=trainable_from,
                          accepted=f"0..{d - 1} (at least the last retained block trains)")
-    blocks = tuple(
-        BlockCost(
-            params=t.params,
-            fwd_flops_per_sample=t.fwd_flops_per_sample,
-            train_flops_per_sample=t.fwd_flops_per_sample * (3.0 if b >= trainable_from else 1.0),
-            activation_bytes_per_sample=t.activation_bytes_per_sample if b >= trainable_from else 0.0,
-            elementwise_bytes_per_sample=t.fwd_elementwise_bytes_per_sample
-            + (t.bwd_elementwise_bytes_per_sample if b >= trainable_from else 0.0),
-            ops=t.fwd_ops + (t.bwd_ops if b >= trainable_from else 0),
-            gemm_flops_by_width=_merge(t.fwd_gemm, t.bwd_gemm) if b >= trainable_from else t.fwd_gemm,
-        )
-        for b, t in enumerate(traced[:d])
-    )
+    blocks = tuple(_block_cost(t, b >= trainable_from, exits == "all" or b == d - 1)
+                   for b, t in enumerate(traced[:d]))
     params = sum(b.params for b in blocks)
     return ModelCost(
         blocks=blocks,
@@ -115,6 +137,7 @@ def model_cost(spec: ModelSpec, num_classes: int, input_shape: tuple[int, ...] |
         elementwise_bytes_per_sample=sum(b.elementwise_bytes_per_sample for b in blocks),
         ops_per_step=sum(b.ops for b in blocks),
         gemm_flops_by_width=_merge(*(b.gemm_flops_by_width for b in blocks)),
+        exits=exits,
     )
 
 

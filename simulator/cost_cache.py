@@ -27,7 +27,7 @@ import torch
 
 from simulator.config.workload import BUILTIN_MODELS, ModelSpec
 
-FORMAT_VERSION = 2  # 2: per-block elementwise bytes, op counts and GEMM FLOPs by output width
+FORMAT_VERSION = 3  # 2: per-block elementwise bytes, op counts, GEMM FLOPs by width; 3: body and exit apart
 _SOURCE_ROOT = Path(__file__).resolve().parent
 
 
@@ -42,12 +42,13 @@ def cache_dir() -> Path | None:
 
 @lru_cache(maxsize=1)
 def _code_fingerprint() -> str:
-    """Hash of the code a trace depends on: the cost model, its tracer and the built-in model definitions."""
+    """Hash of the code a trace depends on: the cost model, its tracer and the built-in model definitions
+    (every ``.py`` under ``learning/models``, so a new family file is covered without listing it)."""
     digest = hashlib.sha256(torch.__version__.encode())
     files = [_SOURCE_ROOT / "cost.py", _SOURCE_ROOT / "cost_trace.py",
-             *sorted((_SOURCE_ROOT / "learning" / "models").glob("*.py"))]
+             *sorted((_SOURCE_ROOT / "learning" / "models").rglob("*.py"))]
     for path in files:
-        digest.update(path.name.encode())
+        digest.update(path.relative_to(_SOURCE_ROOT).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
 

@@ -19,6 +19,22 @@ than a tile (or not a multiple of it) pays for the whole tile: that is why a wid
 slower per FLOP (:func:`simulator.cost.step_time_s` pads the widths to the device's tile). The
 backward is traced rather than taken as 2 x forward: the first layer computes no input gradient.
 
+Grouped and depthwise convolutions. torch's own formula for ``convolution_backward`` (2.13) computes
+the weight gradient as a convolution of the input with the output gradient *without* dividing by
+the groups, so a depthwise 3x3 conv's backward counts ``channels + 1`` times its forward (257x at 256
+channels) where 2x is right. :data:`FLOP_FORMULAS` replaces it with :func:`conv_backward_flop`: input
+gradient as torch counts it (a transposed convolution with the same weight: the forward's MACs),
+weight gradient = the forward's MACs too (each output element times each of its ``Cin/g · k²`` inputs
+once), so a trained conv's backward is exactly 2x its forward, whatever the groups. Both counters
+here (FLOPs and GEMM work) use it. A *depthwise* convolution (one input channel per group,
+:func:`is_depthwise`) is counted in the FLOPs but not as GEMM work: at ~2 FLOPs per byte it is
+bound by memory on every device, so its forward and backward are elementwise traffic (the bytes of
+their inputs and outputs) like a norm's.
+
+Exits. Each block's exit is traced as its own part, so the cost model can count every exit (a
+multi-exit model, as depth pruning and self-distillation train it) or only the deepest retained one
+(the single-exit model FedAvg-style algorithms train: :func:`simulator.cost.model_cost` ``exits``).
+
 Elementwise traffic. Every other op that moves data — normalisation, activation functions, softmax,
 pooling, residual adds, copies, the loss and all their backward ops — costs time by the bytes it reads
 and writes, not by arithmetic. The counter sums the bytes of their tensor inputs and outputs (views
@@ -39,7 +55,7 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
-from torch.utils.flop_counter import FlopCounterMode, flop_registry
+from torch.utils.flop_counter import FlopCounterMode, flop_registry, shape_wrapper
 
 from simulator.config.workload import ModelSpec
 
@@ -48,8 +64,9 @@ GemmWidths = tuple[tuple[int, float], ...]  # ((output width, FLOPs per sample),
 
 
 @dataclass(frozen=True)
-class Traced:
-    """One block of the full-depth model (block 0 includes the stem, each block its exit)."""
+class TracedPart:
+    """One part of a block (its body, or its exit): the figures of one training step per sample
+    (FLOPs, bytes) or per step (ops). ``fwd_gemm``/``bwd_gemm``: GEMM FLOPs by output width."""
 
     params: int
     fwd_flops_per_sample: float
@@ -68,7 +85,7 @@ class Traced:
         return row
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "Traced":
+    def from_row(cls, row: dict[str, Any]) -> "TracedPart":
         def gemm(pairs: Any) -> GemmWidths:
             return tuple((int(n), float(f)) for n, f in pairs)
 
@@ -77,10 +94,65 @@ class Traced:
                    int(row["fwd_ops"]), int(row["bwd_ops"]), gemm(row["fwd_gemm"]), gemm(row["bwd_gemm"]))
 
 
+@dataclass(frozen=True)
+class Traced:
+    """One block of the full-depth model: its body (block 0's includes the stem) and its exit."""
+
+    body: TracedPart
+    exit: TracedPart
+
+    def to_row(self) -> dict[str, Any]:
+        return {"body": self.body.to_row(), "exit": self.exit.to_row()}
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "Traced":
+        return cls(TracedPart.from_row(row["body"]), TracedPart.from_row(row["exit"]))
+
+
+def conv_backward_flop(grad_out_shape: Any, x_shape: Any, w_shape: Any, _bias: Any, _stride: Any, _padding: Any,
+                       _dilation: Any, transposed: bool, _output_padding: Any, _groups: Any, output_mask: Any,
+                       out_shape: Any, **kwargs: Any) -> int:
+    """FLOPs of ``aten.convolution_backward`` for any ``groups`` (2 per multiply-add).
+
+    Input gradient: a (transposed) convolution of the output gradient with the same weight, counted
+    as torch does. Weight gradient: every weight element meets every output position it touched
+    once per sample, i.e. the forward's multiply-adds — :func:`conv_flop_count` of the forward
+    shapes, whose weight shape ``[Cout, Cin/g, k, k]`` already carries the groups (torch's own
+    formula multiplies the full ``Cin`` instead and over-counts grouped convs ``g`` times).
+    """
+    from torch.utils.flop_counter import conv_flop_count
+
+    flops = 0
+    if output_mask[0]:
+        flops += conv_flop_count(list(grad_out_shape), list(w_shape), list(out_shape[0]), not transposed)
+    if output_mask[1]:
+        flops += conv_flop_count(list(x_shape), list(w_shape), list(grad_out_shape), transposed)
+    return flops
+
+
+# FlopCounterMode's formulas with the grouped-convolution backward fixed (see the module docstring).
+FLOP_FORMULAS = {**flop_registry, torch.ops.aten.convolution_backward: shape_wrapper(conv_backward_flop)}
+
+
+def flop_counter() -> FlopCounterMode:
+    """A silent FlopCounterMode counting grouped/depthwise convolution backward correctly."""
+    return FlopCounterMode(display=False, custom_mapping={torch.ops.aten.convolution_backward: conv_backward_flop})
+
+
 # Ops that return a view in practice although their schema does not say so (``matmul`` reshapes
 # through ``_unsafe_view``); like every view they move no data.
 _NO_DATA = {torch.ops.aten._unsafe_view, torch.ops.aten.detach, torch.ops.aten.alias}
 _CONV = {torch.ops.aten.convolution, torch.ops.aten.convolution_backward}
+
+
+def is_depthwise(packet: Any, args: tuple) -> bool:
+    """A convolution (or its backward) with one input channel per group: k² multiply-adds per output
+    element, about 2 FLOPs per byte moved in fp32, below the ridge point of every device profiled
+    (FLOP/s ÷ bandwidth ≥ 6), so its time is its traffic, not its arithmetic."""
+    if packet not in _CONV:
+        return False
+    weight, groups = (args[1], args[8]) if packet is torch.ops.aten.convolution else (args[2], args[9])
+    return int(groups) > 1 and int(weight.shape[1]) == 1
 
 
 def _gemm_width(packet: Any, args: tuple, out: Any) -> int:
@@ -96,7 +168,7 @@ def _gemm_width(packet: Any, args: tuple, out: Any) -> int:
 
 
 class _OpCounter(TorchDispatchMode):
-    """Per block ``block[0]``: ops dispatched, GEMM FLOPs by output width, bytes non-GEMM ops move."""
+    """Per slot ``block[0]``: ops dispatched, GEMM FLOPs by output width, bytes non-GEMM ops move."""
 
     def __init__(self, n_blocks: int, block: list[int]) -> None:
         super().__init__()
@@ -113,8 +185,8 @@ class _OpCounter(TorchDispatchMode):
             return out
         b = self.block[0]
         self.ops[b] += 1
-        if packet in flop_registry:
-            flops = float(flop_registry[packet](*args, **kwargs, out_val=out))
+        if packet in FLOP_FORMULAS and not is_depthwise(packet, args):
+            flops = float(FLOP_FORMULAS[packet](*args, **kwargs, out_val=out))
             width = _gemm_width(packet, args, out)
             self.gemm[b][width] = self.gemm[b].get(width, 0.0) + flops
         else:
@@ -156,17 +228,20 @@ def trace(spec: ModelSpec, num_classes: int, input_shape: tuple[int, ...], width
 
 def trace_on_meta(spec: ModelSpec, num_classes: int, input_shape: tuple[int, ...],
                   width_ratio: float) -> tuple[Traced, ...]:
+    """Trace the full-depth model part by part: slot ``2b`` is block b's body (the stem in slot 0),
+    slot ``2b + 1`` its exit."""
     from simulator.learning.models import build_model, param_block
 
     with torch.device("meta"):
         model = build_model(spec, num_classes, input_shape, width_ratio)
     n_blocks = model.depth
-    params = [0] * n_blocks
+    n_slots = 2 * n_blocks
+    params = [0] * n_slots
     for name, tensor in model.state_dict().items():
-        params[param_block(name)] += tensor.numel()
+        params[2 * param_block(name) + name.startswith("exits.")] += tensor.numel()
     param_storages = {_storage_key(p) for p in model.parameters()}
-    flops = [0.0] * n_blocks
-    saved = [0.0] * n_blocks
+    flops = [0.0] * n_slots
+    saved = [0.0] * n_slots
     seen: set[int] = set()
     current = [0]
     keep_alive: list[torch.Tensor] = []  # storage ids stay unique while traced tensors live
@@ -179,18 +254,19 @@ def trace_on_meta(spec: ModelSpec, num_classes: int, input_shape: tuple[int, ...
             saved[current[0]] += t.untyped_storage().nbytes()
         return t
 
-    fwd, bwd = _OpCounter(n_blocks, current), _OpCounter(n_blocks, current)
+    fwd, bwd = _OpCounter(n_slots, current), _OpCounter(n_slots, current)
     h = model.example_input(TRACE_BATCH, device="meta")
-    parts = [(0, model.stem)] + [(b, m) for b in range(n_blocks) for m in (model.blocks[b], model.exits[b])]
+    parts = [(0, model.stem)] + [(s, m) for b in range(n_blocks)
+                                 for s, m in ((2 * b, model.blocks[b]), (2 * b + 1, model.exits[b]))]
     with torch.enable_grad():
-        for b, module in parts:
-            current[0] = b
-            is_exit = module is model.exits[b]
+        for slot, module in parts:
+            current[0] = slot
+            is_exit = slot % 2 == 1
             inp = h.detach().requires_grad_(h.requires_grad)  # its own graph, fed as in the whole model
             with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-                with FlopCounterMode(display=False) as counter, fwd:
+                with flop_counter() as counter, fwd:
                     out = module(inp)
-            flops[b] += counter.get_total_flops()
+            flops[slot] += counter.get_total_flops()
             if is_exit:
                 with fwd:
                     root = _loss(out, num_classes)
@@ -204,8 +280,11 @@ def trace_on_meta(spec: ModelSpec, num_classes: int, input_shape: tuple[int, ...
                     root.backward(seed)
     n = TRACE_BATCH
 
-    def per_sample(gemm: dict[int, float]) -> GemmWidths:
-        return tuple((w, f / n) for w, f in sorted(gemm.items()))
+    def part(s: int) -> TracedPart:
+        def per_sample(gemm: dict[int, float]) -> GemmWidths:
+            return tuple((w, f / n) for w, f in sorted(gemm.items()))
 
-    return tuple(Traced(params[b], flops[b] / n, saved[b] / n, fwd.nbytes[b] / n, bwd.nbytes[b] / n, fwd.ops[b],
-                        bwd.ops[b], per_sample(fwd.gemm[b]), per_sample(bwd.gemm[b])) for b in range(n_blocks))
+        return TracedPart(params[s], flops[s] / n, saved[s] / n, fwd.nbytes[s] / n, bwd.nbytes[s] / n, fwd.ops[s],
+                          bwd.ops[s], per_sample(fwd.gemm[s]), per_sample(bwd.gemm[s]))
+
+    return tuple(Traced(part(2 * b), part(2 * b + 1)) for b in range(n_blocks))

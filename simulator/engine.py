@@ -25,12 +25,13 @@ from simulator.fleet.device import ClientRound, Device, Job
 from simulator.fleet.online import OnlineSwitch
 from simulator.learning.trainer import single_thread
 from simulator.model_hooks import LearnerHooks, TimingHooks
-from simulator.planning import Planner, SubmodelChoice, local_steps
 from simulator.run_failure import (RunFailed, RunFailure, RunInterrupted, RunOutcome, describe_failure,
                                    scenario_plugin_files)
+from simulator.planning import Planner, SubmodelChoice, exit_mode, local_steps
 from simulator.run_folder import write_json
 from simulator.server.policy import build_policy
 from simulator.server.server import Server
+from simulator.step_times import step_time_sources
 from simulator.summary import build_summary, close_device_accounts, write_device_rows
 from simulator.trace import TraceRecorder
 from simulator.workload_info import WorkloadInfo, describe_workload
@@ -101,18 +102,24 @@ class Simulation:
 
     # ------------------------------------------------------------------ building
 
+    def make_planner(self) -> Planner:
+        """The planner this run uses (also what `fleetsim plan` asks, per catalogue entry, without a run)."""
+        w = self.workload
+        return Planner(
+            w.plan_model, w.num_classes, w.input_shape, w.num_blocks, self.scenario.workload.batch_size,
+            optimizer_kind(self.scenario), int(self.scenario.workload.framework_overhead_gb * 1e9), self.algorithm.pruning,
+            exits=exit_mode(self.algorithm.pruning, self.algorithm.distillation),
+        )
+
     def _plans(self, devices: list[Device]) -> list[SubmodelChoice]:
         """Each device's submodel (identical devices share a cached choice)."""
         w = self.workload
-        planner = Planner(
-            w.plan_model, w.num_classes, w.input_shape, w.num_blocks, self.scenario.workload.batch_size,
-            optimizer_kind(self.scenario), int(self.scenario.workload.framework_overhead_gb * 1e9), self.algorithm.pruning,
-        )
+        planner = self.make_planner()
         deadline = aggregation_deadline(self.algorithm)
         choices = []
         for device in devices:
             profile = self.profiles[device.group]
-            budget = device_budget(profile, device.power_mode, w.model_label)
+            budget = device_budget(profile, device.power_mode)
             steps = self._steps(device.index)
             compute_budget = None
             if deadline is not None:
@@ -165,7 +172,7 @@ class Simulation:
         state = {"stop_reason": "sim_time_s", "time_to_target": None}
 
         rolling = self.algorithm.pruning.depth == "rolling"
-        budgets = {g: device_budget(p, scenario.fleet[g].power_mode or p.default_power_mode, self.workload.model_label)
+        budgets = {g: device_budget(p, scenario.fleet[g].power_mode or p.default_power_mode)
                    for g, p in enumerate(self.profiles)}
 
         # A job's sizes depend only on its device's plan: computed once per device, unless rolling depth
@@ -350,6 +357,7 @@ class Simulation:
                     "depth": plan.depth, "width_ratio": plan.width_ratio, "params": plan.params,
                     "peak_memory_bytes": plan.peak_memory_bytes, "usable_memory_bytes": device.usable_memory_bytes,
                     "fits_memory": plan.fits_memory, "step_time_s": plan.step_time_s,
+                    "step_time_source": plan.step_time_source,
                     "devices": entry["devices"] if entry else 0, "variants": entry["variants"] if entry else {},
                 }
             entry["devices"] += 1
@@ -361,7 +369,11 @@ class Simulation:
             "proxy_training": self.workload.proxy,
             "dataset": self.scenario.workload.dataset.name,
             "num_blocks": self.workload.num_blocks,
+            "exits": self.planner.exits,
             "submodels_by_profile": by_profile,
+            "step_times": step_time_sources(self.planner, [
+                (self.profiles[d.group], device_budget(self.profiles[d.group], d.power_mode), plan)
+                for d, plan in zip(devices, plans)]),
         }
 
     def _group_plans(self, devices: list[Device], plans: list[SubmodelChoice]) -> list[dict[str, Any]]:

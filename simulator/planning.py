@@ -6,6 +6,14 @@ usable memory and — when the algorithm asks to fit the deadline — when its l
 inside the round's compute budget. Among fitting candidates the one with the most parameters wins
 (deeper on ties). When nothing fits, the smallest candidate is returned with ``fits_memory=False``:
 the device will record an OOM event and never train — honest about models that fit no device.
+
+Exits: an algorithm that neither prunes depth nor distils between exits only ever uses the deepest
+exit, so its submodels are costed as the single-classifier model (``exits="final"``, what FedAvg
+trains and what the reference figures describe); depth pruning and self-distillation train one
+classifier per block (``exits="all"``). See :func:`exit_mode`.
+A measured step time from the device's profile replaces the cost model only at the point it was
+measured (:class:`simulator.config.profiles.StepPoint`); ``SubmodelChoice.step_time_source`` says
+which one a plan used.
 """
 
 from __future__ import annotations
@@ -15,8 +23,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 from simulator import cost as costmod
-from simulator.config.algorithm import PruningSpec
-from simulator.config.profiles import DEFAULT_ELEMENTWISE_EFFICIENCY, DEFAULT_GEMM_TILE_WIDTH, DEFAULT_OP_OVERHEAD_S
+from simulator.config.algorithm import DistillationSpec, PruningSpec
+from simulator.config.profiles import (
+    DEFAULT_ELEMENTWISE_EFFICIENCY,
+    DEFAULT_GEMM_TILE_WIDTH,
+    DEFAULT_OP_OVERHEAD_S,
+    StepPoint,
+)
 from simulator.config.workload import ModelSpec
 
 
@@ -28,10 +41,11 @@ class DeviceBudget:
     effective_flops: float
     memory_bandwidth_bytes_per_s: float
     step_overhead_s: float
-    measured_step_s: Callable[[float, int], float | None] | None = None  # (width_ratio, batch) -> s
+    measured_step_s: Callable[[StepPoint], float | None] | None = None  # a measurement at that point, or None
     elementwise_efficiency: float = DEFAULT_ELEMENTWISE_EFFICIENCY
     op_overhead_s: float = DEFAULT_OP_OVERHEAD_S
     gemm_tile_width: int = DEFAULT_GEMM_TILE_WIDTH
+    dtype: str = "fp32"  # the profile's training precision (part of a measured point)
 
 
 @dataclass(frozen=True)
@@ -46,6 +60,14 @@ class SubmodelChoice:
     fits_memory: bool
     trainable_from: int = 0
     upload_bytes: int = 0  # only trained blocks go back; frozen ones the server already has
+    step_time_source: str = "cost model"  # or "measured": the profile's time at exactly this point
+
+
+def exit_mode(pruning: PruningSpec, distillation: DistillationSpec) -> str:
+    """``final`` when no block but the deepest ever needs its classifier (no depth pruning, no
+    distillation between exits), else ``all``."""
+    distils = distillation.mode != "off" and distillation.weight > 0
+    return "all" if pruning.depth != "none" or distils else "final"
 
 
 class Planner:
@@ -61,8 +83,13 @@ class Planner:
         optimizer_kind: str,
         framework_overhead_bytes: int,
         pruning: PruningSpec,
+        exits: str = "all",
     ) -> None:
+        from simulator.workload_info import model_label
+
         self.model = model
+        self.model_label = model_label(model)
+        self.exits = exits
         self.num_classes = num_classes
         self.input_shape = input_shape
         self.num_blocks = num_blocks
@@ -76,13 +103,21 @@ class Planner:
         self._cache: dict[tuple, SubmodelChoice] = {}
 
     def cost(self, width_ratio: float, depth: int, trainable_from: int = 0) -> costmod.ModelCost:
-        return costmod.model_cost(self.model, self.num_classes, self.input_shape, width_ratio, depth, trainable_from)
+        return costmod.model_cost(self.model, self.num_classes, self.input_shape, width_ratio, depth, trainable_from,
+                                  exits=self.exits)
+
+    def step_point(self, budget: DeviceBudget, width_ratio: float, depth: int) -> StepPoint:
+        """The point a measured step time must have been taken at to stand for this plan."""
+        return StepPoint(self.model_label, float(width_ratio), None if depth == self.num_blocks else int(depth),
+                         int(self.batch_size), tuple(int(s) for s in self.input_shape), budget.dtype, self.exits)
 
     def evaluate(self, budget: DeviceBudget, width_ratio: float, depth: int, trainable_from: int = 0) -> SubmodelChoice:
         cost = self.cost(width_ratio, depth, trainable_from)
         peak = costmod.training_memory_bytes(cost, self.batch_size, self.optimizer_kind, self.framework_overhead_bytes)
-        measured = budget.measured_step_s(width_ratio, self.batch_size) if budget.measured_step_s else None
-        if measured is not None and depth == self.num_blocks and trainable_from == 0:
+        measured = None
+        if budget.measured_step_s is not None and trainable_from == 0:  # a frozen prefix is never measured
+            measured = budget.measured_step_s(self.step_point(budget, width_ratio, depth))
+        if measured is not None:
             step_s = measured
         else:
             step_s = costmod.step_time_s(
@@ -95,6 +130,7 @@ class Planner:
             peak_memory_bytes=int(peak), step_time_s=float(step_s),
             train_flops_per_sample=float(cost.train_flops_per_sample), fits_memory=peak <= budget.usable_memory_bytes,
             trainable_from=trainable_from, upload_bytes=costmod.FP32_BYTES * cost.trainable_params,
+            step_time_source="cost model" if measured is None else "measured",
         )
 
     def rolling_windows(self, budget: DeviceBudget, base: SubmodelChoice) -> list[SubmodelChoice]:

@@ -12,7 +12,7 @@ import numpy as np
 import simpy
 
 from simulator.config.algorithm import ResolvedAlgorithm
-from simulator.config.profiles import DeviceProfile, apply_overrides, load_profile
+from simulator.config.profiles import DeviceProfile, StepPoint, apply_overrides, load_profile
 from simulator.config.scenario import AlwaysOn, AvailabilityTrace, Churn, Scenario
 from simulator.errors import InputError
 from simulator.fleet.availability import availability_process, churn_intervals, load_trace
@@ -49,9 +49,11 @@ def load_profiles(scenario: Scenario, base_dir: Path, file: str | None) -> list[
     return profiles
 
 
-def device_budget(profile: DeviceProfile, mode: str, model_label: str) -> DeviceBudget:
-    def measured(width_ratio: float, batch_size: int) -> float | None:
-        return profile.lookup_measured_step_s(model_label, width_ratio, batch_size, power_mode=mode)
+def device_budget(profile: DeviceProfile, mode: str) -> DeviceBudget:
+    """The planner's view of one device: its profile's capacities in power `mode`, and its measured
+    step times, looked up by the whole point the planner asks for (simulator.config.measured)."""
+    def measured(point: StepPoint) -> float | None:
+        return profile.lookup_measured_step_s(point, power_mode=mode)
 
     return DeviceBudget(
         usable_memory_bytes=int(profile.usable_memory_bytes),
@@ -62,6 +64,7 @@ def device_budget(profile: DeviceProfile, mode: str, model_label: str) -> Device
         elementwise_efficiency=float(profile.compute.elementwise_efficiency),
         op_overhead_s=float(profile.compute.op_overhead_s),
         gemm_tile_width=int(profile.compute.gemm_tile_width),
+        dtype=str(profile.compute.precision),
     )
 
 

@@ -9,7 +9,10 @@ PyTorch training step achieve), ``gemm_tile_width`` (the tile GEMM widths are pa
 pooling, softmax — achieve), ``op_overhead_s`` (dispatch cost per op) and ``step_overhead_s`` (fixed
 cost per step). ``fleetsim calibrate`` fits all five on a host.
 When a step time was measured for a workload, ``measured_step_times`` replaces the estimate outright,
-because a measurement beats any model.
+because a measurement beats any model — but only at the point it was measured: same model (label,
+overrides included), width, depth, batch, input shape, dtype and exits (:class:`StepPoint`). Anywhere
+else the cost model is used and the run's summary says so. Entries without ``input_shape`` (written
+by fleetsim before it recorded one) still load but are never applied: re-run ``fleetsim calibrate``.
 
 Units: GB and GB/s are decimal (1e9 bytes), FLOP/s are plain FLOP per second, power in watts.
 This module knows nothing of SimPy or torch.
@@ -29,6 +32,7 @@ from rich.table import Table
 from simulator.config.input_files import check_input_file
 from simulator.config.loading import deep_merge, load_yaml_model, validation_error_to_input_error
 from simulator.config.numbers import NoBoolNumbers
+from simulator.config.measured import MeasuredStepTime, StepPoint, lookup_step_s, unmatched_reason
 from simulator.errors import InputError
 
 PROFILES_DIR_ENV = "FLEETSIM_PROFILES_DIR"
@@ -123,16 +127,6 @@ class Network(_Strict):
     interfaces: list[NetworkInterface] = Field(default_factory=list)
 
 
-class MeasuredStepTime(_Strict):
-    """A training-step time measured on hardware (or by ``fleetsim calibrate``) for one workload."""
-
-    model: str = Field(min_length=1, description="the workload's model label, e.g. 'mlp-tiny' (name-preset)")
-    width_ratio: float = Field(default=1.0, gt=0, le=1)
-    batch_size: int = Field(ge=1, le=1_000_000)
-    step_s: float = Field(gt=0, le=1e6, description="seconds per training step (forward, backward, optimizer)")
-    power_mode: str | None = Field(default=None, description="mode it was measured in; default: any mode")
-
-
 class DeviceProfile(_Strict):
     """One device model (e.g. Jetson Nano 4GB): compute, memory, power modes, network."""
 
@@ -176,17 +170,19 @@ class DeviceProfile(_Strict):
                 "default power mode is not one of power_modes", field="default_power_mode",
                 value=self.default_power_mode, accepted=", ".join(modes),
             )
-        seen: set[tuple[str, float, int, str | None]] = set()
+        seen: set[tuple[Any, ...]] = set()
         for i, entry in enumerate(self.measured_step_times):
             if entry.power_mode is not None and entry.power_mode not in self.power_modes:
                 raise InputError(
                     "unknown power mode", field=f"measured_step_times[{i}].power_mode", value=entry.power_mode,
                     accepted=", ".join(modes) + ", or leave it out to match any mode",
                 )
-            key = (entry.model, round(entry.width_ratio / _WIDTH_TOLERANCE), entry.batch_size, entry.power_mode)
+            key = (entry.model, round(entry.width_ratio / _WIDTH_TOLERANCE), entry.batch_size, entry.power_mode,
+                   tuple(entry.input_shape or ()), entry.depth, entry.dtype, entry.exits)
             if key in seen:
                 raise InputError(
-                    "duplicate measured step time (same model, width_ratio, batch_size and power_mode)",
+                    "duplicate measured step time (same model, width_ratio, batch_size, input_shape, depth, "
+                    "dtype, exits and power_mode)",
                     field=f"measured_step_times[{i}]", accepted="one entry per workload",
                 )
             seen.add(key)
@@ -229,26 +225,15 @@ class DeviceProfile(_Strict):
     def idle_power_w(self) -> float:
         return self.idle_w
 
-    def lookup_measured_step_s(
-        self, model_key: str, width_ratio: float, batch_size: int, power_mode: str | None = None
-    ) -> float | None:
-        """The measured step time for this workload, or ``None`` to fall back on the FLOP estimate.
-
-        An entry measured in a named power mode only matches that mode (``None`` = the default mode);
-        an entry without ``power_mode`` matches any mode, and a mode-specific entry wins over it.
-        """
+    def lookup_measured_step_s(self, point: StepPoint, power_mode: str | None = None) -> float | None:
+        """The step time measured at `point` in `power_mode` (default mode), or ``None`` to fall back on
+        the cost model (:func:`simulator.config.measured.lookup_step_s`)."""
         mode = self.default_power_mode if power_mode is None else power_mode
-        generic: float | None = None
-        for entry in self.measured_step_times:
-            if entry.model != model_key or entry.batch_size != batch_size:
-                continue
-            if abs(entry.width_ratio - width_ratio) > _WIDTH_TOLERANCE:
-                continue
-            if entry.power_mode == mode:
-                return entry.step_s
-            if entry.power_mode is None:
-                generic = entry.step_s
-        return generic
+        return lookup_step_s(self.measured_step_times, point, mode)
+
+    def unmatched_reason(self, point: StepPoint) -> str:
+        """Why no measured step time applies at `point` (for the run's summary)."""
+        return unmatched_reason(self.name, self.measured_step_times, point)
 
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
@@ -417,7 +402,7 @@ def profiles_table(profiles: Iterable[DeviceProfile]) -> Table:
 
 __all__ = [
     "DEFAULT_ELEMENTWISE_EFFICIENCY", "DEFAULT_GEMM_TILE_WIDTH", "DEFAULT_OP_OVERHEAD_S",
-    "Compute", "DeviceProfile", "MeasuredStepTime", "Memory", "Network", "NetworkInterface", "PowerMode",
+    "Compute", "DeviceProfile", "MeasuredStepTime", "StepPoint", "Memory", "Network", "NetworkInterface", "PowerMode",
     "PROFILES_DIR_ENV", "apply_overrides", "builtin_profile_names", "builtin_profiles_dir",
     "list_builtin_profiles", "load_profile", "profiles_table",
 ]

@@ -19,16 +19,21 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from simulator.errors import InputError
 from simulator.config.numbers import NoBoolNumbers
 
-BUILTIN_MODELS = ("resnet", "cnn", "vit", "text-transformer", "mlp")
+BUILTIN_MODELS = ("resnet", "cnn", "vit", "text-transformer", "mlp", "mobilenet")
 
 # Family presets. "default" is what an unset preset means. vit-b and bert-base (~86 M and ~110 M
 # parameters) exist for capacity planning: they are traced on the meta device, not trained here.
+# resnet18/34/50, mobilenet-v2/-v3-* and vit-b are the torchvision layouts (planned at 224x224);
+# resnet18-cifar/resnet34-cifar keep the CIFAR layout (3x3 stride-1 stem, no max-pool) for 32x32 data.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "resnet": {
         "tiny": {"width": 8, "blocks": 3},
         "small": {"width": 16, "blocks": 4},
-        "resnet18": {"width": 64, "blocks": [2, 2, 2, 2]},
-        "resnet34": {"width": 64, "blocks": [3, 4, 6, 3]},
+        "resnet18": {"width": 64, "blocks": [2, 2, 2, 2], "stem": "imagenet"},
+        "resnet34": {"width": 64, "blocks": [3, 4, 6, 3], "stem": "imagenet"},
+        "resnet50": {"width": 64, "blocks": [3, 4, 6, 3], "stem": "imagenet", "block_type": "bottleneck"},
+        "resnet18-cifar": {"width": 64, "blocks": [2, 2, 2, 2], "stem": "cifar"},
+        "resnet34-cifar": {"width": 64, "blocks": [3, 4, 6, 3], "stem": "cifar"},
     },
     "cnn": {
         "tiny": {"width": 8, "blocks": 3},
@@ -50,18 +55,30 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "dim": 768, "blocks": 12, "heads": 12, "mlp_ratio": 4.0, "vocab_size": 30522, "seq_len": 512,
         },
     },
+    "mobilenet": {
+        "tiny": {"arch": "v2", "width_mult": 0.25},
+        "small": {"arch": "v2", "width_mult": 0.5},
+        "mobilenet-v2": {"arch": "v2", "width_mult": 1.0},
+        "mobilenet-v3-large": {"arch": "v3-large", "width_mult": 1.0},
+        "mobilenet-v3-small": {"arch": "v3-small", "width_mult": 1.0},
+    },
 }
-DEFAULT_PRESET = {"resnet": "small", "cnn": "small", "mlp": "small", "vit": "small", "text-transformer": "small"}
+DEFAULT_PRESET = {"resnet": "small", "cnn": "small", "mlp": "small", "vit": "small", "text-transformer": "small",
+                  "mobilenet": "small"}
+# Values of family fields a preset leaves out.
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {"resnet": {"stem": "cifar", "block_type": "basic"}}
 
 # Which family parameters apply to which family (anything else set is a mistake worth reporting).
 FAMILY_FIELDS: dict[str, tuple[str, ...]] = {
-    "resnet": ("width", "blocks"),
+    "resnet": ("width", "blocks", "stem", "block_type"),
     "cnn": ("width", "blocks"),
     "mlp": ("width", "blocks"),
     "vit": ("dim", "blocks", "heads", "mlp_ratio", "patch_size"),
     "text-transformer": ("dim", "blocks", "heads", "mlp_ratio", "vocab_size", "seq_len"),
+    "mobilenet": ("arch", "width_mult"),
 }
-_ALL_FAMILY_FIELDS = ("width", "blocks", "dim", "heads", "mlp_ratio", "patch_size", "vocab_size", "seq_len")
+_ALL_FAMILY_FIELDS = ("width", "blocks", "dim", "heads", "mlp_ratio", "patch_size", "vocab_size", "seq_len",
+                      "stem", "block_type", "arch", "width_mult")
 
 
 def _not_applicable(owner: str, extra: list[str], spec: Any, allowed: tuple[str, ...]) -> InputError:
@@ -85,8 +102,9 @@ class _Spec(NoBoolNumbers):
 class ModelSpec(_Spec):
     """Which model to build: a built-in family (with optional preset) or a user ``module:Name``."""
 
-    name: str = Field("cnn", description="resnet | cnn | vit | text-transformer | mlp | module:ClassName")
-    preset: str | None = Field(None, description="family preset, e.g. tiny, small, resnet18, vit-b, bert-base")
+    name: str = Field("cnn", description="resnet | cnn | vit | text-transformer | mlp | mobilenet | module:ClassName")
+    preset: str | None = Field(
+        None, description="family preset, e.g. tiny, small, resnet18, resnet18-cifar, mobilenet-v2, vit-b, bert-base")
     width: int | None = Field(None, gt=0, description="base channels (resnet, cnn) or hidden units (mlp)")
     blocks: int | tuple[int, ...] | None = Field(
         None, description="number of blocks; for resnet also a list of blocks per stage"
@@ -97,6 +115,12 @@ class ModelSpec(_Spec):
     patch_size: int | None = Field(None, gt=0, description="vit patch side in pixels")
     vocab_size: int | None = Field(None, gt=1, description="text-transformer vocabulary size")
     seq_len: int | None = Field(None, gt=0, description="text-transformer maximum sequence length")
+    stem: Literal["cifar", "imagenet"] | None = Field(
+        None, description="resnet stem: cifar (3x3 stride 1, no pool) or imagenet (7x7 stride 2 + 3x3 max-pool)")
+    block_type: Literal["basic", "bottleneck"] | None = Field(
+        None, description="resnet block: basic (two 3x3) or bottleneck (1x1, 3x3, 1x1 with expansion 4)")
+    arch: Literal["v2", "v3-large", "v3-small"] | None = Field(None, description="mobilenet layout")
+    width_mult: float | None = Field(None, gt=0, le=4, description="mobilenet width multiplier (channels x, /8)")
     prune_stream: bool = Field(
         True,
         description="width pruning also narrows the residual stream (resnet stage channels, transformer "
@@ -165,9 +189,10 @@ class ModelSpec(_Spec):
             return {}
         preset = PRESETS[self.name][self.preset or DEFAULT_PRESET[self.name]]
         out = {}
+        defaults = FAMILY_DEFAULTS.get(self.name, {})
         for f in FAMILY_FIELDS[self.name]:
             v = getattr(self, f)
-            out[f] = preset.get(f) if v is None else v
+            out[f] = preset.get(f, defaults.get(f)) if v is None else v
         if isinstance(out.get("blocks"), list):
             out["blocks"] = tuple(out["blocks"])
         return out

@@ -24,8 +24,7 @@ from simulator.config.scenario import Scenario
 from simulator.errors import InputError
 from simulator.plan.fleets import Fleets
 from simulator.plan.spec import LoadedPlan
-from simulator.planning import Planner
-from simulator.world import device_budget, optimizer_kind
+from simulator.world import device_budget
 
 FLEET_SIZE_KEYS = ("k", "buffer_k", "clients_per_round")
 
@@ -178,14 +177,11 @@ def check_plan(loaded: LoadedPlan, fleets: Fleets) -> Feasibility:
 def _plan_kinds(simulation: Any, fleets: Fleets) -> list[KindPlan]:
     """The planner's choice per entry, as the engine makes it (memory only: fitting a round's deadline
     picks among the submodels that fit, so it never changes whether one does)."""
-    w = simulation.workload
     scenario = simulation.scenario
-    planner = Planner(w.plan_model, w.num_classes, w.input_shape, w.num_blocks, scenario.workload.batch_size,
-                      optimizer_kind(scenario), int(scenario.workload.framework_overhead_gb * 1e9),
-                      simulation.algorithm.pruning)
+    planner = simulation.make_planner()
     kinds = []
     for group, profile, label in zip(scenario.fleet, simulation.profiles, fleets.labels):
-        budget = device_budget(profile, group.power_mode or profile.default_power_mode, w.model_label)
+        budget = device_budget(profile, group.power_mode or profile.default_power_mode)
         choice = planner.choose(budget)
         kinds.append(KindPlan(label, choice.fits_memory, choice.peak_memory_bytes, budget.usable_memory_bytes,
                               choice.depth, choice.width_ratio))

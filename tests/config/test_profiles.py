@@ -13,6 +13,7 @@ from rich.console import Console
 
 from simulator.config.profiles import (
     DeviceProfile,
+    StepPoint,
     apply_overrides,
     builtin_profile_names,
     builtin_profiles_dir,
@@ -245,21 +246,27 @@ def test_consistency_checks() -> None:
 
 
 def test_measured_step_time_lookup() -> None:
+    shape = [1, 8, 8]
     profile = make(measured_step_times=[
-        {"model": "cnn-tiny", "width_ratio": 1.0, "batch_size": 32, "step_s": 0.2},
-        {"model": "cnn-tiny", "width_ratio": 0.5, "batch_size": 32, "step_s": 0.08},
-        {"model": "cnn-tiny", "width_ratio": 1.0, "batch_size": 32, "step_s": 0.7, "power_mode": "eco"},
+        {"model": "cnn-tiny", "width_ratio": 1.0, "batch_size": 32, "input_shape": shape, "step_s": 0.2},
+        {"model": "cnn-tiny", "width_ratio": 0.5, "batch_size": 32, "input_shape": shape, "step_s": 0.08},
+        {"model": "cnn-tiny", "width_ratio": 1.0, "batch_size": 32, "input_shape": shape, "step_s": 0.7,
+         "power_mode": "eco"},
     ])
-    assert profile.lookup_measured_step_s("cnn-tiny", 1.0, 32) == 0.2
-    assert profile.lookup_measured_step_s("cnn-tiny", 0.5, 32) == 0.08
-    assert profile.lookup_measured_step_s("cnn-tiny", 0.5 + 1e-9, 32) == 0.08  # float noise from ratios
-    assert profile.lookup_measured_step_s("cnn-tiny", 0.25, 32) is None
-    assert profile.lookup_measured_step_s("cnn-tiny", 1.0, 64) is None
-    assert profile.lookup_measured_step_s("mlp-tiny", 1.0, 32) is None
+
+    def at(model: str, width: float, batch: int, power_mode: str | None = None) -> float | None:
+        return profile.lookup_measured_step_s(StepPoint(model, width, None, batch, (1, 8, 8)), power_mode)
+
+    assert at("cnn-tiny", 1.0, 32) == 0.2
+    assert at("cnn-tiny", 0.5, 32) == 0.08
+    assert at("cnn-tiny", 0.5 + 1e-9, 32) == 0.08  # float noise from ratios
+    assert at("cnn-tiny", 0.25, 32) is None
+    assert at("cnn-tiny", 1.0, 64) is None
+    assert at("mlp-tiny", 1.0, 32) is None
     # a mode-specific measurement wins in its mode; the generic one serves the others
-    assert profile.lookup_measured_step_s("cnn-tiny", 1.0, 32, power_mode="eco") == 0.7
-    assert profile.lookup_measured_step_s("cnn-tiny", 0.5, 32, power_mode="eco") == 0.08
-    assert make().lookup_measured_step_s("cnn-tiny", 1.0, 32) is None
+    assert at("cnn-tiny", 1.0, 32, power_mode="eco") == 0.7
+    assert at("cnn-tiny", 0.5, 32, power_mode="eco") == 0.08
+    assert make().lookup_measured_step_s(StepPoint("cnn-tiny", 1.0, None, 32, (1, 8, 8))) is None
 
 
 def test_measured_step_times_are_validated() -> None:

@@ -15,8 +15,9 @@ from tests.core.conftest import base_scenario, write_profile
 
 
 def _model_bytes() -> int:
+    """FedAvg's model: no depth pruning or distillation, so only the final exit is planned and sent."""
     spec = ModelSpec(name="mlp", preset="tiny")
-    return cost.model_bytes(cost.model_cost(spec, 10, (1, 8, 8)))
+    return cost.model_bytes(cost.model_cost(spec, 10, (1, 8, 8), exits="final"))
 
 
 def test_sync_round_lasts_the_slowest_download_compute_upload(tmp_path: Path, profile_dir: Path) -> None:

@@ -20,6 +20,7 @@ FAMILIES = [
     ("mlp", (1, 16, 16)),
     ("vit", (3, 16, 16)),
     ("text-transformer", (32,)),
+    ("mobilenet", (3, 16, 16)),
 ]
 
 
@@ -136,7 +137,7 @@ def test_tiny_trains_an_epoch_of_100_digits_fast():
 
     data = load_dataset(DatasetSpec(name="digits"), seed=0)
     x, y = data.x_train[:100], data.y_train[:100]
-    for name in ("resnet", "cnn", "vit"):
+    for name in ("resnet", "cnn", "vit"):  # the proxies scenarios train (mobilenet-tiny has 18 blocks: ~4x slower)
         m = build_model(ModelSpec(name=name, preset="tiny"), 10, data.input_shape, seed=0)
         opt = torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9)
         start = time.perf_counter()
@@ -203,8 +204,13 @@ def test_build_errors_are_input_errors():
 
 def test_model_spec_validation_and_hashing():
     a = ModelSpec(name="resnet", width=32, blocks=8)
-    assert a.resolved_params() == {"width": 32, "blocks": 8}
-    assert ModelSpec(name="resnet", preset="resnet18").resolved().blocks == (2, 2, 2, 2)
+    # fields the preset leaves out take the family default (the CIFAR stem, basic blocks)
+    assert a.resolved_params() == {"width": 32, "blocks": 8, "stem": "cifar", "block_type": "basic"}
+    r18 = ModelSpec(name="resnet", preset="resnet18").resolved()
+    assert (r18.blocks, r18.stem, r18.block_type) == ((2, 2, 2, 2), "imagenet", "basic")
+    assert ModelSpec(name="resnet", preset="resnet18-cifar").resolved().stem == "cifar"
+    assert ModelSpec(name="resnet", preset="resnet50").resolved().block_type == "bottleneck"
+    assert ModelSpec(name="mobilenet", preset="mobilenet-v2").resolved_params() == {"arch": "v2", "width_mult": 1.0}
     assert hash(a) == hash(ModelSpec(name="resnet", width=32, blocks=8)) and a.key() == a.model_copy().key()
     assert {ModelSpec(name="x.y:Z", kwargs={"a": [1]})}  # hashable despite dict field
     for bad, words in [
@@ -216,6 +222,10 @@ def test_model_spec_validation_and_hashing():
         ({"name": "cnn", "kwargs": {"a": 1}}, "only to user models"),
         ({"name": "cnn", "bogus": 1}, "Extra inputs"),
         ({"name": "cnn", "width": 0}, "greater than 0"),
+        ({"name": "cnn", "stem": "imagenet"}, "'stem' does not apply"),
+        ({"name": "resnet", "stem": "vgg"}, "'cifar' or 'imagenet'"),
+        ({"name": "mobilenet", "arch": "v1"}, "'v2', 'v3-large' or 'v3-small'"),
+        ({"name": "mobilenet", "width": 8}, "'width' does not apply"),
     ]:
         with pytest.raises(ValidationError, match=words):
             ModelSpec(**bad)

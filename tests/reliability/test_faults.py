@@ -20,7 +20,8 @@ STEPS = 4  # 64 samples / batch 16
 
 
 def _transfer_s(rate_bps: float = 8e6) -> float:
-    nbytes = cost.model_bytes(cost.model_cost(ModelSpec(name="mlp", preset="tiny"), 10, (1, 8, 8)))
+    # fedavg / fedasync: no depth pruning or distillation, so the single-exit model is sent
+    nbytes = cost.model_bytes(cost.model_cost(ModelSpec(name="mlp", preset="tiny"), 10, (1, 8, 8), exits="final"))
     return nbytes * 8 / rate_bps
 
 

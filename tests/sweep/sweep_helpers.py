@@ -20,7 +20,8 @@ def write_profile(folder: Path, name: str, step_s: float, *, batch_size: int = 1
         "default_power_mode": "max",
         "idle_w": 2.0,
         "measured_step_times": [{"model": "mlp-tiny", "width_ratio": 1.0, "batch_size": batch_size,
-                                 "step_s": step_s}],
+                                 "input_shape": [1, 8, 8], "exits": exits, "step_s": step_s}
+                                for exits in ("all", "final")],
     }
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data))

@@ -15,7 +15,9 @@ from simulator.calibrate import CostFit, calibrate, fit_cost_model, meminfo_gb, 
 from simulator.config.profiles import load_profile
 from simulator.config.workload import ModelSpec
 from simulator.cost import StepWork, step_time_s
+from simulator.config.profiles import StepPoint
 from simulator.errors import InputError
+from simulator.workload_info import model_label
 from sweep_helpers import base_scenario
 
 
@@ -25,9 +27,26 @@ def test_model_labels_parse() -> None:
     assert parse_model("vit-vit-b") == ModelSpec(name="vit", preset="vit-b")
     assert parse_model("resnet") == ModelSpec(name="resnet")
     assert parse_model({"name": "mlp", "width": 12}) == ModelSpec(name="mlp", width=12)
-    for bad in ("cnn-huge", "lstm"):
+    assert parse_model("resnet-resnet18-cifar") == ModelSpec(name="resnet", preset="resnet18-cifar")
+    assert parse_model("mobilenet-mobilenet-v2") == ModelSpec(name="mobilenet", preset="mobilenet-v2")
+    for bad in ("cnn-huge", "lstm", "resnet[stem=cifar", "resnet[stem]", "resnet[stem=vgg]"):
         with pytest.raises(InputError):
             parse_model(bad)
+
+
+@pytest.mark.parametrize("spec", [
+    ModelSpec(name="resnet", preset="resnet18", stem="cifar"),
+    ModelSpec(name="resnet", width=32, blocks=[1, 2]),
+    ModelSpec(name="mobilenet", preset="mobilenet-v2", width_mult=0.75),
+    ModelSpec(name="cnn", preset="tiny", prune_stream=False),
+    ModelSpec(name="vit", preset="small", mlp_ratio=1.5),
+])
+def test_labels_name_overrides_and_parse_back(spec: ModelSpec) -> None:
+    """A label tells apart every model that steps differently (a measured time is looked up by it),
+    and `fleetsim calibrate --model LABEL` builds that very model."""
+    label = model_label(spec)
+    assert label != model_label(ModelSpec(name=spec.name, preset=spec.preset))
+    assert parse_model(label).resolved() == spec.resolved()
 
 
 PEAK, BANDWIDTH = 50e9, 20e9
@@ -117,24 +136,32 @@ def test_calibrated_profile_loads_and_its_step_times_drive_the_simulation(tmp_pa
     threads = torch.get_num_threads()
     out = tmp_path / "host.yaml"
     data = calibrate(["mlp-tiny"], [1.0, 0.5], [16], input_shape=(1, 8, 8), num_classes=10, repeats=3, warmup=1,
-                     name="host", out=out)
+                     name="host", out=out, exits=("all", "final"))
     assert torch.get_num_threads() == threads  # restored
     profile = load_profile(str(out))
     assert profile.name == "host" and 0 < profile.compute.training_efficiency <= 1
-    entries = {(e["model"], e["width_ratio"], e["batch_size"]): e["step_s"] for e in data["measured_step_times"]}
-    assert set(entries) == {("mlp-tiny", 1.0, 16), ("mlp-tiny", 0.5, 16)}
-    measured = entries[("mlp-tiny", 1.0, 16)]
-    assert profile.lookup_measured_step_s("mlp-tiny", 1.0, 16) == measured
+    entries = {(e["model"], e["width_ratio"], e["batch_size"], e["exits"]): e["step_s"]
+               for e in data["measured_step_times"]}
+    assert set(entries) == {("mlp-tiny", w, 16, e) for w in (1.0, 0.5) for e in ("all", "final")}
+    assert all(e["input_shape"] == [1, 8, 8] and e["dtype"] == "fp32" for e in data["measured_step_times"])
+    measured = entries[("mlp-tiny", 1.0, 16, "final")]
+    assert profile.lookup_measured_step_s(StepPoint("mlp-tiny", 1.0, None, 16, (1, 8, 8), "fp32", "final")) == measured
+    assert profile.lookup_measured_step_s(StepPoint("mlp-tiny", 1.0, None, 16, (1, 16, 16), "fp32", "final")) is None
+    assert profile.lookup_measured_step_s(StepPoint("mlp-tiny", 1.0, 1, 16, (1, 8, 8), "fp32", "final")) is None
+    assert profile.lookup_measured_step_s(StepPoint("mlp-tiny", 1.0, None, 16, (1, 8, 8), "fp16", "final")) is None
     assert 0 <= profile.compute.step_overhead_s <= min(entries.values())
 
-    # a workload that matches (mlp-tiny, width 1, batch 16) computes for exactly steps × measured
+    # a FedAvg workload (final exit only) that matches (mlp-tiny, width 1, batch 16, 1×8×8) computes for
+    # exactly steps × measured
     scenario = base_scenario([str(out), str(out)])
     scenario["fleet"][1].pop("availability")
     scenario["stop"] = {"max_versions": 2, "sim_time_s": 1e6}
     scenario["output"]["folder"] = str(tmp_path / "runs")
     run = simulator.run(scenario, timing_only=True)
     plan = run.summary["submodels_by_profile"]["host"]
-    assert plan["step_time_s"] == measured
+    assert plan["step_time_s"] == measured and plan["step_time_source"] == "measured"
+    assert run.summary["exits"] == "final"
+    assert run.summary["step_times"] == {"by_profile": {"host": "measured"}, "notes": []}
     compute = run.events[run.events.phase == "compute"]
     assert (compute.end_s - compute.start_s).to_numpy() == pytest.approx(64 // 16 * measured, rel=1e-9)
 
@@ -154,12 +181,16 @@ def test_an_unmeasured_workload_uses_the_step_time_model_with_the_profiles_figur
     scenario["output"]["folder"] = str(tmp_path / "runs")
     scenario["workload"]["batch_size"] = 32
     run = simulator.run(scenario, timing_only=True, out=tmp_path / "runs" / "b32")
-    cost = costmod.model_cost(ModelSpec(name="mlp", preset="tiny"), 10, (1, 8, 8))
+    cost = costmod.model_cost(ModelSpec(name="mlp", preset="tiny"), 10, (1, 8, 8), exits="final")
     pc = profile.compute
     expected = costmod.step_time_s(cost, 32, profile.effective_flops(), profile.memory_bandwidth_bytes_per_s,
                                    pc.step_overhead_s, "momentum", elementwise_efficiency=pc.elementwise_efficiency,
                                    op_overhead_s=pc.op_overhead_s, gemm_tile_width=pc.gemm_tile_width)
     assert math.isclose(run.summary["submodels_by_profile"]["host"]["step_time_s"], expected, rel_tol=1e-12)
+    assert run.summary["step_times"]["by_profile"] == {"host": "cost model"}
+    assert run.summary["step_times"]["notes"] == [
+        "no calibrated point for mlp-tiny @1×8×8 batch 32, final exit only in host "
+        "(it has mlp-tiny @1×8×8, batch 16, all exits)"]  # calibrated with the default exits="all"
 
 
 def test_bad_calibration_input_is_an_input_error(tmp_path: Path) -> None:
@@ -169,4 +200,8 @@ def test_bad_calibration_input_is_an_input_error(tmp_path: Path) -> None:
         calibrate(["mlp-tiny"], [1.5], out=tmp_path / "x.yaml")
     with pytest.raises(InputError):
         calibrate(["mlp-tiny"], name="bad name", out=tmp_path / "x.yaml")
+    with pytest.raises(InputError, match="clock"):
+        calibrate(["mlp-tiny"], clock="sundial", out=tmp_path / "x.yaml")
+    with pytest.raises(InputError, match="exits"):
+        calibrate(["mlp-tiny"], exits=("some",), out=tmp_path / "x.yaml")
     assert not (tmp_path / "x.yaml").exists()

@@ -8,7 +8,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from simulator.cli import app
-from simulator.config.profiles import load_profile
+from simulator.config.profiles import StepPoint, load_profile
 from tests.sweep.sweep_helpers import write_sweep
 
 runner = CliRunner()
@@ -37,7 +37,9 @@ def test_sweep_with_a_bad_key_is_one_clear_error(tmp_path: Path) -> None:
 def test_calibrate_command_writes_a_loadable_profile(tmp_path: Path) -> None:
     out = tmp_path / "host.yaml"
     result = runner.invoke(app, ["calibrate", "--model", "mlp-tiny", "--batch", "16", "--input-shape", "1,8,8",
-                                 "--repeats", "3", "--out", str(out)])
+                                 "--exits", "final", "--repeats", "3", "--out", str(out)])
     assert result.exit_code == 0, result.output
     profile = load_profile(str(out))
-    assert profile.lookup_measured_step_s("mlp-tiny", 1.0, 16) is not None
+    assert profile.lookup_measured_step_s(StepPoint("mlp-tiny", 1.0, None, 16, (1, 8, 8), exits="final")) is not None
+    assert profile.lookup_measured_step_s(StepPoint("mlp-tiny", 1.0, None, 16, (1, 8, 8), exits="all")) is None
+    assert "mlp-tiny @1×8×8 batch 16, final exit only" in " ".join(result.output.split())

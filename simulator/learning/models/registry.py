@@ -16,6 +16,7 @@ from simulator.config.workload import ModelSpec
 from simulator.errors import InputError
 from simulator.learning.models.base import BlockModel
 from simulator.learning.models.cnn import build_cnn, build_mlp
+from simulator.learning.models.mobilenet import build_mobilenet, mobilenet_depth
 from simulator.learning.models.resnet import build_resnet, stage_layout
 from simulator.learning.models.transformer import build_text, build_vit
 from simulator.learning.models.user import build_user
@@ -28,6 +29,7 @@ FAMILIES: dict[str, Builder] = {
     "mlp": build_mlp,
     "vit": build_vit,
     "text-transformer": build_text,
+    "mobilenet": build_mobilenet,
 }
 
 
@@ -40,8 +42,10 @@ def full_depth(spec: ModelSpec) -> int:
     """Blocks of the full model, without building it (user models: 1)."""
     if not spec.is_builtin:
         return 1
-    blocks = spec.resolved_params()["blocks"]
-    return sum(stage_layout(blocks)) if spec.name == "resnet" else int(blocks)
+    params = spec.resolved_params()
+    if spec.name == "mobilenet":
+        return mobilenet_depth(params["arch"])
+    return sum(stage_layout(params["blocks"])) if spec.name == "resnet" else int(params["blocks"])
 
 
 def build_model(spec: ModelSpec, num_classes: int, input_shape: tuple[int, ...] | list[int],

@@ -1,9 +1,24 @@
-"""CIFAR-style ResNet with BasicBlocks, GroupNorm, one pooled linear exit per residual block.
+"""ResNets with GroupNorm and one pooled linear exit per residual block: the torchvision layout
+(``stem: imagenet``) and the CIFAR one (``stem: cifar``), with basic or bottleneck blocks.
 
-Axes: ``stage{s}.channels`` is the residual stream of stage s (shared by the stem for s = 0, by every
-block of the stage and by their exits; only when ``prune_stream``), ``block{b}.channels`` is the inner
-width of block b (between its two convs). Channels double per stage, spatial size halves per stage
-while it is at least 4 pixels.
+- ``imagenet`` stem: 7×7 stride-2 conv (padding 3) + norm + ReLU + 3×3 stride-2 max-pool (padding 1),
+  as torchvision's ``resnet18/34/50``; ``cifar`` stem: 3×3 stride-1 conv + norm + ReLU, no pool
+  (the usual CIFAR adaptation, for 32×32 inputs).
+- ``basic`` block: two 3×3 convs (ResNet-18/34). ``bottleneck``: 1×1 reduce, 3×3, 1×1 expand ×4
+  (ResNet-50), the stride on the 3×3 conv as in torchvision ("ResNet v1.5").
+- A block whose stride or channel count changes has a 1×1 projection shortcut (conv + norm), as
+  torchvision's ``downsample``.
+
+Norms are GroupNorm with one group (see base.py for why not BatchNorm). A GroupNorm over C channels
+has the same 2·C affine parameters as a BatchNorm (BatchNorm's running mean and variance are buffers,
+not parameters), so parameter counts equal torchvision's exactly when only the final exit is counted.
+
+Axes: ``stage{s}.channels`` is the residual stream of stage s (shared by every block of the stage and
+by their exits; only when ``prune_stream``); the stem's output is ``stage0.channels`` when it feeds
+stage 0 unchanged (basic blocks) and ``stem.channels`` otherwise (bottleneck: 64 → 256). Inner widths:
+``block{b}.channels`` (basic: between the two convs; bottleneck: after the 1×1 reduce) and, for
+bottlenecks, ``block{b}.mid`` (after the 3×3). Channels double per stage; spatial size halves per
+stage while it is at least 4 pixels.
 """
 
 from __future__ import annotations
@@ -15,9 +30,11 @@ from torch import Tensor, nn
 
 from simulator.learning.models.base import AxisRef, BlockModel, Scaler, set_axes
 
+BOTTLENECK_EXPANSION = 4
+
 
 def conv(cin: int, cout: int, k: int, stride: int, in_ref: AxisRef | None, out_ref: AxisRef | None) -> nn.Conv2d:
-    """A bias-free conv (the norm that follows carries the bias) with declared axes."""
+    """A bias-free conv (the norm that follows carries the bias), padding k // 2, with declared axes."""
     c = nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=False)
     return set_axes(c, weight=(out_ref, in_ref, None, None))  # type: ignore[return-value]
 
@@ -40,13 +57,18 @@ class PoolExit(nn.Module):
 
 
 class Stem(nn.Module):
-    def __init__(self, cin: int, cout: int, ref: AxisRef | None) -> None:
+    """conv + norm + ReLU (+ max-pool for the imagenet stem)."""
+
+    def __init__(self, cin: int, cout: int, ref: AxisRef | None, kind: str, stride: int, pool: bool) -> None:
         super().__init__()
-        self.conv = conv(cin, cout, 3, 1, None, ref)
+        k = 7 if kind == "imagenet" else 3
+        self.conv = conv(cin, cout, k, stride, None, ref)
         self.norm = group_norm(cout, ref)
+        self.pool = pool
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.relu(self.norm(self.conv(x)))
+        h = torch.relu(self.norm(self.conv(x)))
+        return nn.functional.max_pool2d(h, 3, 2, 1) if self.pool else h
 
 
 class BasicBlock(nn.Module):
@@ -68,6 +90,30 @@ class BasicBlock(nn.Module):
         return torch.relu(y + self.shortcut(h))
 
 
+class Bottleneck(nn.Module):
+    """1×1 (cin → a) + 3×3 stride s (a → m) + 1×1 (m → cout); torchvision's v1.5 placement of the stride."""
+
+    def __init__(self, cin: int, a: int, m: int, cout: int, stride: int, refs: tuple[AxisRef | None, ...],
+                 projection: bool) -> None:
+        super().__init__()
+        in_ref, a_ref, m_ref, out_ref = refs
+        self.conv1 = conv(cin, a, 1, 1, in_ref, a_ref)
+        self.norm1 = group_norm(a, a_ref)
+        self.conv2 = conv(a, m, 3, stride, a_ref, m_ref)
+        self.norm2 = group_norm(m, m_ref)
+        self.conv3 = conv(m, cout, 1, 1, m_ref, out_ref)
+        self.norm3 = group_norm(cout, out_ref)
+        self.shortcut: nn.Module = nn.Identity()
+        if projection:
+            self.shortcut = nn.Sequential(conv(cin, cout, 1, stride, in_ref, out_ref), group_norm(cout, out_ref))
+
+    def forward(self, h: Tensor) -> Tensor:
+        y = torch.relu(self.norm1(self.conv1(h)))
+        y = torch.relu(self.norm2(self.conv2(y)))
+        y = self.norm3(self.conv3(y))
+        return torch.relu(y + self.shortcut(h))
+
+
 def stage_layout(blocks: int | tuple[int, ...]) -> tuple[int, ...]:
     """Blocks per stage: a list is taken as is; an integer n is spread over min(4, n) stages, the
     earlier stages taking the remainder (8 -> 2,2,2,2 as ResNet-18; 3 -> 1,1,1)."""
@@ -78,6 +124,25 @@ def stage_layout(blocks: int | tuple[int, ...]) -> tuple[int, ...]:
     return tuple(base + (1 if s < extra else 0) for s in range(stages))
 
 
+def _stem(params: dict[str, Any], cin: int, size: int, sc: Scaler, prune_stream: bool,
+          stage0: tuple[int, AxisRef | None]) -> tuple[Stem, int, AxisRef | None, int]:
+    """The stem, its output channels and axis, and the spatial size after it."""
+    kind = params["stem"]
+    width = params["width"]
+    if params["block_type"] == "basic":
+        c, ref = stage0  # the stem writes stage 0's residual stream directly
+    elif prune_stream:
+        c, ref = sc.units("stem.channels", width), AxisRef("stem.channels")
+    else:
+        c, ref = width, None
+    # the imagenet stem halves the map twice (conv, then max-pool), each only while it is >= 4 pixels
+    stride = 2 if kind == "imagenet" and size >= 4 else 1
+    size = (size + 1) // 2 if stride == 2 else size
+    pool = kind == "imagenet" and size >= 4
+    size = (size + 1) // 2 if pool else size
+    return Stem(cin, c, ref, kind, stride, pool), c, ref, size
+
+
 def build_resnet(params: dict[str, Any], num_classes: int, input_shape: tuple[int, ...],
                  width_ratio: float, depth: int | None, prune_stream: bool) -> BlockModel:
     if len(input_shape) != 3:
@@ -86,28 +151,35 @@ def build_resnet(params: dict[str, Any], num_classes: int, input_shape: tuple[in
     layout = stage_layout(params["blocks"])
     total = sum(layout)
     keep = total if depth is None else depth
+    bottleneck = params["block_type"] == "bottleneck"
+    expansion = BOTTLENECK_EXPANSION if bottleneck else 1
     sc = Scaler(width_ratio)
 
     def stream(s: int) -> tuple[int, AxisRef | None]:
-        full = params["width"] * 2 ** min(s, 3)
+        full = params["width"] * 2 ** min(s, 3) * expansion
         if not prune_stream:
             return full, None
         return sc.units(f"stage{s}.channels", full), AxisRef(f"stage{s}.channels")
 
-    c0, r0 = stream(0)
-    stem = Stem(cin, c0, r0)
+    stem, c_prev, r_prev, size = _stem(params, cin, height, sc, prune_stream, stream(0))
     blocks: list[nn.Module] = []
     exits: list[nn.Module] = []
-    c_prev, r_prev, size, b = c0, r0, height, 0
+    b = 0
     for s, n in enumerate(layout):
         c_out, r_out = stream(s)
+        inner = params["width"] * 2 ** min(s, 3)
         for i in range(n):
             stride = 2 if (s > 0 and i == 0 and size >= 4) else 1
-            mid_axis = f"block{b}.channels"
-            mid = sc.units(mid_axis, params["width"] * 2 ** min(s, 3))
+            a_ref = AxisRef(f"block{b}.channels")
+            a = sc.units(a_ref.axis, inner)
+            m_ref = AxisRef(f"block{b}.mid") if bottleneck else None
+            m = sc.units(m_ref.axis, inner) if m_ref else 0
             if b < keep:
                 proj = stride != 1 or r_prev != r_out or c_prev != c_out
-                blocks.append(BasicBlock(c_prev, mid, c_out, stride, r_prev, AxisRef(mid_axis), r_out, proj))
+                if bottleneck:
+                    blocks.append(Bottleneck(c_prev, a, m, c_out, stride, (r_prev, a_ref, m_ref, r_out), proj))
+                else:
+                    blocks.append(BasicBlock(c_prev, a, c_out, stride, r_prev, a_ref, r_out, proj))
                 exits.append(PoolExit(c_out, num_classes, r_out))
             size = (size + 1) // 2 if stride == 2 else size
             c_prev, r_prev, b = c_out, r_out, b + 1
