@@ -27,7 +27,7 @@ from simulator.learning.distill import DISTILL_MODES, exit_losses
 from simulator.learning.pruning import magnitude_masks
 from simulator.learning.submodel import SubmodelPlan, param_block
 
-ModelFactory = Callable[[int, float], nn.Module]  # (depth, width_ratio) -> BlockModel
+ModelFactory = Callable[[int | None, float], nn.Module]  # (depth or None = all, width_ratio) -> BlockModel
 OPTIMIZERS = ("sgd", "adam")
 
 
@@ -42,7 +42,7 @@ class TrainingSettings:
     weight_decay: float = 0.0
     distill_weight: float = 0.0
     distill_temperature: float = 2.0
-    distill_mode: str = "off"      # "off" | "deepest" | "mutual"
+    distill_mode: str = "off"      # "off" | "deepest" | "mutual" | "global"
     importance_batches: int = 0    # batches used for Taylor importance (0 = not computed)
 
     def __post_init__(self) -> None:
@@ -66,6 +66,7 @@ class TrainJob:
     shard: int                # client data shard index (the worker holds the dataset)
     local_steps: int
     settings: TrainingSettings
+    teacher: dict[str, Tensor] | None = None  # "global" distillation: the full global state of the base version
 
 
 @dataclass
@@ -189,6 +190,18 @@ def taylor_importance(model: nn.Module, plan: SubmodelPlan, batches: list[tuple[
     return {a: (t / len(batches)).to(torch.float32) for a, t in totals.items()}
 
 
+def _teacher_model(job: TrainJob, model_factory: ModelFactory) -> nn.Module | None:
+    """The whole global model of the job's base version, for ``global`` distillation (else None)."""
+    if job.teacher is None or job.settings.distill_mode != "global" or job.settings.distill_weight <= 0:
+        return None
+    teacher = model_factory(None, 1.0)
+    teacher.load_state_dict(job.teacher, strict=True)
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
 def run_job(job: TrainJob, x: Tensor, y: Tensor, model_factory: ModelFactory) -> TrainResult:
     """Train the job's submodel on the shard ``(x, y)``; same job -> bitwise the same result."""
     plan, s = job.plan, job.settings
@@ -210,6 +223,7 @@ def run_job(job: TrainJob, x: Tensor, y: Tensor, model_factory: ModelFactory) ->
                     named[n].mul_(m)
 
         apply_masks()
+        teacher = _teacher_model(job, model_factory)
         gen = torch.Generator().manual_seed(int(job.seed))
         sampler = BatchSampler(len(y), s.batch_size, gen)
         opt = _optimizer(trainable, s) if trainable else None
@@ -218,8 +232,12 @@ def run_job(job: TrainJob, x: Tensor, y: Tensor, model_factory: ModelFactory) ->
         for _ in range(job.local_steps):
             idx = sampler.next()
             xb, yb = x[idx], y[idx]
+            soft = None
+            if teacher is not None:  # the global model's deepest exit, forward only
+                with torch.no_grad():
+                    soft = teacher(xb)[-1]
             loss, ce, kd = exit_losses(forward_trainable(model, xb, plan), yb, s.distill_mode,
-                                       s.distill_weight, s.distill_temperature)
+                                       s.distill_weight, s.distill_temperature, soft)
             if opt is not None:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
