@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """Reproduce the Co-S²P paper's comparison with fleetsim and rewrite docs/results.md from scratch.
 
-Runs three sweep files — Co-S²P against every baseline preset on the reconstructed 16-Jetson
-testbed for an image task and a sequence task, and Co-S²P's ablations (image task) — over their
-seeds (0, 1, 2), every run for real (PyTorch training of the proxy model), in a process pool of
-``--jobs`` workers with one torch thread each. Run folders go to ``reports/paper/<sweep>/<variant>/``
-(git-ignored; wiped first unless ``--reuse``). Then the page is written from those folders only.
+Runs the sweep files below — Co-S²P against every baseline preset on the reconstructed 16-Jetson
+testbed for an image task under two proxies and a sequence task, Co-S²P's ablations and its
+knowledge-transfer modes (image task) — over their seeds (0 … 4), every run for real (PyTorch
+training of the proxy model), in a process pool of ``--jobs`` workers with one torch thread each. Run
+folders go to ``reports/paper/<sweep>/<variant>/`` (git-ignored; wiped first unless ``--reuse``). Then
+the page is written from those folders only: per method mean ± std, seed-paired differences with 95 %
+intervals, the ablations' verdicts, and Kendall's τ of the methods' ranks across proxies and tasks.
 
-    python scripts/reproduce_paper.py                  # everything, 15–25 minutes on 2 busy cores
+    python scripts/reproduce_paper.py --quick          # 2 seeds, ¼ budget: a look, plus the full run's estimate
+    python scripts/reproduce_paper.py                  # everything (the estimate --quick prints)
     python scripts/reproduce_paper.py --reuse          # rebuild the page from reports/paper/ only
-    python scripts/reproduce_paper.py --seeds 0 --sweeps paper_comparison --page /tmp/r.md   # a quick look
+    python scripts/reproduce_paper.py --seeds 0 --sweeps paper_comparison --page /tmp/r.md   # one sweep, one seed
 """
 
 from __future__ import annotations
@@ -34,12 +37,18 @@ from paper_metrics import aggregate, run_metrics  # noqa: E402
 
 # sweep file stem -> (task label, target accuracy for "time to target")
 SWEEPS: dict[str, tuple[str, float]] = {
-    "paper_comparison": ("image", 0.80),
-    "paper_comparison_sequence": ("sequence", 0.65),
-    "paper_ablations": ("ablations (image)", 0.80),
+    "paper_comparison": ("image (vit-b-proxy)", 0.50),
+    "paper_comparison_cnn": ("image (cnn-tiny proxy)", 0.50),
+    "paper_comparison_sequence": ("sequence (bert-base-proxy)", 0.50),
+    "paper_ablations": ("ablations (image)", 0.50),
+    "paper_distillation": ("distillation (image)", 0.50),
 }
+# sweeps whose default is the image comparison's co-s2p (the very same scenario and seeds): label it gets
+REUSE_DEFAULT = {"paper_ablations": "abl-default", "paper_distillation": "kd-deepest"}
 # rough host cost of one run (relative), so the pool starts with the longest and ends evenly
-_COST = {"fedasync": 3.0, "co-s2p": 2.5, "fedbuff": 2.5, "timelyfl": 1.5}
+_COST = {"fedasync": 3.0, "co-s2p": 2.5, "fedbuff": 2.5, "fedbuff-fit": 2.5, "timelyfl": 1.5}
+QUICK_SEEDS = (0, 1)
+QUICK_BUDGET = 0.25
 
 
 @dataclass
@@ -54,8 +63,9 @@ class Planned:
     cost: float
 
 
-def plan(sweeps: list[str], seeds: list[int] | None, out: Path) -> list[Planned]:
-    """Every variant of the chosen sweep files, validated by simulator.sweep.expand."""
+def plan(sweeps: list[str], seeds: list[int] | None, out: Path, budget_scale: float = 1.0) -> list[Planned]:
+    """Every variant of the chosen sweep files, validated by simulator.sweep.expand; `budget_scale`
+    shortens every run's simulated budget (``--quick``)."""
     from simulator.sweep import expand, load_sweep
 
     planned = []
@@ -66,9 +76,31 @@ def plan(sweeps: list[str], seeds: list[int] | None, out: Path) -> list[Planned]
             algorithm = v.scenario["algorithm"]["name"]
             label = v.values.get("name", algorithm)
             seq = 2.0 if "sequence" in stem else 1.0
-            planned.append(Planned(stem, v.name, label, v.seed, v.scenario, out / stem / v.name,
-                                   float(v.scenario["stop"]["sim_time_s"]), _COST.get(algorithm, 1.0) * seq))
+            budget = float(v.scenario["stop"]["sim_time_s"]) * budget_scale
+            v.scenario["stop"]["sim_time_s"] = budget
+            planned.append(Planned(stem, v.name, label, v.seed, v.scenario, out / stem / v.name, budget,
+                                   _COST.get(algorithm, 1.0) * seq))
     return planned
+
+
+def estimate_full_s(measured: list[Planned], timings: dict[str, tuple[float, str | None]], sweeps: list[str],
+                    jobs: int) -> tuple[float, int]:
+    """Host seconds the full run (the sweep files' own seeds and budgets) would take on `jobs` workers,
+    from the host seconds per simulated second each (sweep, variant) took here, averaged over seeds;
+    variants not measured count at the mean rate of their sweep. Returns (seconds, full run count)."""
+    rates: dict[tuple[str, str], list[float]] = {}
+    for p in measured:
+        host_s, error = timings.get(str(p.run_dir), (0.0, "not run"))
+        if error is None and p.budget_s > 0:
+            rates.setdefault((p.sweep, p.label), []).append(host_s / p.budget_s)
+    full = plan(sweeps, None, Path("/nonexistent"))
+    total = 0.0
+    for p in full:
+        own = rates.get((p.sweep, p.label))
+        pool = own or [r for (s, _), rs in rates.items() if s == p.sweep for r in rs] or \
+            [r for rs in rates.values() for r in rs]
+        total += (sum(pool) / len(pool) if pool else 0.0) * p.budget_s
+    return total / max(1, jobs), len(full)
 
 
 def _run_one(scenario: dict[str, Any], run_dir: str) -> tuple[float, str | None]:
@@ -121,9 +153,10 @@ def collect(planned: list[Planned]) -> dict[str, dict[str, Any]]:
         row["label"] = p.label
         entry["rows"].append(row)
     # the ablations' reference is the comparison's co-s2p: the very same scenario and seeds
-    if "paper_ablations" in by_sweep and "paper_comparison" in by_sweep:
-        default = [dict(r, label="abl-default") for r in by_sweep["paper_comparison"]["rows"] if r["label"] == "co-s2p"]
-        by_sweep["paper_ablations"]["rows"][:0] = default
+    for stem, label in REUSE_DEFAULT.items():
+        if stem in by_sweep and "paper_comparison" in by_sweep:
+            default = [dict(r, label=label) for r in by_sweep["paper_comparison"]["rows"] if r["label"] == "co-s2p"]
+            by_sweep[stem]["rows"][:0] = default
     for entry in by_sweep.values():
         entry["agg"] = aggregate(entry["rows"], "label") if entry["rows"] else None
     return by_sweep
@@ -146,9 +179,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "paper")
     parser.add_argument("--page", type=Path, default=ROOT / "docs" / "results.md")
     parser.add_argument("--reuse", action="store_true", help="do not run; rebuild the page from the run folders")
+    parser.add_argument("--quick", action="store_true", help=(
+        f"seeds {', '.join(map(str, QUICK_SEEDS))} at {QUICK_BUDGET:g} of every budget, page to reports/paper/quick.md; "
+        "prints the full run's estimated time"))
     args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds = args.seeds or list(QUICK_SEEDS)
+        if args.page == ROOT / "docs" / "results.md":
+            args.page = args.out / "quick.md"
+        if "paper_comparison" not in args.sweeps:
+            args.sweeps = ["paper_comparison", *args.sweeps]
     start = time.perf_counter()
-    planned = plan(args.sweeps, args.seeds, args.out)
+    planned = plan(args.sweeps, args.seeds, args.out, QUICK_BUDGET if args.quick else 1.0)
     print(f"{len(planned)} runs planned in {len(args.sweeps)} sweeps, {args.jobs} workers", flush=True)
     timings: dict[str, tuple[float, str | None]] = {}
     if not args.reuse:
@@ -157,12 +199,19 @@ def main(argv: list[str] | None = None) -> int:
         timings = execute(planned, args.jobs)
     results = collect(planned)
     elapsed_s = time.perf_counter() - start
+    estimate = None
+    if timings:
+        full_s, full_runs = estimate_full_s(planned, timings, args.sweeps, args.jobs)
+        estimate = (f"the full run ({full_runs} runs, the sweep files' seeds and budgets) is estimated at "
+                    f"{full_s / 3600:.1f} h on {args.jobs} workers, from the host time per simulated second measured "
+                    f"in this run")
+        print(estimate, flush=True)
     from paper_page import write_page
 
     command = "python scripts/reproduce_paper.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
     write_page(args.page, results=results, planned=planned, timings=timings, command=command.strip(),
                elapsed_s=elapsed_s, host=host_info(), reused=args.reuse,
-               validation_file=ROOT / "docs" / "cost_model_validation.md")
+               validation_file=ROOT / "docs" / "cost_model_validation.md", estimate=estimate)
     (args.out).mkdir(parents=True, exist_ok=True)
     for stem, entry in results.items():
         if entry["agg"] is not None:
@@ -170,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = [k for k, (_, e) in timings.items() if e]
     print(f"wrote {args.page}; {len(planned) - len(failed)} runs ok, {len(failed)} failed; "
           f"elapsed {elapsed_s / 60:.1f} min", flush=True)
-    print(json.dumps({"elapsed_s": round(elapsed_s, 1), "runs": len(planned), "failed": len(failed)}))
+    print(json.dumps({"elapsed_s": round(elapsed_s, 1), "runs": len(planned), "failed": len(failed),
+                      "estimate": estimate}))
     return 1 if failed else 0
 
 

@@ -211,8 +211,10 @@ def importance_extras(planner: "Planner", budget: DeviceBudget, choice: Submodel
     cost = planner.cost(choice.width_ratio, choice.depth, choice.trainable_from)
     step = costmod.step_work(cost, planner.batch_size, planner.optimizer_kind)
     ratio = _work_s(_importance_work(cost, planner.batch_size), budget) / _work_s(step, budget)
+    peak = costmod.training_memory_bytes(cost, planner.batch_size, "sgd", planner.framework_overhead_bytes)
     return JobExtras(compute_s=batches * choice.step_time_s * ratio,
-                     flops=batches * planner.batch_size * choice.train_flops_per_sample)
+                     flops=batches * planner.batch_size * choice.train_flops_per_sample,
+                     peak_memory_bytes=peak)  # weights, gradients, saved activations: no optimizer state
 
 
 def teacher_extras(planner: "Planner", budget: DeviceBudget, choice: SubmodelChoice, steps: int) -> JobExtras:

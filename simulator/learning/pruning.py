@@ -53,7 +53,7 @@ import torch
 from torch import Tensor
 
 from simulator.errors import InputError
-from simulator.learning.models.base import scaled_units
+from simulator.learning.models.base import AxisRef, scaled_units
 from simulator.learning.submodel import SubmodelPlan, param_block
 
 
@@ -87,6 +87,31 @@ class PruningSettings:
         if not 0.0 <= self.importance_ema < 1.0 or not 0.0 <= self.importance_explore < 1.0:
             raise InputError("importance_ema and importance_explore must be in [0, 1)", field="algorithm.pruning",
                              value=(self.importance_ema, self.importance_explore), accepted="numbers in [0, 1)")
+
+
+# ------------------------------------------------------------------ the smallest sane width
+
+
+MIN_CHANNELS = 4  # channels (or neurons, embedding features) a pruned axis keeps at least; heads: 1
+
+
+def min_width_ratio(width_axes: Mapping[str, int], param_axes: Mapping[str, Sequence[AxisRef | None]],
+                    min_channels: int = MIN_CHANNELS) -> float:
+    """The smallest width ratio that leaves every axis a sane minimum: at least one unit of an axis
+    whose units are groups (attention heads, ``unit_size`` > 1) and at least ``min_channels`` units
+    (or the whole axis, if smaller) of any other: ``r = max over axes of need/size``, so that
+    ``scaled_units(size, r) = ceil(r·size) >= need`` on every axis, with equality on the binding one.
+    0 for a model without axes."""
+    unit_size: dict[str, int] = {}
+    for refs in param_axes.values():
+        for ref in refs:
+            if ref is not None:
+                unit_size[ref.axis] = max(unit_size.get(ref.axis, 1), int(ref.unit_size))
+    ratio = 0.0
+    for axis, size in width_axes.items():
+        need = 1 if unit_size.get(axis, 1) > 1 else min(int(size), int(min_channels))
+        ratio = max(ratio, need / int(size))
+    return min(1.0, ratio)
 
 
 # ------------------------------------------------------------------ importance scores (server side)

@@ -79,3 +79,24 @@ def test_a_device_holding_the_whole_model_distils_from_itself_at_no_extra_cost(t
                                                                                profile_dir: Path) -> None:
     scenario = _scenario(tmp_path, profile_dir, {"name": "fedavg", "distillation": {"mode": "global"}})
     assert _compute_phases(simulator.run(scenario, timing_only=True, force=True)) == [8.0]
+
+
+def test_importance_memory_is_the_training_step_without_optimizer_state() -> None:
+    from simulator.config.algorithm import resolve_algorithm
+    from simulator.config.profiles import load_profile
+    from simulator.config.scenario import AlgorithmSpec
+    from simulator.planning import Planner
+    from simulator.world import device_budget
+
+    algorithm = resolve_algorithm(AlgorithmSpec(name="co-s2p"))
+    vit = ModelSpec(name="vit", preset="vit-b")
+    planner = Planner(vit, 10, (3, 224, 224), 12, 32, "momentum", int(0.3e9), algorithm.pruning)
+    profile = load_profile("jetson-tx2")
+    budget = device_budget(profile, profile.default_power_mode, "vit-vit-b")
+    choice = planner.choose(budget)
+    extra = planner.job_extras(budget, choice, 9, algorithm)
+    cost = planner.cost(choice.width_ratio, choice.depth, choice.trainable_from)
+    assert extra.peak_memory_bytes == costmod.training_memory_bytes(cost, 32, "sgd", int(0.3e9))
+    assert extra.peak_memory_bytes < choice.peak_memory_bytes  # so the job's peak stays the training step's
+    assert 0 < extra.compute_s < 2 * choice.step_time_s  # co-s2p scores 2 batches, each cheaper than a step
+    assert extra.download_bytes == 0  # deepest-exit distillation downloads nothing more
