@@ -260,7 +260,7 @@ def _runs_table(results: dict[str, Any], planned: list[Any], timings: dict[str, 
     rows = []
     for stem, entry in results.items():
         mine = [p for p in planned if p.sweep == stem]
-        host = sum(timings.get(str(p.run_dir), (0.0, None))[0] for p in mine)
+        host = sum(timings.get(str(p.run_dir), (0.0, None, 0.0))[2] for p in mine)  # CPU seconds
         labels = list(dict.fromkeys(p.label for p in mine))
         seeds = sorted({p.seed for p in mine})
         rows.append([f"`scenarios/sweeps/{stem}.yaml`", entry["task"], f"{len(labels)}", ", ".join(map(str, seeds)),
@@ -366,7 +366,7 @@ def write_page(path: Path, *, results: dict[str, Any], planned: list[Any], timin
     lines[summary_at:summary_at] = _summary_table(claim_lines, list(tasks.values()))
     lines += ["## Setup: the paper's and ours", "", SETUP, "", "## What was run", "",
               _runs_table(results, planned, timings), "", BUDGET_NOTE + (f" Here, {estimate}." if estimate else ""), ""]
-    failures = {k: e for k, (_, e) in timings.items() if e}
+    failures = {k: t[1] for k, t in timings.items() if t[1]}
     if failures:
         lines += ["Failed runs:", ""] + [f"- `{k}`: {e}" for k, e in failures.items()] + [""]
     for stem, entry in tasks.items():

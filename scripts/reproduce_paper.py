@@ -83,16 +83,18 @@ def plan(sweeps: list[str], seeds: list[int] | None, out: Path, budget_scale: fl
     return planned
 
 
-def estimate_full_s(measured: list[Planned], timings: dict[str, tuple[float, str | None]], sweeps: list[str],
+def estimate_full_s(measured: list[Planned], timings: dict[str, tuple[float, str | None, float]], sweeps: list[str],
                     jobs: int) -> tuple[float, int]:
-    """Host seconds the full run (the sweep files' own seeds and budgets) would take on `jobs` workers,
-    from the host seconds per simulated second each (sweep, variant) took here, averaged over seeds;
-    variants not measured count at the mean rate of their sweep. Returns (seconds, full run count)."""
+    """Seconds the full run (the sweep files' own seeds and budgets) would take on `jobs` otherwise idle
+    cores, from the CPU seconds per simulated second each (sweep, variant) took here, averaged over
+    seeds; variants not measured count at the mean rate of their sweep (else of everything measured).
+    CPU seconds, not wall seconds: they do not depend on what else the host runs. Returns (seconds,
+    full run count)."""
     rates: dict[tuple[str, str], list[float]] = {}
     for p in measured:
-        host_s, error = timings.get(str(p.run_dir), (0.0, "not run"))
+        _host_s, error, cpu_s = timings.get(str(p.run_dir), (0.0, "not run", 0.0))
         if error is None and p.budget_s > 0:
-            rates.setdefault((p.sweep, p.label), []).append(host_s / p.budget_s)
+            rates.setdefault((p.sweep, p.label), []).append(cpu_s / p.budget_s)
     full = plan(sweeps, None, Path("/nonexistent"))
     total = 0.0
     for p in full:
@@ -103,25 +105,28 @@ def estimate_full_s(measured: list[Planned], timings: dict[str, tuple[float, str
     return total / max(1, jobs), len(full)
 
 
-def _run_one(scenario: dict[str, Any], run_dir: str) -> tuple[float, str | None]:
-    """Worker: one run into its folder, one torch thread; returns (host seconds, error or None)."""
+def _run_one(scenario: dict[str, Any], run_dir: str) -> tuple[float, str | None, float]:
+    """Worker: one run into its folder, one torch thread; returns (host seconds, error or None, CPU
+    seconds of this worker). CPU seconds do not grow with other programs' load on the host, so the
+    full-run estimate is made from them."""
     import torch
 
     torch.set_num_threads(1)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     try:
         from simulator.api import run
 
         run(scenario, out=run_dir, force=True, report=False)
-        return time.perf_counter() - start, None
+        return time.perf_counter() - start, None, time.process_time() - cpu
     except Exception as exc:  # noqa: BLE001 - one failing run is reported on the page, not fatal
-        return time.perf_counter() - start, f"{type(exc).__name__}: {exc}"
+        return time.perf_counter() - start, f"{type(exc).__name__}: {exc}", time.process_time() - cpu
 
 
-def execute(planned: list[Planned], jobs: int) -> dict[str, tuple[float, str | None]]:
-    """Run everything in a spawn process pool, longest first; host seconds and errors per run dir."""
+def execute(planned: list[Planned], jobs: int) -> dict[str, tuple[float, str | None, float]]:
+    """Run everything in a spawn process pool, longest first; host seconds, errors and CPU seconds per
+    run dir."""
     todo = sorted(planned, key=lambda p: -p.cost)
-    done: dict[str, tuple[float, str | None]] = {}
+    done: dict[str, tuple[float, str | None, float]] = {}
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context) as pool:
         pending = {pool.submit(_run_one, p.scenario, str(p.run_dir)): p for p in todo}
@@ -132,9 +137,9 @@ def execute(planned: list[Planned], jobs: int) -> dict[str, tuple[float, str | N
                 try:
                     done[str(p.run_dir)] = future.result()
                 except Exception as exc:  # noqa: BLE001 - the worker died
-                    done[str(p.run_dir)] = (0.0, f"worker failed: {exc}")
-                host_s, error = done[str(p.run_dir)]
-                print(f"[{len(done):3d}/{len(planned)}] {p.sweep}/{p.name}: {host_s:.1f} s"
+                    done[str(p.run_dir)] = (0.0, f"worker failed: {exc}", 0.0)
+                host_s, error, cpu_s = done[str(p.run_dir)]
+                print(f"[{len(done):3d}/{len(planned)}] {p.sweep}/{p.name}: {host_s:.1f} s ({cpu_s:.1f} CPU-s)"
                       + (f"  FAILED {error}" if error else ""), flush=True)
     return done
 
@@ -203,8 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     if timings:
         full_s, full_runs = estimate_full_s(planned, timings, args.sweeps, args.jobs)
         estimate = (f"the full run ({full_runs} runs, the sweep files' seeds and budgets) is estimated at "
-                    f"{full_s / 3600:.1f} h on {args.jobs} workers, from the host time per simulated second measured "
-                    f"in this run")
+                    f"{full_s / 3600:.1f} h on {args.jobs} otherwise idle cores, from the CPU time per simulated "
+                    f"second each variant took in this run")
         print(estimate, flush=True)
     from paper_page import write_page
 
@@ -216,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     for stem, entry in results.items():
         if entry["agg"] is not None:
             entry["agg"].to_csv(args.out / f"{stem}_aggregate.csv", index=False)
-    failed = [k for k, (_, e) in timings.items() if e]
+    failed = [k for k, (_, e, _) in timings.items() if e]
     print(f"wrote {args.page}; {len(planned) - len(failed)} runs ok, {len(failed)} failed; "
           f"elapsed {elapsed_s / 60:.1f} min", flush=True)
     print(json.dumps({"elapsed_s": round(elapsed_s, 1), "runs": len(planned), "failed": len(failed),

@@ -65,7 +65,14 @@ def test_timelyfl_on_the_quickstart_fleet_has_no_oom_and_nanos_train_partially(t
     assert (nano.upload_bytes < full_bytes / 4).all()  # a few output-side blocks go back
     computing = run.events[(run.events.phase == "compute") & (run.events.profile == "jetson-nano-4gb")]
     assert len(computing) > 0
-    # the same fleet under FedAvg-style full training leaves every Nano out of memory
+    # the same fleet under FedBuff's full training leaves every Nano out of memory; fedbuff-fit, the
+    # named baseline with memory-fitted (HeteroFL) submodels, trains them
     scenario["algorithm"] = {"name": "fedbuff"}
     base = simulator.run(scenario, out=tmp_path / "fedbuff", timing_only=True, report=False)
     assert set(base.summary["oom_devices"]) == {f"jetson-nano-4gb#{i}" for i in range(4)}
+    scenario["algorithm"] = {"name": "fedbuff-fit"}
+    fitted = simulator.run(scenario, out=tmp_path / "fedbuff-fit", timing_only=True, report=False)
+    assert fitted.summary["ooms"] == 0
+    nanos = fitted.updates[fitted.updates.profile == "jetson-nano-4gb"]
+    assert (nanos.width_ratio < 1).all() and (nanos.outcome == "accepted").any()
+    assert set(fitted.versions.trigger) == {"buffer"}
