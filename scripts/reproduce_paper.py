@@ -38,7 +38,7 @@ from paper_metrics import aggregate, run_metrics  # noqa: E402
 # sweep file stem -> (task label, target accuracy for "time to target")
 SWEEPS: dict[str, tuple[str, float]] = {
     "paper_comparison": ("image (vit-b-proxy)", 0.50),
-    "paper_comparison_cnn": ("image (cnn-tiny proxy)", 0.50),
+    "paper_comparison_vit_small": ("image (4-block vit-small proxy)", 0.50),
     "paper_comparison_sequence": ("sequence (bert-base-proxy)", 0.50),
     "paper_ablations": ("ablations (image)", 0.50),
     "paper_distillation": ("distillation (image)", 0.50),
@@ -144,6 +144,27 @@ def execute(planned: list[Planned], jobs: int) -> dict[str, tuple[float, str | N
     return done
 
 
+TIMINGS_FILE = "timings.json"
+
+
+def save_timings(out: Path, timings: dict[str, tuple[float, str | None, float]]) -> None:
+    """Merge this run's (wall s, error, CPU s) per run folder into ``<out>/timings.json``, so a page
+    rebuilt with ``--reuse`` (or a later estimate) still knows what each run cost."""
+    path = out / TIMINGS_FILE
+    known = json.loads(path.read_text()) if path.exists() else {}
+    known.update({k: list(v) for k, v in timings.items()})
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(known, indent=0, sort_keys=True))
+
+
+def load_timings(out: Path, planned: list[Planned]) -> dict[str, tuple[float, str | None, float]]:
+    """The stored timings of the planned runs whose folders still hold a summary."""
+    path = out / TIMINGS_FILE
+    known = json.loads(path.read_text()) if path.exists() else {}
+    return {str(p.run_dir): tuple(known[str(p.run_dir)]) for p in planned  # type: ignore[misc]
+            if str(p.run_dir) in known and (p.run_dir / "summary.json").exists()}
+
+
 def collect(planned: list[Planned]) -> dict[str, dict[str, Any]]:
     """Per sweep: metric rows of the runs that finished, their aggregate, budget and target."""
     by_sweep: dict[str, dict[str, Any]] = {}
@@ -192,16 +213,19 @@ def main(argv: list[str] | None = None) -> int:
         args.seeds = args.seeds or list(QUICK_SEEDS)
         if args.page == ROOT / "docs" / "results.md":
             args.page = args.out / "quick.md"
-        if "paper_comparison" not in args.sweeps:
-            args.sweeps = ["paper_comparison", *args.sweeps]
+        if "paper_comparison" not in args.sweeps and any(s in REUSE_DEFAULT for s in args.sweeps):
+            args.sweeps = ["paper_comparison", *args.sweeps]  # the ablations' default runs
     start = time.perf_counter()
     planned = plan(args.sweeps, args.seeds, args.out, QUICK_BUDGET if args.quick else 1.0)
     print(f"{len(planned)} runs planned in {len(args.sweeps)} sweeps, {args.jobs} workers", flush=True)
-    timings: dict[str, tuple[float, str | None]] = {}
+    timings: dict[str, tuple[float, str | None, float]] = {}
     if not args.reuse:
         for stem in args.sweeps:
             shutil.rmtree(args.out / stem, ignore_errors=True)  # from scratch: no stale run survives
         timings = execute(planned, args.jobs)
+        save_timings(args.out, timings)
+    else:
+        timings = load_timings(args.out, planned)
     results = collect(planned)
     elapsed_s = time.perf_counter() - start
     estimate = None
