@@ -67,3 +67,15 @@ def test_the_full_run_estimate_scales_measured_rates_to_the_full_plan(tmp_path: 
     # rates: 10 or 5 CPU s per 1350 simulated s; the full plan runs 5 seeds of 5400 s each, on 2 cores
     want = (5 * 5400 * 10 / 1350 + 10 * 5400 * 5 / 1350) / 2
     assert seconds == pytest.approx(want)
+
+
+def test_timings_survive_for_a_reused_page(tmp_path: Path) -> None:
+    planned = rp.plan(["paper_distillation"], [0], tmp_path)
+    rp.save_timings(tmp_path, {str(planned[0].run_dir): (12.0, None, 4.5), str(planned[1].run_dir): (3.0, "boom", 1.0)})
+    rp.save_timings(tmp_path, {str(planned[2].run_dir): (7.0, None, 2.0)})  # merged, not replaced
+    for p in planned[:2]:
+        p.run_dir.mkdir(parents=True)
+        (p.run_dir / "summary.json").write_text("{}")
+    loaded = rp.load_timings(tmp_path, planned)
+    # only runs whose folder still holds a summary come back (the third's folder is gone)
+    assert loaded == {str(planned[0].run_dir): (12.0, None, 4.5), str(planned[1].run_dir): (3.0, "boom", 1.0)}
