@@ -41,7 +41,7 @@ def _verdict(wins: list[str], ties: list[str], losses: list[str], adverse: list[
     if total == 0:
         return "**cannot tell**"
     if not wins and not losses:
-        return "**not reproduced** (no difference beyond seed noise)"
+        return "**not reproduced** (no difference shown by the seed-paired 95 % intervals)"
     if not losses and adverse:
         return f"**agrees in part** (worse on average than {_names(adverse)}, within seed noise)"
     if not losses:
@@ -76,8 +76,9 @@ def accuracy_claim(task: str, entry: dict[str, Any]) -> str:
         f"- **{task}** ({entry['budget_s']:.0f} s budget): Co-S²P's accuracy minus the baseline's ranges from "
         f"{worst.acc_pp:+.1f} pp (vs `{worst.baseline}`) to {best.acc_pp:+.1f} pp (vs `{best.baseline}`); paper: "
         f"up to +{PAPER['acc_pp']} pp. By the 95 % interval of the seed-paired difference it beats {_names(wins)}, ties {_names(ties)}, "
-        f"loses to {_names(losses)} → {_verdict(wins, ties, losses, adverse)} (Co-S²P's own seed-std: "
-        f"{100 * me['acc_budget_std']:.1f} pp). Averaged over the last 10 % of the budget "
+        f"loses to {_names(losses)} → {_verdict(wins, ties, losses, adverse)}"
+        + ("" if math.isnan(me["acc_budget_std"]) else f" (Co-S²P's own seed-std: {100 * me['acc_budget_std']:.1f} pp)")
+        + ". Averaged over the last 10 % of the budget "
         f"the difference is {c['acc_tail_pp'].min():+.1f} … {c['acc_tail_pp'].max():+.1f} pp. At half the budget it beats "
         f"{len(half_w)}, ties {len(half_t)} and loses to {len(half_l)} of {len(c)} baselines "
         f"(range {c['acc_half_pp'].min():+.1f} … {c['acc_half_pp'].max():+.1f} pp)."
