@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """Reproduce the Co-S²P paper's comparison with fleetsim and rewrite docs/results.md from scratch.
 
-Runs three sweep files — Co-S²P against every baseline preset on the reconstructed 16-Jetson
-testbed for an image task and a sequence task, and Co-S²P's ablations (image task) — over their
-seeds (0, 1, 2), every run for real (PyTorch training of the proxy model), in a process pool of
-``--jobs`` workers with one torch thread each. Run folders go to ``reports/paper/<sweep>/<variant>/``
-(git-ignored; wiped first unless ``--reuse``). Then the page is written from those folders only.
+Runs the sweep files below — Co-S²P against every baseline preset on the reconstructed 16-Jetson
+testbed for an image task under two proxies and a sequence task, Co-S²P's ablations and its
+knowledge-transfer modes (image task) — over their seeds (0 … 4), every run for real (PyTorch
+training of the proxy model), in a process pool of ``--jobs`` workers with one torch thread each. Run
+folders go to ``reports/paper/<sweep>/<variant>/`` (git-ignored; wiped first unless ``--reuse``). Then
+the page is written from those folders only: per method mean ± std, seed-paired differences with 95 %
+intervals, the ablations' verdicts, and Kendall's τ of the methods' ranks across proxies and tasks.
 
-    python scripts/reproduce_paper.py                  # everything, 15–25 minutes on 2 busy cores
+    python scripts/reproduce_paper.py --quick          # 2 seeds, ¼ budget: a look, plus the full run's estimate
+    python scripts/reproduce_paper.py                  # everything (the estimate --quick prints)
     python scripts/reproduce_paper.py --reuse          # rebuild the page from reports/paper/ only
-    python scripts/reproduce_paper.py --seeds 0 --sweeps paper_comparison --page /tmp/r.md   # a quick look
+    python scripts/reproduce_paper.py --seeds 0 --sweeps paper_comparison --page /tmp/r.md   # one sweep, one seed
 """
 
 from __future__ import annotations
@@ -32,14 +35,21 @@ sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
 from paper_metrics import aggregate, run_metrics  # noqa: E402
 
-# sweep file stem -> (task label, target accuracy for "time to target")
+# sweep file stem -> (task label, target accuracy for "time to target"). Targets: what Co-S²P reaches in
+# the last fifth of the budget with seed 0 (image: 0.53 at 4,500 s, 0.57 at 5,400 s; sequence: 0.38 at 3,600 s)
 SWEEPS: dict[str, tuple[str, float]] = {
-    "paper_comparison": ("image", 0.80),
-    "paper_comparison_sequence": ("sequence", 0.65),
-    "paper_ablations": ("ablations (image)", 0.80),
+    "paper_comparison": ("image (vit-b-proxy)", 0.50),
+    "paper_comparison_vit_small": ("image (4-block vit-small proxy)", 0.50),
+    "paper_comparison_sequence": ("sequence (bert-base-proxy)", 0.40),
+    "paper_ablations": ("ablations (image)", 0.50),
+    "paper_distillation": ("distillation (image)", 0.50),
 }
+# sweeps whose default is the image comparison's co-s2p (the very same scenario and seeds): label it gets
+REUSE_DEFAULT = {"paper_ablations": "abl-default", "paper_distillation": "kd-deepest"}
 # rough host cost of one run (relative), so the pool starts with the longest and ends evenly
-_COST = {"fedasync": 3.0, "co-s2p": 2.5, "fedbuff": 2.5, "timelyfl": 1.5}
+_COST = {"fedasync": 3.0, "co-s2p": 2.5, "fedbuff": 2.5, "fedbuff-fit": 2.5, "timelyfl": 1.5}
+QUICK_SEEDS = (0, 1)
+QUICK_BUDGET = 0.25
 
 
 @dataclass
@@ -54,8 +64,9 @@ class Planned:
     cost: float
 
 
-def plan(sweeps: list[str], seeds: list[int] | None, out: Path) -> list[Planned]:
-    """Every variant of the chosen sweep files, validated by simulator.sweep.expand."""
+def plan(sweeps: list[str], seeds: list[int] | None, out: Path, budget_scale: float = 1.0) -> list[Planned]:
+    """Every variant of the chosen sweep files, validated by simulator.sweep.expand; `budget_scale`
+    shortens every run's simulated budget (``--quick``)."""
     from simulator.sweep import expand, load_sweep
 
     planned = []
@@ -66,30 +77,57 @@ def plan(sweeps: list[str], seeds: list[int] | None, out: Path) -> list[Planned]
             algorithm = v.scenario["algorithm"]["name"]
             label = v.values.get("name", algorithm)
             seq = 2.0 if "sequence" in stem else 1.0
-            planned.append(Planned(stem, v.name, label, v.seed, v.scenario, out / stem / v.name,
-                                   float(v.scenario["stop"]["sim_time_s"]), _COST.get(algorithm, 1.0) * seq))
+            budget = float(v.scenario["stop"]["sim_time_s"]) * budget_scale
+            v.scenario["stop"]["sim_time_s"] = budget
+            planned.append(Planned(stem, v.name, label, v.seed, v.scenario, out / stem / v.name, budget,
+                                   _COST.get(algorithm, 1.0) * seq))
     return planned
 
 
-def _run_one(scenario: dict[str, Any], run_dir: str) -> tuple[float, str | None]:
-    """Worker: one run into its folder, one torch thread; returns (host seconds, error or None)."""
+def estimate_full_s(measured: list[Planned], timings: dict[str, tuple[float, str | None, float]], sweeps: list[str],
+                    jobs: int) -> tuple[float, int]:
+    """Seconds the full run (the sweep files' own seeds and budgets) would take on `jobs` otherwise idle
+    cores, from the CPU seconds per simulated second each (sweep, variant) took here, averaged over
+    seeds; variants not measured count at the mean rate of their sweep (else of everything measured).
+    CPU seconds, not wall seconds: they do not depend on what else the host runs. Returns (seconds,
+    full run count)."""
+    rates: dict[tuple[str, str], list[float]] = {}
+    for p in measured:
+        _host_s, error, cpu_s = timings.get(str(p.run_dir), (0.0, "not run", 0.0))
+        if error is None and p.budget_s > 0:
+            rates.setdefault((p.sweep, p.label), []).append(cpu_s / p.budget_s)
+    full = plan(sweeps, None, Path("/nonexistent"))
+    total = 0.0
+    for p in full:
+        own = rates.get((p.sweep, p.label))
+        pool = own or [r for (s, _), rs in rates.items() if s == p.sweep for r in rs] or \
+            [r for rs in rates.values() for r in rs]
+        total += (sum(pool) / len(pool) if pool else 0.0) * p.budget_s
+    return total / max(1, jobs), len(full)
+
+
+def _run_one(scenario: dict[str, Any], run_dir: str) -> tuple[float, str | None, float]:
+    """Worker: one run into its folder, one torch thread; returns (host seconds, error or None, CPU
+    seconds of this worker). CPU seconds do not grow with other programs' load on the host, so the
+    full-run estimate is made from them."""
     import torch
 
     torch.set_num_threads(1)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     try:
         from simulator.api import run
 
         run(scenario, out=run_dir, force=True, report=False)
-        return time.perf_counter() - start, None
+        return time.perf_counter() - start, None, time.process_time() - cpu
     except Exception as exc:  # noqa: BLE001 - one failing run is reported on the page, not fatal
-        return time.perf_counter() - start, f"{type(exc).__name__}: {exc}"
+        return time.perf_counter() - start, f"{type(exc).__name__}: {exc}", time.process_time() - cpu
 
 
-def execute(planned: list[Planned], jobs: int) -> dict[str, tuple[float, str | None]]:
-    """Run everything in a spawn process pool, longest first; host seconds and errors per run dir."""
+def execute(planned: list[Planned], jobs: int) -> dict[str, tuple[float, str | None, float]]:
+    """Run everything in a spawn process pool, longest first; host seconds, errors and CPU seconds per
+    run dir."""
     todo = sorted(planned, key=lambda p: -p.cost)
-    done: dict[str, tuple[float, str | None]] = {}
+    done: dict[str, tuple[float, str | None, float]] = {}
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context) as pool:
         pending = {pool.submit(_run_one, p.scenario, str(p.run_dir)): p for p in todo}
@@ -100,11 +138,32 @@ def execute(planned: list[Planned], jobs: int) -> dict[str, tuple[float, str | N
                 try:
                     done[str(p.run_dir)] = future.result()
                 except Exception as exc:  # noqa: BLE001 - the worker died
-                    done[str(p.run_dir)] = (0.0, f"worker failed: {exc}")
-                host_s, error = done[str(p.run_dir)]
-                print(f"[{len(done):3d}/{len(planned)}] {p.sweep}/{p.name}: {host_s:.1f} s"
+                    done[str(p.run_dir)] = (0.0, f"worker failed: {exc}", 0.0)
+                host_s, error, cpu_s = done[str(p.run_dir)]
+                print(f"[{len(done):3d}/{len(planned)}] {p.sweep}/{p.name}: {host_s:.1f} s ({cpu_s:.1f} CPU-s)"
                       + (f"  FAILED {error}" if error else ""), flush=True)
     return done
+
+
+TIMINGS_FILE = "timings.json"
+
+
+def save_timings(out: Path, timings: dict[str, tuple[float, str | None, float]]) -> None:
+    """Merge this run's (wall s, error, CPU s) per run folder into ``<out>/timings.json``, so a page
+    rebuilt with ``--reuse`` (or a later estimate) still knows what each run cost."""
+    path = out / TIMINGS_FILE
+    known = json.loads(path.read_text()) if path.exists() else {}
+    known.update({k: list(v) for k, v in timings.items()})
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(known, indent=0, sort_keys=True))
+
+
+def load_timings(out: Path, planned: list[Planned]) -> dict[str, tuple[float, str | None, float]]:
+    """The stored timings of the planned runs whose folders still hold a summary."""
+    path = out / TIMINGS_FILE
+    known = json.loads(path.read_text()) if path.exists() else {}
+    return {str(p.run_dir): tuple(known[str(p.run_dir)]) for p in planned  # type: ignore[misc]
+            if str(p.run_dir) in known and (p.run_dir / "summary.json").exists()}
 
 
 def collect(planned: list[Planned]) -> dict[str, dict[str, Any]]:
@@ -121,9 +180,10 @@ def collect(planned: list[Planned]) -> dict[str, dict[str, Any]]:
         row["label"] = p.label
         entry["rows"].append(row)
     # the ablations' reference is the comparison's co-s2p: the very same scenario and seeds
-    if "paper_ablations" in by_sweep and "paper_comparison" in by_sweep:
-        default = [dict(r, label="abl-default") for r in by_sweep["paper_comparison"]["rows"] if r["label"] == "co-s2p"]
-        by_sweep["paper_ablations"]["rows"][:0] = default
+    for stem, label in REUSE_DEFAULT.items():
+        if stem in by_sweep and "paper_comparison" in by_sweep:
+            default = [dict(r, label=label) for r in by_sweep["paper_comparison"]["rows"] if r["label"] == "co-s2p"]
+            by_sweep[stem]["rows"][:0] = default
     for entry in by_sweep.values():
         entry["agg"] = aggregate(entry["rows"], "label") if entry["rows"] else None
     return by_sweep
@@ -146,31 +206,51 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "paper")
     parser.add_argument("--page", type=Path, default=ROOT / "docs" / "results.md")
     parser.add_argument("--reuse", action="store_true", help="do not run; rebuild the page from the run folders")
+    parser.add_argument("--quick", action="store_true", help=(
+        f"seeds {', '.join(map(str, QUICK_SEEDS))} at {QUICK_BUDGET:g} of every budget, page to reports/paper/quick.md; "
+        "prints the full run's estimated time"))
     args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds = args.seeds or list(QUICK_SEEDS)
+        if args.page == ROOT / "docs" / "results.md":
+            args.page = args.out / "quick.md"
+        if "paper_comparison" not in args.sweeps and any(s in REUSE_DEFAULT for s in args.sweeps):
+            args.sweeps = ["paper_comparison", *args.sweeps]  # the ablations' default runs
     start = time.perf_counter()
-    planned = plan(args.sweeps, args.seeds, args.out)
+    planned = plan(args.sweeps, args.seeds, args.out, QUICK_BUDGET if args.quick else 1.0)
     print(f"{len(planned)} runs planned in {len(args.sweeps)} sweeps, {args.jobs} workers", flush=True)
-    timings: dict[str, tuple[float, str | None]] = {}
+    timings: dict[str, tuple[float, str | None, float]] = {}
     if not args.reuse:
         for stem in args.sweeps:
             shutil.rmtree(args.out / stem, ignore_errors=True)  # from scratch: no stale run survives
         timings = execute(planned, args.jobs)
+        save_timings(args.out, timings)
+    else:
+        timings = load_timings(args.out, planned)
     results = collect(planned)
     elapsed_s = time.perf_counter() - start
+    estimate = None
+    if timings:
+        full_s, full_runs = estimate_full_s(planned, timings, args.sweeps, args.jobs)
+        estimate = (f"the full run ({full_runs} runs, the sweep files' seeds and budgets) is estimated at "
+                    f"{full_s / 3600:.1f} h on {args.jobs} otherwise idle cores, from the CPU time per simulated "
+                    f"second each variant took in this run")
+        print(estimate, flush=True)
     from paper_page import write_page
 
     command = "python scripts/reproduce_paper.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
     write_page(args.page, results=results, planned=planned, timings=timings, command=command.strip(),
                elapsed_s=elapsed_s, host=host_info(), reused=args.reuse,
-               validation_file=ROOT / "docs" / "cost_model_validation.md")
+               validation_file=ROOT / "docs" / "cost_model_validation.md", estimate=estimate)
     (args.out).mkdir(parents=True, exist_ok=True)
     for stem, entry in results.items():
         if entry["agg"] is not None:
             entry["agg"].to_csv(args.out / f"{stem}_aggregate.csv", index=False)
-    failed = [k for k, (_, e) in timings.items() if e]
+    failed = [k for k, (_, e, _) in timings.items() if e]
     print(f"wrote {args.page}; {len(planned) - len(failed)} runs ok, {len(failed)} failed; "
           f"elapsed {elapsed_s / 60:.1f} min", flush=True)
-    print(json.dumps({"elapsed_s": round(elapsed_s, 1), "runs": len(planned), "failed": len(failed)}))
+    print(json.dumps({"elapsed_s": round(elapsed_s, 1), "runs": len(planned), "failed": len(failed),
+                      "estimate": estimate}))
     return 1 if failed else 0
 
 

@@ -170,6 +170,7 @@ class Simulation:
         evals: list[tuple[float, int, float]] = []
         stop_event = env.event()
         state = {"stop_reason": "sim_time_s", "time_to_target": None}
+        target_rule = scenario.stop.target_rule()
 
         rolling = self.algorithm.pruning.depth == "rolling"
         budgets = {g: device_budget(p, scenario.fleet[g].power_mode or p.default_power_mode)
@@ -197,10 +198,13 @@ class Simulation:
                 affordable = math.floor(max(0.0, deadline - comm_s) / plan.step_time_s) if plan.step_time_s > 0 else steps
                 steps = max(local_work.min_steps, min(steps, affordable))
             upload_extra = self.workload.importance_bytes(plan.width_ratio) if self.algorithm.pruning.width == "importance" else 0
+            # importance batches and the global-teacher pass run on the device too (planning.JobExtras)
+            extra = self.planner.job_extras(budgets[device.group], plan, steps, self.algorithm)
             fields = (
                 self.workload.samples(device.index), plan.depth, plan.width_ratio, plan.trainable_from, steps,
-                plan.params, plan.model_bytes, plan.upload_bytes + upload_extra, plan.peak_memory_bytes,
-                steps * plan.step_time_s, steps * batch * plan.train_flops_per_sample,
+                plan.params, plan.model_bytes + extra.download_bytes, plan.upload_bytes + upload_extra,
+                max(plan.peak_memory_bytes, extra.peak_memory_bytes),
+                steps * plan.step_time_s + extra.compute_s, steps * batch * plan.train_flops_per_sample + extra.flops,
             )
             if not moving:
                 job_fields[device.index] = fields
@@ -222,10 +226,11 @@ class Simulation:
             eval_rows.append(row)
             recorder.evals.append(*row)
             evals.append((row[0], row[1], row[2]))
-            target = scenario.stop.target_accuracy
-            if target is not None and row[2] >= target and state["time_to_target"] is None:
-                state["time_to_target"] = env.now
-                stop("target_accuracy")
+            if target_rule is not None and state["time_to_target"] is None:
+                reached_s = target_rule.observe(env.now, row[2])  # N consecutive evaluations (stop spec)
+                if reached_s is not None:
+                    state["time_to_target"] = reached_s
+                    stop("target_accuracy")
 
         def stop(reason: str) -> None:
             if not stop_event.triggered:
@@ -307,7 +312,8 @@ class Simulation:
             timing_only=learner is None, devices=devices, wall_s=end_s, versions=server.version, totals=totals,
             staleness=server.staleness_accepted, target_accuracy=scenario.stop.target_accuracy,
             time_to_target_s=state["time_to_target"], final_accuracy=evals[-1][2] if evals else None,
-            stop_reason=state["stop_reason"], extra={**self._summary_extra(devices, plans), "faults": fault_log},
+            stop_reason=state["stop_reason"], extra={**self._summary_extra(devices, plans), "faults": fault_log,
+                                                     "target_rule": target_rule.describe() if target_rule else None},
             complete=not interrupted and failure is None,
             group_plans=self._group_plans(devices, plans),
         )

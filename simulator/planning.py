@@ -1,11 +1,17 @@
 """Choosing each device's submodel: the largest cut of the model that fits its memory (and deadline).
 
 Candidates are the pruning strategy's width ratios × depths (full width/depth only, when the strategy
-does not cut that axis). A candidate *fits* when its training peak memory is within the device's
-usable memory and — when the algorithm asks to fit the deadline — when its local compute finishes
-inside the round's compute budget. Among fitting candidates the one with the most parameters wins
-(deeper on ties). When nothing fits, the smallest candidate is returned with ``fits_memory=False``:
-the device will record an OOM event and never train — honest about models that fit no device.
+does not cut that axis); with depth ``partial`` (TimelyFL) they are the whole model with a frozen
+prefix of 0 … L−1 blocks, i.e. the device trains the last 1 … L blocks (the output side). A candidate
+*fits* when its training peak memory is within the device's usable memory and — when the algorithm
+asks to fit the deadline — when its local compute finishes inside the round's compute budget. Among
+fitting candidates the one that trains the most parameters wins (then the most held, then deeper).
+When nothing fits, the smallest candidate is returned with ``fits_memory=False``: the device will
+record an OOM event and never train — honest about models that fit no device.
+
+:meth:`Planner.job_extras` is the work a job does besides its training steps — the Taylor-importance
+batches of data-aware pruning and the global-teacher pass of ``distillation.mode: global`` — as
+device time, FLOPs, extra download and the memory of that phase; the engine adds it to the job.
 
 Exits: an algorithm that neither prunes depth nor distils between exits only ever uses the deepest
 exit, so its submodels are costed as the single-classifier model (``exits="final"``, what FedAvg
@@ -20,10 +26,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 from simulator import cost as costmod
-from simulator.config.algorithm import DistillationSpec, PruningSpec
+from simulator.config.algorithm import DistillationSpec, PruningSpec, exit_mode  # noqa: F401 - re-exported
 from simulator.config.profiles import (
     DEFAULT_ELEMENTWISE_EFFICIENCY,
     DEFAULT_GEMM_TILE_WIDTH,
@@ -63,11 +69,17 @@ class SubmodelChoice:
     step_time_source: str = "cost model"  # or "measured": the profile's time at exactly this point
 
 
-def exit_mode(pruning: PruningSpec, distillation: DistillationSpec) -> str:
-    """``final`` when no block but the deepest ever needs its classifier (no depth pruning, no
-    distillation between exits), else ``all``."""
-    distils = distillation.mode != "off" and distillation.weight > 0
-    return "all" if pruning.depth != "none" or distils else "final"
+@dataclass(frozen=True)
+class JobExtras:
+    """Work of one job besides its training steps, on the device (added to the job by the engine)."""
+
+    compute_s: float = 0.0
+    flops: float = 0.0
+    download_bytes: int = 0       # beyond the submodel's own bytes
+    peak_memory_bytes: int = 0    # the peak of that extra phase (the job's peak is the larger one)
+
+
+_NO_EXTRAS = JobExtras()
 
 
 class Planner:
@@ -98,9 +110,12 @@ class Planner:
         self.framework_overhead_bytes = framework_overhead_bytes
         self.pruning = pruning
         widths = [1.0] if pruning.width == "none" else list(pruning.width_ratios)
-        depths = [num_blocks] if pruning.depth == "none" else list(range(num_blocks, 0, -1))
-        self.candidates = [(w, d) for w in widths for d in depths]
-        self._cache: dict[tuple, SubmodelChoice] = {}
+        if pruning.depth == "partial":  # TimelyFL: hold everything, train the last L - f blocks
+            self.candidates = [(w, num_blocks, f) for w in widths for f in range(num_blocks)]
+        else:
+            depths = [num_blocks] if pruning.depth == "none" else list(range(num_blocks, 0, -1))
+            self.candidates = [(w, d, 0) for w in widths for d in depths]
+        self._cache: dict[tuple, Any] = {}
 
     def cost(self, width_ratio: float, depth: int, trainable_from: int = 0) -> costmod.ModelCost:
         return costmod.model_cost(self.model, self.num_classes, self.input_shape, width_ratio, depth, trainable_from,
@@ -153,23 +168,107 @@ class Planner:
         self._cache[key] = windows  # type: ignore[assignment]
         return windows
 
+    def job_extras(self, budget: DeviceBudget, choice: SubmodelChoice, steps: int, algorithm: Any) -> JobExtras:
+        """What a job of `choice` with `steps` local steps does besides training, under the resolved
+        `algorithm` (its importance batches and its distillation mode); cached."""
+        batches = algorithm.pruning.importance_batches if algorithm.pruning.width == "importance" else 0
+        teacher = algorithm.distillation.mode == "global"
+        if not batches and not teacher:
+            return _NO_EXTRAS
+        key = ("extras", budget, choice, steps, batches, teacher)
+        if key not in self._cache:
+            a = importance_extras(self, budget, choice, batches)
+            b = teacher_extras(self, budget, choice, steps) if teacher else _NO_EXTRAS
+            self._cache[key] = JobExtras(a.compute_s + b.compute_s, a.flops + b.flops,
+                                         a.download_bytes + b.download_bytes,
+                                         max(a.peak_memory_bytes, b.peak_memory_bytes))
+        return self._cache[key]
+
     def choose(self, budget: DeviceBudget, compute_budget_s: float | None = None, steps: int = 1) -> SubmodelChoice:
         """The best fitting candidate for this device (cached per budget)."""
         fit_time = self.pruning.fit_deadline and compute_budget_s is not None
         key = (budget, compute_budget_s if fit_time else None, steps if fit_time else None)
         if key in self._cache:
             return self._cache[key]
-        options = [self.evaluate(budget, w, d) for w, d in self.candidates]
+        options = [self.evaluate(budget, w, d, f) for w, d, f in self.candidates]
         fitting = [c for c in options if c.fits_memory]
         if fit_time:
             in_time = [c for c in fitting if c.step_time_s * steps <= compute_budget_s]
             fitting = in_time or sorted(fitting, key=lambda c: c.step_time_s)[:1]
-        if fitting:
-            best = max(fitting, key=lambda c: (c.params, c.depth))
+        if fitting:  # upload_bytes = 4 x trained parameters (= params without a frozen prefix)
+            best = max(fitting, key=lambda c: (c.upload_bytes, c.params, c.depth))
         else:
             best = min(options, key=lambda c: c.peak_memory_bytes)
         self._cache[key] = best
         return best
+
+
+def _importance_work(cost: costmod.ModelCost, batch_size: int) -> costmod.StepWork:
+    """One Taylor-importance batch: the training step's forward and backward (same GEMMs, elementwise
+    bytes and ops), gradients written and read once for Σ w·∂L/∂w, weights read for it — but no
+    optimizer update (no update traffic, no optimizer state)."""
+    train = costmod.step_work(cost, batch_size, "sgd")
+    trainable_bytes = costmod.FP32_BYTES * cost.trainable_params
+    return costmod.StepWork(train.gemm_flops_by_width, float(2 * cost.param_bytes + 3 * trainable_bytes),
+                            train.elementwise_bytes, train.ops)
+
+
+def _forward_work(traced: Sequence[Any], batch_size: int) -> costmod.StepWork:
+    """A forward-only pass of every traced part (``cost_trace.TracedPart``: block bodies, exits) on one
+    batch (each part's weights read once)."""
+    gemm: dict[int, float] = {}
+    for t in traced:
+        for width, flops in t.fwd_gemm:
+            gemm[width] = gemm.get(width, 0.0) + flops * batch_size
+    return costmod.StepWork(tuple(sorted(gemm.items())), float(costmod.FP32_BYTES * sum(t.params for t in traced)),
+                            float(sum(t.fwd_elementwise_bytes_per_sample for t in traced) * batch_size),
+                            int(sum(t.fwd_ops for t in traced)))
+
+
+def _work_s(work: costmod.StepWork, budget: DeviceBudget) -> float:
+    return costmod.work_time_terms(
+        work, budget.effective_flops, budget.memory_bandwidth_bytes_per_s, budget.step_overhead_s,
+        elementwise_efficiency=budget.elementwise_efficiency, op_overhead_s=budget.op_overhead_s,
+        gemm_tile_width=budget.gemm_tile_width).total_s
+
+
+def importance_extras(planner: "Planner", budget: DeviceBudget, choice: SubmodelChoice, batches: int) -> JobExtras:
+    """`batches` Taylor-importance batches on the job's submodel. Their time is the step time scaled
+    by the cost model's ratio of an importance batch to a training step (so a profile's measured step
+    times carry over); their memory is the training step's minus the optimizer state, so never the peak."""
+    if batches <= 0:
+        return JobExtras()
+    cost = planner.cost(choice.width_ratio, choice.depth, choice.trainable_from)
+    step = costmod.step_work(cost, planner.batch_size, planner.optimizer_kind)
+    ratio = _work_s(_importance_work(cost, planner.batch_size), budget) / _work_s(step, budget)
+    peak = costmod.training_memory_bytes(cost, planner.batch_size, "sgd", planner.framework_overhead_bytes)
+    return JobExtras(compute_s=batches * choice.step_time_s * ratio,
+                     flops=batches * planner.batch_size * choice.train_flops_per_sample,
+                     peak_memory_bytes=peak)  # weights, gradients, saved activations: no optimizer state
+
+
+def teacher_extras(planner: "Planner", budget: DeviceBudget, choice: SubmodelChoice, steps: int) -> JobExtras:
+    """``distillation.mode: global``: before training, a device that does not hold the whole model
+    runs the downloaded global model forward-only, block by block, on each of its `steps` batches, to
+    get the deepest exit's soft labels. Device time: `steps` forward passes of the full model;
+    download: the full model instead of the submodel (the submodel is sliced from it on the device);
+    memory of that phase: the largest block's weights + one batch of its activations + the framework
+    overhead + the soft labels kept for training (no gradients, no optimizer state)."""
+    if choice.depth == planner.num_blocks and choice.width_ratio >= 1.0:
+        return JobExtras()  # it holds the global model: its own deepest exit teaches (self-distillation)
+    from simulator.cost_trace import trace
+
+    blocks = trace(planner.model.resolved(), planner.num_classes, planner.input_shape, 1.0)
+    teacher = [b.body for b in blocks] + [blocks[-1].exit]  # every block, then the deepest exit only
+    batch = planner.batch_size
+    forward_s = _work_s(_forward_work(teacher, batch), budget)
+    full_bytes = costmod.FP32_BYTES * sum(b.body.params + b.exit.params for b in blocks)  # what is downloaded
+    soft_labels = costmod.FP32_BYTES * steps * batch * planner.num_classes
+    peak = max(costmod.FP32_BYTES * t.params + t.activation_bytes_per_sample * batch for t in teacher)
+    return JobExtras(compute_s=steps * forward_s,
+                     flops=steps * batch * sum(t.fwd_flops_per_sample for t in teacher),
+                     download_bytes=max(0, full_bytes - choice.model_bytes),
+                     peak_memory_bytes=int(math.ceil(peak + soft_labels + planner.framework_overhead_bytes)))
 
 
 def local_steps(num_samples: int, batch_size: int, local_epochs: float | None, fixed_steps: int | None) -> int:

@@ -179,10 +179,48 @@ class Evaluation(Strict):
     batch_size: int = Field(default=512, ge=1, le=MAX_BATCH)
 
 
+class TargetRule:
+    """When the run counts as having reached ``target_accuracy``: the target must hold for
+    ``patience`` consecutive evaluations (1 = the first crossing). The time to target is the time of
+    the FIRST evaluation of that holding run, so a curve that crosses, dips (0.46 → 0.15 → 0.51 was
+    seen) and crosses again is timed from where it stayed up. Pure bookkeeping, no clock of its own."""
+
+    def __init__(self, target: float, patience: int = 1) -> None:
+        self.target = float(target)
+        self.patience = int(patience)
+        self._run_start_s: float | None = None
+        self._run_length = 0
+
+    def observe(self, time_s: float, accuracy: float) -> float | None:
+        """One evaluation; returns the time to target once the rule holds (else None)."""
+        if accuracy >= self.target:
+            if self._run_length == 0:
+                self._run_start_s = float(time_s)
+            self._run_length += 1
+            if self._run_length >= self.patience:
+                return self._run_start_s
+        else:
+            self._run_start_s, self._run_length = None, 0
+        return None
+
+    def describe(self) -> str:
+        if self.patience == 1:
+            return f"accuracy >= {self.target:g} at one evaluation (the first crossing)"
+        return (f"accuracy >= {self.target:g} at {self.patience} consecutive evaluations; "
+                "time to target = the first of them")
+
+
 class Stop(Strict):
     sim_time_s: float | None = Field(default=3600.0, gt=0)
     max_versions: int | None = Field(default=None, ge=1)
     target_accuracy: float | None = Field(default=None, gt=0, le=1)
+    target_patience: int = Field(default=1, ge=1, le=1_000_000, description=(
+        "target_accuracy must hold for this many consecutive evaluations (time to target: the first of "
+        "them); 1 = the first crossing"))
+
+    def target_rule(self) -> TargetRule | None:
+        """A fresh rule for one run (None without a target)."""
+        return None if self.target_accuracy is None else TargetRule(self.target_accuracy, self.target_patience)
 
     @model_validator(mode="after")
     def _some_bound(self) -> "Stop":

@@ -47,6 +47,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "tiny": {"dim": 32, "blocks": 2, "heads": 2, "mlp_ratio": 2.0, "patch_size": 4},
         "small": {"dim": 64, "blocks": 4, "heads": 4, "mlp_ratio": 2.0, "patch_size": 4},
         "vit-b": {"dim": 768, "blocks": 12, "heads": 12, "mlp_ratio": 4.0, "patch_size": 16},
+        # "plan big, train small": ViT-B's family and its 12 blocks at width 32 (8 heads of 4), for
+        # 16×16 inputs (16 patches); depth pruning, rolling windows and distillation act on the same blocks
+        "vit-b-proxy": {"dim": 32, "blocks": 12, "heads": 8, "mlp_ratio": 2.0, "patch_size": 4},
     },
     "text-transformer": {
         "tiny": {"dim": 32, "blocks": 2, "heads": 2, "mlp_ratio": 2.0, "vocab_size": 64, "seq_len": 32},
@@ -54,6 +57,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "bert-base": {
             "dim": 768, "blocks": 12, "heads": 12, "mlp_ratio": 4.0, "vocab_size": 30522, "seq_len": 512,
         },
+        # BERT-base's 12 encoder blocks at width 32 (8 heads of 4), 64-token vocabulary, 16 tokens
+        "bert-base-proxy": {"dim": 32, "blocks": 12, "heads": 8, "mlp_ratio": 2.0, "vocab_size": 64, "seq_len": 16},
     },
     "mobilenet": {
         "tiny": {"arch": "v2", "width_mult": 0.25},
@@ -202,11 +207,13 @@ class ModelSpec(_Spec):
         return self.model_copy(update=self.resolved_params())
 
 
-DATASETS = ("digits", "synthetic-image", "synthetic-sequence", "npz", "folder")
+DATASETS = ("digits", "synthetic-image", "synthetic-sequence", "synthetic-shapes", "synthetic-motifs", "npz", "folder")
 _DATASET_FIELDS: dict[str, tuple[str, ...]] = {
     "digits": ("image_size", "channels"),
     "synthetic-image": ("image_size", "channels", "num_samples", "num_classes", "difficulty"),
     "synthetic-sequence": ("seq_len", "vocab_size", "num_samples", "num_classes", "difficulty"),
+    "synthetic-shapes": ("image_size", "channels", "num_samples", "num_classes", "difficulty", "overlap"),
+    "synthetic-motifs": ("seq_len", "vocab_size", "num_samples", "num_classes", "difficulty", "overlap"),
     "npz": ("path",),
     "folder": ("path", "image_size", "channels"),
 }
@@ -219,18 +226,25 @@ class DatasetSpec(_Spec):
       to ``image_size`` (default 16); ``channels: 3`` tiles the grey image.
     - ``synthetic-image`` / ``synthetic-sequence``: seeded class-conditional data; ``difficulty`` in
       [0, 1] moves from well separated (0) to pure noise (1).
+    - ``synthetic-shapes`` / ``synthetic-motifs``: seeded compositional tasks (an ordered pair of parts
+      above one another / an ordered token pair at a class-specific gap) that need depth and approach
+      their ceiling slowly; ``difficulty`` adds noise, ``overlap`` distractors shared between classes
+      (see simulator.learning.data.structured).
     - ``npz``: a file with arrays ``x`` and ``y`` (and optionally ``x_test``, ``y_test``).
     - ``folder``: one sub-folder per class holding ``.npy`` arrays (or images if Pillow is installed).
     ``test_fraction`` is the server's held-out split.
     """
 
-    name: Literal["digits", "synthetic-image", "synthetic-sequence", "npz", "folder"] = "digits"
+    name: Literal["digits", "synthetic-image", "synthetic-sequence", "synthetic-shapes", "synthetic-motifs", "npz",
+                  "folder"] = "digits"
     path: str | None = Field(None, description="npz file or class folder (npz, folder)")
     image_size: int | None = Field(None, ge=4, le=1024, description="image side in pixels (default 16)")
     channels: int | None = Field(None, ge=1, le=4, description="image channels (default 1)")
     num_samples: int | None = Field(None, ge=2, description="synthetic samples in total (default 2000)")
     num_classes: int | None = Field(None, ge=2, description="synthetic classes (default 10)")
     difficulty: float | None = Field(None, ge=0.0, le=1.0, description="synthetic noise, 0 easy .. 1 noise")
+    overlap: float | None = Field(None, ge=0.0, le=1.0, description=(
+        "synthetic-shapes/-motifs: share of samples carrying another class's parts or tokens (default 0.3)"))
     seq_len: int | None = Field(None, ge=1, description="synthetic-sequence length (default 32)")
     vocab_size: int | None = Field(None, ge=2, description="synthetic-sequence vocabulary (default 64)")
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="held-out share for server evaluation")
@@ -239,7 +253,7 @@ class DatasetSpec(_Spec):
     def _check_fields(self) -> "DatasetSpec":
         allowed = _DATASET_FIELDS[self.name]
         extra = [f for f in ("path", "image_size", "channels", "num_samples", "num_classes", "difficulty",
-                             "seq_len", "vocab_size") if f not in allowed and getattr(self, f) is not None]
+                             "seq_len", "vocab_size", "overlap") if f not in allowed and getattr(self, f) is not None]
         if extra:
             raise _not_applicable(f"dataset {self.name!r}", extra, self, allowed + ("test_fraction",))
         if self.name in ("npz", "folder") and not self.path:
@@ -253,7 +267,7 @@ class DatasetSpec(_Spec):
     def get(self, field: str) -> Any:
         """A field with its documented default applied."""
         defaults = {"image_size": 16, "channels": 1, "num_samples": 2000, "num_classes": 10,
-                    "difficulty": 0.5, "seq_len": 32, "vocab_size": 64}
+                    "difficulty": 0.5, "seq_len": 32, "vocab_size": 64, "overlap": 0.3}
         v = getattr(self, field)
         return defaults.get(field) if v is None else v
 

@@ -10,7 +10,14 @@ student exit without pulling the teacher towards it.
   of blocks a weak device holds reaches the early exits that serve when depth is pruned.
 - ``mutual`` (DepthFL): every exit learns from each other exit, ``1/(K−1) Σ_{j≠b} KL(p_j ‖ p_b)``, the
   form of DepthFL's loss (mean of pairwise KLs rather than KL to an averaged ensemble).
-With one exit there is nothing to transfer and the loss is plain CE.
+- ``global``: knowledge of the blocks a client cannot hold. The teacher is the deepest exit of the
+  GLOBAL model the client downloaded (``teacher`` logits, computed forward-only before the step, see
+  trainer.py), and it teaches every exit the client trains, its deepest one included:
+  ``Σ_b KL(p_global ‖ p_b)``. This is global-model distillation in local training (FedGKD, Yao et
+  al. 2021/2023; the server-model logits of FedGKT, He et al., NeurIPS 2020) aimed at DepthFL's
+  shallow exits. A client that holds the whole model gets no teacher (``teacher=None``) and falls back
+  to ``deepest`` self-distillation, which then carries the same knowledge.
+With one exit and no teacher there is nothing to transfer and the loss is plain CE.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-DISTILL_MODES = ("off", "deepest", "mutual")
+DISTILL_MODES = ("off", "deepest", "mutual", "global")
 
 
 def kd_term(student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
@@ -33,8 +40,9 @@ def kd_term(student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
 
 
 def exit_losses(logits: Sequence[Tensor], y: Tensor, mode: str = "off", weight: float = 0.0,
-                temperature: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
-    """``(total, ce_sum, kd_sum)`` for the exits' logits (shallowest first, last = deepest)."""
+                temperature: float = 1.0, teacher: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """``(total, ce_sum, kd_sum)`` for the exits' logits (shallowest first, last = deepest);
+    `teacher`: the global model's deepest-exit logits for this batch (``global`` mode only)."""
     if mode not in DISTILL_MODES:
         raise ValueError(f"unknown distillation mode {mode!r}; accepted {DISTILL_MODES}")
     if not logits:
@@ -44,8 +52,10 @@ def exit_losses(logits: Sequence[Tensor], y: Tensor, mode: str = "off", weight: 
     ce = torch.stack([F.cross_entropy(z, y) for z in logits]).sum()
     kd = torch.zeros((), dtype=ce.dtype)
     k = len(logits)
-    if mode != "off" and weight > 0 and k > 1:
-        if mode == "deepest":
+    if mode == "global" and teacher is not None and weight > 0:
+        kd = torch.stack([kd_term(z, teacher, temperature) for z in logits]).sum()
+    elif mode != "off" and weight > 0 and k > 1:
+        if mode in ("deepest", "global"):
             teacher = logits[-1]
             kd = torch.stack([kd_term(z, teacher, temperature) for z in logits[:-1]]).sum()
         else:

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from simulator.config.algorithm import exit_mode
 from simulator.config.workload import DatasetSpec, ModelSpec, PartitionSpec
 from simulator.learning.data import label_histograms
 from simulator.learning.executors import Executor, InlineExecutor, JobFuture, WorkerContext, WorkerData
@@ -58,8 +59,10 @@ def settings_from_config(workload: Any, algorithm: Any) -> tuple[TrainingSetting
         batch_size=workload.batch_size, optimizer=opt.name, lr=opt.lr, momentum=opt.momentum,
         weight_decay=opt.weight_decay, distill_weight=dist.weight, distill_temperature=dist.temperature,
         distill_mode=dist.mode, importance_batches=prun.importance_batches if importance else 0,
+        exits=exit_mode(prun, dist),
     )
-    pruning = PruningSettings(width=prun.width, depth=prun.depth, unstructured_sparsity=prun.unstructured_sparsity)
+    pruning = PruningSettings(width=prun.width, depth=prun.depth, unstructured_sparsity=prun.unstructured_sparsity,
+                              importance_scope=prun.importance_scope)
     return training, pruning
 
 
@@ -162,8 +165,17 @@ class Learner:
             raise ValueError(f"job {job_id} started twice")
         sub = extract(job.base, job.plan, self.param_axes)
         train_job = TrainJob(job_id, job.client, self.job_seed(job.client, job_id), job.plan, sub, job.client,
-                             int(local_steps), self.settings)
+                             int(local_steps), self.settings, self._teacher(job))
         job.future = self.executor.submit(train_job)
+
+    def _teacher(self, job: _Job) -> dict[str, Tensor] | None:
+        """``global`` distillation: a client that lacks part of the model (fewer blocks or units) is
+        taught by the whole global model of its base version; one that holds it all is not."""
+        if self.settings.distill_mode != "global" or self.settings.distill_weight <= 0:
+            return None
+        if job.plan.depth == self.num_blocks and job.plan.width_ratio >= 1.0:
+            return None
+        return job.base
 
     def result(self, job_id: int) -> TrainResult:
         """The job's result; waits only if it is not done yet."""
@@ -193,21 +205,30 @@ class Learner:
         ``absolute``: coverage-masked weighted mean of the client models (with `global_weight` g the
         current value joins with weight g: FedAsync mixing). ``delta``: each result is turned into
         its update against the version its job pinned (so stale updates apply as deltas, FedBuff)
-        and ``θ ← θ + Σ w Δ / (g + Σ w)`` per covered element.
+        and ``θ ← θ + Σ w Δ / (g + Σ w)`` per covered element (relative weights). ``damped``: the
+        same updates with absolute staleness damping, ``θ ← θ + η Σ w Δ / Σ n`` per covered element,
+        where n is each result's sample count, w = n·s(τ) the policy's weight and η = `global_weight`
+        (the server learning rate); see :func:`simulator.learning.submodel.merge`.
         """
         subs = []
         for res, plan, w in contributions:
-            if mode == "delta":
+            if mode in ("delta", "damped"):
                 job = self._jobs.get(res.job_id)
                 if job is None:
-                    raise ValueError(f"delta merge needs job {res.job_id}'s base version; it was discarded or merged")
+                    raise ValueError(f"{mode} merge needs job {res.job_id}'s base version; it was discarded or merged")
                 base = extract(job.base, plan, self.param_axes)
                 subs.append((subtract(res.state, base), plan, w))
             else:
                 subs.append((res.state, plan, w))
-        new_state, coverage = merge(self._state, subs, self.param_axes, self.num_blocks, mode=mode,
-                                    base_weight=global_weight)
-        self.pruner.observe([(res.importance, plan, w) for res, plan, w in contributions])
+        if mode == "damped":
+            new_state, coverage = merge(self._state, subs, self.param_axes, self.num_blocks, mode=mode,
+                                        norm_weights=[float(res.num_samples) for res, _, _ in contributions],
+                                        server_lr=global_weight)
+        else:
+            new_state, coverage = merge(self._state, subs, self.param_axes, self.num_blocks, mode=mode,
+                                        base_weight=global_weight)
+        self.pruner.observe([(self._jobs[res.job_id].client if res.job_id in self._jobs else -1,
+                              res.importance, plan, w) for res, plan, w in contributions])
         self._state = new_state
         self.version += 1
         for res, _, _ in contributions:
@@ -263,13 +284,13 @@ class Learner:
             result = self.result(job_id) if job.future is not None else job.result
             jobs[job_id] = {"client": job.client, "plan": job.plan, "base": job.base,
                             "base_version": job.base_version, "result": result, "extra": job.extra}
-        return {"state": self._state, "version": self.version, "jobs": jobs, "tracker": self.pruner.tracker}
+        return {"state": self._state, "version": self.version, "jobs": jobs, "tracker": self.pruner.state()}
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         """Continue from a :meth:`snapshot` (of a learner built from the same specs and seed)."""
         self._state = snapshot["state"]
         self.version = int(snapshot["version"])
-        self.pruner.tracker = snapshot["tracker"]
+        self.pruner.load_state(snapshot["tracker"])
         self._jobs = {
             int(job_id): _Job(j["client"], j["plan"], j["base"], j["base_version"], None, j["result"], j["extra"])
             for job_id, j in snapshot["jobs"].items()

@@ -8,10 +8,13 @@ Width (unit choice per axis, registry ``WIDTH_STRATEGIES``):
   rolling counter (the job index the engine passes); over ``size`` consecutive counters every unit is
   kept equally often.
 - ``importance`` (Co-S²P's data-distribution-aware pruning): clients report a first-order Taylor score
-  per unit, ``I_u = |Σ_{w∈u} w·∂L/∂w|`` averaged over a few local batches, with their update. The
-  server aggregates the reports of one merge weighted by the merge weights (∝ samples × staleness
-  factor, so the scores follow the fleet's data distribution), and keeps an exponential moving
-  average per unit: ``s ← β·s + (1−β)·I`` (first report: ``s ← I``). A plan keeps the
+  per unit, ``I_u = |Σ_{w∈u} w·∂L/∂w|`` averaged over a few batches of their OWN shard, with their
+  update. With ``importance_scope: client`` (the default) each client's mask comes from its own
+  reports only: the server keeps one exponential moving average per client and unit,
+  ``s ← β·s + (1−β)·I`` (first report: ``s ← I``), so clients with different label distributions
+  keep different units. With ``importance_scope: fleet`` (the earlier, fleet-wide rule) the reports
+  of one merge are aggregated weighted by the merge weights (∝ samples × staleness factor) into one
+  moving average that serves every client. A plan keeps the
   ``n − n_explore`` highest-scored units, plus ``n_explore = floor(explore · n)`` exploration slots
   given to the other units whose score is oldest (never-scored units first, then lowest index; at
   least one slot while some unit was never scored and ``n >= 2``). Without exploration a unit that was never kept would never be scored and so never kept. Until an axis has any
@@ -29,6 +32,12 @@ Depth (registry ``DEPTH_STRATEGIES``), given the number of blocks ``k`` the devi
   and every block keeps being trained. The plan's depth is therefore ``f + k`` (>= k): the frozen
   prefix costs parameter memory but no training memory, which the cost model must account for.
 
+- ``partial`` (TimelyFL, Zhang et al., CVPR-W 2023, "adaptive partial training"): the device holds
+  and runs the WHOLE model but trains only its last ``k`` blocks, the output side ``[L−k, L)``;
+  blocks ``< L−k`` are frozen (forward only). Backward then stops at block ``L−k``: no gradients,
+  optimizer state or saved activations for the frozen prefix. The planner picks ``k`` to fit memory
+  and the round's deadline.
+
 Unstructured (``unstructured_sparsity > 0``): full-size model, a per-tensor magnitude mask zeroes the
 smallest-magnitude fraction of every >= 2-d trainable weight; the trainer re-applies it after each step.
 It saves no memory, which is the point of the baseline.
@@ -44,8 +53,11 @@ import torch
 from torch import Tensor
 
 from simulator.errors import InputError
-from simulator.learning.models.base import scaled_units
+from simulator.learning.models.base import AxisRef, scaled_units
 from simulator.learning.submodel import SubmodelPlan, param_block
+
+
+IMPORTANCE_SCOPES = ("client", "fleet")
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,7 @@ class PruningSettings:
     unstructured_sparsity: float = 0.0
     importance_ema: float = 0.9       # β: weight of the old score in the moving average
     importance_explore: float = 0.125  # share of an importance plan's units given to exploration
+    importance_scope: str = "client"   # "client": each client ranks by its own scores; "fleet": one ranking
 
     def __post_init__(self) -> None:
         if self.width not in WIDTH_STRATEGIES:
@@ -68,9 +81,37 @@ class PruningSettings:
         if not 0.0 <= self.unstructured_sparsity < 1.0:
             raise InputError("unstructured sparsity must be in [0, 1)", field="algorithm.pruning.unstructured_sparsity",
                              value=self.unstructured_sparsity, accepted="a number in [0, 1)")
+        if self.importance_scope not in IMPORTANCE_SCOPES:
+            raise InputError("unknown importance scope", field="algorithm.pruning.importance_scope",
+                             value=self.importance_scope, accepted=", ".join(IMPORTANCE_SCOPES))
         if not 0.0 <= self.importance_ema < 1.0 or not 0.0 <= self.importance_explore < 1.0:
             raise InputError("importance_ema and importance_explore must be in [0, 1)", field="algorithm.pruning",
                              value=(self.importance_ema, self.importance_explore), accepted="numbers in [0, 1)")
+
+
+# ------------------------------------------------------------------ the smallest sane width
+
+
+MIN_CHANNELS = 4  # channels (or neurons, embedding features) a pruned axis keeps at least; heads: 1
+
+
+def min_width_ratio(width_axes: Mapping[str, int], param_axes: Mapping[str, Sequence[AxisRef | None]],
+                    min_channels: int = MIN_CHANNELS) -> float:
+    """The smallest width ratio that leaves every axis a sane minimum: at least one unit of an axis
+    whose units are groups (attention heads, ``unit_size`` > 1) and at least ``min_channels`` units
+    (or the whole axis, if smaller) of any other: ``r = max over axes of need/size``, so that
+    ``scaled_units(size, r) = ceil(r·size) >= need`` on every axis, with equality on the binding one.
+    0 for a model without axes."""
+    unit_size: dict[str, int] = {}
+    for refs in param_axes.values():
+        for ref in refs:
+            if ref is not None:
+                unit_size[ref.axis] = max(unit_size.get(ref.axis, 1), int(ref.unit_size))
+    ratio = 0.0
+    for axis, size in width_axes.items():
+        need = 1 if unit_size.get(axis, 1) > 1 else min(int(size), int(min_channels))
+        ratio = max(ratio, need / int(size))
+    return min(1.0, ratio)
 
 
 # ------------------------------------------------------------------ importance scores (server side)
@@ -205,7 +246,16 @@ class RollingDepth(DepthStrategy):
         return f + k, f
 
 
-DEPTH_STRATEGIES: dict[str, type[DepthStrategy]] = {"none": FixedDepth, "fixed": FixedDepth, "rolling": RollingDepth}
+class PartialDepth(DepthStrategy):
+    name = "partial"
+
+    def choose(self, k: int, total: int, r: int) -> tuple[int, int]:
+        return total, total - k
+
+
+DEPTH_STRATEGIES: dict[str, type[DepthStrategy]] = {
+    "none": FixedDepth, "fixed": FixedDepth, "rolling": RollingDepth, "partial": PartialDepth,
+}
 
 
 def register_width(name: str, cls: type[WidthStrategy]) -> None:
@@ -220,7 +270,12 @@ def register_depth(name: str, cls: type[DepthStrategy]) -> None:
 
 
 class Pruner:
-    """Builds plans for one run: the width and depth strategies plus the importance state."""
+    """Builds plans for one run: the width and depth strategies plus the importance state.
+
+    ``tracker`` is the fleet-wide moving average (every report, weighted by its merge weight);
+    ``client_trackers[c]`` holds client c's own reports. Which one a plan reads is
+    ``settings.importance_scope``.
+    """
 
     def __init__(self, settings: PruningSettings, width_axes: Mapping[str, int], num_blocks: int) -> None:
         self.settings = settings
@@ -230,10 +285,17 @@ class Pruner:
         self.width: WidthStrategy = cls(settings.importance_explore) if cls is ImportanceWidth else cls()
         self.depth: DepthStrategy = DEPTH_STRATEGIES[settings.depth]()
         self.tracker = ImportanceTracker(width_axes, settings.importance_ema)
+        self.client_trackers: dict[int, ImportanceTracker] = {}
 
     @property
     def wants_importance(self) -> bool:
         return isinstance(self.width, ImportanceWidth)
+
+    def tracker_for(self, client: int) -> ImportanceTracker | None:
+        """The scores a plan for `client` ranks units by (None: this client has reported nothing)."""
+        if self.settings.importance_scope == "fleet":
+            return self.tracker
+        return self.client_trackers.get(int(client))
 
     def plan(self, client: int, job_index: int, depth: int, width_ratio: float,
              trainable_from: int | None = None) -> SubmodelPlan:
@@ -247,15 +309,35 @@ class Pruner:
             full_depth, frozen = self.depth.choose(int(depth), self.num_blocks, int(job_index) + int(client))
         else:
             full_depth, frozen = int(depth), int(trainable_from)
+        tracker = self.tracker_for(client)
         keep = {
-            axis: self.width.choose(axis, size, scaled_units(size, width_ratio), int(job_index), self.tracker)
+            axis: self.width.choose(axis, size, scaled_units(size, width_ratio), int(job_index), tracker)
             for axis, size in self.width_axes.items()
         }
         return SubmodelPlan(full_depth, float(width_ratio), keep, frozen, self.settings.unstructured_sparsity)
 
-    def observe(self, reports: Sequence[tuple[Mapping[str, Tensor] | None, SubmodelPlan, float]]) -> None:
-        if self.wants_importance:
-            self.tracker.update(reports)
+    def observe(self, reports: Sequence[tuple[int, Mapping[str, Tensor] | None, SubmodelPlan, float]]) -> None:
+        """Fold one merge's reports in: ``(client, scores in plan.keep order, plan, merge weight)``."""
+        if not self.wants_importance:
+            return
+        self.tracker.update([(scores, plan, w) for _, scores, plan, w in reports])
+        for client, scores, plan, w in reports:
+            if scores and w > 0 and client >= 0:
+                own = self.client_trackers.get(int(client))
+                if own is None:
+                    own = self.client_trackers[int(client)] = ImportanceTracker(self.width_axes, self.settings.importance_ema)
+                own.update([(scores, plan, 1.0)])  # a client's own reports: equal weight, newest by EMA
+
+    def state(self) -> dict[str, object]:
+        """What a checkpoint keeps of the importance scores."""
+        return {"fleet": self.tracker, "clients": self.client_trackers}
+
+    def load_state(self, state: object) -> None:
+        if isinstance(state, ImportanceTracker):  # a checkpoint from before per-client scores
+            self.tracker, self.client_trackers = state, {}
+            return
+        self.tracker = state["fleet"]  # type: ignore[index]
+        self.client_trackers = dict(state["clients"])  # type: ignore[index]
 
 
 # ------------------------------------------------------------------ unstructured magnitude masks

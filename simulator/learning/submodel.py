@@ -202,7 +202,14 @@ def block_coverage(plans: Iterable[SubmodelPlan], num_blocks: int) -> list[int]:
     return cover
 
 
-MERGE_MODES = ("absolute", "delta")
+MERGE_MODES = ("absolute", "delta", "damped")
+
+
+def _check_weight(value: float, what: str) -> float:
+    value = float(value)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{what} must be finite and >= 0, got {value}")
+    return value
 
 
 def merge(
@@ -213,13 +220,21 @@ def merge(
     *,
     mode: str = "absolute",
     base_weight: float = 0.0,
+    norm_weights: Sequence[float] | None = None,
+    server_lr: float = 1.0,
 ) -> tuple[dict[str, Tensor], list[int]]:
     """Coverage-masked weighted averaging of sub-states into a NEW global state.
 
     ``absolute``: per element k, ``θ_k ← (g·θ_k + Σ_i w_i θ_ik) / (g + Σ_i w_i)`` over the clients i
     whose plan trains k (g = `base_weight`; g = 0 is HeteroFL/FedRolex averaging, g = 1−α with one
     client of weight α is FedAsync mixing). ``delta``: the sub-states are updates Δ_i = θ_i − θ_base_i
-    and ``θ_k ← θ_k + Σ_i w_i Δ_ik / (g + Σ_i w_i)`` (FedBuff; g sets the server learning rate).
+    and ``θ_k ← θ_k + Σ_i w_i Δ_ik / (g + Σ_i w_i)`` (the weights are *relative*: a buffer whose
+    updates are all equally stale is applied at full size). ``damped``: updates again, but the weights
+    act *absolutely*: ``θ_k ← θ_k + η · Σ_i w_i Δ_ik / Σ_i m_i`` with m_i = `norm_weights[i]` (the
+    client's share, e.g. its samples n_i) and w_i = m_i·s(τ_i), both sums over the clients that train
+    k, η = `server_lr`. With equal shares and full models this is FedBuff's server step
+    ``θ ← θ + η · (1/K) Σ_i s(τ_i) Δ_i`` (Nguyen et al., AISTATS 2022, Alg. 1); an element trained by
+    one stale client alone moves by η·s(τ)·Δ, never by the whole Δ.
     Elements no client trains keep their value. Entries of frozen or absent blocks in a sub-state are
     ignored. Clients with weight 0 change nothing and are not counted in the coverage.
 
@@ -228,49 +243,60 @@ def merge(
     """
     if mode not in MERGE_MODES:
         raise ValueError(f"unknown merge mode {mode!r}; accepted {MERGE_MODES}")
-    g = float(base_weight)
-    if not (math.isfinite(g) and g >= 0):
-        raise ValueError(f"base_weight must be finite and >= 0, got {base_weight}")
+    g = _check_weight(base_weight, "base_weight")
+    lr = _check_weight(server_lr, "server_lr")
+    if mode == "damped" and (norm_weights is None or len(norm_weights) != len(contributions)):
+        raise ValueError("damped merges need one norm weight per contribution")
     active = []
-    for sub, plan, w in contributions:
-        w = float(w)
-        if not (math.isfinite(w) and w >= 0):
-            raise ValueError(f"merge weights must be finite and >= 0, got {w}")
+    for i, (sub, plan, w) in enumerate(contributions):
+        w = _check_weight(w, "merge weights")
+        m = _check_weight(norm_weights[i], "norm weights") if mode == "damped" else w
         if w > 0:
-            active.append((sub, plan, w))
-    coverage = block_coverage((p for _, p, _ in active), num_blocks)
+            if mode == "damped" and m <= 0:
+                raise ValueError("a damped contribution with weight > 0 needs a norm weight > 0")
+            active.append((sub, plan, w, m))
+    coverage = block_coverage((p for _, p, _, _ in active), num_blocks)
     new_state: dict[str, Tensor] = {}
     for name, old in global_state.items():
         block = param_block(name)
-        items = [(sub[name], plan, w) for sub, plan, w in active if plan.trains(block) and name in sub]
+        items = [(sub[name], plan, w, m) for sub, plan, w, m in active if plan.trains(block) and name in sub]
         if not items:
             new_state[name] = old
             continue
-        acc = torch.zeros(old.shape, dtype=torch.float64)
-        cnt = torch.zeros(old.shape, dtype=torch.float64)
-        for tensor, plan, w in items:
-            idx = _dim_indices(old.shape, param_axes.get(name), plan)
-            want = tuple(int(n) if i is None else int(i.numel()) for n, i in zip(old.shape, idx))
-            if tuple(tensor.shape) != want:
-                raise ValueError(f"{name}: contribution has shape {tuple(tensor.shape)}, plan implies {want}")
-            values = tensor.detach().to(torch.float64)
-            if all(i is None for i in idx):
-                acc += values * w
-                cnt += w
-            else:
-                flat = _flat_index(old.shape, idx)
-                acc.view(-1).index_add_(0, flat, values.reshape(-1) * w)
-                cnt.view(-1).index_add_(0, flat, torch.full((flat.numel(),), w, dtype=torch.float64))
+        acc, cnt = _accumulate(name, old, items, param_axes)
         base = old.detach().to(torch.float64)
         covered = cnt > 0
         if mode == "absolute":
             merged = torch.where(covered, (acc + g * base) / (cnt + g).clamp_min(1e-300), base)
-        else:
+        elif mode == "delta":
             merged = base + torch.where(covered, acc / (cnt + g).clamp_min(1e-300), torch.zeros_like(base))
+        else:
+            merged = base + torch.where(covered, lr * acc / cnt.clamp_min(1e-300), torch.zeros_like(base))
         if not old.is_floating_point():
             merged = merged.round()
         new_state[name] = merged.to(old.dtype)
     return new_state, coverage
+
+
+def _accumulate(name: str, old: Tensor, items: list[tuple[Tensor, SubmodelPlan, float, float]],
+                param_axes: AxesMap) -> tuple[Tensor, Tensor]:
+    """Per element of `old`: Σ w_i·value_i and Σ m_i over the contributions that hold it (float64)."""
+    acc = torch.zeros(old.shape, dtype=torch.float64)
+    cnt = torch.zeros(old.shape, dtype=torch.float64)
+    for tensor, plan, w, m in items:
+        idx = _dim_indices(old.shape, param_axes.get(name), plan)
+        want = tuple(int(n) if i is None else int(i.numel()) for n, i in zip(old.shape, idx))
+        if tuple(tensor.shape) != want:
+            raise ValueError(f"{name}: contribution has shape {tuple(tensor.shape)}, plan implies {want}")
+        values = tensor.detach().to(torch.float64)
+        if all(i is None for i in idx):
+            acc += values * w
+            cnt += m
+        else:
+            flat = _flat_index(old.shape, idx)
+            acc.view(-1).index_add_(0, flat, values.reshape(-1) * w)
+            cnt.view(-1).index_add_(0, flat, torch.full((flat.numel(),), m, dtype=torch.float64))
+    return acc, cnt
 
 
 def subtract(a: Mapping[str, Tensor], b: Mapping[str, Tensor]) -> dict[str, Tensor]:

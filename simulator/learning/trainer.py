@@ -27,7 +27,7 @@ from simulator.learning.distill import DISTILL_MODES, exit_losses
 from simulator.learning.pruning import magnitude_masks
 from simulator.learning.submodel import SubmodelPlan, param_block
 
-ModelFactory = Callable[[int, float], nn.Module]  # (depth, width_ratio) -> BlockModel
+ModelFactory = Callable[[int | None, float], nn.Module]  # (depth or None = all, width_ratio) -> BlockModel
 OPTIMIZERS = ("sgd", "adam")
 
 
@@ -42,14 +42,17 @@ class TrainingSettings:
     weight_decay: float = 0.0
     distill_weight: float = 0.0
     distill_temperature: float = 2.0
-    distill_mode: str = "off"      # "off" | "deepest" | "mutual"
+    distill_mode: str = "off"      # "off" | "deepest" | "mutual" | "global"
     importance_batches: int = 0    # batches used for Taylor importance (0 = not computed)
+    exits: str = "all"             # "all": every trainable block's exit learns; "final": the deepest only
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; accepted {OPTIMIZERS}")
         if self.distill_mode not in DISTILL_MODES:
             raise ValueError(f"unknown distillation mode {self.distill_mode!r}; accepted {DISTILL_MODES}")
+        if self.exits not in ("all", "final"):
+            raise ValueError(f"unknown exits {self.exits!r}; accepted ('all', 'final')")
         if self.batch_size < 1 or self.importance_batches < 0:
             raise ValueError("batch_size must be >= 1 and importance_batches >= 0")
 
@@ -66,6 +69,7 @@ class TrainJob:
     shard: int                # client data shard index (the worker holds the dataset)
     local_steps: int
     settings: TrainingSettings
+    teacher: dict[str, Tensor] | None = None  # "global" distillation: the full global state of the base version
 
 
 @dataclass
@@ -124,12 +128,21 @@ class BatchSampler:
         return idx
 
 
-def forward_trainable(model: nn.Module, x: Tensor, plan: SubmodelPlan) -> list[Tensor]:
+def forward_trainable(model: nn.Module, x: Tensor, plan: SubmodelPlan, final_only: bool = False) -> list[Tensor]:
     """Logits of the trainable exits; the frozen prefix runs under no_grad (same composition as
-    ``BlockModel.forward``)."""
+    ``BlockModel.forward``). `final_only`: just the deepest exit's (an algorithm without depth pruning
+    or distillation trains one classifier, as the planner costs it: ``TrainingSettings.exits``)."""
     f = plan.trainable_from
-    if f == 0:
+    if f == 0 and not final_only:
         return model(x)
+    if final_only:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and f == 0):
+            h = model.stem(x)
+            for b in range(f):
+                h = model.blocks[b](h)
+        for b in range(f, plan.depth):
+            h = model.blocks[b](h)
+        return [model.exits[plan.depth - 1](h)]
     with torch.no_grad():
         h = model.stem(x)
         for b in range(f):
@@ -147,7 +160,8 @@ def _optimizer(params: list[nn.Parameter], s: TrainingSettings) -> torch.optim.O
     return torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
 
 
-def taylor_importance(model: nn.Module, plan: SubmodelPlan, batches: list[tuple[Tensor, Tensor]]) -> dict[str, Tensor]:
+def taylor_importance(model: nn.Module, plan: SubmodelPlan, batches: list[tuple[Tensor, Tensor]],
+                      final_only: bool = False) -> dict[str, Tensor]:
     """``|Σ_{w∈u} w·∂L/∂w|`` per unit, averaged over `batches` (L = CE summed over trainable exits).
 
     Only axes whose every parameter is trainable are scored (a partly frozen axis would be judged on
@@ -172,7 +186,8 @@ def taylor_importance(model: nn.Module, plan: SubmodelPlan, batches: list[tuple[
     params = [named[n] for n in names]
     totals: dict[str, Tensor] = {}
     for xb, yb in batches:
-        loss = torch.stack([F.cross_entropy(z, yb) for z in forward_trainable(model, xb, plan)]).sum()
+        logits = forward_trainable(model, xb, plan, final_only)
+        loss = torch.stack([F.cross_entropy(z, yb) for z in logits]).sum()
         grads = dict(zip(names, torch.autograd.grad(loss, params, allow_unused=True)))
         for axis, items in refs.items():
             signed: Tensor | None = None
@@ -187,6 +202,18 @@ def taylor_importance(model: nn.Module, plan: SubmodelPlan, batches: list[tuple[
             if signed is not None:
                 totals[axis] = totals.get(axis, 0) + signed.abs()
     return {a: (t / len(batches)).to(torch.float32) for a, t in totals.items()}
+
+
+def _teacher_model(job: TrainJob, model_factory: ModelFactory) -> nn.Module | None:
+    """The whole global model of the job's base version, for ``global`` distillation (else None)."""
+    if job.teacher is None or job.settings.distill_mode != "global" or job.settings.distill_weight <= 0:
+        return None
+    teacher = model_factory(None, 1.0)
+    teacher.load_state_dict(job.teacher, strict=True)
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
 
 
 def run_job(job: TrainJob, x: Tensor, y: Tensor, model_factory: ModelFactory) -> TrainResult:
@@ -210,6 +237,7 @@ def run_job(job: TrainJob, x: Tensor, y: Tensor, model_factory: ModelFactory) ->
                     named[n].mul_(m)
 
         apply_masks()
+        teacher = _teacher_model(job, model_factory)
         gen = torch.Generator().manual_seed(int(job.seed))
         sampler = BatchSampler(len(y), s.batch_size, gen)
         opt = _optimizer(trainable, s) if trainable else None
@@ -218,8 +246,12 @@ def run_job(job: TrainJob, x: Tensor, y: Tensor, model_factory: ModelFactory) ->
         for _ in range(job.local_steps):
             idx = sampler.next()
             xb, yb = x[idx], y[idx]
-            loss, ce, kd = exit_losses(forward_trainable(model, xb, plan), yb, s.distill_mode,
-                                       s.distill_weight, s.distill_temperature)
+            soft = None
+            if teacher is not None:  # the global model's deepest exit, forward only
+                with torch.no_grad():
+                    soft = teacher(xb)[-1]
+            loss, ce, kd = exit_losses(forward_trainable(model, xb, plan, s.exits == "final"), yb, s.distill_mode,
+                                       s.distill_weight, s.distill_temperature, soft)
             if opt is not None:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -232,7 +264,7 @@ def run_job(job: TrainJob, x: Tensor, y: Tensor, model_factory: ModelFactory) ->
         importance = None
         if s.importance_batches > 0:
             batches = [(x[i], y[i]) for i in (sampler.next() for _ in range(s.importance_batches))]
-            importance = taylor_importance(model, plan, batches)
+            importance = taylor_importance(model, plan, batches, s.exits == "final")
         state = {
             name: t.detach().to("cpu", copy=True).contiguous()
             for name, t in model.state_dict().items()

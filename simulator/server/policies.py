@@ -3,11 +3,27 @@
 Each is one small class over the :class:`~simulator.server.policy.ServerView` hooks. Weights follow
 the same rule everywhere: an accepted update counts n_i · s(τ_i) (samples times staleness factor);
 an update staler than ``max_staleness`` is dropped and its device re-synced with the newest version.
+
+How the buffered and semi-asynchronous merges use those weights is ``staleness_mode``:
+
+- ``relative`` (fleetsim's original rule): ``θ ← θ + lr · Σ n s(τ) Δ / Σ n s(τ)`` per covered element.
+  s(τ) only re-weights the updates *within* one merge, so a buffer of uniformly stale updates is
+  applied at full size, and an element only one stale client trains receives that client's whole Δ.
+- ``absolute`` (FedBuff, Nguyen et al., AISTATS 2022, Alg. 1: ``x ← x + η_g · (1/K) Σ_k s(τ_k) Δ_k``,
+  s(τ) = 1/√(1+τ) in their experiments): ``θ ← θ + lr · Σ n s(τ) Δ / Σ n`` per covered element,
+  so staleness damps the step itself; an element trained only by stale clients moves by at most
+  ``lr · max s(τ) · |Δ|``. (The sample shares n and the per-element sums over the clients that
+  train the element are the HeteroFL/FedRolex coverage-masked generalisation of FedBuff's 1/K.)
+
+FedAsync (Xie et al., 2019: ``x ← (1 − α_t) x + α_t x_new``, ``α_t = α · s(t − τ)``) is absolute by
+construction, so the asynchronous policy has no such switch.
 """
 
 from __future__ import annotations
 
 import math
+
+from typing import Literal
 
 from pydantic import Field
 
@@ -28,6 +44,23 @@ def _weigh(
         else:
             kept.append((job, job.num_samples * fn(tau)))
     return kept
+
+
+StalenessMode = Literal["relative", "absolute"]
+_STALENESS_MODE_HELP = ("relative: s(τ) re-weights the updates within one merge (a uniformly stale buffer is "
+                        "applied at full size); absolute: s(τ) damps the step itself, as FedBuff does")
+
+
+def _merge_weighted(server: ServerView, weighted: list[tuple[JobView, float]], trigger: str, server_lr: float,
+                    staleness_mode: str) -> None:
+    """One buffered / semi-async merge of ``(job, n·s(τ))`` pairs under the chosen staleness mode."""
+    if staleness_mode == "absolute":
+        # damped merge: θ + lr · Σ n s Δ / Σ n over the clients that train each element
+        server.aggregate(weighted, trigger, mode="damped", global_weight=server_lr)
+        return
+    total = sum(w for _, w in weighted)
+    # the current model joins the delta mean with weight g: θ + Σ wΔ / (g + Σ w) = θ + lr · mean Δ
+    server.aggregate(weighted, trigger, mode="delta", global_weight=total * (1 - server_lr) / server_lr)
 
 
 # ---------------------------------------------------------------------------- synchronous
@@ -152,6 +185,7 @@ class BufferedParams(PolicyParams):
     buffer_k: int | None = Field(default=None, ge=1, description="default: a quarter of the fleet")
     server_lr: float = Field(default=1.0, gt=0, le=1)
     staleness: StalenessSpec = Field(default_factory=StalenessSpec)
+    staleness_mode: StalenessMode = Field(default="relative", description=_STALENESS_MODE_HELP)
     max_staleness: int | None = Field(default=None, ge=0)
 
 
@@ -173,9 +207,7 @@ class Buffered(AggregationPolicy):
         if len(self._buffer) >= k:
             weighted = _weigh(server, self._buffer, self.params.staleness, self.params.max_staleness)
             if weighted:
-                total = sum(w for _, w in weighted)
-                server.aggregate(weighted, "buffer", mode="delta",
-                                 global_weight=total * (1 - self.params.server_lr) / self.params.server_lr)
+                _merge_weighted(server, weighted, "buffer", self.params.server_lr, self.params.staleness_mode)
             self._buffer = []
         server.dispatch([job.device])
 
@@ -191,9 +223,10 @@ class SemiAsyncParams(PolicyParams):
     k: int | None = Field(default=None, ge=1, description="merge when K updates are in; default: half the fleet")
     deadline_s: float | None = Field(default=None, gt=0, description="…or when the round deadline passes")
     server_lr: float = Field(default=1.0, gt=0, le=1, description=(
-        "server step on the merged update: θ ← θ + lr · Σ s(τ)·n·Δ / Σ s(τ)·n (a small K merges often and "
-        "may need < 1, as FedBuff does)"))
+        "server step on the merged update: θ ← θ + lr · Σ s(τ)·n·Δ / Σ s(τ)·n (relative) or / Σ n (absolute); "
+        "a small K merges often and may need < 1, as FedBuff does"))
     staleness: StalenessSpec = Field(default_factory=StalenessSpec)
+    staleness_mode: StalenessMode = Field(default="relative", description=_STALENESS_MODE_HELP)
     max_staleness: int | None = Field(default=8, ge=0)
 
 
@@ -246,10 +279,7 @@ class SemiAsynchronous(AggregationPolicy):
             self._deadline = None
         weighted = _weigh(server, self._buffer, self.params.staleness, self.params.max_staleness)
         if weighted:
-            total = sum(w for _, w in weighted)
-            # the current model joins the delta mean with weight g: θ + Σ wΔ / (g + Σ w) = θ + lr · mean Δ
-            server.aggregate(weighted, trigger, mode="delta",
-                             global_weight=total * (1 - self.params.server_lr) / self.params.server_lr)
+            _merge_weighted(server, weighted, trigger, self.params.server_lr, self.params.staleness_mode)
         self._buffer = []
         server.dispatch(server.idle_devices())
         self._arm_deadline(server)

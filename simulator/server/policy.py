@@ -69,6 +69,12 @@ class ServerView(Protocol):
     def staleness(self, job: JobView) -> int: ...
 
 
+# How aggregate() combines updates (simulator.learning.submodel.merge does the arithmetic):
+# "absolute" averages the submodels with the current model (weight global_weight), "delta" applies
+# the weighted mean update, "damped" applies Σ w·Δ / Σ samples (FedBuff's absolute staleness damping).
+AGGREGATE_MODES = ("delta", "absolute", "damped")
+
+
 class PolicyCallError(ValueError):
     """A policy called a ServerView method with arguments the server cannot take (an unknown or
     repeated job, a negative or non-finite weight...). The run ends naming the policy and the call."""

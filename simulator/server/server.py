@@ -15,7 +15,7 @@ import numpy as np
 import simpy
 
 from simulator.fleet.device import ClientRound, Device, Job, share_latency_streams
-from simulator.server.policy import AggregationPolicy, JobView, PolicyCallError, policy_label
+from simulator.server.policy import AGGREGATE_MODES, AggregationPolicy, JobView, PolicyCallError, policy_label
 from simulator.trace import TraceRecorder
 
 _NAN = float("nan")
@@ -28,8 +28,8 @@ def _job_text(job: object) -> str:
 
 def _aggregate_problem(weighted: list, waiting: dict[int, Job], mode: object, global_weight: object) -> str:
     """What is wrong with an aggregate() call (the slow path of Server._check_weighted)."""
-    if mode not in ("delta", "absolute"):
-        return f"mode must be 'delta' or 'absolute' (got {mode!r})"
+    if mode not in AGGREGATE_MODES:
+        return f"mode must be one of {', '.join(repr(m) for m in AGGREGATE_MODES)} (got {mode!r})"
     if isinstance(global_weight, bool) or not isinstance(global_weight, (int, float)) or not 0 <= global_weight < _INF:
         return f"global_weight must be a finite number >= 0 (got {global_weight!r})"
     seen: set[int] = set()
@@ -235,7 +235,7 @@ class Server:
                   and (not weights or min(weights) >= 0))
         except (TypeError, ValueError, AttributeError):
             ok = False
-        if ok and mode in ("delta", "absolute") and 0.0 <= global_weight < _INF:
+        if ok and mode in AGGREGATE_MODES and 0.0 <= global_weight < _INF:
             return
         raise self._refused("aggregate()", _aggregate_problem(weighted, self.jobs_waiting, mode, global_weight))
 

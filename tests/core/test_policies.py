@@ -160,3 +160,60 @@ def test_idle_devices_tracked_incrementally_equal_a_full_scan(
     assert len(answers) > 10
     assert "oom" in set(run.updates.outcome) and "lost" in set(run.updates.outcome)
     assert any(0 < len(a) < 7 for a in answers)  # some answers saw devices busy or away
+
+
+class _StaleRecordingServer:
+    """A ServerView stand-in that records what a policy asks the server to merge."""
+
+    def __init__(self, version: int, num_devices: int = 4) -> None:
+        self.version, self.num_devices, self.now = version, num_devices, 0.0
+        self.rng = np.random.default_rng(0)
+        self.merges: list[tuple[list[tuple[int, float]], str, str, float]] = []
+
+    def staleness(self, job) -> int:
+        return self.version - job.base_version
+
+    def aggregate(self, weighted, trigger, *, mode="delta", global_weight=0.0) -> None:
+        self.merges.append(([(j.job_id, w) for j, w in weighted], trigger, mode, global_weight))
+        self.version += 1
+
+    def dispatch(self, devices):
+        return []
+
+    def idle_devices(self):
+        return []
+
+    def drop(self, job, reason):
+        raise AssertionError("nothing is staler than max_staleness here")
+
+    def call_later(self, delay_s, callback):
+        raise AssertionError("no deadline in these tests")
+
+
+@pytest.mark.parametrize("policy", ["semi-async", "buffered"])
+@pytest.mark.parametrize("mode", ["relative", "absolute"])
+def test_staleness_mode_picks_relative_or_absolute_damping(policy: str, mode: str) -> None:
+    from simulator.server.policy import JobView, build_policy
+
+    k_key = "k" if policy == "semi-async" else "buffer_k"
+    p = build_policy({"policy": policy, k_key: 2, "server_lr": 0.5, "staleness_mode": mode,
+                      "staleness": {"fn": "polynomial", "a": 0.5}})
+    server = _StaleRecordingServer(version=5)
+    p.on_arrival(server, JobView(1, 0, base_version=5, num_samples=30, dispatch_s=0.0))
+    p.on_arrival(server, JobView(2, 1, base_version=2, num_samples=50, dispatch_s=0.0))
+    [(weighted, _trigger, merge_mode, g)] = server.merges
+    assert weighted == [(1, 30.0), (2, pytest.approx(50 * 4 ** -0.5))]
+    if mode == "absolute":  # FedBuff: θ + η Σ n s(τ) Δ / Σ n — the learner's damped merge
+        assert (merge_mode, g) == ("damped", 0.5)
+    else:  # θ + Σ w Δ / (g + Σ w) with g = Σw (1 − lr)/lr: lr × the staleness-weighted mean
+        assert merge_mode == "delta" and g == pytest.approx((30 + 25) * 0.5 / 0.5)
+
+
+def test_fedbuff_presets_damp_absolutely_and_default_policies_stay_relative() -> None:
+    from simulator.config.algorithm import resolve_algorithm
+    from simulator.config.scenario import AlgorithmSpec
+
+    for name in ("fedbuff", "fedbuff-fit"):
+        assert resolve_algorithm(AlgorithmSpec(name=name)).aggregation["staleness_mode"] == "absolute"
+    plain = resolve_algorithm(AlgorithmSpec(name="fedavg", aggregation={"policy": "buffered"}))
+    assert plain.aggregation["staleness_mode"] == "relative"

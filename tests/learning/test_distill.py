@@ -79,3 +79,19 @@ def test_kd_of_uniform_teacher_against_confident_student_is_positive():
 def test_unknown_mode_raises():
     with pytest.raises(ValueError):
         exit_losses(logits(6), Y, "sideways", 1.0, 1.0)
+
+
+def test_global_teacher_teaches_every_exit_and_without_one_falls_back_to_deepest():
+    z = logits(7)
+    teacher = logits(8, n=1)[0].detach()
+    t, lam = 2.0, 0.5
+    total, ce, kd = exit_losses(z, Y, "global", lam, t, teacher)
+    want = t * t * sum(kl(teacher, zi.detach(), t) for zi in z)  # the deepest exit is taught too
+    assert float(kd) == pytest.approx(want)
+    assert float(total.detach()) == pytest.approx(float(ce) + lam * want)
+    # a client holding the whole model gets no teacher: self-distillation from its deepest exit
+    assert float(exit_losses(z, Y, "global", lam, t)[2]) == pytest.approx(float(exit_losses(z, Y, "deepest", lam, t)[2]))
+    # one exit is still taught by the global model
+    single = logits(9, n=1)
+    assert float(exit_losses(single, Y, "global", lam, t, teacher)[2]) == pytest.approx(
+        t * t * kl(teacher, single[0].detach(), t))

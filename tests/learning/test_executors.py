@@ -30,6 +30,11 @@ def jobs(data: WorkerData) -> list[TrainJob]:
     for i, (depth, ratio) in enumerate([(3, 1.0), (2, 0.5), (1, 0.25)]):
         plan = pr.plan(i, i, depth, ratio)
         out.append(TrainJob(i, i, 100 + i, plan, extract(full.state_dict(), plan, full.param_axes()), i, 4, settings))
+    # a narrow client taught by the whole global model ("global" distillation): the teacher travels too
+    plan = pr.plan(3, 3, 2, 0.5)
+    taught = TrainingSettings(batch_size=8, distill_mode="global", distill_weight=0.5, importance_batches=1)
+    out.append(TrainJob(3, 3, 103, plan, extract(full.state_dict(), plan, full.param_axes()), 3, 4, taught,
+                        teacher=full.state_dict()))
     return out
 
 

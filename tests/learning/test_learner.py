@@ -98,6 +98,22 @@ def test_delta_merge_applies_a_stale_update_relative_to_its_base():
     assert torch.allclose(lrn.global_state[k], want, atol=1e-7)
 
 
+def test_damped_merge_applies_a_stale_update_scaled_by_its_staleness():
+    """FedBuff's absolute form: θ ← θ + η · n s(τ) Δ / n — the result's own sample count normalises."""
+    lrn = learner()
+    v0 = {k: v.clone() for k, v in lrn.global_state.items()}
+    run_job(lrn, 1, 0)
+    run_job(lrn, 2, 1)
+    res1 = lrn.result(1)
+    lrn.merge_jobs([(2, 1.0)])  # version 1: job 1 is now one version stale
+    v1 = lrn.global_state
+    n, s, eta = lrn.num_samples(0), 2 ** -0.5, 0.5
+    lrn.merge_jobs([(1, n * s)], mode="damped", global_weight=eta)
+    for k in ("blocks.1.conv.weight", "exits.2.fc.bias"):
+        want = (v1[k].double() + eta * s * (res1.state[k] - v0[k]).double()).float()
+        assert torch.allclose(lrn.global_state[k], want, atol=1e-6)
+
+
 def test_fedasync_mixing_with_global_weight():
     lrn = learner()
     run_job(lrn, 1, 0)
@@ -119,6 +135,23 @@ def test_rolling_depth_freezes_a_prefix_and_coverage_skips_it():
     assert lrn.merge_jobs([(1, 1.0)]) == [0, 0, 1]
 
 
+def test_global_distillation_ships_the_global_model_only_to_clients_that_lack_part_of_it():
+    rec = RecordingExecutor()
+    lrn = learner(settings=TrainingSettings(batch_size=16, distill_mode="global", distill_weight=0.5), executor=rec)
+    run_job(lrn, 1, 0, ratio=0.5)        # width-pruned: taught by the whole global model
+    run_job(lrn, 2, 1, depth=2)          # depth-pruned: likewise
+    run_job(lrn, 3, 2)                   # holds everything: its own deepest exit teaches
+    teachers = [job.teacher for job in rec.jobs]
+    assert teachers[0] is lrn.global_state and teachers[1] is lrn.global_state and teachers[2] is None
+    narrow = lrn.result(1)
+    assert narrow.kd_loss > 0
+    # the teacher changes what is learned: the same job without it (self-distillation) differs
+    own = learner(settings=TrainingSettings(batch_size=16, distill_mode="deepest", distill_weight=0.5))
+    run_job(own, 1, 0, ratio=0.5)
+    other = own.result(1)
+    assert any(not torch.equal(narrow.state[k], other.state[k]) for k in narrow.state)
+
+
 def test_job_table_lifecycle():
     lrn = learner()
     run_job(lrn, 1, 0)
@@ -137,8 +170,8 @@ def test_job_table_lifecycle():
     lrn.close()
 
 
-def test_importance_plans_follow_the_reported_scores():
-    lrn = learner(PruningSettings(width="importance", importance_explore=0.0),
+def test_fleet_scope_importance_plans_follow_everyones_scores():
+    lrn = learner(PruningSettings(width="importance", importance_explore=0.0, importance_scope="fleet"),
                   TrainingSettings(batch_size=16, importance_batches=2))
     first = lrn.plan(0, 0, 3, 0.5)
     assert first.keep["block1.channels"] == tuple(range(8))  # no scores yet: static
@@ -147,7 +180,44 @@ def test_importance_plans_follow_the_reported_scores():
     lrn.merge_jobs([(j, 1.0) for j in range(3)])
     scores = lrn.pruner.tracker.score["block1.channels"]
     top = tuple(sorted(torch.argsort(-scores, stable=True)[:8].tolist()))
-    assert lrn.plan(5, 0, 3, 0.5).keep["block1.channels"] == top
+    assert lrn.plan(5, 0, 3, 0.5).keep["block1.channels"] == top  # a client that never reported, too
+
+
+def test_client_scope_importance_plans_follow_the_clients_own_scores():
+    lrn = learner(PruningSettings(width="importance", importance_explore=0.0),
+                  TrainingSettings(batch_size=16, importance_batches=2))
+    for j in range(3):
+        run_job(lrn, j, j)
+    lrn.merge_jobs([(j, 1.0) for j in range(3)])
+    for client in range(3):
+        own = lrn.pruner.client_trackers[client].score["block1.channels"]
+        top = tuple(sorted(torch.argsort(-own, stable=True)[:8].tolist()))
+        assert lrn.plan(client, 1, 3, 0.5).keep["block1.channels"] == top
+    assert lrn.plan(5, 1, 3, 0.5).keep["block1.channels"] == tuple(range(8))  # no reports of its own: static
+
+
+def test_clients_with_disjoint_labels_get_different_masks():
+    """Issue 15: data-aware pruning is per client. One label shard each (digits 0-4 vs 5-9): after
+    one job each, their importance-ranked masks differ, and each follows its own shard's scores."""
+    lrn = learner(PruningSettings(width="importance"), TrainingSettings(batch_size=16, importance_batches=2),
+                  clients=2)
+    y = lrn.data.dataset.y_train
+    lrn.data.parts = [torch.nonzero(y < 5).flatten(), torch.nonzero(y >= 5).flatten()]  # the worker's shards too
+    labels = [set(y[lrn.data.parts[c]].tolist()) for c in range(2)]
+    assert labels == [{0, 1, 2, 3, 4}, {5, 6, 7, 8, 9}]
+    for client in range(2):
+        plan = lrn.plan(client, 0, 3, 0.5)
+        assert all(units == tuple(range(len(units))) for units in plan.keep.values())  # both start static
+        run_job(lrn, client, client, ratio=0.5)
+    lrn.merge_jobs([(0, 1.0), (1, 1.0)])
+    masks = [lrn.plan(client, 1, 3, 0.5).keep for client in range(2)]
+    differ = [axis for axis in masks[0] if masks[0][axis] != masks[1][axis]]
+    assert differ, "per-client importance gave both clients the same units on every axis"
+    for client in range(2):  # each mask is its own tracker's ranking (plus exploration slots)
+        tracker = lrn.pruner.client_trackers[client]
+        for axis in differ:
+            assert masks[client][axis] == lrn.pruner.width.choose(axis, lrn.width_axes[axis], len(masks[client][axis]),
+                                                                   1, tracker)
 
 
 def test_data_views_and_evaluation_shape():

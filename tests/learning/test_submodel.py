@@ -245,3 +245,69 @@ def test_state_bytes_counts_the_sliced_float32_elements():
     frozen = rolling_plan(full, 0.5, 2, 0, trainable_from=1)
     assert state_bytes(state, frozen, axes, trainable_only=True) == 4 * sum(
         v.numel() for k, v in sub.items() if param_block(k) == 1)
+
+
+# ------------------------------------------------------------------ staleness damping (issue 15)
+
+
+def _buffer(state, plans_weights, value=1.0):
+    """Delta contributions of `value` everywhere, one per (plan, n, s): weight n·s, norm weight n."""
+    axes_state = {n: torch.full_like(v, value) for n, v in state.items()}
+    return [(axes_state, plan, n * s) for plan, n, s in plans_weights], [n for _, n, _ in plans_weights]
+
+
+@pytest.mark.parametrize("s", [1.0, 0.5, 1 / 3 ** 0.5])
+def test_a_uniformly_stale_buffer_moves_the_model_less_than_a_fresh_one(s):
+    """Absolute (FedBuff) damping: a buffer of updates all staleness-weighted by s moves the model by
+    η·s·Δ; relative weighting normalises s away and moves it by η·Δ whatever the staleness."""
+    full = model(MLP)
+    state, axes = full.state_dict(), full.param_axes()
+    plan = SubmodelPlan.full(full.width_axes(), 2)
+    contribs, norms = _buffer(state, [(plan, 40.0, s), (plan, 24.0, s), (plan, 64.0, s)], value=2.0)
+    damped, _ = merge(state, contribs, axes, 2, mode="damped", norm_weights=norms, server_lr=0.5)
+    relative, _ = merge(state, contribs, axes, 2, mode="delta")
+    for k in state:
+        assert torch.allclose(damped[k].double() - state[k].double(), torch.full_like(state[k].double(), 0.5 * s * 2.0),
+                              atol=1e-6)
+        assert torch.allclose(relative[k], state[k] + 2.0, atol=1e-6)  # the relative rule's full step
+    fresh, _ = merge(state, _buffer(state, [(plan, 40.0, 1.0)] * 3, 2.0)[0], axes, 2, mode="damped",
+                     norm_weights=[40.0] * 3, server_lr=0.5)
+    k = "blocks.0.fc.weight"
+    if s < 1:
+        assert (damped[k] - state[k]).abs().max() < (fresh[k] - state[k]).abs().min()
+
+
+def test_an_element_covered_only_by_stale_clients_moves_by_at_most_its_staleness_weight():
+    """A fresh narrow client (units 0..15) and a stale full one (s = 0.25): the units only the stale
+    client trains move by exactly η·s·Δ under damping — under relative weighting they took its whole Δ."""
+    full = model(MLP)
+    state, axes = full.state_dict(), full.param_axes()
+    wide = SubmodelPlan.full(full.width_axes(), 2)
+    narrow = rolling_plan(full, 0.5, 2, 0)
+    d_wide = {n: torch.full_like(v, 4.0) for n, v in state.items()}
+    d_narrow = extract({n: torch.full_like(v, 1.0) for n, v in state.items()}, narrow, axes)
+    contribs = [(d_narrow, narrow, 10.0 * 1.0), (d_wide, wide, 30.0 * 0.25)]
+    eta = 0.8
+    damped, _ = merge(state, contribs, axes, 2, mode="damped", norm_weights=[10.0, 30.0], server_lr=eta)
+    relative, _ = merge(state, contribs, axes, 2, mode="delta")
+    k = "blocks.1.fc.weight"  # [32 out, 32 in]: narrow keeps [0:16, 0:16]
+    only_stale = torch.ones(32, 32, dtype=torch.bool)
+    only_stale[:16, :16] = False
+    moved = (damped[k].double() - state[k].double())[only_stale]
+    assert torch.allclose(moved, torch.full_like(moved, eta * 0.25 * 4.0), atol=1e-6)
+    assert torch.allclose((relative[k] - state[k])[only_stale], torch.full_like(moved, 4.0).float(), atol=1e-5)
+    # shared elements: η · (10·1·1 + 30·0.25·4) / (10 + 30)
+    shared = damped[k][:16, :16].double() - state[k][:16, :16].double()
+    assert torch.allclose(shared, torch.full_like(shared, eta * (10.0 + 30.0) / 40.0), atol=1e-6)
+
+
+def test_damped_merges_need_their_norm_weights():
+    full = model(MLP)
+    state, axes = full.state_dict(), full.param_axes()
+    plan = SubmodelPlan.full(full.width_axes(), 2)
+    with pytest.raises(ValueError):
+        merge(state, [(state, plan, 1.0)], axes, 2, mode="damped")
+    with pytest.raises(ValueError):
+        merge(state, [(state, plan, 1.0)], axes, 2, mode="damped", norm_weights=[0.0])
+    with pytest.raises(ValueError):
+        merge(state, [(state, plan, 1.0)], axes, 2, mode="damped", norm_weights=[1.0], server_lr=-1.0)

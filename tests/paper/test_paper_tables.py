@@ -56,6 +56,10 @@ def test_aggregate_mean_std_and_counts() -> None:
 
 
 def _agg_for_claims() -> pd.DataFrame:
+    return pm.aggregate(_rows_for_claims(), "label")
+
+
+def _rows_for_claims() -> list[dict]:
     rows = []
     for seed in (0, 1):
         rows.append(_row(pp.OURS, seed, acc_budget=0.9 + 0.01 * seed, acc_tail=0.9, acc_half=0.8, utilization=0.6,
@@ -64,7 +68,7 @@ def _agg_for_claims() -> pd.DataFrame:
                          mem_demand_gb=5.0, mem_alloc_gb=3.75, time_to_target_s=200.0, oom_devices=4.0))
         rows.append(_row("fast", seed, acc_budget=0.95 + 0.01 * seed, acc_tail=0.95, acc_half=0.9, utilization=0.5,
                          mem_demand_gb=5.0, mem_alloc_gb=5.0, time_to_target_s=math.nan, oom_devices=0.0))
-    return pm.aggregate(rows, "label")
+    return rows
 
 
 def test_claims_ratios_and_relative_changes() -> None:
@@ -80,7 +84,7 @@ def test_claims_ratios_and_relative_changes() -> None:
 
 def test_verdicts_follow_the_numbers(tmp_path: Path) -> None:
     agg = _agg_for_claims()
-    entry = {"task": "image", "agg": agg, "rows": [], "budget_s": 600.0, "target": 0.8, "missing": []}
+    entry = {"task": "image", "agg": agg, "rows": _rows_for_claims(), "budget_s": 600.0, "target": 0.8, "missing": []}
     acc = pp.accuracy_claim("image", entry)
     assert "beats `slow`" in acc and "loses to `fast`" in acc and "**agrees in part**" in acc
     util = pp.utilization_claim("image", entry)
@@ -144,11 +148,26 @@ def test_summary_table_takes_each_lines_last_verdict() -> None:
     assert "| Accuracy | up to +8.8 pp | **disagrees** | – |" in table
 
 
-def test_engine_note_only_for_collapsed_variants() -> None:
+def test_engine_note_only_for_variants_that_never_left_chance() -> None:
     rows = [_row("abl-default", s, acc_budget=0.9, best_acc=0.9, staleness=1.0) for s in (0, 1)]
-    rows += [_row("abl-k4", s, acc_budget=0.2, best_acc=0.5, staleness=3.0) for s in (0, 1)]
+    rows += [_row("abl-k4", s, acc_budget=0.1, best_acc=0.12, staleness=3.0) for s in (0, 1)]
     rows += [_row("abl-k12", s, acc_budget=0.85, best_acc=0.9, staleness=0.5) for s in (0, 1)]
     notes = pp._engine_notes({"agg": pm.aggregate(rows, "label")})
     text = "\n".join(notes)
-    assert "`abl-k4` collapsed" in text and "abl-k12" not in text and "3.00 against 1.00" in text
+    assert "`abl-k4` never rose above chance" in text and "abl-k12" not in text and "3.00 against 1.00" in text
     assert pp._engine_notes({"agg": pm.aggregate(rows[:2] + rows[4:], "label")}) == []
+
+
+def test_ablation_verdicts_come_from_seed_paired_intervals() -> None:
+    """The default beats `abl-kd-off` in every seed by 0.02–0.04 (interval above 0: the part helps),
+    `abl-k12` swings both ways (no difference shown) although its mean is lower."""
+    rows = []
+    for s, (d, k12) in enumerate([(0.80, 0.70), (0.60, 0.75), (0.70, 0.55), (0.90, 0.80)]):
+        rows += [_row("abl-default", s, acc_budget=d), _row("abl-kd-off", s, acc_budget=d - 0.02 - 0.01 * (s % 3)),
+                 _row("abl-k12", s, acc_budget=k12)]
+    entry = {"agg": pm.aggregate(rows, "label"), "rows": rows}
+    head, _, *lines = pp.ablation_lines(entry)
+    assert "**helps** where the interval is above 0: `abl-kd-off`;" in head
+    assert "**hurts** where the interval is below 0: none" in head
+    k12 = next(line for line in lines if line.startswith("- `abl-k12`"))
+    assert "no difference shown" in k12

@@ -11,10 +11,10 @@ from simulator.config.algorithm import PRESET_NAMES
 from simulator.config.loading import read_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-# FedAsync and FedBuff merge one or four updates per version: the first merges of the fast boards'
+# FedAsync and FedBuff (also fedbuff-fit) merge one or four updates per version: the first merges of the fast boards'
 # many local steps on a skewed shard leave the model at chance for ~10 versions before it climbs
 # (0.93 and 0.88 after 7,200 simulated seconds), so they are given more versions.
-VERSIONS = {"fedasync": 30, "fedbuff": 30}
+VERSIONS = {"fedasync": 30, "fedbuff": 30, "fedbuff-fit": 30}
 
 
 @pytest.mark.parametrize("preset", PRESET_NAMES)

@@ -1,4 +1,5 @@
-"""Offline datasets as torch tensors: digits, synthetic images/sequences, npz files, class folders.
+"""Offline datasets as torch tensors: digits, synthetic images/sequences (plain, and the compositional
+shapes/motifs of ``structured.py``), npz files, class folders.
 
 Nothing is downloaded. Every loader is a pure function of (spec, seed): randomness comes from a numpy
 Generator seeded with ``SeedSequence([seed, tag])``. The train/test split is stratified per class so
@@ -17,6 +18,7 @@ from torch import Tensor
 
 from simulator.config.workload import DatasetSpec
 from simulator.errors import InputError
+from simulator.learning.data.structured import synthetic_motifs, synthetic_shapes
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -177,6 +179,10 @@ def load_dataset(spec: DatasetSpec, seed: int) -> Dataset:
         x, y = _synthetic_image(spec, seed)
     elif spec.name == "synthetic-sequence":
         x, y = _synthetic_sequence(spec, seed)
+    elif spec.name == "synthetic-shapes":
+        x, y = synthetic_shapes(spec, seed)
+    elif spec.name == "synthetic-motifs":
+        x, y = synthetic_motifs(spec, seed)
     elif spec.name == "npz":
         x, y, test = _npz(spec)
     else:
