@@ -21,9 +21,9 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import simpy
-from simpy.events import PENDING, Event
+from simpy.events import Event
 
-from simulator.sim_events import succeed, timeout
+from simulator.environment import Environment
 
 _REL_EPS = 1e-9
 _new_object = object.__new__
@@ -137,7 +137,7 @@ def _advance_and_complete(flow_class: _FlowClass, dt: float) -> int:
                 break
             active -= 1
             transfer.finished = True
-            succeed(transfer, transfer)
+            transfer.env.succeed_now(transfer)
         flow_class.pop()
     flow_class.active = active
     return active
@@ -158,7 +158,7 @@ def _lone_bound(flow_class: _FlowClass) -> float:
 class Network:
     """Owns every shared link and the transfers in flight; all transfers go through :meth:`transfer`."""
 
-    def __init__(self, env: simpy.Environment) -> None:
+    def __init__(self, env: Environment) -> None:
         self.env = env
         self._classes: dict[tuple[tuple[Link, ...], float | None], _FlowClass] = {}
         self._class_list: list[_FlowClass] = []  # the same classes, in creation order
@@ -172,8 +172,6 @@ class Network:
         self._timer: simpy.Event | None = None
         self._timer_at: float | None = None
         self._settle_pending = False
-        # SimPy's event queue, only read (by transfer_last); None if this SimPy has none.
-        self._queue: list | None = getattr(env, "_queue", None)
 
     # ------------------------------------------------------------------ public API
 
@@ -196,9 +194,8 @@ class Network:
         if flow_class is not None and size_bytes > 0 and not self._settle_pending and flow_class.distinct_links:
             busy = self._busy
             if not busy or (len(busy) == 1 and flow_class in busy):
-                queue = self._queue
-                now = self.env._now
-                if queue is not None and (not queue or queue[0][0] > now):
+                if self.env.nothing_else_now():
+                    now = self.env.now
                     # A start in the only class in flight (or with none in flight), settled at once:
                     # the common case of a fleet on one kind of link. _start then _settle, written
                     # out, with the same floating-point operations in the same order (no other
@@ -215,7 +212,6 @@ class Network:
                     transfer = _new_object(Transfer)  # Transfer(env, ...), written out
                     transfer.env = self.env
                     transfer.callbacks = []
-                    transfer._value = PENDING
                     transfer.size_bits = size_bits
                     transfer.flow_class = flow_class
                     transfer.finish_tag = tag = flow_class.virtual_bits + size_bits
@@ -234,8 +230,7 @@ class Network:
                     return transfer
         transfer = self._start(links, size_bytes, cap_bps)
         if not transfer.finished and not self._settle_pending:
-            queue = self._queue
-            if queue is not None and (not queue or queue[0][0] > self.env._now):
+            if self.env.nothing_else_now():
                 self._settle()
             else:
                 self._request_settle()
@@ -285,10 +280,10 @@ class Network:
         if flow_class is None:
             flow_class = self._new_class(links, cap_bps)
         size_bits = float(size_bytes) * 8.0
-        transfer = Transfer(self.env, size_bits, flow_class, flow_class.virtual_bits + size_bits, self.env._now)
+        transfer = Transfer(self.env, size_bits, flow_class, flow_class.virtual_bits + size_bits, self.env.now)
         if size_bits == 0:
             transfer.finished = True
-            succeed(transfer, transfer)
+            transfer.env.succeed_now(transfer)
             return transfer
         flow_class.push((transfer.finish_tag, next(self._seq), transfer))
         if not flow_class.active:
@@ -308,7 +303,7 @@ class Network:
 
     def _advance(self) -> None:
         """Move every class's virtual clock to now at its current rate."""
-        now = self.env._now
+        now = self.env.now
         dt = now - self._last_update_s
         if dt > 0:
             for flow_class in self._class_list:
@@ -324,7 +319,7 @@ class Network:
         if self._settle_pending:
             return
         self._settle_pending = True
-        timeout(self.env, 0, self._on_settle_event)
+        self.env.call_later(0, self._on_settle_event)
 
     def _on_settle_event(self, _event: simpy.Event) -> None:
         if self._settle_pending:
@@ -338,7 +333,7 @@ class Network:
         another's), so rates and completion times are bit-for-bit those of separate passes.
         """
         self._settle_pending = False
-        now = self.env._now
+        now = self.env.now
         dt = now - self._last_update_s
         self._last_update_s = now
         busy = self._busy
@@ -462,7 +457,7 @@ class Network:
             # started before it fires would wait on it and never complete.
             self._timer = self._timer_at = None
             return
-        now = self.env._now
+        now = self.env.now
         at = now + delay
         timer_at = self._timer_at
         if timer_at is not None and now <= timer_at <= at:
@@ -470,7 +465,7 @@ class Network:
             # transfers only ever push completions later, so this saves most timers.
             return
         self._timer_at = at
-        self._timer = timeout(self.env, delay, self._on_timer)
+        self._timer = self.env.call_later(delay, self._on_timer)
 
     def _on_timer(self, timer: simpy.Event) -> None:
         if timer is not self._timer:
@@ -482,7 +477,7 @@ class Network:
         if len(busy) == 1:  # _settle, with its lone-class case first (one call less per completion)
             for lone in busy:
                 if lone.distinct_links:
-                    now = self.env._now
+                    now = self.env.now
                     dt = now - self._last_update_s
                     self._last_update_s = now
                     self._settle_lone(lone, dt)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import simpy
 
+from simulator.environment import Environment
 from simulator.network import Link, Network
 
 
 def _run_transfers(starts: list[tuple[float, tuple[Link, ...], float, float | None]]) -> list[float]:
-    env = simpy.Environment()
+    env = Environment()
     net = Network(env)
     ends: list[float] = [0.0] * len(starts)
 
@@ -69,7 +70,7 @@ def test_two_links_max_min() -> None:
 
 
 def test_cancel_frees_capacity_and_reports_progress() -> None:
-    env = simpy.Environment()
+    env = Environment()
     net = Network(env)
     link = Link("ap", 8e6)
     first = net.transfer((link,), 2e6)
@@ -96,7 +97,7 @@ def test_bits_carried_equals_bits_sent() -> None:
 
 def test_transfer_after_everything_was_cancelled_still_completes() -> None:
     # Regression: a stale completion timer once left a later transfer waiting forever.
-    env = simpy.Environment()
+    env = Environment()
     net = Network(env)
     link = Link("ap", 8e6)
     ends: list[float] = []
@@ -116,7 +117,7 @@ def test_transfer_after_everything_was_cancelled_still_completes() -> None:
 
 
 def test_capacity_change_stalls_and_resumes() -> None:
-    env = simpy.Environment()
+    env = Environment()
     net = Network(env)
     link = Link("ap", 8e6)
     done = net.transfer((link,), 1e6)  # 1 s at full rate
@@ -137,7 +138,7 @@ def test_a_later_shorter_transfer_overtakes_an_earlier_longer_one(via: str) -> N
     """A: 3 MB at t=0 on 8 Mbit/s; B: 1 MB at t=0.1. Both at 4 Mbit/s from 0.1, so B ends at 2.1 s;
     A has 1.1 MB by then and ends at 4.0 s. B's finish tag is below A's: the class's FIFO order no
     longer holds and its queue must become a heap without changing any result."""
-    env = simpy.Environment()
+    env = Environment()
     net = Network(env)
     link = Link("ap", capacity_bps=8e6)
     ends: dict[str, float] = {}

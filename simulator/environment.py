@@ -1,0 +1,77 @@
+"""fleetsim's SimPy environment: the one owner of SimPy's private state.
+
+Why a subclass: a timing-only client-round creates or triggers about eight events (latency and
+compute timeouts, transfer completions, network timers), and each SimPy call there is two or three
+Python frames (``Timeout.__init__`` → ``Environment.schedule``, ``Event.succeed`` → ``schedule``):
+several per cent of a 10,000-device loop. The methods below push exactly the queue entries SimPy's
+own code would, ``(time, priority, next event id, event)``, so event order and traces are SimPy's.
+SimPy's ``rt.RealtimeEnvironment`` is the model: a subclass that alone knows the base's internals.
+
+Nothing else in fleetsim reads or writes an underscore attribute of SimPy (``_queue``, ``_eid``,
+``_now``, an event's ``_value``, ``_ok``, ``_delay``): that is what lets SimPy be pinned in one place.
+It relies on SimPy 4.1 (``SIMPY_VERSION``); ``tests/core/test_environment.py`` fails, naming the
+attribute, if another SimPy is installed or these internals change.
+"""
+
+from __future__ import annotations
+
+from heapq import heappush
+from typing import Any, Callable, Iterable
+
+import simpy
+from simpy.events import NORMAL, PENDING, URGENT, Event, Timeout
+
+# The SimPy release whose internals the methods below write (pyproject.toml pins simpy==4.1.*).
+SIMPY_VERSION = "4.1"
+
+_new_object = object.__new__
+Callback = Callable[[Event], None]
+
+
+class Environment(simpy.Environment):
+    """A ``simpy.Environment`` with the few fast operations fleetsim's hot loop needs."""
+
+    def call_later(self, delay_s: float, callback: Callback) -> Timeout:
+        """``env.timeout(delay_s)`` with `callback` attached: it runs `delay_s` from now."""
+        if delay_s < 0:
+            raise ValueError(f"Negative delay {delay_s}")
+        event = _new_object(Timeout)
+        event.env = self
+        event.callbacks = [callback]
+        event._value = None
+        event._delay = delay_s
+        event._ok = True
+        heappush(self._queue, (self._now + delay_s, NORMAL, next(self._eid), event))
+        return event
+
+    def succeed_now(self, event: Event, value: Any = None) -> None:
+        """``event.succeed(value)``: processed at this instant, after what is already queued for it."""
+        if event._value is not PENDING:
+            raise RuntimeError(f"{event} has already been triggered")
+        event._ok = True
+        event._value = value
+        heappush(self._queue, (self._now, NORMAL, next(self._eid), event))
+
+    def urgent(self, callbacks: Iterable[Callback], value: Any = None) -> Event:
+        """One succeeded event at URGENT priority, at this instant, running `callbacks` in order.
+
+        What a batch of process starts (``env.process`` schedules each at URGENT) or an interrupt
+        is: the callbacks run before every NORMAL event of this instant, in the order given."""
+        event = Event(self)
+        event.callbacks.extend(callbacks)
+        event._ok = True
+        event._value = value
+        heappush(self._queue, (self._now, URGENT, next(self._eid), event))
+        return event
+
+    def nothing_else_now(self) -> bool:
+        """True when no other event is due at this instant (``peek() > now``): an action due at the end
+        of this instant may then be done at once, since nothing could come between."""
+        queue = self._queue
+        return not queue or queue[0][0] > self._now
+
+
+def processed_events(env: simpy.Environment) -> int:
+    """How many events `env` has taken off its queue: every scheduled event got a fresh id from its
+    counter, and those not yet processed are still queued (no per-event hook needed)."""
+    return next(env._eid) - len(env._queue)
