@@ -207,9 +207,9 @@ class RoundProcess:
     def _transfer(self, phase: int, links: tuple[Link, ...], size_bytes: int,
                   done: Callable[[simpy.Event], None]) -> None:
         """Start this phase's transfer and wait for it (the transfer is the event that succeeds)."""
-        # The last action of this callback, as Network.transfer_last requires; waiting on the
-        # transfer after it is the same, since it is processed only after this callback returns.
-        transfer = self.transfer = self.owner.network.transfer_last(links, size_bytes, self.device.cap_bps)
+        # Waiting on the transfer after starting it is the same as before: it is processed only after
+        # this callback returns.
+        transfer = self.transfer = self.owner.network.transfer(links, size_bytes, self.device.cap_bps)
         transfer.callbacks.append(done)
         self._wait(phase, transfer, done)
 
