@@ -63,20 +63,25 @@ def main() -> int:
                 for side, tree in trees.items():
                     row = one_run(tree, args.devices, args.rounds, args.semi_async, args.access_points)
                     results[side].append(row)
-                    print(f"pair {i + 1}: {side:4} loop {row['loop_s']:.3f} s  run {row['total_s']:.3f} s  "
-                          f"bare {row['bare_s']:.3f} s", file=sys.stderr)
+                    print(f"pair {i + 1}: {side:4} loop {row['loop_s']:.3f} s (CPU {row['loop_cpu_s']:.3f})  "
+                          f"run {row['total_s']:.3f} s  bare {row['bare_s']:.3f} s (CPU {row['bare_cpu_s']:.3f})",
+                          file=sys.stderr)
         finally:
             for tree in added:
                 subprocess.run(["git", "worktree", "remove", "--force", str(tree)], check=False, cwd=ROOT)
     print(f"{args.devices:,} devices × {args.rounds} rounds, {args.times} alternating pairs (s)")
     for side, rows in results.items():
-        loops, runs = [r["loop_s"] for r in rows], [r["total_s"] for r in rows]
+        loops, cpus = [r["loop_s"] for r in rows], [r["loop_cpu_s"] for r in rows]
         print(f"  {side:4}  loop min {min(loops):.3f} median {statistics.median(loops):.3f}   "
-              f"run min {min(runs):.3f} median {statistics.median(runs):.3f}")
-    ratio = min(r["loop_s"] for r in results["this"]) / min(r["loop_s"] for r in results["base"])
-    median = (statistics.median(r["loop_s"] for r in results["this"])
-              / statistics.median(r["loop_s"] for r in results["base"]))
-    print(f"  this / base, loop minima: {ratio:.3f}   loop medians: {median:.3f}")
+              f"loop CPU min {min(cpus):.3f} median {statistics.median(cpus):.3f}   "
+              f"loop/bare CPU median {statistics.median(r['ratio_loop_cpu'] for r in rows):.3f}")
+
+    def quotient(key: str, stat) -> float:
+        return stat([r[key] for r in results["this"]]) / stat([r[key] for r in results["base"]])
+
+    print(f"  this / base: loop minima {quotient('loop_s', min):.3f}, medians {quotient('loop_s', statistics.median):.3f}; "
+          f"loop CPU minima {quotient('loop_cpu_s', min):.3f}, medians {quotient('loop_cpu_s', statistics.median):.3f}; "
+          f"loop/bare CPU medians {quotient('ratio_loop_cpu', statistics.median):.3f}")
     return 0
 
 
