@@ -1,0 +1,190 @@
+"""Max-min sharing (simulator/network/sharing.py) on random instances, without SimPy.
+
+The filling is checked against the definition of max-min fairness (feasible; every class is held by
+its own cap or by a full link on which nobody gets more), and the incremental :class:`Sharing`
+against the filling of every class in flight after each change, float for float.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulator.network.sharing import INF, REL_EPS, Sharing, fill
+
+TOL = 1e-9
+
+
+@dataclass(eq=False)
+class L:
+    capacity_bps: float
+    users: dict = field(default_factory=dict)
+    slack: bool = True
+    load_bps: float = 0.0
+
+
+@dataclass(eq=False)
+class C:
+    links: tuple
+    own_bound: float
+    active: int = 0
+    rate_bps: float = 0.0
+    load_bps: float = 0.0
+    tight: tuple = ()
+    tight_epoch: int = -1
+    distinct_links: bool = True
+
+
+# Capacities and caps from a small set (ties and exact equalities happen, as in real fleets: many
+# equal access points) and from anywhere (no structure at all).
+CAPACITIES = st.one_of(st.sampled_from([1e6, 4e6, 6e6, 1.5e8, 6e8, 1e9, 1e11]), st.floats(1e3, 1e12))
+CAPS = st.one_of(st.just(INF), st.sampled_from([1e6, 1.5e8, 9.41e8]), st.floats(1e3, 1e12))
+
+
+@st.composite
+def instances(draw, max_links: int = 6, max_classes: int = 8):
+    links = [L(draw(CAPACITIES)) for _ in range(draw(st.integers(1, max_links)))]
+    classes = []
+    for _ in range(draw(st.integers(1, max_classes))):
+        chosen = draw(st.lists(st.sampled_from(range(len(links))), min_size=0, max_size=3))
+        cap = draw(CAPS)
+        if not chosen and cap == INF:
+            chosen = [0]
+        own = tuple(links[i] for i in chosen)
+        classes.append(C(own, cap, draw(st.integers(1, 50)), distinct_links=len(set(chosen)) == len(chosen)))
+    return links, classes
+
+
+def _load(link: L, classes: list[C], rates: list[float]) -> float:
+    return sum(rate * c.active for c, rate in zip(classes, rates) for x in c.links if x is link)
+
+
+@settings(max_examples=300, deadline=None)
+@given(instances())
+def test_fill_is_feasible_and_each_class_within_its_cap(instance) -> None:
+    links, classes = instance
+    rates = fill(classes)
+    for c, rate in zip(classes, rates):
+        assert 0 <= rate <= c.own_bound * (1 + TOL)
+    for link in links:
+        assert _load(link, classes, rates) <= link.capacity_bps * (1 + TOL)
+
+
+@settings(max_examples=300, deadline=None)
+@given(instances())
+def test_fill_is_max_min_fair(instance) -> None:
+    """Every class is held either by its own cap or by a link that is full and on which no class
+    gets more than it does (the bottleneck condition, which characterises max-min fairness)."""
+    links, classes = instance
+    rates = fill(classes)
+    for c, rate in zip(classes, rates):
+        if rate >= c.own_bound * (1 - TOL):
+            continue
+        held = False
+        for link in c.links:
+            full = _load(link, classes, rates) >= link.capacity_bps * (1 - TOL)
+            top = all(r <= rate * (1 + TOL) for d, r in zip(classes, rates) if link in d.links)
+            held = held or (full and top)
+        assert held, (c, rate)
+
+
+@settings(max_examples=200, deadline=None)
+@given(instances(), st.randoms(use_true_random=False))
+def test_fill_does_not_depend_on_the_order_of_classes(instance, random) -> None:
+    _, classes = instance
+    order = list(range(len(classes)))
+    random.shuffle(order)
+    rates = fill(classes)
+    shuffled = fill([classes[i] for i in order])
+    assert [shuffled[order.index(i)] for i in range(len(classes))] == rates
+
+
+OPS = st.lists(st.tuples(st.sampled_from(["+", "-", "-", "capacity"]), st.integers(0, 1000), CAPACITIES),
+               min_size=1, max_size=60)
+
+
+def _check(sharing: Sharing, classes: list[C]) -> None:
+    busy = [c for c in classes if c.active > 0]
+    assert set(sharing.busy) == set(busy)
+    expected = fill(busy)
+    assert [c.rate_bps for c in busy] == expected  # float for float
+    for c in classes:
+        if not c.active:
+            assert c.rate_bps == 0.0
+
+
+@settings(max_examples=400, deadline=None)
+@given(instances(), OPS)
+def test_incremental_sharing_equals_the_global_filling_after_every_change(instance, ops) -> None:
+    links, classes = instance
+    for c in classes:
+        c.active = 0
+    sharing = Sharing()
+    for kind, pick, capacity in ops:
+        if kind == "capacity":
+            link = links[pick % len(links)]
+            link.capacity_bps = capacity
+            moved = sharing.capacity_changed(link)
+        else:
+            c = classes[pick % len(classes)]
+            if kind == "-" and c.active == 0:
+                continue
+            before = {id(d): d.rate_bps for d in classes}
+            c.active += 1 if kind == "+" else -1
+            moved = sharing.update([c])
+            assert {id(d) for d, _ in moved} == {id(d) for d in classes if d.rate_bps != before[id(d)]}
+            assert all(rate == before[id(d)] for d, rate in moved)  # the old rates it reports
+        _check(sharing, classes)
+
+
+def test_a_slack_server_link_leaves_access_points_independent() -> None:
+    """100 cells under a big server link: a start in one cell re-divides that cell only."""
+    server = L(1e11)
+    aps = [L(6e8) for _ in range(100)]
+    classes = [C((ap, server), 1.5e8) for ap in aps]
+    sharing = Sharing()
+    for c in classes:
+        for _ in range(10):
+            c.active += 1
+            sharing.update([c])
+    assert server.slack and not any(ap.slack for ap in aps)
+    classes[7].active += 1
+    moved = sharing.update([classes[7]])
+    assert [d for d, _ in moved] == [classes[7]] and classes[7].rate_bps == 6e8 / 11
+    _check(sharing, classes)
+
+
+def test_near_tie_between_components_falls_back_to_the_global_filling() -> None:
+    """Two cells whose shares differ by less than REL_EPS: the global filling fixes them at one
+    level, and so must the incremental one."""
+    a, b = L(6e8), L(6e8 * (1 + REL_EPS / 2))
+    first, second = C((a,), INF), C((b,), INF)
+    sharing = Sharing()
+    first.active = 3
+    sharing.update([first])
+    second.active = 3
+    sharing.update([second])
+    assert second.rate_bps == first.rate_bps == 2e8 and sharing.fallbacks >= 1
+    _check(sharing, [first, second])
+
+
+def test_sharing_needs_no_simpy() -> None:
+    """sharing.py loads and divides with SimPy made unimportable (a fresh interpreter)."""
+    import subprocess
+    from pathlib import Path
+
+    import simulator.network.sharing as sharing
+
+    code = (
+        "import sys, importlib.util\n"
+        "sys.modules['simpy'] = None\n"
+        f"spec = importlib.util.spec_from_file_location('sharing', {str(Path(sharing.__file__))!r})\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        "class K: links = (); active = 2; own_bound = 5.0\n"
+        "print(module.fill([K()]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "[5.0]"
