@@ -44,6 +44,21 @@ class Environment(simpy.Environment):
         heappush(self._queue, (self._now + delay_s, NORMAL, next(self._eid), event))
         return event
 
+    def call_at(self, time_s: float, callback: Callback) -> Timeout:
+        """:meth:`call_later` at the absolute time `time_s` (not now + a delay: the same float as
+        when `time_s` was computed, whenever this is called)."""
+        delay_s = time_s - self._now
+        if delay_s < 0:
+            raise ValueError(f"{time_s} is in the past (now {self._now})")
+        event = _new_object(Timeout)
+        event.env = self
+        event.callbacks = [callback]
+        event._value = None
+        event._delay = delay_s
+        event._ok = True
+        heappush(self._queue, (time_s, NORMAL, next(self._eid), event))
+        return event
+
     def succeed_now(self, event: Event, value: Any = None) -> None:
         """``event.succeed(value)``: processed at this instant, after what is already queued for it."""
         if event._value is not PENDING:

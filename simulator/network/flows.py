@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from simpy.events import Event
 
 from simulator.environment import Environment
+from simulator.network.stars import Star
 from simulator.network.sharing import INF, REL_EPS
 
 
@@ -24,11 +25,13 @@ class Link:
 
     name: str
     capacity_bps: float
-    # kept by the network's Sharing: the classes in flight crossing it, whether it is slack (its
-    # load below capacity by a margin: it limits nobody) and that load while it is
+    # kept by the network's Sharing (incremental.py): the classes in flight crossing it; whether
+    # it is slack (its load below capacity by a margin: it limits nobody) and the load booked on
+    # it while it is; the star around it, if any
     users: dict = field(default_factory=dict, repr=False)
     slack: bool = field(default=True, repr=False)
     load_bps: float = field(default=0.0, repr=False)
+    star: "LinkLevel | None" = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.capacity_bps > 0:
@@ -59,13 +62,33 @@ class Transfer(Event):
         return self
 
 
-@dataclass(eq=False, slots=True)
-class FlowClass:
+class Clock:
+    """A lazy virtual clock: `virtual_bits` (what one transfer at `rate_bps` has received) holds at
+    `updated_s` and moves on only when the clock is touched; `due_at` is when its next completion is
+    due, `due_seq` its entry in the network's heap of those (−1: none)."""
+
+    __slots__ = ()
+    virtual_bits: float
+    updated_s: float
+    rate_bps: float
+    due_at: float
+    due_seq: int
+
+    def advance(self, now: float, rate_bps: float) -> None:
+        """Move the virtual clock to `now`, at `rate_bps` since `updated_s`."""
+        dt = now - self.updated_s
+        if dt > 0:
+            self.virtual_bits += rate_bps * dt
+        self.updated_s = now
+
+
+@dataclass(eq=False, slots=True, kw_only=True)
+class FlowClass(Clock):
     """Transfers with the same links and cap, hence the same rate; queued by finish tag.
 
-    Its virtual clock is lazy: `virtual_bits` holds at `updated_s`, and moves on at `rate_bps` only
-    when the class is touched (a transfer starts, ends or is cancelled in it, its rate changes, its
-    completion timer fires), so a change costs the classes it affects, not every class in flight.
+    A class is its own clock (see :class:`Clock`) unless it is a member of a star (`star`): then it
+    reads the star's clock, `offset` bits apart (its virtual bits = star's + offset), and its own
+    clock fields rest.
 
     The queue pops in (finish tag, start sequence) order. Transfers of equal size, started in turn,
     have non-decreasing tags (the virtual clock only grows), so a FIFO deque is that order and pops
@@ -75,33 +98,26 @@ class FlowClass:
 
     links: tuple[Link, ...]
     cap_bps: float | None
+    # the bound progressive filling starts from before any link limits it (the cap, or +inf)
+    own_bound: float = INF
+    distinct_links: bool = True  # no link appears twice in `links`
     virtual_bits: float = 0.0
     updated_s: float = 0.0
     rate_bps: float = 0.0
+    due_at: float = INF
+    due_seq: int = -1
     active: int = 0
     # (finish tag, start sequence, transfer): a deque while `in_order`, else a heap (a list)
     queue: "deque[tuple[float, int, Transfer]] | list[tuple[float, int, Transfer]]" = field(default_factory=deque)
     in_order: bool = True
-    # the bound progressive filling starts from before any link limits it (the cap, or +inf)
-    own_bound: float = INF
-    # no link appears twice in `links`
-    distinct_links: bool = True
-    # the completion timer that counts (any other that fires is stale), when it fires, and the
-    # callback it runs (the network's, bound to this class once)
-    timer: Event | None = None
-    timer_at: float | None = None
-    on_timer: object = None
-    # kept by the network's Sharing (see sharing.SharedClass)
+    star: "LinkLevel | None" = None  # the star whose clock it reads (its λ group), if any
+    hub: "LinkLevel | None" = None  # the star it belongs to, if any (kept by Sharing)
+    offset: float = 0.0
+    member_seq: int = -1  # its entry in the star's heap of member heads
+    # kept by the network's Sharing (incremental.py)
     load_bps: float = 0.0
     tight: tuple = ()
     tight_epoch: int = -1
-
-    def advance(self, now: float, rate_bps: float) -> None:
-        """Move the virtual clock to `now`, at `rate_bps` since `updated_s`."""
-        dt = now - self.updated_s
-        if dt > 0:
-            self.virtual_bits += rate_bps * dt
-        self.updated_s = now
 
     def push(self, entry: tuple[float, int, Transfer]) -> None:
         queue = self.queue
@@ -116,12 +132,20 @@ class FlowClass:
     def pop(self) -> tuple[float, int, Transfer]:
         return self.queue.popleft() if self.in_order else heapq.heappop(self.queue)  # type: ignore[union-attr,arg-type]
 
-    def complete_due(self) -> int:
-        """Complete the transfers due at the clock's reading, in queue order, and return how many
-        stay in flight. Cancelled transfers met at the head are dropped."""
+    def head_tag(self) -> float | None:
+        """The finish tag of the next transfer to complete (cancelled ones at the head dropped)."""
+        queue = self.queue
+        while queue:
+            if not queue[0][2].cancelled:
+                return queue[0][0]
+            self.pop()
+        return None
+
+    def complete_due(self, virtual_bits: float) -> int:
+        """Complete the transfers due at the clock reading `virtual_bits`, in queue order, and return
+        how many stay in flight. Cancelled transfers met at the head are dropped."""
         active = self.active
         queue = self.queue
-        virtual_bits = self.virtual_bits
         while queue:
             tag, _, transfer = queue[0]
             if not transfer.cancelled:
@@ -133,3 +157,17 @@ class FlowClass:
             self.pop()
         self.active = active
         return active
+
+
+class LinkLevel(Star, Clock):
+    """A star (stars.Star: classes around one shared link) and the clock its λ group shares, with a heap of their heads: (finish tag − offset, sequence, class)."""
+
+    __slots__ = ("virtual_bits", "updated_s", "due_at", "due_seq", "heads")
+
+    def __init__(self, link: Link, now: float) -> None:
+        super().__init__(link)
+        self.virtual_bits = 0.0
+        self.updated_s = now
+        self.due_at = INF
+        self.due_seq = -1
+        self.heads: list[tuple[float, int, FlowClass]] = []

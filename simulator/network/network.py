@@ -1,12 +1,13 @@
 """The network: links shared max-min fairly, re-divided whenever a transfer starts or ends.
 
-Why this shape: a fleet of 10,000 devices on 100 Wi-Fi cells must not cost O(cells) work per
+Why this shape: a fleet of 100,000 devices on 1,000 Wi-Fi cells must not cost O(cells) work per
 transfer event. Transfers that cross the same links and have the same per-transfer cap (a device's
 Ethernet port rate, or its Wi-Fi client limit) always get the same rate under max-min fairness, so
-they form a *class* (:mod:`simulator.network.flows`) with one lazy virtual clock. A start, an end or
-a cancel touches its class; :class:`~simulator.network.sharing.Sharing` re-divides only the classes
-that change can affect and says whose rate moved; only those classes are advanced and re-armed.
-Each class has its own completion timer.
+they form a *class* (:mod:`simulator.network.flows`) with a lazy virtual clock. A start, an end or a
+cancel touches its class; :class:`~simulator.network.incremental.Sharing` re-divides only the classes
+that change can affect and says which rates moved: only those clocks are advanced and re-armed. The
+classes of a *star* (all at one link's fair share) share one clock, so a change there is O(1).
+Completions due are kept in one heap, with one SimPy timer for the earliest.
 
 Units: capacities in bit/s inside this package (scenario figures are Mbit/s = 10^6 bit/s); sizes in
 bytes at the public API.
@@ -15,14 +16,15 @@ bytes at the public API.
 from __future__ import annotations
 
 import itertools
-from functools import partial
+from heapq import heappop, heappush
 from typing import Iterable
 
 import simpy
 
 from simulator.environment import Environment
-from simulator.network.flows import FlowClass, Link, Transfer
-from simulator.network.sharing import INF, Sharing
+from simulator.network.flows import Clock, FlowClass, Link, LinkLevel, Transfer
+from simulator.network.incremental import Sharing
+from simulator.network.sharing import INF, REL_EPS
 
 
 class Network:
@@ -32,7 +34,10 @@ class Network:
         self.env = env
         self._classes: dict[tuple[tuple[Link, ...], float | None], FlowClass] = {}
         self._seq = itertools.count()
-        self.sharing = Sharing()
+        self.sharing = Sharing(new_star=lambda link: LinkLevel(link, env.now))
+        self._due: list[tuple[float, int, Clock]] = []  # (when, sequence, clock): completions due
+        self._timer: simpy.Event | None = None  # the SimPy timer that counts, and when it fires
+        self._timer_at: float | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -47,29 +52,29 @@ class Network:
         env = self.env
         now = env.now
         size_bits = float(size_bytes) * 8.0
-        flow_class.advance(now, flow_class.rate_bps)
-        transfer = Transfer(env, size_bits, flow_class, flow_class.virtual_bits + size_bits, now)
+        virtual_bits = _read(flow_class, now)
+        transfer = Transfer(env, size_bits, flow_class, virtual_bits + size_bits, now)
         if size_bits == 0:
             transfer.finished = True
             env.succeed_now(transfer)
             return transfer
         flow_class.push((transfer.finish_tag, next(self._seq), transfer))
         flow_class.active += 1
-        flow_class.complete_due()
-        self._redivide((flow_class,))
+        flow_class.complete_due(virtual_bits)
+        self._redivide((flow_class,), now)
         return transfer
 
     def cancel(self, transfer: Transfer) -> float:
         """Abort a transfer (its device went offline); returns the bits it had received."""
         if transfer.finished or transfer.cancelled:
             return 0.0
+        now = self.env.now
         flow_class = transfer.flow_class
-        flow_class.advance(self.env.now, flow_class.rate_bps)
+        virtual_bits = _read(flow_class, now)
         transfer.cancelled = True
         flow_class.active -= 1
-        received = transfer.size_bits - max(0.0, transfer.finish_tag - flow_class.virtual_bits)
-        self._redivide((flow_class,))
-        return received
+        self._redivide((flow_class,), now)
+        return transfer.size_bits - max(0.0, transfer.finish_tag - virtual_bits)
 
     def set_capacity(self, link: Link, capacity_bps: float) -> None:
         """Change a link's capacity from now on (0 while a fault holds it down); transfers across it
@@ -77,11 +82,12 @@ class Network:
         if capacity_bps < 0:
             raise ValueError("a link's capacity cannot be negative")
         link.capacity_bps = float(capacity_bps)
-        self._apply(self.sharing.capacity_changed(link), ())
+        self._apply(*self.sharing.capacity_changed(link), (), self.env.now)
 
     def rate_bps(self, transfer: Transfer) -> float:
         """The rate the transfer gets right now."""
-        return transfer.flow_class.rate_bps
+        flow_class = transfer.flow_class
+        return (flow_class.star or flow_class).rate_bps
 
     # ------------------------------------------------------------------ internals
 
@@ -90,54 +96,140 @@ class Network:
             raise ValueError("a transfer needs at least one link or a cap")
         flow_class = FlowClass(links=links, cap_bps=cap_bps, own_bound=cap_bps if cap_bps is not None else INF,
                                updated_s=self.env.now, distinct_links=len(set(map(id, links))) == len(links))
-        flow_class.on_timer = partial(self._on_timer, flow_class)
         self._classes[(links, cap_bps)] = flow_class
         return flow_class
 
-    def _redivide(self, changed: tuple[FlowClass, ...]) -> None:
+    def _redivide(self, changed: Iterable[FlowClass], now: float) -> None:
         """The `active` counts of `changed` moved: re-divide, then advance and re-arm what moved."""
-        self._apply(self.sharing.update(changed), changed)
+        self._apply(*self.sharing.update(changed), changed, now)
 
-    def _apply(self, moved: list[tuple[FlowClass, float]], changed: Iterable[FlowClass]) -> None:
-        """Bring each class whose rate moved to now at its old rate; re-arm it and the changed ones."""
-        now = self.env.now
-        for flow_class, old_rate in moved:
-            flow_class.advance(now, old_rate)
-            self._arm(flow_class, now)
+    def _apply(self, old_rates: dict, moves: dict, changed: Iterable[FlowClass], now: float) -> None:
+        """Bring every clock whose rate moved to now at its old rate, carry moved classes' virtual
+        bits from their old clock to their new one, and re-arm what changed."""
+        touched: dict[Clock, None] = {}
+        for clock, old_rate in old_rates.items():
+            if clock.rate_bps != old_rate:
+                clock.advance(now, old_rate)
+                touched[clock] = None
+        for flow_class, old_star in moves.items():
+            new_star = flow_class.star
+            if new_star is old_star:
+                continue
+            source = old_star or flow_class
+            source.advance(now, source.rate_bps)  # a moved rate was advanced above (no-op here)
+            virtual_bits = source.virtual_bits + (flow_class.offset if old_star is not None else 0.0)
+            if new_star is None:
+                flow_class.virtual_bits, flow_class.updated_s, flow_class.offset = virtual_bits, now, 0.0
+                touched[flow_class] = None
+            else:
+                new_star.advance(now, new_star.rate_bps)
+                flow_class.offset = virtual_bits - new_star.virtual_bits
+                self._push_head(flow_class, new_star)
+                touched[new_star] = None
+            if old_star is not None:
+                touched[old_star] = None
         for flow_class in changed:
-            self._arm(flow_class, now)
+            star = flow_class.star
+            if star is None:
+                touched[flow_class] = None
+            elif flow_class not in moves:
+                self._push_head(flow_class, star)  # its head may have changed
+                touched[star] = None
+        for clock in touched:
+            self._arm(clock, now)
 
-    def _arm(self, flow_class: FlowClass, now: float) -> None:
-        """Make sure the class's timer fires when its head is due (or earlier); older ones go stale.
-        Its clock must read `now`."""
-        queue = flow_class.queue
-        while queue and queue[0][2].cancelled:
-            flow_class.pop()
-        rate = flow_class.rate_bps
-        if not queue or rate <= 0:
-            # Nothing to complete at a positive rate: a pending timer is stale now, so forget it, or
-            # a transfer started before it fires would wait on it and never complete.
-            flow_class.timer = flow_class.timer_at = None
+    def _push_head(self, flow_class: FlowClass, star: LinkLevel) -> None:
+        tag = flow_class.head_tag()
+        if tag is None:
+            flow_class.member_seq = -1
             return
-        remaining_bits = queue[0][0] - flow_class.virtual_bits
-        delay = (remaining_bits if remaining_bits > 0.0 else 0.0) / rate
-        at = now + delay
-        timer_at = flow_class.timer_at
-        if timer_at is not None and now <= timer_at <= at:
-            # The pending timer fires no later than needed; it re-arms then. Starting transfers only
-            # ever push completions later, so this saves most timers.
-            return
-        flow_class.timer_at = at
-        flow_class.timer = self.env.call_later(delay, flow_class.on_timer)
+        seq = flow_class.member_seq = next(self._seq)
+        heappush(star.heads, (tag - flow_class.offset, seq, flow_class))
 
-    def _on_timer(self, flow_class: FlowClass, timer: simpy.Event) -> None:
-        if timer is not flow_class.timer:
-            return  # stale: re-armed or disarmed since
-        flow_class.timer = flow_class.timer_at = None
-        now = self.env.now
-        flow_class.advance(now, flow_class.rate_bps)
-        active = flow_class.active
-        if flow_class.complete_due() != active:
-            self._redivide((flow_class,))
+    def _arm(self, clock: Clock, now: float) -> None:
+        """Make sure `clock`'s next completion is due in the heap at its time (or earlier); the
+        clock must read `now`. A due time kept from before fires no later than needed: it re-arms
+        then (starting transfers only ever push completions later, so this saves most entries)."""
+        if type(clock) is FlowClass:
+            position = clock.head_tag()
         else:
-            self._arm(flow_class, now)  # early (its rate fell since it was armed)
+            heads = clock.heads  # type: ignore[attr-defined]
+            while heads and (heads[0][2].star is not clock or heads[0][2].member_seq != heads[0][1]):
+                heappop(heads)
+            position = heads[0][0] if heads else None
+        rate = clock.rate_bps
+        if position is None or rate <= 0:
+            # Nothing to complete at a positive rate: a due time kept from before is stale now.
+            clock.due_seq = -1
+            return
+        remaining_bits = position - clock.virtual_bits
+        at = now + (remaining_bits if remaining_bits > 0.0 else 0.0) / rate
+        if clock.due_seq >= 0 and now <= clock.due_at <= at:
+            return
+        seq = clock.due_seq = next(self._seq)
+        clock.due_at = at
+        heappush(self._due, (at, seq, clock))
+        if self._timer_at is None or at < self._timer_at:
+            self._timer_at = at
+            self._timer = self.env.call_at(at, self._on_timer)
+
+    def _on_timer(self, timer: simpy.Event) -> None:
+        if timer is not self._timer:
+            return  # stale: re-armed since
+        self._timer = self._timer_at = None
+        now = self.env.now
+        due = self._due
+        clocks = []
+        while due and due[0][0] <= now:
+            _, seq, clock = heappop(due)
+            if clock.due_seq == seq:
+                clock.due_seq = -1
+                clocks.append(clock)
+        changed: list[FlowClass] = []
+        for clock in clocks:
+            clock.advance(now, clock.rate_bps)
+            if type(clock) is FlowClass:
+                active = clock.active
+                if clock.complete_due(clock.virtual_bits) != active:
+                    changed.append(clock)
+                else:
+                    self._arm(clock, now)  # early (its rate fell since)
+            else:
+                changed.extend(self._complete_members(clock))  # type: ignore[arg-type]
+                self._arm(clock, now)
+        if changed:
+            self._redivide(changed, now)
+        while due and due[0][2].due_seq != due[0][1]:
+            heappop(due)
+        if due and (self._timer_at is None or due[0][0] < self._timer_at):
+            self._timer_at = due[0][0]
+            self._timer = self.env.call_at(self._timer_at, self._on_timer)
+
+    def _complete_members(self, star: LinkLevel) -> list[FlowClass]:
+        """The members of `star` whose head is due at its clock now: complete their due transfers."""
+        heads = star.heads
+        virtual_bits = star.virtual_bits
+        changed = []
+        while heads:
+            position, seq, flow_class = heads[0]
+            if flow_class.star is not star or flow_class.member_seq != seq:
+                heappop(heads)
+                continue
+            tag = position + flow_class.offset
+            if tag - (virtual_bits + flow_class.offset) > REL_EPS * (tag if tag > 1.0 else 1.0):
+                break
+            heappop(heads)
+            flow_class.member_seq = -1
+            flow_class.complete_due(virtual_bits + flow_class.offset)
+            changed.append(flow_class)
+        return changed
+
+
+def _read(flow_class: FlowClass, now: float) -> float:
+    """The class's virtual bits now (its clock, or its star's, advanced to now)."""
+    star = flow_class.star
+    if star is None:
+        flow_class.advance(now, flow_class.rate_bps)
+        return flow_class.virtual_bits
+    star.advance(now, star.rate_bps)
+    return star.virtual_bits + flow_class.offset

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.network.sharing import INF, REL_EPS, Sharing, fill
+from simulator.network.incremental import Sharing
+from simulator.network.sharing import INF, REL_EPS, fill
 
 TOL = 1e-9
 
@@ -24,6 +25,7 @@ class L:
     users: dict = field(default_factory=dict)
     slack: bool = True
     load_bps: float = 0.0
+    star: object = None
 
 
 @dataclass(eq=False)
@@ -36,6 +38,13 @@ class C:
     tight: tuple = ()
     tight_epoch: int = -1
     distinct_links: bool = True
+    star: object = None
+    hub: object = None
+
+
+def _rate(c: C) -> float:
+    """A class's rate: its own, or its star's."""
+    return c.star.rate_bps if c.star is not None else c.rate_bps
 
 
 # Capacities and caps from a small set (ties and exact equalities happen, as in real fleets: many
@@ -56,6 +65,22 @@ def instances(draw, max_links: int = 6, max_classes: int = 8):
         own = tuple(links[i] for i in chosen)
         classes.append(C(own, cap, draw(st.integers(1, 50)), distinct_links=len(set(chosen)) == len(chosen)))
     return links, classes
+
+
+@st.composite
+def fleets(draw):
+    """The shape of real fleets: cells under a server downlink and uplink (each class one cell and
+    one server link; some classes on the server links alone, as Ethernet ports), capacities such
+    that the server binds or not, cells bind or not."""
+    down, up = L(draw(st.sampled_from([2e9, 1e10, 1e11]))), L(draw(st.sampled_from([2e9, 1e10, 1e11])))
+    cells = [L(draw(st.sampled_from([6e8, 4e8, 3e9]))) for _ in range(draw(st.integers(1, 6)))]
+    classes = []
+    for cell in cells:
+        cap = draw(st.sampled_from([1.5e8, 2e8, INF]))
+        classes += [C((cell, down), cap), C((cell, up), cap)]
+    for _ in range(draw(st.integers(0, 2))):
+        classes += [C((down,), 9.41e8), C((up,), 9.41e8)]
+    return [down, up, *cells], classes
 
 
 def _load(link: L, classes: list[C], rates: list[float]) -> float:
@@ -110,10 +135,22 @@ def _check(sharing: Sharing, classes: list[C]) -> None:
     busy = [c for c in classes if c.active > 0]
     assert set(sharing.busy) == set(busy)
     expected = fill(busy)
-    assert [c.rate_bps for c in busy] == expected  # float for float
+    assert [_rate(c) for c in busy] == expected  # float for float
     for c in classes:
         if not c.active:
-            assert c.rate_bps == 0.0
+            assert c.rate_bps == 0.0 and c.star is None
+
+
+def _check_report(before: dict, report: tuple, classes: list[C]) -> None:
+    """What the network advances clocks by: every class whose rate moved is reported, with the rate
+    its clock ran at until now (its own, its star's, or, if it moved, its former clock's)."""
+    old_rates, moves = report
+    for c in classes:
+        if c in moves:
+            source = moves[c] if moves[c] is not None else c
+            assert old_rates.get(source, source.rate_bps) == before[id(c)]
+        elif _rate(c) != before[id(c)]:
+            assert old_rates[c.star if c.star is not None else c] == before[id(c)]
 
 
 @settings(max_examples=400, deadline=None)
@@ -124,20 +161,30 @@ def test_incremental_sharing_equals_the_global_filling_after_every_change(instan
         c.active = 0
     sharing = Sharing()
     for kind, pick, capacity in ops:
+        before = {id(d): _rate(d) for d in classes}
         if kind == "capacity":
             link = links[pick % len(links)]
             link.capacity_bps = capacity
-            moved = sharing.capacity_changed(link)
+            report = sharing.capacity_changed(link)
         else:
             c = classes[pick % len(classes)]
             if kind == "-" and c.active == 0:
                 continue
-            before = {id(d): d.rate_bps for d in classes}
             c.active += 1 if kind == "+" else -1
-            moved = sharing.update([c])
-            assert {id(d) for d, _ in moved} == {id(d) for d in classes if d.rate_bps != before[id(d)]}
-            assert all(rate == before[id(d)] for d, rate in moved)  # the old rates it reports
+            report = sharing.update([c])
+        _check_report(before, report, classes)
         _check(sharing, classes)
+
+
+FLEET_OPS = st.lists(st.tuples(st.sampled_from(["+", "+", "-", "capacity"]), st.integers(0, 1000),
+                               st.sampled_from([6e8, 1e9, 1e10, 0.0])), min_size=1, max_size=150)
+
+
+@settings(max_examples=300, deadline=None)
+@given(fleets(), FLEET_OPS)
+def test_incremental_sharing_on_fleet_shapes(instance, ops) -> None:
+    """As above, on cells under server links: stars form, move, dissolve and re-form."""
+    test_incremental_sharing_equals_the_global_filling_after_every_change.hypothesis.inner_test(instance, ops)
 
 
 def test_a_slack_server_link_leaves_access_points_independent() -> None:
@@ -152,8 +199,25 @@ def test_a_slack_server_link_leaves_access_points_independent() -> None:
             sharing.update([c])
     assert server.slack and not any(ap.slack for ap in aps)
     classes[7].active += 1
-    moved = sharing.update([classes[7]])
-    assert [d for d, _ in moved] == [classes[7]] and classes[7].rate_bps == 6e8 / 11
+    old_rates, moves = sharing.update([classes[7]])
+    assert list(old_rates) == [classes[7]] and not moves and classes[7].rate_bps == 6e8 / 11
+    _check(sharing, classes)
+
+
+def test_a_binding_server_link_under_slack_cells_is_one_star() -> None:
+    """1,000 cells of 100 transfers under a 100 Gbit/s server link: every class at the server's
+    share, in one star; a start anywhere moves that one rate and no class's own."""
+    server = L(1e11)
+    classes = [C((L(6e8), server), 1.5e8) for _ in range(1000)]
+    sharing = Sharing()
+    for c in classes:
+        c.active = 100
+    sharing.update(classes)
+    star = classes[0].star
+    assert star is not None and all(c.star is star for c in classes) and star.rate_bps == 1e11 / 100_000
+    classes[3].active += 1
+    old_rates, moves = sharing.update([classes[3]])
+    assert list(old_rates) == [star] and not moves and star.rate_bps == 1e11 / 100_001
     _check(sharing, classes)
 
 
