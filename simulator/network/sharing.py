@@ -18,7 +18,7 @@ depend on the order the classes are listed in.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from math import frexp
 from typing import Hashable, Protocol, Sequence
 
 REL_EPS = 1e-9
@@ -100,12 +100,15 @@ def near(low: float, high: float) -> bool:
 
 class Levels:
     """The distinct rates in use, with how many classes are at each, and :attr:`ties`: how many
-    pairs of adjacent distinct rates lie within REL_EPS of each other (0: no filling would merge
-    two of them)."""
+    pairs of distinct rates lie within REL_EPS of each other (0: no filling would merge two).
+
+    Rates are kept in buckets of the top 22 bits of their mantissa (and their exponent): a bucket
+    spans a relative 1.2e-7 to 2.4e-7, so two rates within REL_EPS share a bucket or lie in adjacent
+    ones, and finding a rate's near neighbours is three dictionary look-ups."""
 
     def __init__(self) -> None:
         self._counts: dict[float, int] = {}
-        self._sorted: list[float] = []
+        self._buckets: dict[int, list[float]] = {}
         self.ties = 0
 
     def count(self, rate: float, step: int) -> None:
@@ -115,32 +118,33 @@ class Levels:
         after = before + step
         if after:
             counts[rate] = after
+            if before:
+                return
         else:
             del counts[rate]
-        if not before:
-            self._insert(rate)
-        elif not after:
-            self._remove(rate)
+        buckets = self._buckets
+        key = _bucket(rate)
+        near_ones = 0
+        for k in (key - 1, key, key + 1):
+            for other in buckets.get(k, ()):
+                if other != rate and (near(other, rate) or near(rate, other)):
+                    near_ones += 1
+        if after:  # a new rate
+            self.ties += near_ones
+            buckets.setdefault(key, []).append(rate)
+        else:  # a rate no class has any more
+            self.ties -= near_ones
+            bucket = buckets[key]
+            bucket.remove(rate)
+            if not bucket:
+                del buckets[key]
 
-    def _insert(self, rate: float) -> None:
-        levels = self._sorted
-        i = bisect_left(levels, rate)
-        below = levels[i - 1] if i else None
-        above = levels[i] if i < len(levels) else None
-        if below is not None and above is not None:
-            self.ties -= near(below, above)
-        self.ties += (below is not None and near(below, rate)) + (above is not None and near(rate, above))
-        levels.insert(i, rate)
 
-    def _remove(self, rate: float) -> None:
-        levels = self._sorted
-        i = bisect_left(levels, rate)
-        below = levels[i - 1] if i else None
-        above = levels[i + 1] if i + 1 < len(levels) else None
-        self.ties -= (below is not None and near(below, rate)) + (above is not None and near(rate, above))
-        if below is not None and above is not None:
-            self.ties += near(below, above)
-        del levels[i]
+def _bucket(rate: float) -> int:
+    if rate == INF:
+        return 1 << 40
+    mantissa, exponent = frexp(rate)  # rate = mantissa · 2**exponent, 0.5 <= mantissa < 1
+    return (exponent << 22) + int(mantissa * 8388608.0) - 4194304  # contiguous across exponents
 
 
 def star_levels(capacity_bps: float, transfers_at: dict[float, int]) -> tuple[dict[float, float], float]:

@@ -129,37 +129,70 @@ class StarSharing:
     def _settle_star(self, star: Star, changed: tuple) -> bool:
         """Re-divide the star; `changed` = (member, its former status or "new"), already unplaced.
         False (the star dissolved) if its link no longer binds or a slack link overflows."""
-        below, rate = star_levels(star.link.capacity_bps, star.transfers_at)
-        if rate == INF:
-            self._dissolve(star)
-            return False
-        movers = {c: was for c, was in changed}
-        for bound, group in star.by_bound.items():
-            was, now = star.below.get(bound), below.get(bound)
-            if was != now:
-                for flow_class in group:
-                    if flow_class not in movers:
-                        self._unplace(star, flow_class, was)
-                        movers[flow_class] = was
-        star.below = below
-        if rate != star.rate_bps:
-            self._old.setdefault(star, star.rate_bps)  # type: ignore[attr-defined]
-            if star.in_lambda:
-                self.levels.count(star.rate_bps, -star.in_lambda)
-                self.levels.count(rate, star.in_lambda)
-            star.rate_bps = rate
-        overflow = self._place_all(star, movers)
-        if overflow or not star.ceiling / 4 <= rate <= star.ceiling:
-            # Λ afresh (2λ, or less where a slack link has no more room): λ passed it, fell far
-            # below it, or a booking overflowed
-            if not self._reset_ceiling(star, rate):
+        movers = dict(changed)
+        while True:
+            below, rate = star_levels(star.link.capacity_bps, star.transfers_at)
+            if rate == INF:
+                self._dissolve(star)
                 return False
-            overflow = [x for x in overflow if not x.load_bps * (1 + SLACK_MARGIN) < x.capacity_bps]
-            if overflow:
-                self._dissolve(star, overflow)
+            for bound, group in star.by_bound.items():
+                was, now = star.below.get(bound), below.get(bound)
+                if was != now:
+                    for flow_class in group:
+                        if flow_class not in movers:
+                            self._unplace(star, flow_class, was)
+                            movers[flow_class] = was
+            star.below = below
+            if rate != star.rate_bps:
+                self._old.setdefault(star, star.rate_bps)  # type: ignore[attr-defined]
+                if star.in_lambda:
+                    self.levels.count(star.rate_bps, -star.in_lambda)
+                    self.levels.count(rate, star.in_lambda)
+                star.rate_bps = rate
+            overflow = self._place_all(star, movers)
+            movers = {}
+            if overflow or not star.ceiling / 4 <= rate <= star.ceiling:
+                # Λ afresh (2λ, or less where a slack link has no more room): λ passed it, fell far
+                # below it, or a booking overflowed
+                lam = [c for c in star.members if c.star is star]
+                ceiling, full = self._ceiling_for(lam, rate)
+                if full:  # slack links the λ group cannot fill at λ: tight, their members held there
+                    if not self._hold(star, full, movers):
+                        return False
+                    continue
+                star.ceiling = ceiling
+                for flow_class in lam:
+                    self._book(flow_class, flow_class.active * ceiling)  # type: ignore[attr-defined]
+                overflow = [x for x in overflow if not x.load_bps * (1 + SLACK_MARGIN) < x.capacity_bps]
+                if overflow:
+                    self._dissolve(star, overflow)
+                    return False
+            if self.levels.ties:
+                self._divide(list(star.link.users))  # type: ignore[attr-defined]
+            return True
+
+    def _hold(self, star: Star, full: list[Any], movers: dict) -> bool:
+        """Slack links the λ group cannot fill at λ turn tight. Each must be crossed by one member
+        alone (its access point, say): that member is then held by its share of it (re-placed, in
+        `movers`). Otherwise the star is no star (dissolved: False)."""
+        for link in full:
+            users = [c for c in link.users if c.active]
+            if len(users) != 1 or users[0].hub is not star:
+                self._dissolve(star, full)
                 return False
-        if self.levels.ties:
-            self._divide(list(star.link.users))  # type: ignore[attr-defined]
+            self._set_tight(link)  # type: ignore[attr-defined]
+        for link in full:
+            flow_class = next(c for c in link.users if c.active)
+            bound = self._private_bound(flow_class, star.link)
+            if bound is None:
+                self._dissolve(star)
+                return False
+            if flow_class not in movers:
+                was = self._status(star, flow_class)
+                self._unplace(star, flow_class, was)
+                movers[flow_class] = was
+            self._remove_member(star, flow_class)
+            self._add_member(star, flow_class, bound)
         return True
 
     def _place_all(self, star: Star, movers: dict) -> list[Any]:
@@ -201,8 +234,8 @@ class StarSharing:
         star.below, rate = star_levels(link.capacity_bps, star.transfers_at)
         lam = [c for c in component if self._status(star, c) is None]
         same = all(c.rate_bps == star.below.get(b, rate) for c, b in zip(component, bounds))  # as filled
-        ceiling = None if rate == INF or not same else self._ceiling_for(lam, rate)
-        if ceiling is None:
+        ceiling, full = self._ceiling_for(lam, rate) if rate != INF and same else (0.0, [None])
+        if full:
             for flow_class in component:
                 flow_class.hub = None
             return
@@ -233,9 +266,9 @@ class StarSharing:
 
     # ------------------------------------------------------------------ the ceiling Λ
 
-    def _ceiling_for(self, lam_members: list[Any], rate: float) -> float | None:
-        """The highest Λ ≤ 2λ (at least λ) at which every slack link the λ group crosses keeps twice
-        the margin, everything else booked as it is; None if λ itself does not fit."""
+    def _ceiling_for(self, lam_members: list[Any], rate: float) -> tuple[float, list[Any]]:
+        """The highest Λ ≤ 2λ at which every slack link the λ group crosses keeps twice the margin,
+        everything else booked as it is; and the links on which λ itself does not fit."""
         weight: dict[int, list[Any]] = {}  # link → [link, the group's transfers on it, their booking]
         for flow_class in lam_members:
             for link in flow_class.links:
@@ -244,18 +277,12 @@ class StarSharing:
                     entry[1] += flow_class.active
                     entry[2] += flow_class.load_bps
         limit = 2 * rate
+        full = []
         for link, transfers, booked in weight.values():
-            room = link.capacity_bps / (1 + 2 * SLACK_MARGIN) - (link.load_bps - booked)
-            limit = min(limit, room / transfers)
-        return limit if limit >= rate else None
-
-    def _reset_ceiling(self, star: Star, rate: float) -> bool:
-        lam = [c for c in star.members if c.star is star]
-        ceiling = self._ceiling_for(lam, rate)
-        if ceiling is None:
-            self._dissolve(star)
-            return False
-        star.ceiling = ceiling
-        for flow_class in lam:
-            self._book(flow_class, flow_class.active * ceiling)  # type: ignore[attr-defined]
-        return True
+            if transfers:  # (a member left at this instant and not yet taken out has none)
+                room = (link.capacity_bps / (1 + 2 * SLACK_MARGIN) - (link.load_bps - booked)) / transfers
+                if room < rate:
+                    full.append(link)
+                elif room < limit:
+                    limit = room
+        return limit, full

@@ -252,3 +252,22 @@ def test_sharing_needs_no_simpy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "[5.0]"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.floats(1e-3, 1e13), st.integers(0, 3), st.booleans()), min_size=1, max_size=80))
+def test_levels_count_near_ties_as_a_sorted_scan_would(ops) -> None:
+    """Levels.ties is positive exactly when two distinct rates in use are within REL_EPS."""
+    from simulator.network.sharing import Levels, near
+
+    levels, counts = Levels(), {}
+    for base, jitter, add in ops:
+        rate = base * (1 + jitter * REL_EPS / 3) if jitter else base  # close neighbours, often
+        if add or counts.get(rate, 0) == 0:
+            levels.count(rate, 1)
+            counts[rate] = counts.get(rate, 0) + 1
+        else:
+            levels.count(rate, -1)
+            counts[rate] -= 1
+        live = sorted(r for r, n in counts.items() if n)
+        assert (levels.ties > 0) == any(near(a, b) for a, b in zip(live, live[1:]))
