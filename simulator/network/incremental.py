@@ -43,15 +43,18 @@ class Sharing(StarSharing):
     def update(self, changed: Iterable[Any]) -> tuple[dict[Any, float], dict[Any, Any]]:
         """Re-divide after the `active` counts of `changed` moved (0: the class left). Returns
         ``(old rates, moves)``: each rate holder (a class on its own, or a star) touched, with its
-        rate before, and each class whose star changed, with its star before (None: none)."""
-        self._old, self._moves = {}, {}
+        rate before, and each class whose star changed, with its star before (None: none). The two
+        dictionaries are this object's, valid until the next call."""
+        self._old.clear()
+        self._moves.clear()
         for flow_class in changed:
             self._update_one(flow_class)
         return self._old, self._moves
 
     def capacity_changed(self, link: Any) -> tuple[dict[Any, float], dict[Any, Any]]:
         """Re-divide after `link.capacity_bps` changed: its classes as one component, it tight."""
-        self._old, self._moves = {}, {}
+        self._old.clear()
+        self._moves.clear()
         if link.slack:
             self._set_tight(link)
         if link.users:
@@ -115,13 +118,17 @@ class Sharing(StarSharing):
     # ------------------------------------------------------------------ membership
 
     def _join(self, flow_class: Any) -> None:
-        self.busy[flow_class] = None
+        busy = self.busy
+        busy[flow_class] = None
         flow_class.star = flow_class.hub = None
         flow_class.rate_bps = 0.0
         flow_class.load_bps = 0.0
         for link in flow_class.links:
             link.users[flow_class] = None
-        self.levels.count(0.0, 1)
+        if len(busy) == 2:  # two classes may tie: count the rates from now on
+            self.levels.start((c.star or c).rate_bps for c in busy)
+        else:
+            self.levels.count(0.0, 1)
 
     def _leave(self, flow_class: Any) -> list[Any]:
         """Remove a class with nothing in flight; returns the classes left to re-divide."""
@@ -134,6 +141,8 @@ class Sharing(StarSharing):
         else:
             settled = self._leave_star(hub, flow_class)
         self.levels.count(0.0, -1)
+        if len(self.busy) < 2:
+            self.levels.stop()  # one class cannot tie
         neighbours = []
         for link in flow_class.links:
             users = link.users

@@ -99,9 +99,25 @@ class Network:
         self._classes[(links, cap_bps)] = flow_class
         return flow_class
 
-    def _redivide(self, changed: Iterable[FlowClass], now: float) -> None:
+    def _redivide(self, changed: tuple[FlowClass, ...] | list[FlowClass], now: float) -> None:
         """The `active` counts of `changed` moved: re-divide, then advance and re-arm what moved."""
-        self._apply(*self.sharing.update(changed), changed, now)
+        old_rates, moves = self.sharing.update(changed)
+        if moves:
+            self._apply(old_rates, moves, changed, now)
+            return
+        # No class changed clocks (the usual case): only rates moved.
+        for clock, old_rate in old_rates.items():
+            if clock.rate_bps != old_rate:
+                clock.advance(now, old_rate)
+                if clock not in changed:
+                    self._arm(clock, now)
+        for flow_class in changed:
+            star = flow_class.star
+            if star is None:
+                self._arm(flow_class, now)
+            else:
+                self._push_head(flow_class, star)  # its head may have changed
+                self._arm(star, now)
 
     def _apply(self, old_rates: dict, moves: dict, changed: Iterable[FlowClass], now: float) -> None:
         """Bring every clock whose rate moved to now at its old rate, carry moved classes' virtual
@@ -124,6 +140,7 @@ class Network:
             else:
                 new_star.advance(now, new_star.rate_bps)
                 flow_class.offset = virtual_bits - new_star.virtual_bits
+                flow_class.due_seq = -1  # its own clock rests: a due time of its own is stale now
                 self._push_head(flow_class, new_star)
                 touched[new_star] = None
             if old_star is not None:
@@ -151,6 +168,9 @@ class Network:
         clock must read `now`. A due time kept from before fires no later than needed: it re-arms
         then (starting transfers only ever push completions later, so this saves most entries)."""
         if type(clock) is FlowClass:
+            if clock.star is not None:  # its own clock rests: the star's counts
+                clock.due_seq = -1
+                return
             position = clock.head_tag()
         else:
             heads = clock.heads  # type: ignore[attr-defined]

@@ -19,7 +19,7 @@ depend on the order the classes are listed in.
 from __future__ import annotations
 
 from math import frexp
-from typing import Hashable, Protocol, Sequence
+from typing import Hashable, Iterable, Protocol, Sequence
 
 REL_EPS = 1e-9
 INF = float("inf")
@@ -104,15 +104,31 @@ class Levels:
 
     Rates are kept in buckets of the top 22 bits of their mantissa (and their exponent): a bucket
     spans a relative 1.2e-7 to 2.4e-7, so two rates within REL_EPS share a bucket or lie in adjacent
-    ones, and finding a rate's near neighbours is three dictionary look-ups."""
+    ones, and finding a rate's near neighbours is three dictionary look-ups. While fewer than two
+    classes are in flight nothing can tie, and nothing is kept (:meth:`start`, :meth:`stop`)."""
 
     def __init__(self) -> None:
         self._counts: dict[float, int] = {}
         self._buckets: dict[int, list[float]] = {}
         self.ties = 0
+        self.active = False
+
+    def start(self, rates: Iterable[float]) -> None:
+        """Keep count from now on, of these rates (one per class in flight)."""
+        self.active = True
+        for rate in rates:
+            self.count(rate, 1)
+
+    def stop(self) -> None:
+        self._counts.clear()
+        self._buckets.clear()
+        self.ties = 0
+        self.active = False
 
     def count(self, rate: float, step: int) -> None:
         """`step` classes more (or fewer, if negative) at `rate`."""
+        if not self.active:
+            return
         counts = self._counts
         before = counts.get(rate, 0)
         after = before + step
@@ -123,7 +139,11 @@ class Levels:
         else:
             del counts[rate]
         buckets = self._buckets
-        key = _bucket(rate)
+        if rate == INF:
+            key = 1 << 40
+        else:
+            mantissa, exponent = frexp(rate)  # rate = mantissa · 2**exponent, 0.5 <= mantissa < 1
+            key = (exponent << 22) + int(mantissa * 8388608.0) - 4194304  # contiguous across exponents
         near_ones = 0
         for k in (key - 1, key, key + 1):
             for other in buckets.get(k, ()):
@@ -138,13 +158,6 @@ class Levels:
             bucket.remove(rate)
             if not bucket:
                 del buckets[key]
-
-
-def _bucket(rate: float) -> int:
-    if rate == INF:
-        return 1 << 40
-    mantissa, exponent = frexp(rate)  # rate = mantissa · 2**exponent, 0.5 <= mantissa < 1
-    return (exponent << 22) + int(mantissa * 8388608.0) - 4194304  # contiguous across exponents
 
 
 def star_levels(capacity_bps: float, transfers_at: dict[float, int]) -> tuple[dict[float, float], float]:

@@ -261,6 +261,7 @@ def test_levels_count_near_ties_as_a_sorted_scan_would(ops) -> None:
     from simulator.network.sharing import Levels, near
 
     levels, counts = Levels(), {}
+    levels.start(())
     for base, jitter, add in ops:
         rate = base * (1 + jitter * REL_EPS / 3) if jitter else base  # close neighbours, often
         if add or counts.get(rate, 0) == 0:
