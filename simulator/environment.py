@@ -15,21 +15,60 @@ attribute, if another SimPy is installed or these internals change.
 
 from __future__ import annotations
 
-from heapq import heappush
+from heapq import heappop, heappush
 from typing import Any, Callable, Iterable
 
 import simpy
-from simpy.events import NORMAL, PENDING, URGENT, Event, Timeout
+from simpy.core import EmptySchedule, StopSimulation
+from simpy.events import NORMAL, PENDING, URGENT, Event, EventPriority, Timeout
 
-# The SimPy release whose internals the methods below write (pyproject.toml pins simpy==4.1.*).
+# The SimPy release whose internals the methods below write (pyproject.toml pins simpy==4.1.*), and
+# the SHA-256 of its Environment.step source, which Environment.step repeats.
 SIMPY_VERSION = "4.1"
+STEP_SOURCE_SHA256 = "8fea2b488c8ad7faecfa46ea6759b01821dce350cd54301caac0cbe0f13185a0"
 
 _new_object = object.__new__
 Callback = Callable[[Event], None]
 
 
 class Environment(simpy.Environment):
-    """A ``simpy.Environment`` with the few fast operations fleetsim's hot loop needs."""
+    """A ``simpy.Environment`` with the few fast operations fleetsim's hot loop needs.
+
+    `now` is a plain attribute here (SimPy's is a property over `_now`, a call per read; the hot
+    loop reads it several times per event): :meth:`step` keeps the two equal."""
+
+    now = 0.0  # shadows the base class's property; an instance attribute from __init__ on
+
+    def __init__(self, initial_time: float = 0) -> None:
+        super().__init__(initial_time)
+        self.now = initial_time
+
+    def step(self) -> None:
+        """SimPy 4.1's ``Environment.step`` (the same statements: STEP_SOURCE_SHA256 is the hash of
+        its source), which also sets :attr:`now`."""
+        try:
+            self._now, _, _, event = heappop(self._queue)
+        except IndexError:
+            raise EmptySchedule from None
+        self.now = self._now
+        # Process callbacks of the event. Set the events callbacks to None immediately to prevent
+        # concurrent modifications.
+        callbacks, event.callbacks = event.callbacks, None  # type: ignore
+        try:
+            for callback in callbacks:
+                callback(event)
+        except StopSimulation:
+            # Reassociate any remaining callbacks with the event and reschedule the event to be
+            # processed when the simulation resumes.
+            event.callbacks = callbacks[callbacks.index(callback) + 1:]
+            self.schedule(event, EventPriority(-1))
+            raise
+        if not event._ok and not hasattr(event, "_defused"):
+            # The event has failed and has not been defused. Crash the environment. Create a copy
+            # of the failure exception with a new traceback.
+            exc = type(event._value)(*event._value.args)
+            exc.__cause__ = event._value
+            raise exc
 
     def call_later(self, delay_s: float, callback: Callback) -> Timeout:
         """``env.timeout(delay_s)`` with `callback` attached: it runs `delay_s` from now."""

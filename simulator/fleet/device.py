@@ -183,20 +183,16 @@ class RoundProcess:
         self.env.urgent((self._on_interrupt,), simpy.Interrupt(cause))
 
     # ------------------------------------------------------------------ the round, step by step
-    # Each step ends by waiting: `_target` is the event it waits for, `_callback` what runs then (an
-    # interrupt removes it, as SimPy removes a process's resume callback).
-
-    def _wait(self, phase: int, event: simpy.Event, callback: Callable[[simpy.Event], None]) -> None:
-        self.phase = phase
-        self._target = event
-        self._callback = callback
+    # Each step ends by waiting: `phase` is what it waits in, `_target` the event it waits for,
+    # `_callback` what runs then (an interrupt removes it, as SimPy removes a process's resume
+    # callback).
 
     def begin(self, _event: simpy.Event | None = None) -> None:
         if self.phase != _STARTING:
             return
         self.phase_start_s = self.env.now
-        self._wait(_DOWN_LATENCY, self.env.call_later(self.device.latency_s(), self._download_start),
-                   self._download_start)
+        self.phase, self._callback = _DOWN_LATENCY, self._download_start
+        self._target = self.env.call_later(self.device.latency_s(), self._download_start)
 
     def _download_start(self, _event: simpy.Event) -> None:
         self._transfer(_DOWN, self.device.down_links, self.job.shape.download_bytes, self._download_done)
@@ -211,14 +207,15 @@ class RoundProcess:
         # this callback returns.
         transfer = self.transfer = self.owner.network.transfer(links, size_bytes, self.device.cap_bps)
         transfer.callbacks.append(done)
-        self._wait(phase, transfer, done)
+        self.phase, self._target, self._callback = phase, transfer, done
 
     def _transfer_done(self, phase_code: int, nbytes: int) -> float:
         """Book a finished transfer (time, bytes, its events row) and return the time now."""
         now = self.env.now
         job = self.job
         self.device.comm_s += now - self.phase_start_s
-        self.owner.log_done(self.device.index, phase_code, self.phase_start_s, now, job, nbytes, 0.0)
+        self.owner.events.append_codes(self.device.index, phase_code, self.phase_start_s, now, job.job_id,
+                                       job.base_version, nbytes, 0.0, _TEXT_DONE)
         self.transfer = None
         return now
 
@@ -240,15 +237,18 @@ class RoundProcess:
         if owner.on_compute_start is not None:
             owner.on_compute_start(job)
         self.phase_start_s = self.env.now
-        self._wait(_COMPUTE, self.env.call_later(shape.compute_s, self._compute_done), self._compute_done)
+        self.phase, self._callback = _COMPUTE, self._compute_done
+        self._target = self.env.call_later(shape.compute_s, self._compute_done)
 
     def _compute_done(self, _event: simpy.Event) -> None:
         job, device = self.job, self.device
         now = self.env.now
         device.compute_s += now - self.phase_start_s
-        self.owner.log_done(device.index, _TEXT_COMPUTE, self.phase_start_s, now, job, 0, job.shape.flops)
+        self.owner.events.append_codes(device.index, _TEXT_COMPUTE, self.phase_start_s, now, job.job_id,
+                                       job.base_version, 0, job.shape.flops, _TEXT_DONE)
         self.phase_start_s = now
-        self._wait(_UP_LATENCY, self.env.call_later(device.latency_s(), self._upload_start), self._upload_start)
+        self.phase, self._callback = _UP_LATENCY, self._upload_start
+        self._target = self.env.call_later(device.latency_s(), self._upload_start)
 
     def _upload_done(self, _event: simpy.Event) -> None:
         job = self.job
@@ -314,6 +314,7 @@ class ClientRound:
     ) -> None:
         self.env = env
         self.network = network
+        # events.parquet: phases that end as planned append rows of codes (append_codes)
         self.events = recorder.events
         # None: nothing to do when compute begins (timing-only)
         self.on_compute_start = on_compute_start
@@ -336,12 +337,6 @@ class ClientRound:
         if rounds:
             self.env.urgent([round_.begin for round_ in rounds])
         return rounds
-
-    def log_done(self, device: int, phase_code: int, start_s: float, end_s: float, job: Job, nbytes: int,
-                 flops: float) -> None:
-        """The events.parquet row of a phase that ended as planned (text columns as constant codes)."""
-        self.events.append_codes(device, phase_code, start_s, end_s, job.job_id, job.base_version, nbytes, flops,
-                                 _TEXT_DONE)
 
     def record(self, job: Job, phase: str, start_s: float, nbytes: int, flops: float, outcome: str) -> None:
         device = job.device

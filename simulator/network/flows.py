@@ -74,12 +74,13 @@ class Clock:
     due_at: float
     due_seq: int
 
-    def advance(self, now: float, rate_bps: float) -> None:
-        """Move the virtual clock to `now`, at `rate_bps` since `updated_s`."""
+    def advance(self, now: float, rate_bps: float) -> float:
+        """Move the virtual clock to `now`, at `rate_bps` since `updated_s`; returns its reading."""
         dt = now - self.updated_s
         if dt > 0:
             self.virtual_bits += rate_bps * dt
         self.updated_s = now
+        return self.virtual_bits
 
 
 @dataclass(eq=False, slots=True, kw_only=True)

@@ -45,11 +45,14 @@ class Sharing(StarSharing):
         ``(old rates, moves)``: each rate holder (a class on its own, or a star) touched, with its
         rate before, and each class whose star changed, with its star before (None: none). The two
         dictionaries are this object's, valid until the next call."""
-        self._old.clear()
-        self._moves.clear()
+        old, moves = self._old, self._moves
+        if old:
+            old.clear()
+        if moves:
+            moves.clear()
         for flow_class in changed:
             self._update_one(flow_class)
-        return self._old, self._moves
+        return old, moves
 
     def capacity_changed(self, link: Any) -> tuple[dict[Any, float], dict[Any, Any]]:
         """Re-divide after `link.capacity_bps` changed: its classes as one component, it tight."""
@@ -77,7 +80,7 @@ class Sharing(StarSharing):
             if not self._star_change(hub, flow_class):
                 self._divide([flow_class])
             return
-        tight = self._tight(flow_class)
+        tight = flow_class.tight if flow_class.tight_epoch == self.epoch else self._tight(flow_class)
         if not self.levels.ties and flow_class.distinct_links:
             for link in tight:
                 if len(link.users) != 1:
@@ -103,9 +106,18 @@ class Sharing(StarSharing):
             if share < rate:
                 rate = share
         load = rate * active
-        if rate != flow_class.rate_bps or load != flow_class.load_bps:
-            self._note(flow_class)
-            overflow = self._set_rate(flow_class, rate)
+        old_rate = flow_class.rate_bps
+        if rate != old_rate or load != flow_class.load_bps:
+            if flow_class not in self._old and flow_class not in self._moves:  # _note, inline
+                self._old[flow_class] = old_rate
+            if rate != old_rate:
+                levels = self.levels
+                if levels.active:
+                    levels.count(old_rate, -1)
+                    levels.count(rate, 1)
+                flow_class.rate_bps = rate
+            # book it on its slack links (if it crosses any)
+            overflow = self._book(flow_class, load) if len(tight) < len(flow_class.links) else ()
             if overflow or self.levels.ties:  # a slack link lost its margin, or levels tie: the general way
                 for link in overflow:
                     self._set_tight(link)
@@ -231,8 +243,10 @@ class Sharing(StarSharing):
     def _set_rate(self, flow_class: Any, rate: float) -> list[Any]:
         """Write a class's own rate and book rate × active; returns the slack links that overflow."""
         if rate != flow_class.rate_bps:
-            self.levels.count(flow_class.rate_bps, -1)
-            self.levels.count(rate, 1)
+            levels = self.levels
+            if levels.active:
+                levels.count(flow_class.rate_bps, -1)
+                levels.count(rate, 1)
             flow_class.rate_bps = rate
         return self._book(flow_class, rate * flow_class.active)
 

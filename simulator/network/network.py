@@ -52,7 +52,9 @@ class Network:
         env = self.env
         now = env.now
         size_bits = float(size_bytes) * 8.0
-        virtual_bits = _read(flow_class, now)
+        star = flow_class.star
+        virtual_bits = (flow_class.advance(now, flow_class.rate_bps) if star is None
+                        else star.advance(now, star.rate_bps) + flow_class.offset)
         transfer = Transfer(env, size_bits, flow_class, virtual_bits + size_bits, now)
         if size_bits == 0:
             transfer.finished = True
@@ -108,7 +110,8 @@ class Network:
         # No class changed clocks (the usual case): only rates moved.
         for clock, old_rate in old_rates.items():
             if clock.rate_bps != old_rate:
-                clock.advance(now, old_rate)
+                if clock.updated_s != now:
+                    clock.advance(now, old_rate)
                 if clock not in changed:
                     self._arm(clock, now)
         for flow_class in changed:
@@ -171,7 +174,10 @@ class Network:
             if clock.star is not None:  # its own clock rests: the star's counts
                 clock.due_seq = -1
                 return
-            position = clock.head_tag()
+            queue = clock.queue  # head_tag(), inline: this runs at every start and end
+            while queue and queue[0][2].cancelled:
+                clock.pop()
+            position = queue[0][0] if queue else None
         else:
             heads = clock.heads  # type: ignore[attr-defined]
             while heads and (heads[0][2].star is not clock or heads[0][2].member_seq != heads[0][1]):
@@ -249,7 +255,5 @@ def _read(flow_class: FlowClass, now: float) -> float:
     """The class's virtual bits now (its clock, or its star's, advanced to now)."""
     star = flow_class.star
     if star is None:
-        flow_class.advance(now, flow_class.rate_bps)
-        return flow_class.virtual_bits
-    star.advance(now, star.rate_bps)
-    return star.virtual_bits + flow_class.offset
+        return flow_class.advance(now, flow_class.rate_bps)
+    return star.advance(now, star.rate_bps) + flow_class.offset
