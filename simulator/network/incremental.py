@@ -116,8 +116,11 @@ class Sharing(StarSharing):
                     levels.count(old_rate, -1)
                     levels.count(rate, 1)
                 flow_class.rate_bps = rate
-            # book it on its slack links (if it crosses any)
-            overflow = self._book(flow_class, load) if len(tight) < len(flow_class.links) else ()
+            if len(tight) < len(flow_class.links):  # book it on its slack links
+                overflow = self._book(flow_class, load)
+            else:
+                flow_class.load_bps = load  # (booked as soon as one of its links turns slack)
+                overflow = ()
             if overflow or self.levels.ties:  # a slack link lost its margin, or levels tie: the general way
                 for link in overflow:
                     self._set_tight(link)
