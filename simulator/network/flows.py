@@ -118,6 +118,7 @@ class FlowClass(Clock):
     # kept by the network's Sharing (incremental.py)
     load_bps: float = 0.0
     tight: tuple = ()
+    crosses_slack: bool = False
     tight_epoch: int = -1
 
     def push(self, entry: tuple[float, int, Transfer]) -> None:

@@ -27,7 +27,7 @@ from simulator.network.stars import SLACK_MARGIN, Star, StarSharing
 class Sharing(StarSharing):
     """See the module. Links need ``capacity_bps, users, slack, load_bps, star``; classes ``links,
     active, own_bound, distinct_links, rate_bps, star (the star whose clock it reads), hub (the star
-    it belongs to), load_bps, tight, tight_epoch``."""
+    it belongs to), load_bps, tight, crosses_slack, tight_epoch``."""
 
     def __init__(self, new_star: Callable[[Any], Star] = Star) -> None:
         self.busy: dict[Any, None] = {}  # classes in flight
@@ -54,6 +54,19 @@ class Sharing(StarSharing):
             self._update_one(flow_class)
         return old, moves
 
+    def update_class(self, flow_class: Any) -> tuple[dict[Any, float], dict[Any, Any]] | None:
+        """:meth:`update` of one class, returning None when the class was re-divided alone on its
+        tight links with a rate of its own and nothing else moved (the usual case: nothing for the
+        caller to do but bring the class's own clock to now and re-arm it)."""
+        old, moves = self._old, self._moves
+        if old:
+            old.clear()
+        if moves:
+            moves.clear()
+        if self._update_one(flow_class) and not old and not moves:
+            return None
+        return old, moves
+
     def capacity_changed(self, link: Any) -> tuple[dict[Any, float], dict[Any, Any]]:
         """Re-divide after `link.capacity_bps` changed: its classes as one component, it tight."""
         self._old.clear()
@@ -66,20 +79,23 @@ class Sharing(StarSharing):
 
     # ------------------------------------------------------------------ one change
 
-    def _update_one(self, flow_class: Any) -> None:
+    def _update_one(self, flow_class: Any) -> bool:
+        """Re-divide after the class's `active` moved; True if it was alone on its tight links
+        (:meth:`_divide_lone`). The caller has brought the class's own clock to now: its old rate is
+        not reported."""
         if flow_class.active <= 0:
             if flow_class in self.busy:
                 neighbours = self._leave(flow_class)
                 if neighbours:
                     self._divide(neighbours)
-            return
+            return False
         if flow_class not in self.busy:
             self._join(flow_class)
         hub = flow_class.hub
         if hub is not None:
             if not self._star_change(hub, flow_class):
                 self._divide([flow_class])
-            return
+            return False
         tight = flow_class.tight if flow_class.tight_epoch == self.epoch else self._tight(flow_class)
         if not self.levels.ties and flow_class.distinct_links:
             for link in tight:
@@ -94,11 +110,13 @@ class Sharing(StarSharing):
                     if bound is not None:
                         if not self._join_star(flow_class, star, bound):
                             self._divide([flow_class])
-                        return
+                        return False
         self._divide([flow_class])
+        return False
 
-    def _divide_lone(self, flow_class: Any, tight: tuple) -> None:
-        """A class alone on each of its tight links (none crossed twice): its own rate."""
+    def _divide_lone(self, flow_class: Any, tight: tuple) -> bool:
+        """A class alone on each of its tight links (none crossed twice): its own rate. False if a
+        slack link overflowed or levels tie (then divided the general way)."""
         active = flow_class.active
         rate = flow_class.own_bound  # lone_rate over the tight links, inline
         for link in tight:
@@ -108,15 +126,13 @@ class Sharing(StarSharing):
         load = rate * active
         old_rate = flow_class.rate_bps
         if rate != old_rate or load != flow_class.load_bps:
-            if flow_class not in self._old and flow_class not in self._moves:  # _note, inline
-                self._old[flow_class] = old_rate
             if rate != old_rate:
                 levels = self.levels
                 if levels.active:
                     levels.count(old_rate, -1)
                     levels.count(rate, 1)
                 flow_class.rate_bps = rate
-            if len(tight) < len(flow_class.links):  # book it on its slack links
+            if flow_class.crosses_slack:  # book it on its slack links
                 overflow = self._book(flow_class, load)
             else:
                 flow_class.load_bps = load  # (booked as soon as one of its links turns slack)
@@ -125,10 +141,11 @@ class Sharing(StarSharing):
                 for link in overflow:
                     self._set_tight(link)
                 self._divide([flow_class] + [c for link in overflow for c in link.users])
-                return
+                return False
         for link in tight:
             if load * (1 + SLACK_MARGIN) < link.capacity_bps:  # it limits nobody now
                 self._set_slack(link)
+        return True
 
     # ------------------------------------------------------------------ membership
 
@@ -174,6 +191,7 @@ class Sharing(StarSharing):
     def _tight(self, flow_class: Any) -> tuple:
         if flow_class.tight_epoch != self.epoch:
             flow_class.tight = tuple(link for link in flow_class.links if not link.slack)
+            flow_class.crosses_slack = len(flow_class.tight) < len(flow_class.links)
             flow_class.tight_epoch = self.epoch
         return flow_class.tight
 

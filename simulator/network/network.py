@@ -63,7 +63,7 @@ class Network:
         flow_class.push((transfer.finish_tag, next(self._seq), transfer))
         flow_class.active += 1
         flow_class.complete_due(virtual_bits)
-        self._redivide((flow_class,), now)
+        self._redivide_one(flow_class, now)
         return transfer
 
     def cancel(self, transfer: Transfer) -> float:
@@ -75,7 +75,7 @@ class Network:
         virtual_bits = _read(flow_class, now)
         transfer.cancelled = True
         flow_class.active -= 1
-        self._redivide((flow_class,), now)
+        self._redivide_one(flow_class, now)
         return transfer.size_bits - max(0.0, transfer.finish_tag - virtual_bits)
 
     def set_capacity(self, link: Link, capacity_bps: float) -> None:
@@ -101,9 +101,21 @@ class Network:
         self._classes[(links, cap_bps)] = flow_class
         return flow_class
 
+    def _redivide_one(self, flow_class: FlowClass, now: float) -> None:
+        """:meth:`_redivide` of one class whose clock reads now (at a start, an end, a cancel)."""
+        report = self.sharing.update_class(flow_class)
+        if report is None:  # it alone moved, at a rate of its own: its clock is at now already
+            self._arm(flow_class, now)
+        else:
+            self._settle(*report, (flow_class,), now)
+
     def _redivide(self, changed: tuple[FlowClass, ...] | list[FlowClass], now: float) -> None:
         """The `active` counts of `changed` moved: re-divide, then advance and re-arm what moved."""
-        old_rates, moves = self.sharing.update(changed)
+        self._settle(*self.sharing.update(changed), changed, now)
+
+    def _settle(self, old_rates: dict, moves: dict, changed: tuple[FlowClass, ...] | list[FlowClass],
+                now: float) -> None:
+        """Advance and re-arm what a re-division moved."""
         if moves:
             self._apply(old_rates, moves, changed, now)
             return
@@ -223,7 +235,9 @@ class Network:
             else:
                 changed.extend(self._complete_members(clock))  # type: ignore[arg-type]
                 self._arm(clock, now)
-        if changed:
+        if len(changed) == 1:
+            self._redivide_one(changed[0], now)
+        elif changed:
             self._redivide(changed, now)
         while due and due[0][2].due_seq != due[0][1]:
             heappop(due)
