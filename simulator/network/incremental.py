@@ -35,54 +35,26 @@ class Sharing(StarSharing):
         self.levels = Levels()  # the rates in use, and whether two of them tie
         self.fallbacks = 0  # re-divisions of every class because of ties (for the benchmarks)
         self._new_star = new_star
-        self._old: dict[Any, float] = {}  # rate holder (private class or star) → its rate before
-        self._moves: dict[Any, Any] = {}  # class → its star before (None: it had its own rate)
+        # the report of the last update (the caller clears it): rate holder (a class on its own or
+        # a star) → its rate before; class → its star before (None: it had a rate of its own)
+        self.old: dict[Any, float] = {}
+        self.moves: dict[Any, Any] = {}
 
     # ------------------------------------------------------------------ public
 
     def update(self, changed: Iterable[Any]) -> tuple[dict[Any, float], dict[Any, Any]]:
-        """Re-divide after the `active` counts of `changed` moved (0: the class left). Returns
-        ``(old rates, moves)``: each rate holder (a class on its own, or a star) touched, with its
-        rate before, and each class whose star changed, with its star before (None: none). The two
-        dictionaries are this object's, valid until the next call."""
-        old, moves = self._old, self._moves
-        if old:
-            old.clear()
-        if moves:
-            moves.clear()
+        """Re-divide after the `active` counts of `changed` moved (0: the class left). Returns the
+        report (:attr:`old`, :attr:`moves`): each rate holder (a class on its own, or a star) whose
+        rate may have moved, with its rate before, and each class whose star changed, with its star
+        before (None: none). The changed classes' own clocks are the caller's: it has brought them to
+        now, so their old rates are not reported. The caller clears the report when it is done."""
         for flow_class in changed:
-            self._update_one(flow_class)
-        return old, moves
+            self.update_one(flow_class)
+        return self.old, self.moves
 
-    def update_class(self, flow_class: Any) -> tuple[dict[Any, float], dict[Any, Any]] | None:
-        """:meth:`update` of one class, returning None when the class was re-divided alone on its
-        tight links with a rate of its own and nothing else moved (the usual case: nothing for the
-        caller to do but bring the class's own clock to now and re-arm it)."""
-        old, moves = self._old, self._moves
-        if old:
-            old.clear()
-        if moves:
-            moves.clear()
-        if self._update_one(flow_class) and not old and not moves:
-            return None
-        return old, moves
-
-    def capacity_changed(self, link: Any) -> tuple[dict[Any, float], dict[Any, Any]]:
-        """Re-divide after `link.capacity_bps` changed: its classes as one component, it tight."""
-        self._old.clear()
-        self._moves.clear()
-        if link.slack:
-            self._set_tight(link)
-        if link.users:
-            self._divide(list(link.users))
-        return self._old, self._moves
-
-    # ------------------------------------------------------------------ one change
-
-    def _update_one(self, flow_class: Any) -> bool:
-        """Re-divide after the class's `active` moved; True if it was alone on its tight links
-        (:meth:`_divide_lone`). The caller has brought the class's own clock to now: its old rate is
-        not reported."""
+    def update_one(self, flow_class: Any) -> bool:
+        """:meth:`update` of one class; True if it was re-divided alone on its tight links with a rate
+        of its own (then, if the report is empty, nothing else moved)."""
         if flow_class.active <= 0:
             if flow_class in self.busy:
                 neighbours = self._leave(flow_class)
@@ -113,6 +85,16 @@ class Sharing(StarSharing):
                         return False
         self._divide([flow_class])
         return False
+
+    def capacity_changed(self, link: Any) -> tuple[dict[Any, float], dict[Any, Any]]:
+        """Re-divide after `link.capacity_bps` changed: its classes as one component, it tight."""
+        if link.slack:
+            self._set_tight(link)
+        if link.users:
+            self._divide(list(link.users))
+        return self.old, self.moves
+
+    # ------------------------------------------------------------------ one change
 
     def _divide_lone(self, flow_class: Any, tight: tuple) -> bool:
         """A class alone on each of its tight links (none crossed twice): its own rate. False if a
@@ -251,14 +233,14 @@ class Sharing(StarSharing):
     def _note(self, flow_class: Any) -> None:
         """Remember a class's own rate before this update (not if its star changed: the network
         then takes its clock from the star)."""
-        if flow_class not in self._old and flow_class not in self._moves:
-            self._old[flow_class] = flow_class.rate_bps
+        if flow_class not in self.old and flow_class not in self.moves:
+            self.old[flow_class] = flow_class.rate_bps
 
     def _move(self, flow_class: Any, star: Any) -> None:
-        if flow_class not in self._moves:
+        if flow_class not in self.moves:
             if flow_class.star is None:
                 self._note(flow_class)  # its own clock ran at this rate until now
-            self._moves[flow_class] = flow_class.star
+            self.moves[flow_class] = flow_class.star
         flow_class.star = star
 
     def _set_rate(self, flow_class: Any, rate: float) -> list[Any]:

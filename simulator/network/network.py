@@ -37,7 +37,7 @@ class Network:
         self.sharing = Sharing(new_star=lambda link: LinkLevel(link, env.now))
         self._due: list[tuple[float, int, Clock]] = []  # (when, sequence, clock): completions due
         self._timer: simpy.Event | None = None  # the SimPy timer that counts, and when it fires
-        self._timer_at: float | None = None
+        self._timer_at = INF
 
     # ------------------------------------------------------------------ public API
 
@@ -84,7 +84,10 @@ class Network:
         if capacity_bps < 0:
             raise ValueError("a link's capacity cannot be negative")
         link.capacity_bps = float(capacity_bps)
-        self._apply(*self.sharing.capacity_changed(link), (), self.env.now)
+        old_rates, moves = self.sharing.capacity_changed(link)
+        self._apply(old_rates, moves, (), self.env.now)
+        old_rates.clear()
+        moves.clear()
 
     def rate_bps(self, transfer: Transfer) -> float:
         """The rate the transfer gets right now."""
@@ -103,21 +106,24 @@ class Network:
 
     def _redivide_one(self, flow_class: FlowClass, now: float) -> None:
         """:meth:`_redivide` of one class whose clock reads now (at a start, an end, a cancel)."""
-        report = self.sharing.update_class(flow_class)
-        if report is None:  # it alone moved, at a rate of its own: its clock is at now already
-            self._arm(flow_class, now)
+        sharing = self.sharing
+        if sharing.update_one(flow_class) and not sharing.old and not sharing.moves:
+            self._arm_class(flow_class, now)  # it alone moved, at a rate of its own
         else:
-            self._settle(*report, (flow_class,), now)
+            self._settle(sharing.old, sharing.moves, (flow_class,), now)
 
     def _redivide(self, changed: tuple[FlowClass, ...] | list[FlowClass], now: float) -> None:
-        """The `active` counts of `changed` moved: re-divide, then advance and re-arm what moved."""
+        """The `active` counts of `changed` moved (their clocks read now): re-divide, then advance and
+        re-arm what moved."""
         self._settle(*self.sharing.update(changed), changed, now)
 
     def _settle(self, old_rates: dict, moves: dict, changed: tuple[FlowClass, ...] | list[FlowClass],
                 now: float) -> None:
-        """Advance and re-arm what a re-division moved."""
+        """Advance and re-arm what a re-division moved (its report), then clear the report."""
         if moves:
             self._apply(old_rates, moves, changed, now)
+            old_rates.clear()
+            moves.clear()
             return
         # No class changed clocks (the usual case): only rates moved.
         for clock, old_rate in old_rates.items():
@@ -129,10 +135,11 @@ class Network:
         for flow_class in changed:
             star = flow_class.star
             if star is None:
-                self._arm(flow_class, now)
+                self._arm_class(flow_class, now)
             else:
                 self._push_head(flow_class, star)  # its head may have changed
-                self._arm(star, now)
+                self._arm_star(star, now)
+        old_rates.clear()
 
     def _apply(self, old_rates: dict, moves: dict, changed: Iterable[FlowClass], now: float) -> None:
         """Bring every clock whose rate moved to now at its old rate, carry moved classes' virtual
@@ -179,69 +186,83 @@ class Network:
         heappush(star.heads, (tag - flow_class.offset, seq, flow_class))
 
     def _arm(self, clock: Clock, now: float) -> None:
-        """Make sure `clock`'s next completion is due in the heap at its time (or earlier); the
-        clock must read `now`. A due time kept from before fires no later than needed: it re-arms
-        then (starting transfers only ever push completions later, so this saves most entries)."""
+        """Make sure `clock`'s next completion is due in the heap at its time (or earlier); the clock
+        must read `now`."""
         if type(clock) is FlowClass:
-            if clock.star is not None:  # its own clock rests: the star's counts
-                clock.due_seq = -1
-                return
-            queue = clock.queue  # head_tag(), inline: this runs at every start and end
-            while queue and queue[0][2].cancelled:
-                clock.pop()
-            position = queue[0][0] if queue else None
+            self._arm_class(clock, now)  # type: ignore[arg-type]
         else:
-            heads = clock.heads  # type: ignore[attr-defined]
-            while heads and (heads[0][2].star is not clock or heads[0][2].member_seq != heads[0][1]):
-                heappop(heads)
-            position = heads[0][0] if heads else None
-        rate = clock.rate_bps
-        if position is None or rate <= 0:
-            # Nothing to complete at a positive rate: a due time kept from before is stale now.
-            clock.due_seq = -1
+            self._arm_star(clock, now)  # type: ignore[arg-type]
+
+    def _arm_class(self, flow_class: FlowClass, now: float) -> None:
+        """:meth:`_arm` of a class on a clock of its own: its head's finish tag."""
+        if flow_class.star is not None:  # its own clock rests: the star's counts
+            flow_class.due_seq = -1
             return
-        remaining_bits = position - clock.virtual_bits
-        at = now + (remaining_bits if remaining_bits > 0.0 else 0.0) / rate
+        queue = flow_class.queue
+        while queue and queue[0][2].cancelled:
+            flow_class.pop()
+        rate = flow_class.rate_bps
+        if not queue or rate <= 0:
+            flow_class.due_seq = -1  # nothing to complete at a positive rate: a kept due time is stale
+            return
+        remaining_bits = queue[0][0] - flow_class.virtual_bits
+        self._due_at(flow_class, now + (remaining_bits if remaining_bits > 0.0 else 0.0) / rate, now)
+
+    def _arm_star(self, star: LinkLevel, now: float) -> None:
+        """:meth:`_arm` of a star's clock: its members' earliest head."""
+        heads = star.heads
+        while heads and (heads[0][2].star is not star or heads[0][2].member_seq != heads[0][1]):
+            heappop(heads)
+        rate = star.rate_bps
+        if not heads or rate <= 0:
+            star.due_seq = -1
+            return
+        remaining_bits = heads[0][0] - star.virtual_bits
+        self._due_at(star, now + (remaining_bits if remaining_bits > 0.0 else 0.0) / rate, now)
+
+    def _due_at(self, clock: Clock, at: float, now: float) -> None:
+        """Enter `clock` in the heap of completions due at `at`, unless it is due there no later
+        already (a kept due time fires early and re-arms then: starting transfers only ever push
+        completions later, so this saves most entries); keep the SimPy timer on the earliest."""
         if clock.due_seq >= 0 and now <= clock.due_at <= at:
             return
         seq = clock.due_seq = next(self._seq)
         clock.due_at = at
         heappush(self._due, (at, seq, clock))
-        if self._timer_at is None or at < self._timer_at:
+        if at < self._timer_at:
             self._timer_at = at
             self._timer = self.env.call_at(at, self._on_timer)
 
     def _on_timer(self, timer: simpy.Event) -> None:
+        """Complete what is due now, one clock at a time (each re-division is exact, so the order
+        changes no rate), then keep the SimPy timer on the earliest completion left."""
         if timer is not self._timer:
             return  # stale: re-armed since
-        self._timer = self._timer_at = None
         now = self.env.now
+        self._timer_at = now  # while this runs, nothing is due before now: no new SimPy timer
         due = self._due
-        clocks = []
         while due and due[0][0] <= now:
             _, seq, clock = heappop(due)
-            if clock.due_seq == seq:
-                clock.due_seq = -1
-                clocks.append(clock)
-        changed: list[FlowClass] = []
-        for clock in clocks:
-            clock.advance(now, clock.rate_bps)
+            if clock.due_seq != seq:
+                continue  # stale
+            clock.due_seq = -1
             if type(clock) is FlowClass:
                 active = clock.active
-                if clock.complete_due(clock.virtual_bits) != active:
-                    changed.append(clock)
+                if clock.complete_due(clock.advance(now, clock.rate_bps)) != active:  # type: ignore[attr-defined]
+                    self._redivide_one(clock, now)  # type: ignore[arg-type]
                 else:
-                    self._arm(clock, now)  # early (its rate fell since)
+                    self._arm_class(clock, now)  # type: ignore[arg-type]  # early: its rate fell since
             else:
-                changed.extend(self._complete_members(clock))  # type: ignore[arg-type]
-                self._arm(clock, now)
-        if len(changed) == 1:
-            self._redivide_one(changed[0], now)
-        elif changed:
-            self._redivide(changed, now)
+                clock.advance(now, clock.rate_bps)
+                changed = self._complete_members(clock)  # type: ignore[arg-type]
+                self._arm_star(clock, now)  # type: ignore[arg-type]
+                if changed:
+                    self._redivide(changed, now)
         while due and due[0][2].due_seq != due[0][1]:
             heappop(due)
-        if due and (self._timer_at is None or due[0][0] < self._timer_at):
+        self._timer_at = INF
+        self._timer = None
+        if due:
             self._timer_at = due[0][0]
             self._timer = self.env.call_at(self._timer_at, self._on_timer)
 

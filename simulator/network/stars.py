@@ -144,7 +144,7 @@ class StarSharing:
                             movers[flow_class] = was
             star.below = below
             if rate != star.rate_bps:
-                self._old.setdefault(star, star.rate_bps)  # type: ignore[attr-defined]
+                self.old.setdefault(star, star.rate_bps)  # type: ignore[attr-defined]
                 if star.in_lambda:
                     self.levels.count(star.rate_bps, -star.in_lambda)
                     self.levels.count(rate, star.in_lambda)

@@ -169,15 +169,21 @@ def test_incremental_sharing_equals_the_global_filling_after_every_change(instan
         if kind == "capacity":
             link = links[pick % len(links)]
             link.capacity_bps = capacity
-            report = sharing.capacity_changed(link)
+            report = tuple(map(dict, sharing.capacity_changed(link)))
         else:
             c = classes[pick % len(classes)]
             if kind == "-" and c.active == 0:
                 continue
             c.active += 1 if kind == "+" else -1
-            report = sharing.update([c]) if pick % 2 else (sharing.update_class(c) or ({}, {}))
+            if pick % 2:
+                sharing.update([c])
+            else:
+                sharing.update_one(c)
             changed = (c,)
+            report = (dict(sharing.old), dict(sharing.moves))
         _check_report(before, report, classes, changed)
+        sharing.old.clear()
+        sharing.moves.clear()
         _check(sharing, classes)
 
 
@@ -204,7 +210,7 @@ def test_a_slack_server_link_leaves_access_points_independent() -> None:
             sharing.update([c])
     assert server.slack and not any(ap.slack for ap in aps)
     classes[7].active += 1
-    assert sharing.update_class(classes[7]) is None  # it alone moved, on a rate of its own
+    assert sharing.update_one(classes[7]) and not sharing.old and not sharing.moves  # it alone moved
     assert classes[7].rate_bps == 6e8 / 11
     _check(sharing, classes)
 
@@ -220,6 +226,8 @@ def test_a_binding_server_link_under_slack_cells_is_one_star() -> None:
     sharing.update(classes)
     star = classes[0].star
     assert star is not None and all(c.star is star for c in classes) and star.rate_bps == 1e11 / 100_000
+    sharing.old.clear()
+    sharing.moves.clear()
     classes[3].active += 1
     old_rates, moves = sharing.update([classes[3]])
     assert list(old_rates) == [star] and not moves and star.rate_bps == 1e11 / 100_001
