@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from simpy.events import Event
 
@@ -64,15 +65,17 @@ class Transfer(Event):
 
 class Clock:
     """A lazy virtual clock: `virtual_bits` (what one transfer at `rate_bps` has received) holds at
-    `updated_s` and moves on only when the clock is touched; `due_at` is when its next completion is
-    due, `due_seq` its entry in the network's heap of those (−1: none)."""
+    `updated_s` and moves on only when the clock is touched. Its completion timer (`timer`, due at
+    `timer_at`; any other of its timers that fires is stale) runs `on_timer`, the network's callback
+    bound to this clock once."""
 
     __slots__ = ()
     virtual_bits: float
     updated_s: float
     rate_bps: float
-    due_at: float
-    due_seq: int
+    timer: Event | None
+    timer_at: float
+    on_timer: Any
 
     def advance(self, now: float, rate_bps: float) -> float:
         """Move the virtual clock to `now`, at `rate_bps` since `updated_s`; returns its reading."""
@@ -105,8 +108,9 @@ class FlowClass(Clock):
     virtual_bits: float = 0.0
     updated_s: float = 0.0
     rate_bps: float = 0.0
-    due_at: float = INF
-    due_seq: int = -1
+    timer: Event | None = None
+    timer_at: float = INF
+    on_timer: Any = None
     active: int = 0
     # (finish tag, start sequence, transfer): a deque while `in_order`, else a heap (a list)
     queue: "deque[tuple[float, int, Transfer]] | list[tuple[float, int, Transfer]]" = field(default_factory=deque)
@@ -164,12 +168,13 @@ class FlowClass(Clock):
 class LinkLevel(Star, Clock):
     """A star (stars.Star: classes around one shared link) and the clock its λ group shares, with a heap of their heads: (finish tag − offset, sequence, class)."""
 
-    __slots__ = ("virtual_bits", "updated_s", "due_at", "due_seq", "heads")
+    __slots__ = ("virtual_bits", "updated_s", "timer", "timer_at", "on_timer", "heads")
 
     def __init__(self, link: Link, now: float) -> None:
         super().__init__(link)
         self.virtual_bits = 0.0
         self.updated_s = now
-        self.due_at = INF
-        self.due_seq = -1
+        self.timer = None
+        self.timer_at = INF
+        self.on_timer = None
         self.heads: list[tuple[float, int, FlowClass]] = []

@@ -53,8 +53,8 @@ class Sharing(StarSharing):
         return self.old, self.moves
 
     def update_one(self, flow_class: Any) -> bool:
-        """:meth:`update` of one class; True if it was re-divided alone on its tight links with a rate
-        of its own (then, if the report is empty, nothing else moved)."""
+        """:meth:`update` of one class; True if it was alone on each of its tight links (none crossed
+        twice) and got a rate of its own (then, if the report is empty, nothing else moved)."""
         if flow_class.active <= 0:
             if flow_class in self.busy:
                 neighbours = self._leave(flow_class)
@@ -69,39 +69,14 @@ class Sharing(StarSharing):
                 self._divide([flow_class])
             return False
         tight = flow_class.tight if flow_class.tight_epoch == self.epoch else self._tight(flow_class)
-        if not self.levels.ties and flow_class.distinct_links:
-            for link in tight:
-                if len(link.users) != 1:
-                    break
-            else:
-                return self._divide_lone(flow_class, tight)
-            for link in tight:
-                star = link.star
-                if star is not None:
-                    bound = self._private_bound(flow_class, link)
-                    if bound is not None:
-                        if not self._join_star(flow_class, star, bound):
-                            self._divide([flow_class])
-                        return False
-        self._divide([flow_class])
-        return False
-
-    def capacity_changed(self, link: Any) -> tuple[dict[Any, float], dict[Any, Any]]:
-        """Re-divide after `link.capacity_bps` changed: its classes as one component, it tight."""
-        if link.slack:
-            self._set_tight(link)
-        if link.users:
-            self._divide(list(link.users))
-        return self.old, self.moves
-
-    # ------------------------------------------------------------------ one change
-
-    def _divide_lone(self, flow_class: Any, tight: tuple) -> bool:
-        """A class alone on each of its tight links (none crossed twice): its own rate. False if a
-        slack link overflowed or levels tie (then divided the general way)."""
+        if self.levels.ties or not flow_class.distinct_links:
+            self._divide([flow_class])
+            return False
         active = flow_class.active
-        rate = flow_class.own_bound  # lone_rate over the tight links, inline
+        rate = flow_class.own_bound  # lone_rate over the tight links, while checking it is alone
         for link in tight:
+            if len(link.users) != 1:
+                return self._join_or_divide(flow_class, tight)
             share = link.capacity_bps / active
             if share < rate:
                 rate = share
@@ -124,10 +99,32 @@ class Sharing(StarSharing):
                     self._set_tight(link)
                 self._divide([flow_class] + [c for link in overflow for c in link.users])
                 return False
-        for link in tight:
-            if load * (1 + SLACK_MARGIN) < link.capacity_bps:  # it limits nobody now
-                self._set_slack(link)
+        if rate >= flow_class.own_bound or len(tight) > 1:  # a tight link it does not fill may turn slack
+            for link in tight:
+                if load * (1 + SLACK_MARGIN) < link.capacity_bps:  # it limits nobody now
+                    self._set_slack(link)
         return True
+
+    def _join_or_divide(self, flow_class: Any, tight: tuple) -> bool:
+        """A class that shares a tight link: into a star on one of them if it can, else divided."""
+        for link in tight:
+            star = link.star
+            if star is not None:
+                bound = self._private_bound(flow_class, link)
+                if bound is not None:
+                    if not self._join_star(flow_class, star, bound):
+                        self._divide([flow_class])
+                    return False
+        self._divide([flow_class])
+        return False
+
+    def capacity_changed(self, link: Any) -> tuple[dict[Any, float], dict[Any, Any]]:
+        """Re-divide after `link.capacity_bps` changed: its classes as one component, it tight."""
+        if link.slack:
+            self._set_tight(link)
+        if link.users:
+            self._divide(list(link.users))
+        return self.old, self.moves
 
     # ------------------------------------------------------------------ membership
 

@@ -7,7 +7,7 @@ they form a *class* (:mod:`simulator.network.flows`) with a lazy virtual clock. 
 cancel touches its class; :class:`~simulator.network.incremental.Sharing` re-divides only the classes
 that change can affect and says which rates moved: only those clocks are advanced and re-armed. The
 classes of a *star* (all at one link's fair share) share one clock, so a change there is O(1).
-Completions due are kept in one heap, with one SimPy timer for the earliest.
+Each clock has one completion timer.
 
 Units: capacities in bit/s inside this package (scenario figures are Mbit/s = 10^6 bit/s); sizes in
 bytes at the public API.
@@ -16,6 +16,7 @@ bytes at the public API.
 from __future__ import annotations
 
 import itertools
+from functools import partial
 from heapq import heappop, heappush
 from typing import Iterable
 
@@ -34,10 +35,7 @@ class Network:
         self.env = env
         self._classes: dict[tuple[tuple[Link, ...], float | None], FlowClass] = {}
         self._seq = itertools.count()
-        self.sharing = Sharing(new_star=lambda link: LinkLevel(link, env.now))
-        self._due: list[tuple[float, int, Clock]] = []  # (when, sequence, clock): completions due
-        self._timer: simpy.Event | None = None  # the SimPy timer that counts, and when it fires
-        self._timer_at = INF
+        self.sharing = Sharing(new_star=self._new_star)
 
     # ------------------------------------------------------------------ public API
 
@@ -96,11 +94,17 @@ class Network:
 
     # ------------------------------------------------------------------ internals
 
+    def _new_star(self, link: Link) -> LinkLevel:
+        star = LinkLevel(link, self.env.now)
+        star.on_timer = partial(self._on_star_timer, star)
+        return star
+
     def _new_class(self, links: tuple[Link, ...], cap_bps: float | None) -> FlowClass:
         if not links and cap_bps is None:
             raise ValueError("a transfer needs at least one link or a cap")
         flow_class = FlowClass(links=links, cap_bps=cap_bps, own_bound=cap_bps if cap_bps is not None else INF,
                                updated_s=self.env.now, distinct_links=len(set(map(id, links))) == len(links))
+        flow_class.on_timer = partial(self._on_class_timer, flow_class)
         self._classes[(links, cap_bps)] = flow_class
         return flow_class
 
@@ -162,7 +166,7 @@ class Network:
             else:
                 new_star.advance(now, new_star.rate_bps)
                 flow_class.offset = virtual_bits - new_star.virtual_bits
-                flow_class.due_seq = -1  # its own clock rests: a due time of its own is stale now
+                flow_class.timer = None  # its own clock rests: a timer of its own is stale now
                 self._push_head(flow_class, new_star)
                 touched[new_star] = None
             if old_star is not None:
@@ -186,8 +190,8 @@ class Network:
         heappush(star.heads, (tag - flow_class.offset, seq, flow_class))
 
     def _arm(self, clock: Clock, now: float) -> None:
-        """Make sure `clock`'s next completion is due in the heap at its time (or earlier); the clock
-        must read `now`."""
+        """Make sure `clock`'s completion timer fires when its next completion is due (or earlier);
+        the clock must read `now`."""
         if type(clock) is FlowClass:
             self._arm_class(clock, now)  # type: ignore[arg-type]
         else:
@@ -196,17 +200,19 @@ class Network:
     def _arm_class(self, flow_class: FlowClass, now: float) -> None:
         """:meth:`_arm` of a class on a clock of its own: its head's finish tag."""
         if flow_class.star is not None:  # its own clock rests: the star's counts
-            flow_class.due_seq = -1
+            flow_class.timer = None
             return
         queue = flow_class.queue
         while queue and queue[0][2].cancelled:
             flow_class.pop()
         rate = flow_class.rate_bps
         if not queue or rate <= 0:
-            flow_class.due_seq = -1  # nothing to complete at a positive rate: a kept due time is stale
+            # Nothing to complete at a positive rate: a pending timer is stale now, so forget it, or
+            # a transfer started before it fires would wait on it and never complete.
+            flow_class.timer = None
             return
         remaining_bits = queue[0][0] - flow_class.virtual_bits
-        self._due_at(flow_class, now + (remaining_bits if remaining_bits > 0.0 else 0.0) / rate, now)
+        self._set_timer(flow_class, now + (remaining_bits if remaining_bits > 0.0 else 0.0) / rate, now)
 
     def _arm_star(self, star: LinkLevel, now: float) -> None:
         """:meth:`_arm` of a star's clock: its members' earliest head."""
@@ -215,56 +221,40 @@ class Network:
             heappop(heads)
         rate = star.rate_bps
         if not heads or rate <= 0:
-            star.due_seq = -1
+            star.timer = None
             return
         remaining_bits = heads[0][0] - star.virtual_bits
-        self._due_at(star, now + (remaining_bits if remaining_bits > 0.0 else 0.0) / rate, now)
+        self._set_timer(star, now + (remaining_bits if remaining_bits > 0.0 else 0.0) / rate, now)
 
-    def _due_at(self, clock: Clock, at: float, now: float) -> None:
-        """Enter `clock` in the heap of completions due at `at`, unless it is due there no later
-        already (a kept due time fires early and re-arms then: starting transfers only ever push
-        completions later, so this saves most entries); keep the SimPy timer on the earliest."""
-        if clock.due_seq >= 0 and now <= clock.due_at <= at:
+    def _set_timer(self, clock: Clock, at: float, now: float) -> None:
+        """A timer at `at` for `clock`, unless its pending one fires no later: that one re-arms when it
+        fires (starting transfers only ever push completions later, so this saves most timers)."""
+        if clock.timer is not None and now <= clock.timer_at <= at:
             return
-        seq = clock.due_seq = next(self._seq)
-        clock.due_at = at
-        heappush(self._due, (at, seq, clock))
-        if at < self._timer_at:
-            self._timer_at = at
-            self._timer = self.env.call_at(at, self._on_timer)
+        clock.timer_at = at
+        clock.timer = self.env.call_at(at, clock.on_timer)
 
-    def _on_timer(self, timer: simpy.Event) -> None:
-        """Complete what is due now, one clock at a time (each re-division is exact, so the order
-        changes no rate), then keep the SimPy timer on the earliest completion left."""
-        if timer is not self._timer:
-            return  # stale: re-armed since
+    def _on_class_timer(self, flow_class: FlowClass, timer: simpy.Event) -> None:
+        if timer is not flow_class.timer:
+            return  # stale: re-armed or disarmed since
+        flow_class.timer = None
         now = self.env.now
-        self._timer_at = now  # while this runs, nothing is due before now: no new SimPy timer
-        due = self._due
-        while due and due[0][0] <= now:
-            _, seq, clock = heappop(due)
-            if clock.due_seq != seq:
-                continue  # stale
-            clock.due_seq = -1
-            if type(clock) is FlowClass:
-                active = clock.active
-                if clock.complete_due(clock.advance(now, clock.rate_bps)) != active:  # type: ignore[attr-defined]
-                    self._redivide_one(clock, now)  # type: ignore[arg-type]
-                else:
-                    self._arm_class(clock, now)  # type: ignore[arg-type]  # early: its rate fell since
-            else:
-                clock.advance(now, clock.rate_bps)
-                changed = self._complete_members(clock)  # type: ignore[arg-type]
-                self._arm_star(clock, now)  # type: ignore[arg-type]
-                if changed:
-                    self._redivide(changed, now)
-        while due and due[0][2].due_seq != due[0][1]:
-            heappop(due)
-        self._timer_at = INF
-        self._timer = None
-        if due:
-            self._timer_at = due[0][0]
-            self._timer = self.env.call_at(self._timer_at, self._on_timer)
+        active = flow_class.active
+        if flow_class.complete_due(flow_class.advance(now, flow_class.rate_bps)) != active:
+            self._redivide_one(flow_class, now)
+        else:
+            self._arm_class(flow_class, now)  # early: its rate fell since it was armed
+
+    def _on_star_timer(self, star: LinkLevel, timer: simpy.Event) -> None:
+        if timer is not star.timer:
+            return
+        star.timer = None
+        now = self.env.now
+        star.advance(now, star.rate_bps)
+        changed = self._complete_members(star)
+        self._arm_star(star, now)
+        if changed:
+            self._redivide(changed, now)
 
     def _complete_members(self, star: LinkLevel) -> list[FlowClass]:
         """The members of `star` whose head is due at its clock now: complete their due transfers."""
