@@ -55,27 +55,13 @@ class Sharing(StarSharing):
     def update_one(self, flow_class: Any) -> bool:
         """:meth:`update` of one class; True if it was alone on each of its tight links (none crossed
         twice) and got a rate of its own (then, if the report is empty, nothing else moved)."""
-        if flow_class.active <= 0:
-            if flow_class in self.busy:
-                neighbours = self._leave(flow_class)
-                if neighbours:
-                    self._divide(neighbours)
-            return False
-        if flow_class not in self.busy:
-            self._join(flow_class)
-        hub = flow_class.hub
-        if hub is not None:
-            if not self._star_change(hub, flow_class):
-                self._divide([flow_class])
-            return False
-        tight = flow_class.tight if flow_class.tight_epoch == self.epoch else self._tight(flow_class)
-        if self.levels.ties or not flow_class.distinct_links:
-            self._divide([flow_class])
-            return False
         active = flow_class.active
+        if active <= 0 or flow_class not in self.busy or flow_class.hub is not None or self.levels.ties:
+            return self._update_other(flow_class)
+        tight = flow_class.tight if flow_class.tight_epoch == self.epoch else self._tight(flow_class)
         rate = flow_class.own_bound  # lone_rate over the tight links, while checking it is alone
         for link in tight:
-            if len(link.users) != 1:
+            if len(link.users) != 1 or not flow_class.distinct_links:
                 return self._join_or_divide(flow_class, tight)
             share = link.capacity_bps / active
             if share < rate:
@@ -104,6 +90,27 @@ class Sharing(StarSharing):
                 if load * (1 + SLACK_MARGIN) < link.capacity_bps:  # it limits nobody now
                     self._set_slack(link)
         return True
+
+    def _update_other(self, flow_class: Any) -> bool:
+        """:meth:`update_one` of a class that left, came in flight, is in a star, or while levels
+        tie."""
+        if flow_class.active <= 0:
+            if flow_class in self.busy:
+                neighbours = self._leave(flow_class)
+                if neighbours:
+                    self._divide(neighbours)
+            return False
+        if flow_class not in self.busy:
+            self._join(flow_class)
+            if not self.levels.ties:
+                return self.update_one(flow_class)
+        hub = flow_class.hub
+        if hub is not None:
+            if not self._star_change(hub, flow_class):
+                self._divide([flow_class])
+            return False
+        self._divide([flow_class])
+        return False
 
     def _join_or_divide(self, flow_class: Any, tight: tuple) -> bool:
         """A class that shares a tight link: into a star on one of them if it can, else divided."""
