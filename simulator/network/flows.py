@@ -33,6 +33,9 @@ class Link:
     slack: bool = field(default=True, repr=False)
     load_bps: float = field(default=0.0, repr=False)
     star: "LinkLevel | None" = field(default=None, repr=False)
+    # every class crossing it (in flight or not), and whether it can never bind (Sharing.add_class)
+    classes: list = field(default_factory=list, repr=False)
+    never_binds: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.capacity_bps > 0:
@@ -123,7 +126,7 @@ class FlowClass(Clock):
     load_bps: float = 0.0
     tight: tuple = ()
     crosses_slack: bool = False
-    tight_epoch: int = -1
+    tight_valid: bool = False
 
     def push(self, entry: tuple[float, int, Transfer]) -> None:
         queue = self.queue

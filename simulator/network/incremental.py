@@ -20,18 +20,17 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from simulator.network.sharing import Levels, fill
+from simulator.network.sharing import INF, Levels, fill
 from simulator.network.stars import SLACK_MARGIN, Star, StarSharing
 
 
 class Sharing(StarSharing):
     """See the module. Links need ``capacity_bps, users, slack, load_bps, star``; classes ``links,
     active, own_bound, distinct_links, rate_bps, star (the star whose clock it reads), hub (the star
-    it belongs to), load_bps, tight, crosses_slack, tight_epoch``."""
+    it belongs to), load_bps, tight, crosses_slack, tight_valid``; links also ``classes, never_binds``."""
 
     def __init__(self, new_star: Callable[[Any], Star] = Star) -> None:
         self.busy: dict[Any, None] = {}  # classes in flight
-        self.epoch = 0  # bumped when a link turns slack or tight (classes' cached `tight` go stale)
         self.levels = Levels()  # the rates in use, and whether two of them tie
         self.fallbacks = 0  # re-divisions of every class because of ties (for the benchmarks)
         self._new_star = new_star
@@ -58,7 +57,7 @@ class Sharing(StarSharing):
         active = flow_class.active
         if active <= 0 or flow_class not in self.busy or flow_class.hub is not None or self.levels.ties:
             return self._update_other(flow_class)
-        tight = flow_class.tight if flow_class.tight_epoch == self.epoch else self._tight(flow_class)
+        tight = flow_class.tight if flow_class.tight_valid else self._tight(flow_class)
         rate = flow_class.own_bound  # lone_rate over the tight links, while checking it is alone
         for link in tight:
             if len(link.users) != 1 or not flow_class.distinct_links:
@@ -72,8 +71,7 @@ class Sharing(StarSharing):
             if rate != old_rate:
                 levels = self.levels
                 if levels.active:
-                    levels.count(old_rate, -1)
-                    levels.count(rate, 1)
+                    levels.move(old_rate, rate)
                 flow_class.rate_bps = rate
             if flow_class.crosses_slack:  # book it on its slack links
                 overflow = self._book(flow_class, load)
@@ -127,10 +125,12 @@ class Sharing(StarSharing):
 
     def capacity_changed(self, link: Any) -> tuple[dict[Any, float], dict[Any, Any]]:
         """Re-divide after `link.capacity_bps` changed: its classes as one component, it tight."""
+        full = self._static_bounds({id(x): x for c in link.classes for x in c.links}.values())
         if link.slack:
             self._set_tight(link)
-        if link.users:
-            self._divide(list(link.users))
+        seeds = list(link.users) + [c for x in full for c in x.users]
+        if seeds:
+            self._divide(seeds)
         return self.old, self.moves
 
     # ------------------------------------------------------------------ membership
@@ -141,6 +141,7 @@ class Sharing(StarSharing):
         flow_class.star = flow_class.hub = None
         flow_class.rate_bps = 0.0
         flow_class.load_bps = 0.0
+        flow_class.tight_valid = False  # its links may have turned while it had nothing in flight
         for link in flow_class.links:
             link.users[flow_class] = None
         if len(busy) == 2:  # two classes may tie: count the rates from now on
@@ -175,20 +176,57 @@ class Sharing(StarSharing):
         return neighbours
 
     def _tight(self, flow_class: Any) -> tuple:
-        if flow_class.tight_epoch != self.epoch:
-            flow_class.tight = tuple(link for link in flow_class.links if not link.slack)
-            flow_class.crosses_slack = len(flow_class.tight) < len(flow_class.links)
-            flow_class.tight_epoch = self.epoch
+        """The class's tight links, cached until one of its links turns (or it comes in flight)."""
+        if not flow_class.tight_valid:
+            links = flow_class.links
+            flow_class.tight = tuple(link for link in links if not link.slack)
+            flow_class.crosses_slack = any(link.slack and not link.never_binds for link in links)
+            flow_class.tight_valid = True
         return flow_class.tight
 
     def _set_tight(self, link: Any) -> None:
         link.slack = False
-        self.epoch += 1
+        for flow_class in link.users:
+            flow_class.tight_valid = False
 
     def _set_slack(self, link: Any) -> None:
         link.slack = True
         link.load_bps = _booked(link)
-        self.epoch += 1
+        for flow_class in link.users:
+            flow_class.tight_valid = False
+
+    # ------------------------------------------------------------------ links that can never bind
+
+    def add_class(self, flow_class: Any) -> None:
+        """A class was created: its links' static bounds grow (see :meth:`_static_bounds`)."""
+        for link in flow_class.links:
+            link.classes.append(flow_class)
+        self._static_bounds(flow_class.links)
+
+    def _static_bounds(self, links: Iterable[Any]) -> list[Any]:
+        """A link *never binds* when, even if every class that crosses it carried as much as its other
+        links allow, its load would stay below capacity by the margin (a 100 Gbit/s server link
+        under 50 cells of 600 Mbit/s): it is slack for good and booked nowhere. A class crossing it
+        twice or only it has no such bound. Returns the links that may bind again and are full."""
+        full = []
+        for link in links:
+            total = 0.0
+            for flow_class in link.classes:
+                others = [x.capacity_bps for x in flow_class.links if x is not link]
+                if not others or len(others) != len(flow_class.links) - 1:
+                    total = INF
+                    break
+                total += min(others)
+            never = total * (1 + SLACK_MARGIN) < link.capacity_bps
+            if link.never_binds and not never and link.slack:  # booked from now on: is it full?
+                link.load_bps = _booked(link)
+                if not link.load_bps * (1 + SLACK_MARGIN) < link.capacity_bps:
+                    self._set_tight(link)
+                    full.append(link)
+            link.never_binds = never
+            for flow_class in link.classes:
+                flow_class.tight_valid = False
+        return full
 
     # ------------------------------------------------------------------ components
 
@@ -252,8 +290,7 @@ class Sharing(StarSharing):
         if rate != flow_class.rate_bps:
             levels = self.levels
             if levels.active:
-                levels.count(flow_class.rate_bps, -1)
-                levels.count(rate, 1)
+                levels.move(flow_class.rate_bps, rate)
             flow_class.rate_bps = rate
         return self._book(flow_class, rate * flow_class.active)
 
@@ -264,7 +301,7 @@ class Sharing(StarSharing):
         overflow = []
         if delta:
             for link in flow_class.links:
-                if link.slack:
+                if link.slack and not link.never_binds:
                     link.load_bps += delta
                     if delta > 0 and not link.load_bps * (1 + SLACK_MARGIN) < link.capacity_bps:
                         booked = _booked(link)  # the sum afresh: drift is no overflow

@@ -106,6 +106,7 @@ class Network:
                                updated_s=self.env.now, distinct_links=len(set(map(id, links))) == len(links))
         flow_class.on_timer = partial(self._on_class_timer, flow_class)
         self._classes[(links, cap_bps)] = flow_class
+        self.sharing.add_class(flow_class)
         return flow_class
 
     def _redivide_one(self, flow_class: FlowClass, now: float) -> None:

@@ -104,8 +104,9 @@ class Levels:
 
     Rates are kept in buckets of the top 22 bits of their mantissa (and their exponent): a bucket
     spans a relative 1.2e-7 to 2.4e-7, so two rates within REL_EPS share a bucket or lie in adjacent
-    ones, and finding a rate's near neighbours is three dictionary look-ups. While fewer than two
-    classes are in flight nothing can tie, and nothing is kept (:meth:`start`, :meth:`stop`)."""
+    ones (only if one is that close to the edge), and finding a rate's near neighbours is one or two
+    dictionary look-ups. While fewer than two classes are in flight nothing can tie, and nothing is
+    kept (:meth:`start`, :meth:`stop`)."""
 
     def __init__(self) -> None:
         self._counts: dict[float, int] = {}
@@ -118,6 +119,10 @@ class Levels:
         self.active = True
         for rate in rates:
             self.count(rate, 1)
+
+    def in_use(self) -> dict[float, int]:
+        """Rate → classes counted at it (empty while not active)."""
+        return dict(self._counts)
 
     def stop(self) -> None:
         self._counts.clear()
@@ -134,30 +139,60 @@ class Levels:
         after = before + step
         if after:
             counts[rate] = after
-            if before:
-                return
+            if not before:
+                self._bucket(rate, True)
         else:
             del counts[rate]
-        buckets = self._buckets
+            self._bucket(rate, False)
+
+    def move(self, old: float, new: float, step: int = 1) -> None:
+        """`step` classes from `old` to `new` (`count(old, -step)`, then `count(new, step)`)."""
+        if not self.active:
+            return
+        counts = self._counts
+        after = counts[old] - step
+        if after:
+            counts[old] = after
+        else:
+            del counts[old]
+            self._bucket(old, False)
+        before = counts.get(new, 0)
+        counts[new] = before + step
+        if not before:
+            self._bucket(new, True)
+
+    def _bucket(self, rate: float, entering: bool) -> None:
+        """Put a rate new in use in its bucket (or take one out of use), counting the rates within
+        REL_EPS of it in :attr:`ties`: those in its bucket, and in the next bucket only if it lies
+        that close to its bucket's edge."""
         if rate == INF:
-            key = 1 << 40
+            key, fraction = 1 << 40, 0.5
         else:
             mantissa, exponent = frexp(rate)  # rate = mantissa · 2**exponent, 0.5 <= mantissa < 1
-            key = (exponent << 22) + int(mantissa * 8388608.0) - 4194304  # contiguous across exponents
-        near_ones = 0
-        for k in (key - 1, key, key + 1):
-            for other in buckets.get(k, ()):
-                if other != rate and (near(other, rate) or near(rate, other)):
-                    near_ones += 1
-        if after:  # a new rate
-            self.ties += near_ones
-            buckets.setdefault(key, []).append(rate)
-        else:  # a rate no class has any more
-            self.ties -= near_ones
-            bucket = buckets[key]
-            bucket.remove(rate)
+            scaled = mantissa * 8388608.0  # its top 22 bits, contiguous across exponents
+            whole = int(scaled)
+            key, fraction = (exponent << 22) + whole - 4194304, scaled - whole
+        buckets = self._buckets
+        bucket = buckets.get(key)
+        if entering:
+            if bucket is None:
+                buckets[key] = bucket = []
+            bucket.append(rate)
+        else:
+            bucket.remove(rate)  # type: ignore[union-attr]
             if not bucket:
                 del buckets[key]
+        found = 0
+        for k in (key - 1, key) if fraction < EDGE else (key, key + 1) if fraction > 1 - EDGE else (key,):
+            for other in buckets.get(k, ()):
+                if other != rate and (other < rate <= other * (1 + REL_EPS) or rate < other <= rate * (1 + REL_EPS)):
+                    found += 1  # near(other, rate) or near(rate, other), inline
+        self.ties += found if entering else -found
+
+
+# A rate within REL_EPS of a bucket's edge (in units of the bucket's width, at least 1.19e-7 relative)
+# may have a near neighbour in the next bucket.
+EDGE = 2 * REL_EPS / 1.19e-7
 
 
 def star_levels(capacity_bps: float, transfers_at: dict[float, int]) -> tuple[dict[float, float], float]:

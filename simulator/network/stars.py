@@ -14,7 +14,7 @@ only when λ passes it), so that λ moves without touching them; the others at t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 from simulator.network.sharing import INF, star_levels
 
@@ -133,7 +133,7 @@ class StarSharing:
         while True:
             below, rate = star_levels(star.link.capacity_bps, star.transfers_at)
             if rate == INF:
-                self._dissolve(star)
+                self._dissolve(star, unplaced=movers)
                 return False
             for bound, group in star.by_bound.items():
                 was, now = star.below.get(bound), below.get(bound)
@@ -146,8 +146,7 @@ class StarSharing:
             if rate != star.rate_bps:
                 self.old.setdefault(star, star.rate_bps)  # type: ignore[attr-defined]
                 if star.in_lambda:
-                    self.levels.count(star.rate_bps, -star.in_lambda)
-                    self.levels.count(rate, star.in_lambda)
+                    self.levels.move(star.rate_bps, rate, star.in_lambda)
                 star.rate_bps = rate
             overflow = self._place_all(star, movers)
             movers = {}
@@ -158,6 +157,7 @@ class StarSharing:
                 ceiling, full = self._ceiling_for(lam, rate)
                 if full:  # slack links the λ group cannot fill at λ: tight, their members held there
                     if not self._hold(star, full, movers):
+                        self._dissolve(star, full, movers)
                         return False
                     continue
                 star.ceiling = ceiling
@@ -174,18 +174,17 @@ class StarSharing:
     def _hold(self, star: Star, full: list[Any], movers: dict) -> bool:
         """Slack links the λ group cannot fill at λ turn tight. Each must be crossed by one member
         alone (its access point, say): that member is then held by its share of it (re-placed, in
-        `movers`). Otherwise the star is no star (dissolved: False)."""
+        `movers`). Otherwise the star is no star: False (the caller dissolves it)."""
         for link in full:
             users = [c for c in link.users if c.active]
             if len(users) != 1 or users[0].hub is not star:
-                self._dissolve(star, full)
                 return False
+        for link in full:
             self._set_tight(link)  # type: ignore[attr-defined]
         for link in full:
             flow_class = next(c for c in link.users if c.active)
             bound = self._private_bound(flow_class, star.link)
             if bound is None:
-                self._dissolve(star)
                 return False
             if flow_class not in movers:
                 was = self._status(star, flow_class)
@@ -245,10 +244,11 @@ class StarSharing:
             self._move(flow_class, star)  # type: ignore[attr-defined]
             self._book(flow_class, flow_class.active * ceiling)  # type: ignore[attr-defined]
 
-    def _dissolve(self, star: Star, overflow: list[Any] | None = None) -> None:
+    def _dissolve(self, star: Star, overflow: list[Any] | None = None, unplaced: Iterable[Any] = ()) -> None:
         """Every member back on its own rate (λ, for the λ group), booked at it; the link has no
         star. A slack link without its margin now (or in `overflow`) turns tight: the caller
-        re-divides the members."""
+        re-divides the members. Members `unplaced` (their counts taken off the levels) are counted
+        again, at their own rates."""
         star.link.star = None
         crossed: dict[int, Any] = {id(x): x for x in overflow or ()}
         for flow_class in list(star.members):
@@ -260,6 +260,8 @@ class StarSharing:
             for link in flow_class.links:
                 crossed[id(link)] = link
         star.members.clear()
+        for flow_class in unplaced:
+            self.levels.count(flow_class.rate_bps, 1)
         for link in crossed.values():
             if link.slack and not link.load_bps * (1 + SLACK_MARGIN) < link.capacity_bps:
                 self._set_tight(link)  # type: ignore[attr-defined]
@@ -272,7 +274,7 @@ class StarSharing:
         weight: dict[int, list[Any]] = {}  # link → [link, the group's transfers on it, their booking]
         for flow_class in lam_members:
             for link in flow_class.links:
-                if link.slack:
+                if link.slack and not link.never_binds:
                     entry = weight.setdefault(id(link), [link, 0, 0.0])
                     entry[1] += flow_class.active
                     entry[2] += flow_class.load_bps

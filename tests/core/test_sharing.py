@@ -7,6 +7,7 @@ against the filling of every class in flight after each change, float for float.
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 
@@ -26,6 +27,8 @@ class L:
     slack: bool = True
     load_bps: float = 0.0
     star: object = None
+    classes: list = field(default_factory=list)
+    never_binds: bool = False
 
 
 @dataclass(eq=False)
@@ -37,7 +40,7 @@ class C:
     load_bps: float = 0.0
     tight: tuple = ()
     crosses_slack: bool = False
-    tight_epoch: int = -1
+    tight_valid: bool = False
     distinct_links: bool = True
     star: object = None
     hub: object = None
@@ -140,6 +143,11 @@ def _check(sharing: Sharing, classes: list[C]) -> None:
     for c in classes:
         if not c.active:
             assert c.rate_bps == 0.0 and c.star is None
+    if len(busy) >= 2:  # the levels it checks ties on are the rates in use, one count per class
+        in_use: dict[float, int] = {}
+        for c in busy:
+            in_use[_rate(c)] = in_use.get(_rate(c), 0) + 1
+        assert sharing.levels.in_use() == in_use
 
 
 def _check_report(before: dict, report: tuple, classes: list[C], changed: tuple = ()) -> None:
@@ -160,9 +168,10 @@ def _check_report(before: dict, report: tuple, classes: list[C], changed: tuple 
 @given(instances(), OPS)
 def test_incremental_sharing_equals_the_global_filling_after_every_change(instance, ops) -> None:
     links, classes = instance
+    sharing = Sharing()
     for c in classes:
         c.active = 0
-    sharing = Sharing()
+        sharing.add_class(c)
     for kind, pick, capacity in ops:
         before = {id(d): _rate(d) for d in classes}
         changed: tuple = ()
@@ -283,5 +292,30 @@ def test_levels_count_near_ties_as_a_sorted_scan_would(ops) -> None:
         else:
             levels.count(rate, -1)
             counts[rate] -= 1
+        live = sorted(r for r, n in counts.items() if n)
+        assert (levels.ties > 0) == any(near(a, b) for a, b in zip(live, live[1:]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2**20), st.integers(-3, 3), st.booleans()), min_size=1, max_size=60))
+def test_levels_find_near_ties_across_bucket_edges(ops) -> None:
+    """Rates a few ulps apart, placed on bucket edges (mantissa multiples of 2**-23) and powers of
+    two: a near neighbour in the next bucket is found as in the same one."""
+    from simulator.network.sharing import Levels, near
+
+    levels, counts = Levels(), {}
+    levels.start(())
+    for which, ulps, add in ops:
+        edge = (0.5 + which / 2**21) * 2.0 ** (which % 7)  # on a bucket's edge
+        rate = edge
+        for _ in range(abs(ulps)):
+            rate = math.nextafter(rate, math.inf if ulps > 0 else 0.0)
+        if add or counts.get(rate, 0) == 0:
+            levels.count(rate, 1)
+            counts[rate] = counts.get(rate, 0) + 1
+        else:
+            levels.move(rate, edge) if counts.get(edge, 0) >= 0 else None
+            counts[rate] -= 1
+            counts[edge] = counts.get(edge, 0) + 1
         live = sorted(r for r, n in counts.items() if n)
         assert (levels.ties > 0) == any(near(a, b) for a, b in zip(live, live[1:]))
