@@ -6,9 +6,12 @@ comparing minima and medians over several runs is what separates a real gain fro
 
     python benchmarks/ab_core.py HEAD~1                       # 10,000 devices × 10 rounds, 5 pairs
     python benchmarks/ab_core.py 3ab0d12 --devices 2000 --rounds 50 --times 8
+    python benchmarks/ab_core.py HEAD~1 --this HEAD --access-points 100   # two commits, Wi-Fi fleet
 
-The older commit is checked out in a temporary ``git worktree``. Each side runs
-``benchmarks/core_throughput.py --worker N R 1`` from its own tree, with ``PYTHONPATH`` set to it.
+The older commit is checked out in a temporary ``git worktree`` (so is ``--this``, when given: then
+edits made while the comparison runs cannot leak into it; without it, this checkout is measured).
+Each side runs ``benchmarks/core_throughput.py --worker N R 1 K APS`` from its own tree, with
+``PYTHONPATH`` set to it.
 """
 
 from __future__ import annotations
@@ -25,9 +28,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def one_run(tree: Path, devices: int, rounds: int) -> dict[str, float]:
+def one_run(tree: Path, devices: int, rounds: int, semi_async: int = 0, access_points: int = 0) -> dict[str, float]:
+    worker = ["--worker", str(devices), str(rounds), "1"]
+    if semi_async or access_points:
+        worker += [str(semi_async), str(access_points)]
     out = subprocess.run(
-        [sys.executable, str(tree / "benchmarks" / "core_throughput.py"), "--worker", str(devices), str(rounds), "1"],
+        [sys.executable, str(tree / "benchmarks" / "core_throughput.py"), *worker],
         check=True, capture_output=True, text=True, cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -39,27 +45,43 @@ def main() -> int:
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--times", type=int, default=5, help="pairs of runs (default 5)")
+    parser.add_argument("--this", help="measure this commit instead of the checkout (its own worktree)")
+    parser.add_argument("--semi-async", type=int, default=0, metavar="K", help="as core_throughput.py")
+    parser.add_argument("--access-points", type=int, default=0, metavar="N", help="as core_throughput.py")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        base_tree = Path(tmp) / "base"
-        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(base_tree), args.base], check=True, cwd=ROOT)
+        trees = {"base": Path(tmp) / "base", "this": Path(tmp) / "this" if args.this else ROOT}
+        added = []
         try:
+            for side, rev in (("base", args.base), ("this", args.this)):
+                if rev:
+                    subprocess.run(["git", "worktree", "add", "--detach", "-q", str(trees[side]), rev], check=True,
+                                   cwd=ROOT)
+                    added.append(trees[side])
             results: dict[str, list[dict[str, float]]] = {"base": [], "this": []}
             for i in range(args.times):
-                for side, tree in (("base", base_tree), ("this", ROOT)):
-                    row = one_run(tree, args.devices, args.rounds)
+                for side, tree in trees.items():
+                    row = one_run(tree, args.devices, args.rounds, args.semi_async, args.access_points)
                     results[side].append(row)
-                    print(f"pair {i + 1}: {side:4} loop {row['loop_s']:.3f} s  run {row['total_s']:.3f} s  "
-                          f"bare {row['bare_s']:.3f} s", file=sys.stderr)
+                    print(f"pair {i + 1}: {side:4} loop {row['loop_s']:.3f} s (CPU {row['loop_cpu_s']:.3f})  "
+                          f"run {row['total_s']:.3f} s  bare {row['bare_s']:.3f} s (CPU {row['bare_cpu_s']:.3f})",
+                          file=sys.stderr)
         finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(base_tree)], check=False, cwd=ROOT)
+            for tree in added:
+                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], check=False, cwd=ROOT)
     print(f"{args.devices:,} devices × {args.rounds} rounds, {args.times} alternating pairs (s)")
     for side, rows in results.items():
-        loops, runs = [r["loop_s"] for r in rows], [r["total_s"] for r in rows]
+        loops, cpus = [r["loop_s"] for r in rows], [r["loop_cpu_s"] for r in rows]
         print(f"  {side:4}  loop min {min(loops):.3f} median {statistics.median(loops):.3f}   "
-              f"run min {min(runs):.3f} median {statistics.median(runs):.3f}")
-    ratio = min(r["loop_s"] for r in results["this"]) / min(r["loop_s"] for r in results["base"])
-    print(f"  this / base, loop minima: {ratio:.3f}")
+              f"loop CPU min {min(cpus):.3f} median {statistics.median(cpus):.3f}   "
+              f"loop/bare CPU median {statistics.median(r['ratio_loop_cpu'] for r in rows):.3f}")
+
+    def quotient(key: str, stat) -> float:
+        return stat([r[key] for r in results["this"]]) / stat([r[key] for r in results["base"]])
+
+    print(f"  this / base: loop minima {quotient('loop_s', min):.3f}, medians {quotient('loop_s', statistics.median):.3f}; "
+          f"loop CPU minima {quotient('loop_cpu_s', min):.3f}, medians {quotient('loop_cpu_s', statistics.median):.3f}; "
+          f"loop/bare CPU medians {quotient('ratio_loop_cpu', statistics.median):.3f}")
     return 0
 
 

@@ -90,8 +90,10 @@ class _EnvSpy:
         simpy.Environment.run = run  # type: ignore[method-assign]
 
     def processed_events(self) -> int:
-        """Events taken off the queue: every scheduled event has a fresh id from the env's counter."""
-        return next(self.env._eid) - len(self.env._queue)
+        """Events taken off the queue (simulator.environment.processed_events)."""
+        from simulator.environment import processed_events
+
+        return processed_events(self.env)
 
 
 def bare_loop(processes: int, events: int, seed: int = 0) -> tuple[float, float, int]:
@@ -129,7 +131,9 @@ def bare_loop(processes: int, events: int, seed: int = 0) -> tuple[float, float,
             gc.enable()
         if freeze:
             gc.unfreeze()
-    return elapsed, elapsed_cpu, next(env._eid) - len(env._queue)
+    from simulator.environment import processed_events
+
+    return elapsed, elapsed_cpu, processed_events(env)
 
 
 def _rss_mb() -> float:

@@ -21,7 +21,8 @@ from simulator.config.algorithm import resolve_algorithm
 from simulator.config.scenario import Scenario
 from simulator.errors import InputError
 from simulator.faults_runtime import schedule_faults
-from simulator.fleet.device import ClientRound, Device, Job
+from simulator.environment import Environment
+from simulator.fleet.device import ClientRound, Device, Job, JobShape
 from simulator.fleet.online import OnlineSwitch
 from simulator.learning.trainer import single_thread
 from simulator.model_hooks import LearnerHooks, TimingHooks
@@ -151,7 +152,7 @@ class Simulation:
     def _run(self) -> RunOutcome:
         scenario = self.scenario
         seeds = np.random.SeedSequence(scenario.seed).spawn(4)
-        env = simpy.Environment()
+        env = Environment()
         network, links = build_network(env, scenario)
         devices = build_devices(scenario, self.profiles, links, seeds[0])
         # the learner first: a process pool's workers then start while the planner traces the model
@@ -176,17 +177,18 @@ class Simulation:
         budgets = {g: device_budget(p, scenario.fleet[g].power_mode or p.default_power_mode)
                    for g, p in enumerate(self.profiles)}
 
-        # A job's sizes depend only on its device's plan: computed once per device, unless rolling depth
-        # windows move the plan from job to job. Field order of Job after (job_id, device, version, now).
-        job_fields: dict[int, tuple[Any, ...]] = {}
+        # A job's shape depends only on its device's plan: computed once per device (devices with equal
+        # shapes share one), unless rolling depth windows move the plan from job to job.
+        job_shapes: dict[int, JobShape] = {}
+        shared_shapes: dict[tuple[Any, ...], JobShape] = {}
 
         def make_job(device: Device, job_id: int, version: int) -> Job:
-            fields = job_fields.get(device.index)
-            if fields is None:
-                fields = job_sizes(device)
-            return Job(job_id, device, version, env._now, *fields)
+            shape = job_shapes.get(device.index)
+            if shape is None:
+                shape = job_sizes(device)
+            return Job(job_id, device, shape, version, env.now)
 
-        def job_sizes(device: Device) -> tuple[Any, ...]:
+        def job_sizes(device: Device) -> JobShape:
             plan = plans[device.index]
             moving = rolling and plan.fits_memory and plan.depth < self.workload.num_blocks
             if moving:
@@ -206,9 +208,12 @@ class Simulation:
                 max(plan.peak_memory_bytes, extra.peak_memory_bytes),
                 steps * plan.step_time_s + extra.compute_s, steps * batch * plan.train_flops_per_sample + extra.flops,
             )
+            shape = shared_shapes.get(fields)
+            if shape is None:
+                shape = shared_shapes[fields] = JobShape(*fields)
             if not moving:
-                job_fields[device.index] = fields
-            return fields
+                job_shapes[device.index] = shape
+            return shape
 
         def on_version(version: int) -> None:
             ev = scenario.evaluation

@@ -49,9 +49,8 @@ DEVICE_COLUMNS = ("device_name", "profile", "group")
 class PackedTableWriter(TableWriter):
     """A table whose rows are ``struct``-packed into :attr:`buffer` as they are appended.
 
-    Hot callers may append to :attr:`buffer` themselves — ``buffer += writer.pack(*row)``, text
-    columns as codes from :meth:`code` — and must then call :meth:`flush` once ``len(buffer)`` reaches
-    :attr:`flush_bytes`. :meth:`flush` empties the same bytearray in place.
+    Hot callers append rows whose text columns are already codes (:meth:`append_codes`, codes from
+    :meth:`code`); :meth:`flush` empties :attr:`buffer` in place.
     """
 
     def __init__(self, run_dir: Path, table: str, flush_rows: int, parts: PartWriter | None,
@@ -97,6 +96,14 @@ class PackedTableWriter(TableWriter):
             row[i] = self.code(row[i])
         self.buffer += self.pack(*row)
         if len(self.buffer) >= self.flush_bytes:
+            self.flush()
+
+    def append_codes(self, *values: Any) -> None:
+        """One row whose text columns are already codes (from :meth:`code`, or constants of the
+        fixed vocabulary): what the hot loop appends, without the per-value text lookups."""
+        buffer = self.buffer
+        buffer += self.pack(*values)
+        if len(buffer) >= self.flush_bytes:
             self.flush()
 
     def flush(self) -> None:

@@ -16,24 +16,22 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import simpy
-from simpy.events import URGENT, Event
 
+from simulator.environment import Environment
+from simulator.fleet.latency import LatencyFn, LatencyStream, kind_of, latency_fn
 from simulator.network import Link, Network, Transfer
-from simulator.sim_events import timeout
 from simulator.trace import EVENT_CODES
 
 if TYPE_CHECKING:
     from simulator.trace import TraceRecorder
 
 
-@dataclass(eq=False, slots=True)
-class Job:
-    """One dispatched unit of local work, from dispatch to its single outcome."""
+@dataclass(frozen=True, eq=False, slots=True)
+class JobShape:
+    """What every job of one device is: its submodel, sizes and durations, computed once per device
+    (unless rolling depth windows move its plan from job to job). Identity-hashed: devices with equal
+    plans may share one shape."""
 
-    job_id: int
-    device: "Device"
-    base_version: int
-    dispatch_s: float
     num_samples: int
     depth: int
     width_ratio: float
@@ -45,11 +43,30 @@ class Job:
     peak_memory_bytes: int
     compute_s: float
     flops: float
+
+
+@dataclass(eq=False, slots=True)
+class Job:
+    """One dispatched unit of local work, from dispatch to its single outcome: its device's shape
+    plus what is this job's own (id, version, times, outcome)."""
+
+    job_id: int
+    device: "Device"
+    shape: JobShape
+    base_version: int
+    dispatch_s: float
     arrival_s: float | None = None
     outcome: str | None = None  # accepted | dropped | lost | oom | unfinished
     process: "RoundProcess | None" = None
     # the JobView handed to policies (set by the server)
     view: object | None = None
+
+    # the shape's figures, for callers off the hot path (the learner hooks, tests)
+    depth = property(lambda self: self.shape.depth)
+    width_ratio = property(lambda self: self.shape.width_ratio)
+    trainable_from = property(lambda self: self.shape.trainable_from)
+    local_steps = property(lambda self: self.shape.local_steps)
+    num_samples = property(lambda self: self.shape.num_samples)
 
 
 @dataclass(eq=False, slots=True)
@@ -82,61 +99,16 @@ class Device:
     bytes_down: int = 0
     bytes_up: int = 0
     counts: dict[str, int] = field(default_factory=lambda: {"jobs": 0, "accepted": 0, "dropped": 0, "lost": 0, "oom": 0})
-    # set by share_latency_streams: `rng` read in blocks (then nothing else may draw from `rng`)
-    latency_stream: "LatencyStream | None" = None
+    # One transfer's latency (s): the draw function for this device's spec, chosen once (scalar draws
+    # from `rng`; share_latency_streams may switch it to block draws).
+    latency_s: LatencyFn = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.latency_s = latency_fn(self.latency_mean_s, self.latency_jitter_s, self.latency_distribution, self.rng)
 
     @property
     def idle(self) -> bool:
         return self.online and self.job is None and self.excluded_reason is None
-
-    def latency_s(self) -> float:
-        """One transfer's latency: mean plus jitter, never negative."""
-        if self.latency_jitter_s <= 0:
-            return self.latency_mean_s
-        stream = self.latency_stream
-        if stream is not None:
-            # the same arithmetic numpy does on the same standard variate: bit-identical values
-            s = self.latency_jitter_s
-            values = stream.values
-            z = values.pop() if values else stream.refill()  # the stream's next value
-            kind = stream.kind
-            if kind == "normal":
-                jitter = 0.0 + s * z            # Generator.normal(loc, scale) = loc + scale · Z
-            elif kind == "uniform":
-                jitter = -s + (s - -s) * z      # Generator.uniform(low, high) = low + (high - low) · U
-            else:
-                jitter = s * z                  # Generator.exponential(scale) = scale · E
-            latency = self.latency_mean_s + jitter
-            return latency if latency > 0.0 else 0.0  # max(0.0, latency)
-        if self.latency_distribution == "uniform":
-            jitter = self.rng.uniform(-self.latency_jitter_s, self.latency_jitter_s)
-        elif self.latency_distribution == "exponential":
-            jitter = self.rng.exponential(self.latency_jitter_s)
-        else:
-            jitter = self.rng.normal(0.0, self.latency_jitter_s)
-        return max(0.0, self.latency_mean_s + jitter)
-
-
-class LatencyStream:
-    """The standard variates of one kind from one Generator, drawn 4096 at a time.
-
-    Why: a scalar ``rng.normal()`` call costs more than the rest of a latency draw. numpy fills an
-    array with exactly the values successive scalar calls return, so the k-th value here is the k-th
-    scalar draw — provided every draw from that generator goes through this stream, with one kind.
-    """
-
-    BLOCK = 4096
-
-    def __init__(self, rng: np.random.Generator, kind: str) -> None:
-        self.kind = kind  # uniform | exponential | normal
-        self._draw = {"uniform": rng.random, "exponential": rng.standard_exponential}.get(kind, rng.standard_normal)
-        self.values: list[float] = []  # the block's undrawn values, last one next
-
-    def refill(self) -> float:
-        """Draw the next block and return its first value."""
-        values = self.values = self._draw(self.BLOCK).tolist()
-        values.reverse()  # pop() from the end returns them in drawing order
-        return values.pop()
 
 
 def share_latency_streams(devices: list[Device]) -> None:
@@ -151,12 +123,15 @@ def share_latency_streams(devices: list[Device]) -> None:
         if device.latency_jitter_s > 0:
             users.setdefault(id(device.rng), []).append(device)
     for group in users.values():
-        kinds = {d.latency_distribution if d.latency_distribution in ("uniform", "exponential") else "normal"
-                 for d in group}
+        kinds = {kind_of(d.latency_distribution) for d in group}
         if len(kinds) == 1:
             stream = LatencyStream(group[0].rng, kinds.pop())
+            draws: dict[tuple[float, float], LatencyFn] = {}
             for device in group:
-                device.latency_stream = stream
+                spec = (device.latency_mean_s, device.latency_jitter_s)
+                if spec not in draws:
+                    draws[spec] = latency_fn(*spec, device.latency_distribution, device.rng, stream)
+                device.latency_s = draws[spec]
 
 
 def _phase_outcome(interrupt: simpy.Interrupt) -> str:
@@ -176,11 +151,11 @@ class RoundProcess:
 
     Why not a ``simpy.Process``: resuming a generator costs several times what the round itself does.
     This object schedules, waits for and reacts to exactly the events such a process would (a start
-    event at URGENT priority, the latency and compute timeouts, the transfers' ``done`` events, URGENT
-    interruptions), in the same order, so traces are identical; it only skips the process-exit event
-    nobody waits for. Rounds dispatched together share one start event: their starts were consecutive
-    in the queue anyway. It offers what the engine and server use of a process: :attr:`is_alive` and
-    :meth:`interrupt`.
+    event at URGENT priority, the latency and compute timeouts, the transfers' completion events,
+    URGENT interruptions), in the same order, so traces are identical; it only skips the process-exit
+    event nobody waits for. Rounds dispatched together share one start event: their starts were
+    consecutive in the queue anyway. It offers what the engine and server use of a process:
+    :attr:`is_alive` and :meth:`interrupt`.
     """
 
     __slots__ = ("owner", "job", "device", "env", "phase", "phase_start_s", "transfer", "_target", "_callback")
@@ -205,104 +180,82 @@ class RoundProcess:
         """Deliver a ``simpy.Interrupt(cause)`` at this instant, after the events already due (URGENT)."""
         if self.phase == _ENDED:
             raise RuntimeError(f"{self!r} has ended and cannot be interrupted.")
-        event = Event(self.env)
-        event._ok = True
-        event._value = simpy.Interrupt(cause)
-        event.callbacks.append(self._on_interrupt)
-        self.env.schedule(event, URGENT)
+        self.env.urgent((self._on_interrupt,), simpy.Interrupt(cause))
 
     # ------------------------------------------------------------------ the round, step by step
-    # Each step ends by waiting: `_target` is the event it waits for, `_callback` what runs then (an
-    # interrupt removes it, as SimPy removes a process's resume callback). Written out inline: these
-    # few lines run several times per client-round.
+    # Each step ends by waiting: `phase` is what it waits in, `_target` the event it waits for,
+    # `_callback` what runs then (an interrupt removes it, as SimPy removes a process's resume
+    # callback).
 
     def begin(self, _event: simpy.Event | None = None) -> None:
         if self.phase != _STARTING:
             return
-        self.phase = _DOWN_LATENCY
-        self.phase_start_s = self.env._now
-        callback = self._callback = self._download_start
-        self._target = timeout(self.env, self.device.latency_s(), callback)
+        self.phase_start_s = self.env.now
+        self.phase, self._callback = _DOWN_LATENCY, self._download_start
+        self._target = self.env.call_later(self.device.latency_s(), self._download_start)
 
     def _download_start(self, _event: simpy.Event) -> None:
-        self.phase = _DOWN
-        device = self.device
-        # the last action of this callback, as Network.transfer_last requires; waiting on `done`
-        # after it is the same, since `done` is processed only after this callback returns
-        transfer = self.transfer = self.owner.network.transfer_last(device.down_links, self.job.download_bytes,
-                                                                    device.cap_bps)
-        self._target = transfer  # the transfer is the event that succeeds when it is done
-        callback = self._callback = self._download_done
-        transfer.callbacks.append(callback)
+        self._transfer(_DOWN, self.device.down_links, self.job.shape.download_bytes, self._download_done)
 
-    def _download_done(self, event: simpy.Event) -> None:
-        event._value = None  # the transfer it carried (itself): no cycle left for the collector
-        job, device, owner = self.job, self.device, self.owner
-        now = self.env._now
-        nbytes = job.download_bytes
-        device.comm_s += now - self.phase_start_s
-        device.bytes_down += nbytes
-        buffer = owner.event_buffer  # events.append, written out (see ClientRound)
-        buffer += owner.pack_event(device.index, _TEXT_DOWNLOAD, self.phase_start_s, now, job.job_id, job.base_version,
-                                   nbytes, 0.0, _TEXT_DONE)
-        if len(buffer) >= owner.event_flush_bytes:
-            owner.events.flush()
+    def _upload_start(self, _event: simpy.Event) -> None:
+        self._transfer(_UP, self.device.up_links, self.job.shape.upload_bytes, self._upload_done)
+
+    def _transfer(self, phase: int, links: tuple[Link, ...], size_bytes: int,
+                  done: Callable[[simpy.Event], None]) -> None:
+        """Start this phase's transfer and wait for it (the transfer is the event that succeeds)."""
+        # Waiting on the transfer after starting it is the same as before: it is processed only after
+        # this callback returns.
+        transfer = self.transfer = self.owner.network.transfer(links, size_bytes, self.device.cap_bps)
+        transfer.callbacks.append(done)
+        self.phase, self._target, self._callback = phase, transfer, done
+
+    def _transfer_done(self, phase_code: int, nbytes: int) -> float:
+        """Book a finished transfer (time, bytes, its events row) and return the time now."""
+        now = self.env.now
+        job = self.job
+        self.device.comm_s += now - self.phase_start_s
+        self.owner.events.append_codes(self.device.index, phase_code, self.phase_start_s, now, job.job_id,
+                                       job.base_version, nbytes, 0.0, _TEXT_DONE)
         self.transfer = None
-        if job.peak_memory_bytes > device.usable_memory_bytes:
+        return now
+
+    def _download_done(self, _event: simpy.Event) -> None:
+        job, device, owner = self.job, self.device, self.owner
+        shape = job.shape
+        device.bytes_down += shape.download_bytes
+        now = self._transfer_done(_TEXT_DOWNLOAD, shape.download_bytes)
+        if shape.peak_memory_bytes > device.usable_memory_bytes:
             owner.record(job, "oom", now, 0, 0.0, "oom")
             owner.on_failure(
                 job, "oom",
-                f"needs {job.peak_memory_bytes / 1e9:.2f} GB, usable {device.usable_memory_bytes / 1e9:.2f} GB",
+                f"needs {shape.peak_memory_bytes / 1e9:.2f} GB, usable {device.usable_memory_bytes / 1e9:.2f} GB",
             )
             self._end()
             return
-        if job.peak_memory_bytes > device.peak_memory_bytes:
-            device.peak_memory_bytes = job.peak_memory_bytes
+        if shape.peak_memory_bytes > device.peak_memory_bytes:
+            device.peak_memory_bytes = shape.peak_memory_bytes
         if owner.on_compute_start is not None:
             owner.on_compute_start(job)
-        self.phase = _COMPUTE
-        self.phase_start_s = self.env._now
-        callback = self._callback = self._compute_done
-        self._target = timeout(self.env, job.compute_s, callback)
+        self.phase_start_s = self.env.now
+        self.phase, self._callback = _COMPUTE, self._compute_done
+        self._target = self.env.call_later(shape.compute_s, self._compute_done)
 
     def _compute_done(self, _event: simpy.Event) -> None:
-        job, device, owner = self.job, self.device, self.owner
-        now = self.env._now
+        job, device = self.job, self.device
+        now = self.env.now
         device.compute_s += now - self.phase_start_s
-        buffer = owner.event_buffer  # events.append, written out (see ClientRound)
-        buffer += owner.pack_event(device.index, _TEXT_COMPUTE, self.phase_start_s, now, job.job_id, job.base_version,
-                                   0, job.flops, _TEXT_DONE)
-        if len(buffer) >= owner.event_flush_bytes:
-            owner.events.flush()
-        self.phase = _UP_LATENCY
+        self.owner.events.append_codes(device.index, _TEXT_COMPUTE, self.phase_start_s, now, job.job_id,
+                                       job.base_version, 0, job.shape.flops, _TEXT_DONE)
         self.phase_start_s = now
-        callback = self._callback = self._upload_start
-        self._target = timeout(self.env, device.latency_s(), callback)
+        self.phase, self._callback = _UP_LATENCY, self._upload_start
+        self._target = self.env.call_later(device.latency_s(), self._upload_start)
 
-    def _upload_start(self, _event: simpy.Event) -> None:
-        self.phase = _UP
-        device = self.device
-        transfer = self.transfer = self.owner.network.transfer_last(device.up_links, self.job.upload_bytes,
-                                                                    device.cap_bps)
-        self._target = transfer
-        callback = self._callback = self._upload_done
-        transfer.callbacks.append(callback)
-
-    def _upload_done(self, event: simpy.Event) -> None:
-        event._value = None  # the transfer it carried (itself): no cycle left for the collector
-        job, device, owner = self.job, self.device, self.owner
-        now = self.env._now
-        nbytes = job.upload_bytes
-        device.comm_s += now - self.phase_start_s
-        device.bytes_up += nbytes
-        buffer = owner.event_buffer  # events.append, written out (see ClientRound)
-        buffer += owner.pack_event(device.index, _TEXT_UPLOAD, self.phase_start_s, now, job.job_id, job.base_version,
-                                   nbytes, 0.0, _TEXT_DONE)
-        if len(buffer) >= owner.event_flush_bytes:
-            owner.events.flush()
-        self.transfer = None
-        job.arrival_s = now
-        owner.on_arrival(job)
+    def _upload_done(self, _event: simpy.Event) -> None:
+        job = self.job
+        nbytes = job.shape.upload_bytes
+        self.device.bytes_up += nbytes
+        job.arrival_s = self._transfer_done(_TEXT_UPLOAD, nbytes)
+        self.owner.on_arrival(job)
         self._end()
 
     def _end(self) -> None:
@@ -316,17 +269,18 @@ class RoundProcess:
         """What the generator's ``except simpy.Interrupt`` blocks did: book the partial phase, then fail."""
         if self.phase == _ENDED:
             return  # a second interrupt at the same instant
-        interrupt: simpy.Interrupt = event._value
+        interrupt: simpy.Interrupt = event.value
         if self._target is not None:
             self._target.callbacks.remove(self._callback)
         job, device, owner = self.job, self.device, self.owner
-        now = self.env._now
+        now = self.env.now
         start_s = self.phase_start_s
         phase = self.phase
         if phase == _COMPUTE:
             device.compute_s += now - start_s
-            done_share = (now - start_s) / job.compute_s if job.compute_s > 0 else 1.0
-            owner.record(job, "compute", start_s, 0, job.flops * done_share, _phase_outcome(interrupt))
+            compute_s = job.shape.compute_s
+            done_share = (now - start_s) / compute_s if compute_s > 0 else 1.0
+            owner.record(job, "compute", start_s, 0, job.shape.flops * done_share, _phase_outcome(interrupt))
         else:
             transfer = self.transfer
             moved = int(owner.network.cancel(transfer) / 8) if transfer is not None else 0
@@ -351,7 +305,7 @@ class ClientRound:
 
     def __init__(
         self,
-        env: simpy.Environment,
+        env: Environment,
         network: Network,
         recorder: "TraceRecorder",
         on_compute_start: Callable[[Job], None] | None,
@@ -360,13 +314,8 @@ class ClientRound:
     ) -> None:
         self.env = env
         self.network = network
+        # events.parquet: phases that end as planned append rows of codes (append_codes)
         self.events = recorder.events
-        # Rounds pack their events.parquet rows into the writer's buffer directly and flush it when
-        # full (PackedTableWriter.append, written out: three rows per client-round). flush() empties
-        # this same bytearray in place.
-        self.event_buffer = recorder.events.buffer
-        self.pack_event = recorder.events.pack
-        self.event_flush_bytes = recorder.events.flush_bytes
         # None: nothing to do when compute begins (timing-only)
         self.on_compute_start = on_compute_start
         self.on_arrival = on_arrival
@@ -386,14 +335,10 @@ class ClientRound:
             job.process = round_ = RoundProcess(self, job)
             rounds.append(round_)
         if rounds:
-            event = Event(self.env)
-            event._ok = True
-            event._value = None
-            event.callbacks.extend(round_.begin for round_ in rounds)
-            self.env.schedule(event, URGENT)
+            self.env.urgent([round_.begin for round_ in rounds])
         return rounds
 
     def record(self, job: Job, phase: str, start_s: float, nbytes: int, flops: float, outcome: str) -> None:
         device = job.device
-        self.events.append(device.index, phase, start_s, self.env._now, job.job_id, job.base_version, nbytes, flops,
+        self.events.append(device.index, phase, start_s, self.env.now, job.job_id, job.base_version, nbytes, flops,
                            outcome)

@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Protocol
 import numpy as np
 import simpy
 
-from simulator.fleet.device import ClientRound, Device, Job, share_latency_streams
+from simulator.fleet.device import ClientRound, Device, Job, JobShape, share_latency_streams
 from simulator.server.policy import AGGREGATE_MODES, AggregationPolicy, JobView, PolicyCallError, policy_label
 from simulator.trace import TraceRecorder
 
@@ -175,7 +175,7 @@ class Server:
             if not (device.online and device.job is None and device.excluded_reason is None):  # device.idle
                 continue
             job = make_job(device, next(job_ids), version)
-            job.view = view = JobView(job.job_id, device.index, version, job.num_samples, job.dispatch_s)
+            job.view = view = JobView(job.job_id, device.index, version, job.shape.num_samples, job.dispatch_s)
             device.job = job
             device.counts["jobs"] += 1
             in_flight[job.job_id] = job
@@ -197,23 +197,27 @@ class Server:
             weighted = list(weighted)
         self._check_weighted(weighted, mode, global_weight)
         # One pass per accepted update (a 10,000-device round merges 10,000): take the job, its
-        # staleness and trained span, book it and write its row. The merge hook runs after, on the
-        # same jobs in the same order.
+        # staleness and shape, book it and write its row. The merge hook runs after, on the same jobs
+        # in the same order.
         base = self._version
         version = base + 1
         jobs: list[tuple[Job, float]] = []
         staleness: list[int] = []
-        spans: dict[tuple[int, int], int] = {}
+        shapes: dict[JobShape, int] = {}  # identity-hashed: a fleet has a few distinct shapes
         for view, weight in weighted:
             job = waiting.pop(view.job_id)
             jobs.append((job, weight))
             tau = base - job.base_version
             staleness.append(tau)
-            span = (job.trainable_from, job.depth)
-            spans[span] = spans.get(span, 0) + 1
+            shape = job.shape
+            shapes[shape] = shapes.get(shape, 0) + 1
             job.outcome = "accepted"
             job.device.counts["accepted"] += 1
             self._write_update(job, version, tau, weight, "")
+        spans: dict[tuple[int, int], int] = {}
+        for shape, count in shapes.items():
+            span = (shape.trainable_from, shape.depth)
+            spans[span] = spans.get(span, 0) + count
         coverage = _block_coverage(spans, self.num_blocks)
         self.hooks.merge(jobs, mode, global_weight)
         self._version = version
@@ -347,14 +351,12 @@ class Server:
         self.jobs_waiting.clear()
 
     def _write_update(self, job: Job, applied_version: int, staleness: int, weight: float, reason: str) -> None:
-        """One updates.parquet row, packed straight into the writer's buffer (PackedTableWriter)."""
+        """One updates.parquet row (text columns as codes: PackedTableWriter.append_codes)."""
         updates = self.recorder.updates
-        buffer = updates.buffer
-        buffer += updates.pack(
+        shape = job.shape
+        updates.append_codes(
             job.job_id, job.device.index, job.dispatch_s, job.arrival_s if job.arrival_s is not None else _NAN,
             job.base_version, applied_version, staleness, weight, updates.code(job.outcome), updates.code(reason),
-            job.depth, job.width_ratio, job.submodel_params, job.download_bytes, job.upload_bytes,
-            job.peak_memory_bytes, job.local_steps,
+            shape.depth, shape.width_ratio, shape.submodel_params, shape.download_bytes, shape.upload_bytes,
+            shape.peak_memory_bytes, shape.local_steps,
         )
-        if len(buffer) >= updates.flush_bytes:
-            updates.flush()

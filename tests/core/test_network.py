@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import simpy
 
+from simulator.environment import Environment
 from simulator.network import Link, Network
 
 
 def _run_transfers(starts: list[tuple[float, tuple[Link, ...], float, float | None]]) -> list[float]:
-    env = simpy.Environment()
+    env = Environment()
     net = Network(env)
     ends: list[float] = [0.0] * len(starts)
 
@@ -69,7 +70,7 @@ def test_two_links_max_min() -> None:
 
 
 def test_cancel_frees_capacity_and_reports_progress() -> None:
-    env = simpy.Environment()
+    env = Environment()
     net = Network(env)
     link = Link("ap", 8e6)
     first = net.transfer((link,), 2e6)
@@ -87,16 +88,18 @@ def test_cancel_frees_capacity_and_reports_progress() -> None:
     assert not first.done.triggered
 
 
-def test_bits_carried_equals_bits_sent() -> None:
+def test_a_busy_link_is_work_conserving() -> None:
+    """Transfers that keep one link busy end, all together, when the link has carried their bits:
+    the last end is Σ sizes / capacity, whatever the overlap."""
     link = Link("ap", 50e6)
     sizes = [1e6, 3e6, 2.5e6, 7e6]
-    _run_transfers([(i * 0.1, (link,), s, None) for i, s in enumerate(sizes)])
-    assert link.bits_carried == pytest.approx(sum(sizes) * 8, rel=1e-9)
+    ends = _run_transfers([(i * 0.1, (link,), s, None) for i, s in enumerate(sizes)])
+    assert max(ends) == pytest.approx(sum(sizes) * 8 / 50e6, rel=1e-12)
 
 
 def test_transfer_after_everything_was_cancelled_still_completes() -> None:
     # Regression: a stale completion timer once left a later transfer waiting forever.
-    env = simpy.Environment()
+    env = Environment()
     net = Network(env)
     link = Link("ap", 8e6)
     ends: list[float] = []
@@ -116,7 +119,7 @@ def test_transfer_after_everything_was_cancelled_still_completes() -> None:
 
 
 def test_capacity_change_stalls_and_resumes() -> None:
-    env = simpy.Environment()
+    env = Environment()
     net = Network(env)
     link = Link("ap", 8e6)
     done = net.transfer((link,), 1e6)  # 1 s at full rate
@@ -132,19 +135,18 @@ def test_capacity_change_stalls_and_resumes() -> None:
     assert env.now == pytest.approx(3.0)
 
 
-@pytest.mark.parametrize("via", ["transfer", "transfer_last"])
-def test_a_later_shorter_transfer_overtakes_an_earlier_longer_one(via: str) -> None:
+def test_a_later_shorter_transfer_overtakes_an_earlier_longer_one() -> None:
     """A: 3 MB at t=0 on 8 Mbit/s; B: 1 MB at t=0.1. Both at 4 Mbit/s from 0.1, so B ends at 2.1 s;
     A has 1.1 MB by then and ends at 4.0 s. B's finish tag is below A's: the class's FIFO order no
     longer holds and its queue must become a heap without changing any result."""
-    env = simpy.Environment()
+    env = Environment()
     net = Network(env)
     link = Link("ap", capacity_bps=8e6)
     ends: dict[str, float] = {}
 
     def start(name: str, size_bytes: float):
         def callback(_event: simpy.Event) -> None:
-            transfer = getattr(net, via)((link,), size_bytes)
+            transfer = net.transfer((link,), size_bytes)
             transfer.done.callbacks.append(lambda _e: ends.__setitem__(name, env.now))
         return callback
 
@@ -153,5 +155,61 @@ def test_a_later_shorter_transfer_overtakes_an_earlier_longer_one(via: str) -> N
     env.run()
     assert ends["B"] == pytest.approx(2.1) and ends["A"] == pytest.approx(4.0)
     assert ends["C"] == pytest.approx(7.0) and ends["D"] == pytest.approx(7.0)  # two equal, after the switch
-    flow_class = next(iter(net._classes.values()))
-    assert not flow_class.in_order and len(flow_class.queue) == 0
+    flow_class = ends_class = net.transfer((link,), 0).flow_class  # the class of this link (a 0-byte transfer)
+    assert ends_class is flow_class and not flow_class.in_order and len(flow_class.queue) == 0
+
+
+# ---------------------------------------------------------------------------- Wi-Fi cells under a server
+
+
+def test_cells_under_a_slack_server_are_each_processor_sharing() -> None:
+    """Three cells of 100, 40 and 6 Mbit/s under a 10 Gbit/s server link: cell c's n equal transfers
+    of S bits end together at n·S / C_c, whatever the other cells do."""
+    server = Link("server", 10e9)
+    cells = [Link(f"ap{i}", c) for i, c in enumerate([100e6, 40e6, 6e6])]
+    size_bytes = 1e6  # 8 Mbit
+    starts = [(0.0, (cell, server), size_bytes, None) for cell, n in zip(cells, [5, 2, 3]) for _ in range(n)]
+    ends = _run_transfers(starts)
+    expected = [n * 8e6 / cell.capacity_bps for cell, n in zip(cells, [5, 2, 3]) for _ in range(n)]
+    assert ends == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_binding_server_shares_by_processor_sharing_across_cells() -> None:
+    """Four roomy cells (1 Gbit/s), one transfer each, under a 100 Mbit/s server link: the server is
+    the bottleneck of all, so the four are processor sharing on it. Sizes 1, 2, 3, 4 Mbit end at
+    4·1/100, then + 3·1/100, + 2·1/100, + 1·1/100 seconds."""
+    server = Link("server", 100e6)
+    cells = [Link(f"ap{i}", 1e9) for i in range(4)]
+    ends = _run_transfers([(0.0, (cell, server), mbit * 1e6 / 8, None) for cell, mbit in zip(cells, [1, 2, 3, 4])])
+    assert ends == pytest.approx([0.04, 0.07, 0.09, 0.10], rel=1e-12)
+
+
+def test_a_cell_takes_over_as_bottleneck_when_the_server_share_rises() -> None:
+    """Server 30 Mbit/s; cell A (10 Mbit/s) with one transfer of 20 Mbit, cells B and C (1 Gbit/s)
+    with one of 10 Mbit each. Max-min: A is held by its cell at 10, B and C share the rest, 10 each;
+    B and C end at 1 s. Then A is alone: still 10 (its cell), so it ends at 2 s."""
+    server = Link("server", 30e6)
+    a, b, c = Link("a", 10e6), Link("b", 1e9), Link("c", 1e9)
+    ends = _run_transfers([(0.0, (a, server), 20e6 / 8, None), (0.0, (b, server), 10e6 / 8, None),
+                           (0.0, (c, server), 10e6 / 8, None)])
+    assert ends == pytest.approx([2.0, 1.0, 1.0], rel=1e-12)
+    # and with B and C larger, at a slower server: A is server-bound first, then its cell holds it
+    server = Link("server", 12e6)
+    a, b, c = Link("a", 5e6), Link("b", 1e9), Link("c", 1e9)
+    # shares: 5 (A, cell-bound: 12/3 = 4 < 5, so A gets 4, server-bound), B 4, C 4 until B ends
+    ends = _run_transfers([(0.0, (a, server), 12e6 / 8, None), (0.0, (b, server), 4e6 / 8, None),
+                           (0.0, (c, server), 8e6 / 8, None)])
+    # t=1: B done (4 Mbit at 4); A has 4, C has 4. Then server 12 / 2 = 6 > A's cell 5: A at 5, C at 7.
+    # C's last 4 Mbit at 7 → t = 1 + 4/7; A's 8 Mbit left: 4/7 s at 5, then alone at 5 (its cell).
+    t_c = 1 + 4 / 7
+    assert ends[1] == pytest.approx(1.0, rel=1e-12) and ends[2] == pytest.approx(t_c, rel=1e-12)
+    assert ends[0] == pytest.approx(1 + 8 / 5, rel=1e-12)
+
+
+def test_downloads_and_uploads_on_one_cell_share_it() -> None:
+    """A cell of 12 Mbit/s under a big server: a download and an upload class (different server
+    links) share the cell: 2 downloads and 1 upload of 6 Mbit each get 4 Mbit/s, ending at 1.5 s."""
+    down, up, cell = Link("down", 1e10), Link("up", 1e10), Link("cell", 12e6)
+    ends = _run_transfers([(0.0, (cell, down), 6e6 / 8, None), (0.0, (cell, down), 6e6 / 8, None),
+                           (0.0, (cell, up), 6e6 / 8, None)])
+    assert ends == pytest.approx([1.5, 1.5, 1.5], rel=1e-12)

@@ -1,0 +1,11 @@
+"""Shared links with max-min fair sharing (see ARCHITECTURE.md, "The hot loop").
+
+- :mod:`~simulator.network.sharing`: the division of capacity among flow classes, pure functions;
+- :mod:`~simulator.network.flows`: links, flow classes (virtual clocks), transfers;
+- :mod:`~simulator.network.network`: :class:`Network`, the SimPy-facing owner of the transfers.
+"""
+
+from simulator.network.flows import FlowClass, Link, Transfer
+from simulator.network.network import Network
+
+__all__ = ["FlowClass", "Link", "Network", "Transfer"]

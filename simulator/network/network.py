@@ -1,0 +1,285 @@
+"""The network: links shared max-min fairly, re-divided whenever a transfer starts or ends.
+
+Why this shape: a fleet of 100,000 devices on 1,000 Wi-Fi cells must not cost O(cells) work per
+transfer event. Transfers that cross the same links and have the same per-transfer cap (a device's
+Ethernet port rate, or its Wi-Fi client limit) always get the same rate under max-min fairness, so
+they form a *class* (:mod:`simulator.network.flows`) with a lazy virtual clock. A start, an end or a
+cancel touches its class; :class:`~simulator.network.incremental.Sharing` re-divides only the classes
+that change can affect and says which rates moved: only those clocks are advanced and re-armed. The
+classes of a *star* (all at one link's fair share) share one clock, so a change there is O(1).
+Each clock has one completion timer.
+
+Units: capacities in bit/s inside this package (scenario figures are Mbit/s = 10^6 bit/s); sizes in
+bytes at the public API.
+"""
+
+from __future__ import annotations
+
+import itertools
+from functools import partial
+from heapq import heappop, heappush
+from typing import Iterable
+
+import simpy
+
+from simulator.environment import Environment
+from simulator.network.flows import Clock, FlowClass, Link, LinkLevel, Transfer
+from simulator.network.incremental import Sharing
+from simulator.network.sharing import INF, REL_EPS
+
+
+class Network:
+    """Owns every shared link and the transfers in flight; all transfers go through :meth:`transfer`."""
+
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+        self._classes: dict[tuple[tuple[Link, ...], float | None], FlowClass] = {}
+        self._seq = itertools.count()
+        self.sharing = Sharing(new_star=self._new_star)
+
+    # ------------------------------------------------------------------ public API
+
+    def transfer(self, links: tuple[Link, ...], size_bytes: float, cap_bps: float | None = None) -> Transfer:
+        """Start moving `size_bytes` across all `links` at once, at most `cap_bps` for this transfer;
+        the returned transfer is the event that succeeds when its last bit arrives."""
+        flow_class = self._classes.get((links, cap_bps))
+        if flow_class is None:
+            flow_class = self._new_class(links, cap_bps)
+        if size_bytes < 0:
+            raise ValueError("a transfer cannot have a negative size")
+        env = self.env
+        now = env.now
+        size_bits = float(size_bytes) * 8.0
+        star = flow_class.star
+        virtual_bits = (flow_class.advance(now, flow_class.rate_bps) if star is None
+                        else star.advance(now, star.rate_bps) + flow_class.offset)
+        transfer = Transfer(env, size_bits, flow_class, virtual_bits + size_bits, now)
+        if size_bits == 0:
+            transfer.finished = True
+            env.succeed_now(transfer)
+            return transfer
+        flow_class.push((transfer.finish_tag, next(self._seq), transfer))
+        flow_class.active += 1
+        flow_class.complete_due(virtual_bits)
+        self._redivide_one(flow_class, now)
+        return transfer
+
+    def cancel(self, transfer: Transfer) -> float:
+        """Abort a transfer (its device went offline); returns the bits it had received."""
+        if transfer.finished or transfer.cancelled:
+            return 0.0
+        now = self.env.now
+        flow_class = transfer.flow_class
+        virtual_bits = _read(flow_class, now)
+        transfer.cancelled = True
+        flow_class.active -= 1
+        self._redivide_one(flow_class, now)
+        return transfer.size_bits - max(0.0, transfer.finish_tag - virtual_bits)
+
+    def set_capacity(self, link: Link, capacity_bps: float) -> None:
+        """Change a link's capacity from now on (0 while a fault holds it down); transfers across it
+        stall at rate 0 and pick up again when capacity returns."""
+        if capacity_bps < 0:
+            raise ValueError("a link's capacity cannot be negative")
+        link.capacity_bps = float(capacity_bps)
+        old_rates, moves = self.sharing.capacity_changed(link)
+        self._apply(old_rates, moves, (), self.env.now)
+        old_rates.clear()
+        moves.clear()
+
+    def rate_bps(self, transfer: Transfer) -> float:
+        """The rate the transfer gets right now."""
+        flow_class = transfer.flow_class
+        return (flow_class.star or flow_class).rate_bps
+
+    # ------------------------------------------------------------------ internals
+
+    def _new_star(self, link: Link) -> LinkLevel:
+        star = LinkLevel(link, self.env.now)
+        star.on_timer = partial(self._on_star_timer, star)
+        return star
+
+    def _new_class(self, links: tuple[Link, ...], cap_bps: float | None) -> FlowClass:
+        if not links and cap_bps is None:
+            raise ValueError("a transfer needs at least one link or a cap")
+        flow_class = FlowClass(links=links, cap_bps=cap_bps, own_bound=cap_bps if cap_bps is not None else INF,
+                               updated_s=self.env.now, distinct_links=len(set(map(id, links))) == len(links))
+        flow_class.on_timer = partial(self._on_class_timer, flow_class)
+        self._classes[(links, cap_bps)] = flow_class
+        self.sharing.add_class(flow_class)
+        return flow_class
+
+    def _redivide_one(self, flow_class: FlowClass, now: float) -> None:
+        """:meth:`_redivide` of one class whose clock reads now (at a start, an end, a cancel)."""
+        sharing = self.sharing
+        if sharing.update_one(flow_class) and not sharing.old and not sharing.moves:
+            self._arm_class(flow_class, now)  # it alone moved, at a rate of its own
+        else:
+            self._settle(sharing.old, sharing.moves, (flow_class,), now)
+
+    def _redivide(self, changed: tuple[FlowClass, ...] | list[FlowClass], now: float) -> None:
+        """The `active` counts of `changed` moved (their clocks read now): re-divide, then advance and
+        re-arm what moved."""
+        self._settle(*self.sharing.update(changed), changed, now)
+
+    def _settle(self, old_rates: dict, moves: dict, changed: tuple[FlowClass, ...] | list[FlowClass],
+                now: float) -> None:
+        """Advance and re-arm what a re-division moved (its report), then clear the report."""
+        if moves:
+            self._apply(old_rates, moves, changed, now)
+            old_rates.clear()
+            moves.clear()
+            return
+        # No class changed clocks (the usual case): only rates moved.
+        for clock, old_rate in old_rates.items():
+            if clock.rate_bps != old_rate:
+                if clock.updated_s != now:
+                    clock.advance(now, old_rate)
+                if clock not in changed:
+                    self._arm(clock, now)
+        for flow_class in changed:
+            star = flow_class.star
+            if star is None:
+                self._arm_class(flow_class, now)
+            else:
+                self._push_head(flow_class, star)  # its head may have changed
+                self._arm_star(star, now)
+        old_rates.clear()
+
+    def _apply(self, old_rates: dict, moves: dict, changed: Iterable[FlowClass], now: float) -> None:
+        """Bring every clock whose rate moved to now at its old rate, carry moved classes' virtual
+        bits from their old clock to their new one, and re-arm what changed."""
+        touched: dict[Clock, None] = {}
+        for clock, old_rate in old_rates.items():
+            if clock.rate_bps != old_rate:
+                clock.advance(now, old_rate)
+                touched[clock] = None
+        for flow_class, old_star in moves.items():
+            new_star = flow_class.star
+            if new_star is old_star:
+                continue
+            source = old_star or flow_class
+            source.advance(now, source.rate_bps)  # a moved rate was advanced above (no-op here)
+            virtual_bits = source.virtual_bits + (flow_class.offset if old_star is not None else 0.0)
+            if new_star is None:
+                flow_class.virtual_bits, flow_class.updated_s, flow_class.offset = virtual_bits, now, 0.0
+                touched[flow_class] = None
+            else:
+                new_star.advance(now, new_star.rate_bps)
+                flow_class.offset = virtual_bits - new_star.virtual_bits
+                flow_class.timer = None  # its own clock rests: a timer of its own is stale now
+                self._push_head(flow_class, new_star)
+                touched[new_star] = None
+            if old_star is not None:
+                touched[old_star] = None
+        for flow_class in changed:
+            star = flow_class.star
+            if star is None:
+                touched[flow_class] = None
+            elif flow_class not in moves:
+                self._push_head(flow_class, star)  # its head may have changed
+                touched[star] = None
+        for clock in touched:
+            self._arm(clock, now)
+
+    def _push_head(self, flow_class: FlowClass, star: LinkLevel) -> None:
+        tag = flow_class.head_tag()
+        if tag is None:
+            flow_class.member_seq = -1
+            return
+        seq = flow_class.member_seq = next(self._seq)
+        heappush(star.heads, (tag - flow_class.offset, seq, flow_class))
+
+    def _arm(self, clock: Clock, now: float) -> None:
+        """Make sure `clock`'s completion timer fires when its next completion is due (or earlier);
+        the clock must read `now`."""
+        if type(clock) is FlowClass:
+            self._arm_class(clock, now)  # type: ignore[arg-type]
+        else:
+            self._arm_star(clock, now)  # type: ignore[arg-type]
+
+    def _arm_class(self, flow_class: FlowClass, now: float) -> None:
+        """:meth:`_arm` of a class on a clock of its own: its head's finish tag."""
+        if flow_class.star is not None:  # its own clock rests: the star's counts
+            flow_class.timer = None
+            return
+        queue = flow_class.queue
+        while queue and queue[0][2].cancelled:
+            flow_class.pop()
+        rate = flow_class.rate_bps
+        if not queue or rate <= 0:
+            # Nothing to complete at a positive rate: a pending timer is stale now, so forget it, or
+            # a transfer started before it fires would wait on it and never complete.
+            flow_class.timer = None
+            return
+        remaining_bits = queue[0][0] - flow_class.virtual_bits
+        self._set_timer(flow_class, now + (remaining_bits if remaining_bits > 0.0 else 0.0) / rate, now)
+
+    def _arm_star(self, star: LinkLevel, now: float) -> None:
+        """:meth:`_arm` of a star's clock: its members' earliest head."""
+        heads = star.heads
+        while heads and (heads[0][2].star is not star or heads[0][2].member_seq != heads[0][1]):
+            heappop(heads)
+        rate = star.rate_bps
+        if not heads or rate <= 0:
+            star.timer = None
+            return
+        remaining_bits = heads[0][0] - star.virtual_bits
+        self._set_timer(star, now + (remaining_bits if remaining_bits > 0.0 else 0.0) / rate, now)
+
+    def _set_timer(self, clock: Clock, at: float, now: float) -> None:
+        """A timer at `at` for `clock`, unless its pending one fires no later: that one re-arms when it
+        fires (starting transfers only ever push completions later, so this saves most timers)."""
+        if clock.timer is not None and now <= clock.timer_at <= at:
+            return
+        clock.timer_at = at
+        clock.timer = self.env.call_at(at, clock.on_timer)
+
+    def _on_class_timer(self, flow_class: FlowClass, timer: simpy.Event) -> None:
+        if timer is not flow_class.timer:
+            return  # stale: re-armed or disarmed since
+        flow_class.timer = None
+        now = self.env.now
+        active = flow_class.active
+        if flow_class.complete_due(flow_class.advance(now, flow_class.rate_bps)) != active:
+            self._redivide_one(flow_class, now)
+        else:
+            self._arm_class(flow_class, now)  # early: its rate fell since it was armed
+
+    def _on_star_timer(self, star: LinkLevel, timer: simpy.Event) -> None:
+        if timer is not star.timer:
+            return
+        star.timer = None
+        now = self.env.now
+        star.advance(now, star.rate_bps)
+        changed = self._complete_members(star)
+        self._arm_star(star, now)
+        if changed:
+            self._redivide(changed, now)
+
+    def _complete_members(self, star: LinkLevel) -> list[FlowClass]:
+        """The members of `star` whose head is due at its clock now: complete their due transfers."""
+        heads = star.heads
+        virtual_bits = star.virtual_bits
+        changed = []
+        while heads:
+            position, seq, flow_class = heads[0]
+            if flow_class.star is not star or flow_class.member_seq != seq:
+                heappop(heads)
+                continue
+            tag = position + flow_class.offset
+            if tag - (virtual_bits + flow_class.offset) > REL_EPS * (tag if tag > 1.0 else 1.0):
+                break
+            heappop(heads)
+            flow_class.member_seq = -1
+            flow_class.complete_due(virtual_bits + flow_class.offset)
+            changed.append(flow_class)
+        return changed
+
+
+def _read(flow_class: FlowClass, now: float) -> float:
+    """The class's virtual bits now (its clock, or its star's, advanced to now)."""
+    star = flow_class.star
+    if star is None:
+        return flow_class.advance(now, flow_class.rate_bps)
+    return star.advance(now, star.rate_bps) + flow_class.offset
