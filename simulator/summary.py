@@ -2,7 +2,9 @@
 
 utilization = compute busy ÷ wall (the paper's "resource utilization": device-time spent training
 rather than waiting). Communication, idle and offline shares complete it to 1 for every device.
-Energy = busy power × compute time + idle power × (online time not computing).
+Energy = busy power × compute time + idle power × (online time not computing), booked per phase:
+compute (busy power), communication and idle (idle power: the radio's extra draw is not modelled;
+see the README's "Energy"); offline time draws nothing.
 """
 
 from __future__ import annotations
@@ -26,15 +28,19 @@ def close_device_accounts(devices: list[Device], end_s: float, recorder: TraceRe
 
 def write_device_rows(recorder: TraceRecorder, devices: list[Device], wall_s: float) -> dict[str, float]:
     """One devices.parquet row per device; returns fleet totals."""
-    totals = {"compute_s": 0.0, "comm_s": 0.0, "idle_s": 0.0, "offline_s": 0.0, "energy_j": 0.0}
+    totals = {"compute_s": 0.0, "comm_s": 0.0, "idle_s": 0.0, "offline_s": 0.0, "energy_j": 0.0,
+              "energy_compute_j": 0.0, "energy_comm_j": 0.0, "energy_idle_j": 0.0}
     for d in devices:
         idle_s = max(0.0, wall_s - d.compute_s - d.comm_s - d.offline_s)
-        online_s = wall_s - d.offline_s
-        energy_j = d.busy_power_w * d.compute_s + d.idle_power_w * max(0.0, online_s - d.compute_s)
+        compute_j = d.busy_power_w * d.compute_s
+        comm_j = d.idle_power_w * d.comm_s
+        idle_j = d.idle_power_w * idle_s
+        energy_j = compute_j + comm_j + idle_j
         utilization = d.compute_s / wall_s if wall_s > 0 else 0.0
         recorder.devices.append(
             d.index, d.name, d.profile_name, d.group, d.power_mode, d.usable_memory_bytes, d.peak_memory_bytes,
-            d.compute_s, d.comm_s, idle_s, d.offline_s, wall_s, utilization, energy_j, d.counts["jobs"],
+            d.compute_s, d.comm_s, idle_s, d.offline_s, wall_s, utilization, energy_j, compute_j, comm_j, idle_j,
+            d.counts["jobs"],
             d.counts["accepted"], d.counts["dropped"], d.counts.get("lost", 0), d.counts.get("oom", 0),
             d.bytes_down, d.bytes_up,
         )
@@ -43,6 +49,9 @@ def write_device_rows(recorder: TraceRecorder, devices: list[Device], wall_s: fl
         totals["idle_s"] += idle_s
         totals["offline_s"] += d.offline_s
         totals["energy_j"] += energy_j
+        totals["energy_compute_j"] += compute_j
+        totals["energy_comm_j"] += comm_j
+        totals["energy_idle_j"] += idle_j
     return totals
 
 
@@ -113,6 +122,8 @@ def build_summary(
         "bytes_down": int(sum(d.bytes_down for d in devices)),
         "bytes_up": int(sum(d.bytes_up for d in devices)),
         "energy_j": totals["energy_j"],
+        "energy_by_phase_j": {"compute": totals.get("energy_compute_j", 0.0), "comm": totals.get("energy_comm_j", 0.0),
+                              "idle": totals.get("energy_idle_j", 0.0)},
         "jobs": counts["jobs"],
         "accepted": counts["accepted"],
         "dropped": counts["dropped"],

@@ -28,7 +28,8 @@ from simulator.trace_tables import PartWriter, TableWriter
 
 # The strings every events/updates writer knows from the start, in code order: hot callers pack
 # these codes as constants (see EVENT_CODES).
-VOCABULARY = ("download", "compute", "upload", "offline", "done", "dropped", "lost", "oom", "accepted", "")
+VOCABULARY = ("download", "compute", "upload", "offline", "done", "dropped", "lost", "oom", "accepted", "",
+              "unfinished")
 EVENT_CODES = {text: code for code, text in enumerate(VOCABULARY)}
 
 # (column, struct/NumPy type code) in row order. Text columns are int32 codes into one table of

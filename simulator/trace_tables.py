@@ -55,7 +55,8 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("power_mode", pa.string()), ("usable_memory_bytes", pa.int64()), ("peak_memory_bytes", pa.int64()),
             ("compute_s", pa.float64()), ("comm_s", pa.float64()), ("idle_s", pa.float64()),
             ("offline_s", pa.float64()), ("wall_s", pa.float64()), ("utilization", pa.float64()),
-            ("energy_j", pa.float64()), ("jobs", pa.int64()), ("accepted", pa.int64()), ("dropped", pa.int64()),
+            ("energy_j", pa.float64()), ("energy_compute_j", pa.float64()), ("energy_comm_j", pa.float64()),
+            ("energy_idle_j", pa.float64()), ("jobs", pa.int64()), ("accepted", pa.int64()), ("dropped", pa.int64()),
             ("lost", pa.int64()), ("ooms", pa.int64()), ("bytes_down", pa.int64()), ("bytes_up", pa.int64()),
         ]
     ),

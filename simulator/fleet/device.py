@@ -265,6 +265,38 @@ class RoundProcess:
         self._target = self._callback = None
         self.job = None  # type: ignore[assignment]
 
+    def book_at_stop(self) -> None:
+        """The run stops with this round under way: book the phase in progress up to now as what it is
+        (compute, or communication for a latency wait or a transfer), with outcome ``unfinished`` and
+        the FLOPs or bytes done so far, so utilization and energy count it (issue 13: an asynchronous
+        run always stops with stragglers mid-job). The round then ends; nothing more is scheduled."""
+        phase = self.phase
+        if phase in (_STARTING, _ENDED):
+            return  # dispatched at this very instant (no time spent yet), or over already
+        job, device, owner = self.job, self.device, self.owner
+        now = self.env.now
+        start_s = self.phase_start_s
+        waiting = self._target.callbacks if self._target is not None else None  # None: being processed (Ctrl-C)
+        if waiting and self._callback in waiting:
+            waiting.remove(self._callback)  # the loop is over; this only keeps the round's end final
+        if phase == _COMPUTE:
+            device.compute_s += now - start_s
+            compute_s = job.shape.compute_s
+            done_share = (now - start_s) / compute_s if compute_s > 0 else 1.0
+            owner.record(job, "compute", start_s, 0, job.shape.flops * done_share, "unfinished")
+        else:
+            transfer = self.transfer
+            moved = int(owner.network.received_bits(transfer) / 8) if transfer is not None else 0
+            device.comm_s += now - start_s
+            if phase in (_DOWN_LATENCY, _DOWN):
+                device.bytes_down += moved
+                owner.record(job, "download", start_s, moved, 0.0, "unfinished")
+            else:
+                device.bytes_up += moved
+                owner.record(job, "upload", start_s, moved, 0.0, "unfinished")
+        self.transfer = None
+        self._end()
+
     def _on_interrupt(self, event: simpy.Event) -> None:
         """What the generator's ``except simpy.Interrupt`` blocks did: book the partial phase, then fail."""
         if self.phase == _ENDED:

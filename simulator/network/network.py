@@ -87,6 +87,16 @@ class Network:
         old_rates.clear()
         moves.clear()
 
+    def received_bits(self, transfer: Transfer) -> float:
+        """Bits the transfer has received so far; it goes on (:meth:`cancel` reads the same and stops
+        it). The run's end books transfers still under way with it."""
+        if transfer.finished:
+            return transfer.size_bits
+        if transfer.cancelled:
+            return 0.0
+        virtual_bits = _read(transfer.flow_class, self.env.now)
+        return transfer.size_bits - max(0.0, transfer.finish_tag - virtual_bits)
+
     def rate_bps(self, transfer: Transfer) -> float:
         """The rate the transfer gets right now."""
         flow_class = transfer.flow_class

@@ -36,7 +36,8 @@ SCHEMA: dict[str, list[str]] = {
     "evals": ["time_s", "version", "accuracy", "loss", "exit_accuracy"],
     "devices": ["device", "device_name", "profile", "group", "power_mode", "usable_memory_bytes",
                 "peak_memory_bytes", "compute_s", "comm_s", "idle_s", "offline_s", "wall_s",
-                "utilization", "energy_j", "jobs", "accepted", "dropped", "lost", "ooms",
+                "utilization", "energy_j", "energy_compute_j", "energy_comm_j", "energy_idle_j", "jobs",
+                "accepted", "dropped", "lost", "ooms",
                 "bytes_down", "bytes_up"],
 }
 EVENT_COLUMNS_USED = ["device", "profile", "phase", "start_s", "end_s", "bytes"]

@@ -343,7 +343,11 @@ class Server:
         self._when_running(lambda: self.policy.on_device_ready(self, device.index) if device.idle else None)
 
     def finish(self) -> None:
-        """The run stops: jobs still in flight or waiting end as 'unfinished'."""
+        """The run stops: jobs still in flight or waiting end as 'unfinished'. A job in flight first
+        books the phase it is in up to now (RoundProcess.book_at_stop): time spent is never idle."""
+        for job in self.jobs_in_flight.values():
+            if job.process is not None and job.process.is_alive:
+                job.process.book_at_stop()
         for job in list(self.jobs_in_flight.values()) + list(self.jobs_waiting.values()):
             job.outcome = "unfinished"
             self._write_update(job, -1, self._version - job.base_version, 0.0, "run stopped")
