@@ -224,8 +224,8 @@ def render_page(rows: list[fj.Row]) -> str:
         "",
         f"`simulator.cost_fit.fit_cost_model` (the joint NNLS `fleetsim calibrate` uses) on "
         f"{', '.join(f'`{i}`' for i in fj.SPLITS[fj.FITTED_BOARD].fit)} in mode "
-        f"`{fj.ASSUMED_MODE[fj.FITTED_BOARD]}`, the split `device_profiles/measurements/README.md` fixed before any "
-        f"fit was run (one workload fits, the other rows are held out): training_efficiency = "
+        f"`{fj.ASSUMED_MODE[fj.FITTED_BOARD]}`, the split `device_profiles/measurements/README.md` set out with the "
+        f"data, committed before this fit (one workload fits, the other rows are held out): training_efficiency = "
         f"**{fit.training_efficiency:.4f}** (written as {fj._sig(fit.training_efficiency)}); fixed: "
         f"elementwise_efficiency {fit.elementwise_efficiency:g}, gemm_tile_width {fit.gemm_tile_width}, op_overhead_s "
         f"{fit.op_overhead_s * 1e6:g} µs, step_overhead_s {fit.step_overhead_s * 1e3:g} ms. Every other profile "

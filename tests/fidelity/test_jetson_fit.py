@@ -197,3 +197,9 @@ def test_yaml_edit_keeps_comments_and_numbers_load_back() -> None:
         jy.set_values(text, {"compute.missing": (1, "derived: z")})
     with pytest.raises(ValueError, match="must start with"):
         jy.update_profile_text(text, {"idle_w": (1.5, "somewhere")})
+
+
+def test_check_command_passes_on_the_committed_tree(capsys: pytest.CaptureFixture[str]) -> None:
+    """`python scripts/fit_jetson_profiles.py --check`, as a user runs it: exit 0, nothing out of date."""
+    assert fj.main(["--check"]) == 0
+    assert "out of date" not in capsys.readouterr().out
