@@ -140,6 +140,9 @@ class DeviceProfile(_Strict):
     idle_w: float = Field(ge=0, le=_MAX_W, description="power drawn while online and not training, W")
     network: Network = Field(default_factory=Network)
     measured_step_times: list[MeasuredStepTime] = Field(default_factory=list)
+    sources: dict[str, str] = Field(
+        default_factory=dict, description="where each figure comes from (datasheet, measurement, fit, derivation), "
+                                          "keyed by its dotted path, e.g. compute.training_efficiency; informational")
 
     @field_validator("name")
     @classmethod
@@ -170,6 +173,12 @@ class DeviceProfile(_Strict):
                 "default power mode is not one of power_modes", field="default_power_mode",
                 value=self.default_power_mode, accepted=", ".join(modes),
             )
+        figures = _figure_paths(self.model_dump(exclude={"sources", "measured_step_times"}))
+        for key in self.sources:
+            if key not in figures:
+                raise InputError("sources names no figure of this profile", field=f"sources.{key}",
+                                 accepted="the dotted path of a figure, e.g. compute.training_efficiency, "
+                                          "power_modes.<mode>.watts, idle_w")
         seen: set[tuple[Any, ...]] = set()
         for i, entry in enumerate(self.measured_step_times):
             if entry.power_mode is not None and entry.power_mode not in self.power_modes:
@@ -234,6 +243,17 @@ class DeviceProfile(_Strict):
     def unmatched_reason(self, point: StepPoint) -> str:
         """Why no measured step time applies at `point` (for the run's summary)."""
         return unmatched_reason(self.name, self.measured_step_times, point)
+
+
+def _figure_paths(data: Mapping[str, Any], prefix: str = "") -> set[str]:
+    """Dotted paths of every field (sections and leaves) of a dumped profile, for ``sources`` keys."""
+    paths: set[str] = set()
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        paths.add(path)
+        if isinstance(value, Mapping):
+            paths |= _figure_paths(value, path + ".")
+    return paths
 
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")

@@ -68,7 +68,8 @@ def test_every_builtin_profile_loads_and_is_named_after_its_file() -> None:
         profile = load_profile(name)
         assert profile.name == name
         assert profile.default_power_mode in profile.power_modes
-        assert 0.2 <= profile.compute.training_efficiency <= 0.4
+        # fitted 0.553 on the Nano (docs/jetson_validation.md); FP32 conv-net GEMMs reach 0.2-0.7 of peak
+        assert 0.2 <= profile.compute.training_efficiency <= 0.7
         assert 0.2 <= profile.compute.elementwise_efficiency <= 0.8
         assert 5e-6 <= profile.compute.op_overhead_s <= 1e-4
         assert profile.compute.gemm_tile_width in (8, 16, 32, 64, 128)
@@ -106,12 +107,20 @@ def test_builtin_files_cite_a_source_for_every_figure() -> None:
     labels = {"name", "display_name", "description", "precision", "default_power_mode"}
     checked = 0
     for path in sorted(builtin_profiles_dir().glob("*.yaml")):
-        for number, line in enumerate(path.read_text().splitlines(), 1):
+        # figures written by scripts/fit_jetson_profiles.py say "<kind>: see sources"; their source is
+        # then the `sources:` entry of that key, which must start with the same kind
+        sources = yaml.safe_load(path.read_text()).get("sources", {})
+        for number, line in enumerate(path.read_text().split("\nsources:\n")[0].splitlines(), 1):
             code, _, comment = line.partition("#")
             key, sep, value = code.partition(":")
             if not sep or key.strip().lstrip("-{ ") in labels or not any(ch.isdigit() for ch in value):
                 continue
             checked += 1
+            if comment.strip().endswith(": see sources"):
+                kind = comment.strip().split(":")[0]
+                cited = [v for k, v in sources.items() if k.split(".")[-1] == key.strip()]
+                assert any(v.startswith(kind + ":") for v in cited), f"{path.name}:{number}: no {kind} source"
+                continue
             assert any(tag in comment for tag in tags), f"{path.name}:{number} has no source: {line.strip()}"
     assert checked >= 8 * 15
 
