@@ -33,8 +33,11 @@ class Grid:
     rows: list[list[str]] = field(default_factory=list)
     caption: str | None = None
     right: frozenset[int] = frozenset()
+    original: Table | None = None  # a rich table this grid was read from: printed as it is when it fits
 
     def as_table(self) -> Table:
+        if self.original is not None:
+            return self.original
         table = Table(title=self.title, caption=self.caption, box=box.SIMPLE_HEAD, title_justify="left")
         for i, header in enumerate(self.headers):
             table.add_column(header, justify="right" if i in self.right else "left", no_wrap=True)
@@ -51,7 +54,7 @@ def grid_from_rich(table: Table) -> Grid:
     right = frozenset(i for i, c in enumerate(table.columns) if c.justify == "right")
     title = str(table.title) if table.title is not None else ""
     caption = str(table.caption) if table.caption is not None else None
-    return Grid(title, headers, rows, caption, right)
+    return Grid(title, headers, rows, caption, right, original=table)
 
 
 def fits(grid: Grid, console: Console) -> bool:
