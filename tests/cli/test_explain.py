@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 import yaml
 
 from simulator.config.algorithm import resolve_algorithm
@@ -13,6 +15,7 @@ from simulator.config.scenario import AlgorithmSpec
 from tests.cli.conftest import fleetsim, two_group_scenario
 
 
+@pytest.mark.slow
 def test_explain_json_matches_the_run(tmp_path: Path) -> None:
     path = two_group_scenario(tmp_path, algorithm={"name": "co-s2p", "aggregation": {"k": 2, "deadline_s": 30}})
     done = fleetsim("explain", str(path), "--format", "json")

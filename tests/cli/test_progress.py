@@ -96,3 +96,17 @@ def test_quiet_keeps_the_summary_and_the_log(scenario_file: Path, tmp_path: Path
     assert "progress:" not in done.stderr and "simulating" not in done.stderr
     assert "model versions" in done.stdout
     assert (run_dir / "progress.log").read_text().startswith("progress: t=0 s")
+
+
+def test_on_a_terminal_the_live_line_shows_rate_and_eta() -> None:
+    out = io.StringIO()
+    clock = Clock()
+    progress = RunProgress(1000.0, None, mode="live", every_s=1e9, clock=clock,
+                           console=Console(file=out, width=160, force_terminal=True))
+    progress(0.0, 0, None)
+    clock.now += 10
+    progress(250.0, 3, 0.5)
+    progress.stop()
+    text = out.getvalue()
+    assert "25.0 sim-s/s" in text and "ETA 30 s" in text and "acc 0.500" in text
+    assert "progress:" not in text  # the plain lines are for logs only

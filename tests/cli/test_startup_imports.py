@@ -31,6 +31,7 @@ def probe(*args: str) -> dict:
     return json.loads(proc.stderr.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [
     ("--help",), ("--version",), ("schema",), ("schema", "--kind", "sweep"), ("profiles",),
     ("profiles", "--format", "json"), ("explain", "scenarios/quickstart.yaml", "--no-plan"), ("run", "--help"),
@@ -40,6 +41,7 @@ def test_command_does_not_import_torch(args: tuple[str, ...]) -> None:
     assert result == {"code": 0, "torch": False}
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason=(
     "validate builds the Simulation: the engine, the cost tracer and the dataset loader "
     "(simulator/learning/data returns torch tensors) import torch at module level; those modules are "

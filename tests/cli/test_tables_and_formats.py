@@ -65,6 +65,7 @@ def test_an_unknown_format_is_bad_input() -> None:
     assert "--format" in done.stderr and "table, json, csv" in done.stderr
 
 
+@pytest.mark.slow
 def test_compare_prints_the_runs_as_records_and_still_writes_the_page(tmp_path: Path) -> None:
     import simulator
     from tests.cli.conftest import two_group_scenario
