@@ -43,8 +43,8 @@ def fault_text(fault: dict[str, Any]) -> str:
 
 def summary_table(summary: dict[str, Any], run_dir: Path) -> Table:
     table = Table(title=f"{summary['scenario_name']} · {summary['algorithm']} · seed {summary['seed']}", show_header=False)
-    table.add_column("what", style="bold")
-    table.add_column("value")
+    table.add_column("what", style="bold", overflow="fold")
+    table.add_column("value", overflow="fold")  # a long path folds onto the next line, never cut with "…"
     if not summary.get("complete", True):
         table.add_row("[bold red]INCOMPLETE[/]", f"the run did not reach its stop condition; figures cover simulated "
                       f"time up to {float(summary.get('figures_up_to_s', summary['makespan_s'])):,.1f} s")

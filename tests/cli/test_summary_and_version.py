@@ -53,3 +53,16 @@ def test_an_incomplete_run_says_so_first() -> None:
     assert text.startswith("s · fedavg · seed 0 INCOMPLETE the run did not reach its stop condition; figures cover "
                            "simulated time up to 812.5 s stopped by interrupted")
     assert "faults devices offline a#0, a#1 10–70 s" in text and "energy 61 J" in text
+
+
+def test_at_60_columns_nothing_is_cut() -> None:
+    summary = {"scenario_name": "s", "algorithm": "fedavg", "seed": 0, "stop_reason": "max_versions", "makespan_s": 10.0,
+               "versions": 3, "timing_only": True, "fleet_utilization": 0.5, "comm_share": 0.1, "idle_share": 0.4,
+               "offline_share": 0.0, "utilization_by_profile": {"p": 0.5}, "staleness": {"mean": None}, "accepted": 3,
+               "dropped": 0, "lost": 0, "ooms": 0, "oom_devices": [], "bytes_down": 0, "bytes_up": 0, "energy_j": 1.0}
+    folder = "/tmp/a/very/long/path/to/a/run/folder/with-a-long-name-that-does-not-fit"
+    console = Console(width=60, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(summary_table(summary, Path(folder)))
+    text = console.export_text()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 60
+    assert folder in "".join(line.strip("│ ") for line in text.splitlines() if "│" in line)
