@@ -92,7 +92,7 @@ def startup(times: int) -> None:
 
 
 def planning(times: int) -> None:
-    print(f"\n{'planning (Co-S²P, 9 profiles)':<30} {'cold cpu s':>10} {'warm cpu s':>10} {'cold wall s':>11} "
+    print(f"\n{'planning (Co-S²P, all profiles)':<30} {'cold cpu s':>10} {'warm cpu s':>10} {'cold wall s':>11} "
           f"{'warm wall s':>11}")
     for model in MODELS:
         cold, warm = [], []
