@@ -35,7 +35,7 @@ PREVIOUS_PREFIX = ".fleetsim-previous-"
 TABLES = ("events", "updates", "versions", "evals", "devices")
 # Every name fleetsim writes in a run folder; nothing else in it is ever deleted.
 RUN_FILES = frozenset({
-    "scenario.yaml", "run.json", "summary.json", "report.html", "error.txt", "clients.parquet",
+    "scenario.yaml", "run.json", "summary.json", "report.html", "error.txt", "progress.log", "clients.parquet",
     "checkpoint.safetensors", "checkpoint.pt", "_parts", ".write-test", *(f"{t}.parquet" for t in TABLES),
 })
 _LOCKING = frozenset({MARKER_FILE, LOCK_FILE, OWNER_FILE})

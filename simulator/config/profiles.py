@@ -21,13 +21,11 @@ This module knows nothing of SimPy or torch.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
-from rich import box
-from rich.table import Table
 
 from simulator.config.input_files import check_input_file
 from simulator.config.loading import deep_merge, load_yaml_model, validation_error_to_input_error
@@ -376,53 +374,9 @@ def apply_overrides(
     raise err
 
 
-# ---------------------------------------------------------------------- display
-
-
-def _modes_cell(profile: DeviceProfile) -> str:
-    lines = []
-    for name, mode in profile.power_modes.items():
-        mark = "*" if name == profile.default_power_mode else ""
-        lines.append(f"{name}{mark} {mode.watts:g}W x{mode.clock_scale:.2f}")
-    return "\n".join(lines)
-
-
-def _network_cell(profile: DeviceProfile) -> str:
-    return "\n".join(i.standard for i in profile.network.interfaces) or "-"
-
-
-def profiles_table(profiles: Iterable[DeviceProfile]) -> Table:
-    """A rich table of profiles for ``fleetsim profiles``; ``*`` marks the default power mode."""
-    table = Table(
-        title="Device profiles", box=box.SIMPLE_HEAD,
-        caption="effective = FP32 peak x efficiency x the default mode's compute scale (x); * = default mode",
-    )
-    table.add_column("profile", no_wrap=True)
-    for header in ("FP32\nGFLOP/s", "effi-\nciency", "effective\nGFLOP/s", "memory GB\nusable/total", "memory\nGB/s"):
-        table.add_column(header, justify="right", no_wrap=True)
-    table.add_column("power modes", no_wrap=True)
-    table.add_column("idle\nW", justify="right", no_wrap=True)
-    table.add_column("network")
-    for p in profiles:
-        effective = p.effective_flops() / 1e9
-        precision = "" if p.compute.precision == "fp32" else f" {p.compute.precision}"
-        table.add_row(
-            p.name,
-            f"{p.compute.peak_fp32_gflops:,.0f}",
-            f"{p.compute.training_efficiency:.2f}",
-            f"{effective:,.1f}{precision}",
-            f"{p.memory.usable_gb:g} / {p.memory.total_gb:g}",
-            f"{p.memory.bandwidth_gbps:g}",
-            _modes_cell(p),
-            f"{p.idle_w:g}",
-            _network_cell(p),
-        )
-    return table
-
-
 __all__ = [
     "DEFAULT_ELEMENTWISE_EFFICIENCY", "DEFAULT_GEMM_TILE_WIDTH", "DEFAULT_OP_OVERHEAD_S",
     "Compute", "DeviceProfile", "MeasuredStepTime", "StepPoint", "Memory", "Network", "NetworkInterface", "PowerMode",
     "PROFILES_DIR_ENV", "apply_overrides", "builtin_profile_names", "builtin_profiles_dir",
-    "list_builtin_profiles", "load_profile", "profiles_table",
+    "list_builtin_profiles", "load_profile",
 ]

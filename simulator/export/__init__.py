@@ -1,6 +1,6 @@
 """Exports of a run folder for the tools people already use: Chrome trace-event JSON (Perfetto,
 chrome://tracing) and CSV tables (spreadsheets). Both stream the event table in batches, so a
-10,000-device run exports with flat memory. `fleetsim export` (simulator/cli_export.py) is the CLI.
+10,000-device run exports with flat memory. `fleetsim export` (simulator/cli/export.py) is the CLI.
 """
 
 from simulator.export.chrome_trace import write_chrome_trace

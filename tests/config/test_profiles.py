@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import yaml
-from rich.console import Console
 
 from simulator.config.profiles import (
     DeviceProfile,
@@ -19,7 +18,6 @@ from simulator.config.profiles import (
     builtin_profiles_dir,
     list_builtin_profiles,
     load_profile,
-    profiles_table,
 )
 from simulator.config.loading import validate_data
 from simulator.errors import InputError
@@ -358,20 +356,3 @@ def test_overrides_are_revalidated_with_a_prefixed_field_path() -> None:
     with pytest.raises(InputError) as info:
         apply_overrides(base, [1, 2], field_prefix="fleet[1].overrides")  # type: ignore[arg-type]
     assert info.value.field == "fleet[1].overrides"
-
-
-# ------------------------------------------------------------------ the table
-
-
-def test_profiles_table_has_one_row_per_profile_with_the_figures() -> None:
-    profiles = [load_profile("jetson-nano-4gb"), make()]
-    table = profiles_table(profiles)
-    assert table.row_count == 2
-    console = Console(width=250, record=True)
-    console.print(table)
-    text = console.export_text()
-    assert "jetson-nano-4gb" in text and "test-board" in text
-    assert "50.0" in text            # effective GFLOP/s of the test board: 100 x 0.5
-    assert "6 / 8" in text           # usable / total GB
-    assert "max* 20W" in text       # default mode marked
-    assert "1000BASE-T" in text

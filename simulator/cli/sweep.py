@@ -8,10 +8,12 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from simulator.cli.common import check_format, console, err_console, friendly
+from simulator.cli.tables import grid_from_rich, print_grid, records_of_frame, write_records
 from simulator.errors import InputError
 
 
-def register(app: typer.Typer, friendly, console, err_console) -> None:  # noqa: ANN001 - cli internals
+def register(app: typer.Typer) -> None:
     """Add the sweep and calibrate commands to the main app."""
 
     @app.command()
@@ -26,6 +28,9 @@ def register(app: typer.Typer, friendly, console, err_console) -> None:  # noqa:
                                    "replaced as `run --force` does: only fleetsim's own files)"),
         timing_only: Optional[bool] = typer.Option(None, "--timing-only/--train", help="override the file's timing_only"),
         no_report: bool = typer.Option(False, "--no-report", help="skip comparison.html"),
+        fmt: str = typer.Option("table", "--format", "-f", help="table | json | csv: the aggregate (mean ± std "
+                                "over seeds) on stdout; json/csv put the other lines on stderr"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar; the table and errors stay"),
     ) -> None:
         """Run every variant of a sweep (resumable: finished variants are skipped) and tabulate mean ± std over seeds.
 
@@ -33,22 +38,31 @@ def register(app: typer.Typer, friendly, console, err_console) -> None:  # noqa:
         sweep runs. At most 10,000 runs ($FLEETSIM_MAX_VARIANTS), checked before expanding."""
         from simulator.sweep import run_sweep
 
+        check_format(fmt)
         progress = Progress(TextColumn("[bold]variants[/]"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err_console)
+                            TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err_console,
+                            disable=quiet)
         task = progress.add_task("sweep", total=None, last="")
 
         def update(finished: int, total: int, name: str, status: str) -> None:
             progress.update(task, completed=finished, total=total, last=f"{status}: {name}")
+            if not err_console.is_terminal and not quiet:  # a log file: one line per variant, not a final bar
+                err_console.print(f"variants: {finished}/{total} {status}: {name}", markup=False, highlight=False,
+                                  soft_wrap=True)
 
         with progress:
             result = run_sweep(sweep_file, jobs=jobs, backend=backend, ray_address=ray_address, force=force,
                                out=out, timing_only=timing_only, report=not no_report, progress=update)
-        console.print(result.table())
-        console.print(f"ran {len(result.ran)}, skipped {len(result.skipped)} finished, failed {len(result.failed)}")
+        lines = err_console if fmt != "table" else console
+        if fmt == "table":
+            print_grid(grid_from_rich(result.table()), console)
+        else:
+            write_records(records_of_frame(result.aggregate), fmt)
+        lines.print(f"ran {len(result.ran)}, skipped {len(result.skipped)} finished, failed {len(result.failed)}")
         for name in ("results.csv", "aggregate.csv", "comparison.html"):
             path = result.sweep_dir / name
             if path.exists():
-                console.print(f"{name}: {path}")
+                lines.print(f"{name}: {path}", soft_wrap=True)
         if result.failed:
             for name in result.failed:
                 err_console.print(f"[red]failed:[/] {name}")

@@ -10,12 +10,14 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from simulator.cli.common import console, err_console, friendly
+from simulator.cli.tables import grid_from_rich, print_grid
 from simulator.errors import InputError
 
 EXIT_NOT_MET = 1   # no candidate meets the goal (bad input exits 2, like every command)
 
 
-def register(app: typer.Typer, friendly, console, err_console) -> None:  # noqa: ANN001 - cli internals
+def register(app: typer.Typer) -> None:
     """Add the plan command to the main app."""
 
     @app.command()
@@ -65,7 +67,7 @@ def register(app: typer.Typer, friendly, console, err_console) -> None:  # noqa:
         finally:
             progress.stop()
         for table in summary_tables(result.loaded, result.table, result.loaded.spec.minimise):
-            console.print(table)
+            print_grid(grid_from_rich(table), console)
         o = result.outcome
         judged = len(result.table.rows)
         console.print(f"searched by {o.method}: {o.space_size:,} compositions, {judged:,} candidates judged, "

@@ -17,7 +17,7 @@ from torch import nn
 
 from simulator.config.scenario import Scenario
 
-STAND_IN_MODEL = "simulator.validate:StandInModel"
+STAND_IN_MODEL = "simulator.cli.validate:StandInModel"
 
 
 class StandInModel(nn.Module):

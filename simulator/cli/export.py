@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from simulator.cli.common import console, friendly
 from simulator.errors import InputError
 
 FORMATS = ("chrome-trace", "csv")
@@ -23,7 +24,7 @@ def _trace_target(run_dir: Path, out: Optional[Path], force: bool) -> Path:
     return target
 
 
-def register(app: typer.Typer, friendly, console, err_console) -> None:  # noqa: ANN001 - cli internals
+def register(app: typer.Typer) -> None:
     """Add the export command to the main app."""
 
     @app.command()

@@ -1,0 +1,124 @@
+"""Start-up of the commands people run from editors and scripts, against `python -c pass`.
+
+Why a ratio: on a shared 2-core machine absolute wall times drift 2-4x with load, so each command's
+time is printed next to a bare interpreter's start measured in the same run, the commands
+alternating round by round (min and median over --times rounds). Issue 16 point 4 asks for validate,
+schema, profiles, explain and --help under 1 s.
+
+    python benchmarks/startup.py                 # 5 rounds of every command
+    python benchmarks/startup.py --times 9
+    python benchmarks/startup.py --planning      # also: cold vs warm planning of ViT-B and BERT-base
+
+`--planning` measures what a cold plan cache costs: in a fresh process (imports excluded) the planner
+of each model picks a Co-S²P submodel (importance width, rolling depth: every width x depth
+candidate) for each built-in Jetson profile, once with an empty FLEETSIM_CACHE_DIR (cold: every
+candidate traced) and once with the cache it filled (warm); CPU and wall seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMANDS: list[tuple[str, list[str]]] = [
+    ("python -c pass", [sys.executable, "-c", "pass"]),
+    ("fleetsim --help", ["-m", "simulator.cli", "--help"]),
+    ("fleetsim --version", ["-m", "simulator.cli", "--version"]),
+    ("fleetsim schema", ["-m", "simulator.cli", "schema"]),
+    ("fleetsim profiles", ["-m", "simulator.cli", "profiles"]),
+    ("fleetsim explain --no-plan", ["-m", "simulator.cli", "explain", "scenarios/quickstart.yaml", "--no-plan"]),
+    ("fleetsim explain", ["-m", "simulator.cli", "explain", "scenarios/quickstart.yaml"]),
+    ("fleetsim validate", ["-m", "simulator.cli", "validate", "scenarios/quickstart.yaml"]),
+]
+MODELS = {"vit-b": ({"name": "vit", "preset": "vit-b"}, 1000, (3, 224, 224)),
+          "bert-base": ({"name": "text-transformer", "preset": "bert-base"}, 2, (512,))}
+
+
+def wall_s(argv: list[str]) -> float:
+    cmd = argv if argv[0] == sys.executable else [sys.executable, *argv]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "120"})
+    return time.perf_counter() - t0
+
+
+def plan_worker(model: str) -> None:
+    """In this process: imports first (not timed), then one Co-S²P choice per built-in profile."""
+    from simulator.config.algorithm import resolve_algorithm
+    from simulator.config.profiles import list_builtin_profiles
+    from simulator.config.scenario import AlgorithmSpec
+    from simulator.config.workload import ModelSpec
+    from simulator.learning.models.registry import full_depth
+    from simulator.planning import Planner
+    from simulator.world import device_budget
+
+    spec_data, classes, shape = MODELS[model]
+    spec = ModelSpec(**spec_data)
+    pruning = resolve_algorithm(AlgorithmSpec(name="co-s2p")).pruning
+    budgets = [device_budget(p, p.default_power_mode) for p in list_builtin_profiles()]
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    planner = Planner(spec, classes, shape, full_depth(spec), 32, "momentum", int(1.0e9), pruning, exits="all")
+    for budget in budgets:
+        planner.choose(budget)
+    print(json.dumps({"cpu_s": time.process_time() - cpu0, "wall_s": time.perf_counter() - wall0,
+                      "candidates": len(planner.candidates)}))
+
+
+def plan_once(model: str, cache_dir: Path) -> dict[str, float]:
+    out = subprocess.run([sys.executable, __file__, "--plan-worker", model], cwd=ROOT, check=True,
+                         capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT), "FLEETSIM_CACHE_DIR": str(cache_dir)})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def startup(times: int) -> None:
+    samples: dict[str, list[float]] = {name: [] for name, _ in COMMANDS}
+    for _ in range(times):  # round-robin: drift hits every command alike
+        for name, argv in COMMANDS:
+            samples[name].append(wall_s(argv))
+    base = min(samples["python -c pass"])
+    print(f"{'command':<28} {'min s':>7} {'median s':>9} {'min / python -c pass':>21}")
+    for name, _ in COMMANDS:
+        got = samples[name]
+        print(f"{name:<28} {min(got):>7.2f} {statistics.median(got):>9.2f} {min(got) / base:>20.1f}x")
+
+
+def planning(times: int) -> None:
+    print(f"\n{'planning (Co-S²P, all profiles)':<30} {'cold cpu s':>10} {'warm cpu s':>10} {'cold wall s':>11} "
+          f"{'warm wall s':>11}")
+    for model in MODELS:
+        cold, warm = [], []
+        for _ in range(times):
+            with tempfile.TemporaryDirectory() as folder:
+                cold.append(plan_once(model, Path(folder)))
+                warm.append(plan_once(model, Path(folder)))
+        print(f"{model:<30} {min(c['cpu_s'] for c in cold):>10.2f} {min(w['cpu_s'] for w in warm):>10.2f} "
+              f"{min(c['wall_s'] for c in cold):>11.2f} {min(w['wall_s'] for w in warm):>11.2f}"
+              f"   ({cold[0]['candidates']} candidates)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--times", type=int, default=5)
+    parser.add_argument("--planning", action="store_true")
+    parser.add_argument("--plan-worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.plan_worker:
+        plan_worker(args.plan_worker)
+        return
+    print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)")
+    startup(args.times)
+    if args.planning:
+        planning(max(1, min(args.times, 3)))
+
+
+if __name__ == "__main__":
+    main()

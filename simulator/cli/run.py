@@ -1,0 +1,109 @@
+"""`fleetsim run` and `fleetsim resume`: simulate, show progress, print the summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from simulator.cli.common import console, err_console, friendly
+from simulator.cli.progress import RunProgress, choose_mode
+from simulator.cli.summary import summary_table
+from simulator.errors import InputError
+
+FORCE_HELP = (
+    "replace an earlier run in the run folder: only a folder fleetsim wrote (it holds .fleetsim-run), "
+    "and only the files fleetsim writes there (scenario.yaml, run.json, summary.json, report.html, error.txt, "
+    "progress.log, *.parquet tables, _parts/, checkpoint.safetensors) are deleted — other files stay; they are "
+    "deleted once the new run has something to show (a failed replacement puts them back). Never the current or "
+    "home folder, a folder containing either or the scenario, or a filesystem root."
+)
+QUIET_HELP = "no progress on the console (the run folder's progress.log still gets it); the summary and errors stay"
+
+
+def _finish(result: Any) -> None:
+    console.print(summary_table(result.summary, result.run_dir))
+    if result.report_path.exists():
+        console.print(f"report: {result.report_path}", soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add run and resume to the app."""
+
+    @app.command()
+    @friendly
+    def run(
+        scenario: Path = typer.Argument(..., help="scenario YAML, e.g. scenarios/quickstart.yaml"),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="run folder (default: output.folder/run_name)"),
+        seed: Optional[int] = typer.Option(None, "--seed", help="override the scenario's seed"),
+        timing_only: bool = typer.Option(False, "--timing-only", help="simulate time, memory, traffic and energy; no training"),
+        workers: int = typer.Option(0, "--workers", help="train in a pool of N processes (0 = in this process)"),
+        executor: str = typer.Option("inline", "--executor", help="inline | pool | ray"),
+        ray_address: Optional[str] = typer.Option(None, "--ray-address", help="join a Ray cluster (default: start a local one)"),
+        force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+        no_report: bool = typer.Option(False, "--no-report", help="skip report.html (default: the scenario's output.report)"),
+        checkpoint_every: Optional[float] = typer.Option(
+            None, "--checkpoint-every", metavar="SIM_SECONDS",
+            help="save a checkpoint every SIM_SECONDS of simulated time; `fleetsim resume` continues from it"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    ) -> None:
+        """Simulate a scenario and write its run folder, with progress and a summary at the end.
+
+        Progress: a live line on a terminal; elsewhere (a log file, CI) a plain line every few seconds
+        with simulated time, versions, accuracy, simulated seconds per wall second and ETA — also in
+        the run folder's progress.log. Ctrl-C stops cleanly (exit 130): the traces so far, the summary
+        and a partial report are kept. A plug-in that raises (or a full disk) ends the run the same way,
+        with one paragraph saying which plug-in, which hook and where, and exit status 1. The run
+        folder is locked while the run lasts."""
+        from simulator.api import check_seed, load_scenario, resolve_run_dir, run as run_scenario
+        from simulator.executors_cli import make_executor
+
+        check_seed(seed, "--seed")
+        if workers < 0:
+            raise InputError("not a number of worker processes", field="--workers", value=workers,
+                             accepted="0 (train in this process) or a positive integer")
+        loaded = load_scenario(scenario)
+        exec_obj = None if timing_only else make_executor(executor, workers, ray_address)
+        progress = RunProgress(loaded.stop.sim_time_s, loaded.stop.max_versions, mode=choose_mode(quiet, err_console),
+                               console=err_console, run_dir=lambda: resolve_run_dir(loaded, out))
+        try:
+            result = run_scenario(scenario, out=out, seed=seed, timing_only=timing_only, force=force,
+                                  executor=exec_obj, progress=progress,
+                                  report=False if no_report else None,  # None: the scenario's output.report
+                                  checkpoint_every_s=checkpoint_every)
+        finally:
+            progress.stop()
+            if exec_obj is not None:
+                exec_obj.shutdown()
+        _finish(result)
+
+    @app.command()
+    @friendly
+    def resume(
+        run_dir: Path = typer.Argument(..., help="the folder of a run killed after its first checkpoint"),
+        workers: int = typer.Option(0, "--workers", help="train in a pool of N processes (0 = in this process)"),
+        executor: str = typer.Option("inline", "--executor", help="inline | pool | ray"),
+        ray_address: Optional[str] = typer.Option(None, "--ray-address", help="join a Ray cluster"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    ) -> None:
+        """Continue a killed, interrupted or failed run from its last checkpoint.
+
+        The traces equal an uninterrupted run's. A finished run is refused; the folder is locked while
+        resuming, and only the files fleetsim wrote are replaced (your own files in it stay)."""
+        from simulator.api import load_scenario, resume as resume_run
+        from simulator.checkpoint import read_run_options
+        from simulator.executors_cli import make_executor
+
+        timing_only = bool(read_run_options(run_dir).get("timing_only", False))
+        loaded = load_scenario(run_dir / "scenario.yaml")
+        exec_obj = None if timing_only else make_executor(executor, workers, ray_address)
+        progress = RunProgress(loaded.stop.sim_time_s, loaded.stop.max_versions, mode=choose_mode(quiet, err_console),
+                               console=err_console, run_dir=lambda: run_dir)
+        try:
+            result = resume_run(run_dir, executor=exec_obj, progress=progress)
+        finally:
+            progress.stop()
+            if exec_obj is not None:
+                exec_obj.shutdown()
+        _finish(result)

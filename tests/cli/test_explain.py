@@ -1,0 +1,54 @@
+"""`fleetsim explain` (issue 17): the resolved algorithm as the run records it, what a null key
+means, and the plan per group equal to what the run then reports in summary.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import yaml
+
+from simulator.config.algorithm import resolve_algorithm
+from simulator.config.scenario import AlgorithmSpec
+from tests.cli.conftest import fleetsim, two_group_scenario
+
+
+@pytest.mark.slow
+def test_explain_json_matches_the_run(tmp_path: Path) -> None:
+    path = two_group_scenario(tmp_path, algorithm={"name": "co-s2p", "aggregation": {"k": 2, "deadline_s": 30}})
+    done = fleetsim("explain", str(path), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    explained = json.loads(done.stdout)
+    expected = resolve_algorithm(AlgorithmSpec(name="co-s2p", aggregation={"k": 2, "deadline_s": 30})).as_dict()
+    assert explained["scenario"]["algorithm"] == expected
+    assert explained["scenario"]["algorithm"]["aggregation"]["staleness"] == {"fn": "polynomial", "a": 0.5, "b": 4.0,
+                                                                             "value": 1.0}
+    run = fleetsim("run", str(path), "--timing-only", "--out", str(tmp_path / "run"), "--quiet")
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    recorded = yaml.safe_load((tmp_path / "run" / "scenario.yaml").read_text())
+    assert recorded["algorithm"] == explained["scenario"]["algorithm"]
+    keys = ("depth", "width_ratio", "params", "peak_memory_bytes", "fits_memory", "step_time_s", "usable_memory_bytes")
+    assert [{k: p[k] for k in keys} | {"name": p["group"], "variants": p["variants"]} for p in explained["plan"]] == \
+           [{k: g[k] for k in keys} | {"name": g["name"], "variants": g["variants"]} for g in summary["groups"]]
+
+
+def test_explain_says_what_a_null_key_means(tmp_path: Path) -> None:
+    path = two_group_scenario(tmp_path, algorithm={"name": "co-s2p"})
+    done = fleetsim("explain", str(path), "--no-plan", env={"COLUMNS": "60"})
+    assert done.returncode == 0, done.stderr
+    assert "# algorithm.aggregation.k: null → merge when K updates are in; default: half the fleet" in done.stdout
+    body = done.stdout.split("\n", 1)[1]
+    document = yaml.safe_load(body)
+    assert document["algorithm"]["pruning"]["depth"] == "rolling" and document["algorithm"]["local_work"] == {
+        "fit_deadline": False, "min_steps": 1}
+    assert "Plan per group" not in done.stdout
+
+
+def test_explain_of_a_bad_file_is_bad_input(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("fleet: []\nalgorithm: {name: nope}\n")
+    done = fleetsim("explain", str(path))
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "bad input" in done.stderr
