@@ -68,7 +68,7 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:  # noqa: BLE001 - the last net: one paragraph, never a traceback
             if os.environ.get("FLEETSIM_TRACEBACK"):
                 raise
-            from simulator.run_failure import describe_failure
+            from simulator.engine.failure import describe_failure
 
             message = describe_failure(exc).message + " (FLEETSIM_TRACEBACK=1 shows the traceback)"
             err_console.print(Text.assemble(("fleetsim: failed: ", "bold red"), message), soft_wrap=True)
@@ -134,7 +134,7 @@ def _summary_table(summary: dict[str, Any], run_dir: Path) -> Table:
         table.add_row("out of memory", shown)
     table.add_row("traffic", f"{human_bytes(summary['bytes_down'])} down, {human_bytes(summary['bytes_up'])} up")
     if "step_times" in summary:
-        from simulator.step_times import summary_line
+        from simulator.engine.step_times import summary_line
 
         table.add_row("step times", summary_line(summary["step_times"]))
     table.add_row("energy", f"{summary['energy_j'] / 3.6e6:.4f} kWh ({summary['energy_j']:,.0f} J)")
@@ -223,7 +223,7 @@ def resume(
     from simulator.api import load_scenario, resume as resume_run
     from simulator.executors_cli import make_executor
 
-    from simulator.checkpoint import read_run_options
+    from simulator.output.checkpoint import read_run_options
 
     timing_only = bool(read_run_options(run_dir).get("timing_only", False))
     loaded = load_scenario(run_dir / "scenario.yaml")
@@ -251,9 +251,9 @@ def validate(
 
     Plug-ins (module:Class) are not imported unless --import-plugins is given; the output says so."""
     from simulator.api import load_scenario
-    from simulator.engine import Simulation
+    from simulator.engine.simulation import Simulation
     from simulator.server.policy import add_plugin_paths
-    from simulator.run_failure import preparing_failure
+    from simulator.engine.failure import preparing_failure
     from simulator.validate import not_imported_note, plugins_in, without_plugins
 
     for file in files:
@@ -324,7 +324,7 @@ def report(
     """(Re)write the self-contained HTML report of a run."""
     from simulator.report import write_run_report
 
-    from simulator.run_folder import check_html_destination
+    from simulator.output.folder import check_html_destination
 
     if not (run_dir / "summary.json").exists() and not (run_dir / "_parts").exists():
         raise InputError("not a run folder (no summary.json or traces)", value=str(run_dir),
@@ -358,7 +358,7 @@ def compare(
         if not (run_dir / "summary.json").exists():
             raise InputError("not a finished run folder (no summary.json)", value=str(run_dir),
                              accepted="folders written by `fleetsim run`")
-    from simulator.run_folder import check_html_destination
+    from simulator.output.folder import check_html_destination
 
     check_html_destination(out, "comparison")
     path = _writing(out, lambda: write_comparison_report(list(run_dirs), out))

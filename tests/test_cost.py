@@ -11,7 +11,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from simulator.config.workload import ModelSpec
-from simulator.cost import (
+from simulator.cost.model import (
     BlockCost,
     ModelCost,
     StepWork,
@@ -24,7 +24,7 @@ from simulator.cost import (
     step_work,
     training_memory_bytes,
 )
-from simulator.cost_trace import _OpCounter
+from simulator.cost.meta_trace import _OpCounter
 from simulator.errors import InputError
 from simulator.learning.models import build_model
 
@@ -197,7 +197,7 @@ def test_bert_base_planned_without_allocating():
     code = textwrap.dedent("""
         import resource, time
         from simulator.config.workload import ModelSpec
-        from simulator.cost import model_cost
+        from simulator.cost.model import model_cost
         import torch.utils.flop_counter, simulator.learning.models  # imports are not the model
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         t0 = time.perf_counter()

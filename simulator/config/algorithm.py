@@ -26,7 +26,7 @@ class _Part(NoBoolNumbers):
 
 
 class PruningSpec(_Part):
-    """How each device's submodel is cut (see simulator.planning and simulator.learning.pruning)."""
+    """How each device's submodel is cut (see simulator.engine.planning and simulator.learning.pruning)."""
 
     width: Literal["none", "static", "rolling", "importance"] = "none"
     depth: Literal["none", "fixed", "rolling", "partial"] = Field(default="none", description=(

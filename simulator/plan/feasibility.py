@@ -24,7 +24,7 @@ from simulator.config.scenario import Scenario
 from simulator.errors import InputError
 from simulator.plan.fleets import Fleets
 from simulator.plan.spec import LoadedPlan
-from simulator.world import device_budget
+from simulator.engine.world import device_budget
 
 FLEET_SIZE_KEYS = ("k", "buffer_k", "clients_per_round")
 
@@ -151,7 +151,7 @@ def _cheapest_price(loaded: LoadedPlan, kinds: list["KindPlan"], min_devices: in
 
 def check_plan(loaded: LoadedPlan, fleets: Fleets) -> Feasibility:
     """Validate the base and catalogue as runs, check the goal can be met at all, and plan each kind."""
-    from simulator.engine import Simulation
+    from simulator.engine.simulation import Simulation
 
     group_entry = list(range(len(fleets.entries)))
     stop = {"sim_time_s": loaded.spec.goal.deadline_s}

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from simulator.trace import PARTS_DIR
+from simulator.trace.recorder import PARTS_DIR
 
 from simulator.config.loading import read_yaml  # YAML errors become InputError there
 from simulator.config.input_files import read_input_text

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import simulator
-from simulator import cost
+from simulator.cost import model as cost
 from simulator.config.workload import ModelSpec
 from tests.core.conftest import base_scenario, write_profile
 

@@ -4,7 +4,7 @@ Hand count, 2 FLOPs per multiply-add: forward ``2·N·Cout·(Cin/g)·k²·Hout·
 gradient (a transposed convolution with the same weight: as many MACs) + weight gradient (every
 weight meets every output position once per sample: as many MACs) = 2 × forward. torch 2.13's own
 ``convolution_backward`` formula forgets the ``/g`` in the weight gradient (a depthwise conv over C
-channels counts C + 1 times its forward); ``simulator.cost_trace`` replaces it.
+channels counts C + 1 times its forward); ``simulator.cost.meta_trace`` replaces it.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from simulator.config.workload import ModelSpec
-from simulator.cost import model_cost
-from simulator.cost_trace import _OpCounter, flop_counter
+from simulator.cost.model import model_cost
+from simulator.cost.meta_trace import _OpCounter, flop_counter
 from simulator.learning.models import build_model
 
 torch.set_num_threads(1)

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from simulator.config.workload import ModelSpec
-from simulator.cost import model_cost, training_memory_bytes
+from simulator.cost.model import model_cost, training_memory_bytes
 from simulator.learning.models import build_model
-from simulator.memory_probe import LiveTensorBytes, measure_step_peak, storage_bytes
+from simulator.cost.memory_probe import LiveTensorBytes, measure_step_peak, storage_bytes
 
 torch.set_num_threads(1)
 

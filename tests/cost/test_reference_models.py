@@ -31,7 +31,7 @@ import pytest
 import torch
 
 from simulator.config.workload import ModelSpec
-from simulator.cost import model_cost
+from simulator.cost.model import model_cost
 from simulator.learning.models import build_model
 
 IMAGE = (3, 224, 224)

@@ -141,7 +141,7 @@ def test_the_cli_summary_says_where_step_times_came_from(tmp_path: Path) -> None
 
 
 def test_summary_line_variants():
-    from simulator.step_times import summary_line
+    from simulator.engine.step_times import summary_line
 
     none = {"by_profile": {"a": "cost model", "b": "cost model"},
             "notes": ["a has no measured step times", "b has no measured step times"]}

@@ -157,7 +157,7 @@ def test_the_small_base_runs() -> None:
 @given(mutated(small_base()))
 def test_mutated_scenario_runs_or_is_an_input_error(data: dict[str, Any]) -> None:
     import simulator.api as api
-    from simulator.engine import Simulation
+    from simulator.engine.simulation import Simulation
 
     with tempfile.TemporaryDirectory() as tmp, watchdog(WATCHDOG_S):
         try:

@@ -372,7 +372,7 @@ def test_model_that_fits_no_device_runs_and_reports_ooms(tmp_path: Path) -> None
     summary = json.loads((out / "summary.json").read_text())
     assert sorted(summary["oom_devices"]) == ["jetson-nano-4gb#0", "jetson-nano-4gb#1", "jetson-xavier-nx#0"]
     assert summary["ooms"] >= 3 and summary["accepted"] == 0
-    from simulator.trace import read_table
+    from simulator.trace.recorder import read_table
 
     events = read_table(out, "events")
     assert set(events.loc[events.phase == "oom", "device"]) == {0, 1, 2}

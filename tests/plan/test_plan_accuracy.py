@@ -11,7 +11,7 @@ import yaml
 
 from plan_helpers import base_scenario, write_plan
 from simulator.plan import run_plan
-from simulator.trace import read_table
+from simulator.trace.recorder import read_table
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import simulator
-from simulator import cost
+from simulator.cost import model as cost
 from simulator.config.workload import ModelSpec
 from simulator.errors import InputError
 from tests.core.conftest import base_scenario, write_profile

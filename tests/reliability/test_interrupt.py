@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from simulator.trace import read_table
+from simulator.trace.recorder import read_table
 from tests.core.conftest import base_scenario, write_profile
 
 

@@ -14,7 +14,7 @@ import yaml
 
 import simulator
 from simulator.api import resume
-from simulator.checkpoint import CHECKPOINT_FILE
+from simulator.output.checkpoint import CHECKPOINT_FILE
 from tests.core.conftest import base_scenario, write_profile
 
 TABLES = ("events", "updates", "versions", "evals", "devices")
@@ -65,7 +65,7 @@ def test_sigkill_then_resume_gives_identical_traces(tmp_path: Path) -> None:
     assert (killed / CHECKPOINT_FILE).exists() and not (killed / "summary.json").exists()
     # the killed run's traces up to its last flush make a (partial) report
     from simulator.report import write_run_report
-    from simulator.trace import read_table
+    from simulator.trace.recorder import read_table
 
     flushed = read_table(killed, "versions")
     assert 0 < len(flushed) < len(reference.versions)

@@ -14,7 +14,7 @@ from report_checks import findings_text
 
 import simulator
 from simulator.report import write_run_report
-from simulator.summary import group_limit, mark_stragglers
+from simulator.engine.summary import group_limit, mark_stragglers
 
 SCENARIO = {
     "name": "planner_small", "seed": 3,

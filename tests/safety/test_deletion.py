@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from simulator.errors import InputError
-from simulator.run_folder import MARKER_FILE, check_replaceable
+from simulator.output.folder import MARKER_FILE, check_replaceable
 from tests.safety.conftest import (cli, fleetsim, mischief_scenario, one_paragraph, popen_fleetsim, tiny_scenario,
                                    tree, write_scenario)
 

@@ -11,7 +11,7 @@ import torch
 import yaml
 
 import simulator
-from simulator.checkpoint import CHECKPOINT_FILE, LEGACY_CHECKPOINT_FILE, Checkpoint, load_checkpoint, save_checkpoint
+from simulator.output.checkpoint import CHECKPOINT_FILE, LEGACY_CHECKPOINT_FILE, Checkpoint, load_checkpoint, save_checkpoint
 from tests.safety.conftest import cli, fleetsim, one_paragraph, tiny_scenario, tree, write_scenario
 
 

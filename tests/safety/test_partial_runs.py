@@ -9,7 +9,7 @@ import signal
 import time
 from pathlib import Path
 
-from simulator.trace import read_table
+from simulator.trace.recorder import read_table
 from tests.safety.conftest import cli, mischief_scenario, one_paragraph, popen_fleetsim
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.trace import read_table
+from simulator.trace.recorder import read_table
 from tests.safety.conftest import (MISCHIEF, cli, fleetsim, mischief_scenario, one_paragraph, popen_fleetsim,
                                    tiny_scenario, write_scenario)
 

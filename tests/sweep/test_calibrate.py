@@ -10,14 +10,14 @@ import pytest
 import torch
 
 import simulator
-from simulator import cost as costmod
-from simulator.calibrate import CostFit, calibrate, fit_cost_model, meminfo_gb, parse_model, predict_step_s
+from simulator.cost import model as costmod
+from simulator.cost.calibrate import CostFit, calibrate, fit_cost_model, meminfo_gb, parse_model, predict_step_s
 from simulator.config.profiles import load_profile
 from simulator.config.workload import ModelSpec
-from simulator.cost import StepWork, step_time_s
+from simulator.cost.model import StepWork, step_time_s
 from simulator.config.profiles import StepPoint
 from simulator.errors import InputError
-from simulator.workload_info import model_label
+from simulator.config.workload import model_label
 from sweep_helpers import base_scenario
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 import simulator
-from simulator import cost as costmod
+from simulator.cost import model as costmod
 from simulator.config.workload import ModelSpec
-from simulator.cost_trace import trace
+from simulator.cost.meta_trace import trace
 from tests.core.conftest import base_scenario, profile_dir, write_profile  # noqa: F401 - fixture
 
 MLP = ModelSpec(name="mlp", preset="tiny")
@@ -86,8 +86,8 @@ def test_importance_memory_is_the_training_step_without_optimizer_state() -> Non
     from simulator.config.algorithm import resolve_algorithm
     from simulator.config.profiles import load_profile
     from simulator.config.scenario import AlgorithmSpec
-    from simulator.planning import Planner
-    from simulator.world import device_budget
+    from simulator.engine.planning import Planner
+    from simulator.engine.world import device_budget
 
     algorithm = resolve_algorithm(AlgorithmSpec(name="co-s2p"))
     vit = ModelSpec(name="vit", preset="vit-b")

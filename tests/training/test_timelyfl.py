@@ -6,14 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import simulator
-from simulator import cost as costmod
+from simulator.cost import model as costmod
 from simulator.config.algorithm import resolve_algorithm
 from simulator.config.loading import read_yaml
 from simulator.config.profiles import load_profile
 from simulator.config.scenario import AlgorithmSpec
 from simulator.config.workload import ModelSpec
-from simulator.planning import Planner
-from simulator.world import device_budget
+from simulator.engine.planning import Planner
+from simulator.engine.world import device_budget
 
 ROOT = Path(__file__).resolve().parents[2]
 VIT_B = ModelSpec(name="vit", preset="vit-b")

@@ -16,7 +16,7 @@ GEMM work. Ops FlopCounterMode has a formula for (matmul, convolution, attention
 are GEMMs; their FLOPs are recorded by the GEMM's *output width* (a convolution's output channels, a
 matmul's output columns), because a device computes output features in tiles and a layer narrower
 than a tile (or not a multiple of it) pays for the whole tile: that is why a width-pruned layer is
-slower per FLOP (:func:`simulator.cost.step_time_s` pads the widths to the device's tile). The
+slower per FLOP (:func:`simulator.cost.model.step_time_s` pads the widths to the device's tile). The
 backward is traced rather than taken as 2 x forward: the first layer computes no input gradient.
 
 Grouped and depthwise convolutions. torch's own formula for ``convolution_backward`` (2.13) computes
@@ -33,7 +33,7 @@ their inputs and outputs) like a norm's.
 
 Exits. Each block's exit is traced as its own part, so the cost model can count every exit (a
 multi-exit model, as depth pruning and self-distillation train it) or only the deepest retained one
-(the single-exit model FedAvg-style algorithms train: :func:`simulator.cost.model_cost` ``exits``).
+(the single-exit model FedAvg-style algorithms train: :func:`simulator.cost.model.model_cost` ``exits``).
 
 Elementwise traffic. Every other op that moves data — normalisation, activation functions, softmax,
 pooling, residual adds, copies, the loss and all their backward ops — costs time by the bytes it reads
@@ -43,7 +43,7 @@ gradients) are counted as if per sample: a few channels' worth of floats, neglig
 activations.
 
 Per-sample figures are the batch-of-two totals halved; op counts are per step. Results are cached in
-memory and on disk (:mod:`simulator.cost_cache`).
+memory and on disk (:mod:`simulator.cost.cache`).
 """
 
 from __future__ import annotations
@@ -211,8 +211,8 @@ def _loss(out: torch.Tensor, num_classes: int) -> torch.Tensor:
 @lru_cache(maxsize=512)
 def trace(spec: ModelSpec, num_classes: int, input_shape: tuple[int, ...], width_ratio: float) -> tuple[Traced, ...]:
     """Per-block figures of the full-depth model at width; from the on-disk cache of
-    :mod:`simulator.cost_cache` when this machine traced it before."""
-    from simulator import cost_cache
+    :mod:`simulator.cost.cache` when this machine traced it before."""
+    from simulator.cost import cache as cost_cache
 
     key = cost_cache.cache_key(spec, num_classes, input_shape, width_ratio)
     cached = cost_cache.load(key)

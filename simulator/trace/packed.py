@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from simulator.trace_tables import PartWriter, TableWriter
+from simulator.trace.tables import PartWriter, TableWriter
 
 # The strings every events/updates writer knows from the start, in code order: hot callers pack
 # these codes as constants (see EVENT_CODES).

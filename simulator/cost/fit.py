@@ -1,7 +1,7 @@
 """Fitting a device profile's step-time figures to measured step times (used by ``fleetsim calibrate``
-and ``scripts/validate_cost_model.py``; re-exported by :mod:`simulator.calibrate`).
+and ``scripts/validate_cost_model.py``; re-exported by :mod:`simulator.cost.calibrate`).
 
-At a given GEMM tile width :func:`simulator.cost.step_time_s` is linear in 1 ÷ training_efficiency,
+At a given GEMM tile width :func:`simulator.cost.model.step_time_s` is linear in 1 ÷ training_efficiency,
 1 ÷ elementwise_efficiency, op_overhead_s and step_overhead_s, so a non-negative least squares on the
 relative errors finds them exactly; the tile width with the smallest residual wins.
 """
@@ -26,8 +26,8 @@ class CostFit:
 
 
 def predict_step_s(work: Any, peak_flops: float, bandwidth_bytes_per_s: float, fit: CostFit) -> float:
-    """:func:`simulator.cost.step_time_s` from a :class:`simulator.cost.StepWork` and fitted figures."""
-    from simulator.cost import work_time_terms
+    """:func:`simulator.cost.model.step_time_s` from a :class:`simulator.cost.model.StepWork` and fitted figures."""
+    from simulator.cost.model import work_time_terms
 
     return work_time_terms(work, peak_flops * fit.training_efficiency, bandwidth_bytes_per_s, fit.step_overhead_s,
                            elementwise_efficiency=fit.elementwise_efficiency, op_overhead_s=fit.op_overhead_s,
@@ -79,7 +79,7 @@ def _fit_linear(works: Sequence[Any], measured: Any, peak_flops: float, bandwidt
 
 def fit_cost_model(points: Sequence[tuple[Any, float]], peak_flops: float, bandwidth_bytes_per_s: float,
                    tile_widths: Sequence[int] = TILE_WIDTHS) -> CostFit:
-    """Figures that make :func:`simulator.cost.step_time_s` reproduce measured step times.
+    """Figures that make :func:`simulator.cost.model.step_time_s` reproduce measured step times.
 
     `points` are ``(StepWork, measured seconds)``. At a given tile width the model is linear in
     ``a = 1/(peak·e) − 1/peak``, ``c = 1/(bw·η) − 1/bw``, op_overhead_s and step_overhead_s, each ≥ 0

@@ -8,7 +8,6 @@ proxy actually trained for accuracy — the run's summary says so.
 
 from __future__ import annotations
 
-import json
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,30 +18,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from simulator.config.scenario import AvailabilityTrace, Scenario
-from simulator.config.workload import DatasetSpec, ModelSpec
+from simulator.config.workload import DatasetSpec, ModelSpec, model_label
 from simulator.errors import InputError
-
-
-def _label_value(value: Any) -> str:
-    if isinstance(value, (tuple, list)):
-        return "/".join(str(v) for v in value)
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def model_label(spec: ModelSpec) -> str:
-    """A short, stable name of a model spec, used for measured step times and in reports: ``family``
-    or ``family-preset``, then every family field set away from the preset's value and
-    ``prune_stream=false`` in brackets — ``resnet-resnet18[stem=cifar]``, ``resnet[blocks=8,width=32]``
-    — so two different models never share a label (a measured step time is looked up by it). A user
-    model: its ``module:Name``, then its kwargs as compact JSON when it has any."""
-    if not spec.is_builtin:
-        return spec.name + (json.dumps(spec.kwargs, sort_keys=True, separators=(",", ":")) if spec.kwargs else "")
-    base = f"{spec.name}-{spec.preset}" if spec.preset else spec.name
-    preset = ModelSpec(name=spec.name, preset=spec.preset).resolved_params()
-    changed = [f"{k}={_label_value(v)}" for k, v in sorted(spec.resolved_params().items()) if v != preset[k]]
-    if not spec.prune_stream:
-        changed.append("prune_stream=false")
-    return base + (f"[{','.join(changed)}]" if changed else "")
 
 
 @dataclass
@@ -164,7 +141,7 @@ class WorkloadInfo:
         return 4 * max(1, math.ceil(width_ratio * 64)) * self.num_blocks
 
     def make_learner(self, algorithm: Any, executor: Any) -> Any:
-        from simulator.training import make_learner
+        from simulator.engine.training import make_learner
 
         return make_learner(self, algorithm, executor)
 
@@ -183,7 +160,7 @@ def _naming(file: str | None) -> Iterator[None]:
 
 def _check_model(spec: ModelSpec, num_classes: int, shape: tuple[int, ...], field: str, value: Any) -> None:
     """Trace the model's cost once (cached, the planner needs it anyway): it must run at `shape`."""
-    from simulator.cost import model_cost
+    from simulator.cost.model import model_cost
 
     try:
         model_cost(spec, num_classes, shape)

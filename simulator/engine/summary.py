@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from simulator.fleet.device import Device
-from simulator.trace import TraceRecorder
+from simulator.trace.recorder import TraceRecorder
 
 
 def close_device_accounts(devices: list[Device], end_s: float, recorder: TraceRecorder) -> None:

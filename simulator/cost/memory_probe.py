@@ -1,6 +1,6 @@
 """Measuring the peak memory of a real training step on this host, tensor by tensor.
 
-Used by ``scripts/validate_memory.py`` to hold :func:`simulator.cost.training_memory_bytes` to
+Used by ``scripts/validate_memory.py`` to hold :func:`simulator.cost.model.training_memory_bytes` to
 measured peaks. CPU PyTorch keeps no allocator statistics, so :class:`LiveTensorBytes` counts what
 the step holds itself: a ``TorchDispatchMode`` sees every op (forward, backward, optimizer) and
 registers each output's storage once; a ``weakref.finalize`` on that storage (torch keeps one Python

@@ -6,9 +6,9 @@ and removes them. A run killed mid-way leaves its parts, which :func:`read_table
 resume) read transparently.
 
 - events and updates, several rows per client-round, are packed to bytes as they happen
-  (:mod:`simulator.trace_packed`); versions, evals and devices keep Python tuples
-  (:mod:`simulator.trace_tables`).
-- Part files are encoded on one background thread (:class:`~simulator.trace_tables.PartWriter`):
+  (:mod:`simulator.trace.packed`); versions, evals and devices keep Python tuples
+  (:mod:`simulator.trace.tables`).
+- Part files are encoded on one background thread (:class:`~simulator.trace.tables.PartWriter`):
   Parquet encoding releases the GIL, so it overlaps with the event loop instead of stalling it. Each
   part is written to a temporary name and renamed, so a killed run never leaves half a part.
 - Part boundaries depend only on row counts, never on host time, and the joined file re-cuts row
@@ -25,8 +25,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from simulator.trace_packed import EVENT_CODES, EVENT_FIELDS, UPDATE_FIELDS, PackedTableWriter
-from simulator.trace_tables import PARTS_DIR, SCHEMAS, PartWriter, TableWriter, TraceWriteError
+from simulator.trace.packed import EVENT_CODES, EVENT_FIELDS, UPDATE_FIELDS, PackedTableWriter
+from simulator.trace.tables import PARTS_DIR, SCHEMAS, PartWriter, TableWriter, TraceWriteError
 
 __all__ = ["EVENT_CODES", "PARTS_DIR", "SCHEMAS", "PackedTableWriter", "TableWriter", "TraceRecorder", "TraceWriteError",
            "read_table"]
@@ -58,7 +58,7 @@ class TraceRecorder:
     def close(self) -> None:
         """Finish every table. After a failed write (a full disk) the tables that were not finished
         keep their part files — all rows written before the failure, readable — and the error is
-        raised (a :class:`~simulator.trace_tables.TraceWriteError` naming the file)."""
+        raised (a :class:`~simulator.trace.tables.TraceWriteError` naming the file)."""
         error: OSError | None = None
         for writer in self.tables.values():
             try:

@@ -1,6 +1,6 @@
 """On-disk cache of the cost model's per-block traces, shared by every run on this machine.
 
-Why: tracing a model on the meta device (:mod:`simulator.cost_trace`, forward and backward of every
+Why: tracing a model on the meta device (:mod:`simulator.cost.meta_trace`, forward and backward of every
 block) takes about 0.2 s per width ratio for a ViT-B/BERT-base planning model, and a planner asks for
 up to eight ratios, so every run of a paper-scale scenario would pay 1-2 s before its first event, and a
 sweep once per point. A trace is a pure function of the model code, the torch version and (spec,
@@ -28,7 +28,7 @@ import torch
 from simulator.config.workload import BUILTIN_MODELS, ModelSpec
 
 FORMAT_VERSION = 3  # 2: per-block elementwise bytes, op counts, GEMM FLOPs by width; 3: body and exit apart
-_SOURCE_ROOT = Path(__file__).resolve().parent
+_SOURCE_ROOT = Path(__file__).resolve().parent.parent  # the simulator package
 
 
 def cache_dir() -> Path | None:
@@ -40,12 +40,17 @@ def cache_dir() -> Path | None:
     return Path(base) / "fleetsim"
 
 
+# The cost-model files a trace depends on, relative to the package root (a move must update this list;
+# tests/cost/test_cache_fingerprint.py changes each of them and expects a new key).
+FINGERPRINT_FILES = ("cost/model.py", "cost/meta_trace.py")
+
+
 @lru_cache(maxsize=1)
 def _code_fingerprint() -> str:
     """Hash of the code a trace depends on: the cost model, its tracer and the built-in model definitions
     (every ``.py`` under ``learning/models``, so a new family file is covered without listing it)."""
     digest = hashlib.sha256(torch.__version__.encode())
-    files = [_SOURCE_ROOT / "cost.py", _SOURCE_ROOT / "cost_trace.py",
+    files = [*(_SOURCE_ROOT / name for name in FINGERPRINT_FILES),
              *sorted((_SOURCE_ROOT / "learning" / "models").rglob("*.py"))]
     for path in files:
         digest.update(path.relative_to(_SOURCE_ROOT).as_posix().encode())

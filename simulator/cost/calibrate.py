@@ -1,6 +1,6 @@
 """Calibrate a device profile against THIS host: measure real training steps, fit the cost model.
 
-Simulated step times come from :func:`simulator.cost.step_time_s`: GEMM FLOPs (widths padded to
+Simulated step times come from :func:`simulator.cost.model.step_time_s`: GEMM FLOPs (widths padded to
 gemm_tile_width) ÷ (peak × training_efficiency) + parameter traffic ÷ bandwidth + elementwise traffic
 ÷ (bandwidth × elementwise_efficiency) + ops × op_overhead_s + step_overhead_s. Its device figures are guesses until
 measured, so ``calibrate`` measures them on the machine it runs on:
@@ -39,10 +39,10 @@ from typing import Any, Sequence
 import yaml
 
 from simulator.config.workload import BUILTIN_MODELS, ModelSpec
-from simulator.cost_fit import TILE_WIDTHS, CostFit, fit_cost_model, predict_step_s  # noqa: F401 - public here too
+from simulator.cost.fit import TILE_WIDTHS, CostFit, fit_cost_model, predict_step_s  # noqa: F401 - public here too
 from simulator.errors import InputError
-from simulator.run_folder import atomic_write_text
-from simulator.workload_info import model_label
+from simulator.output.folder import atomic_write_text
+from simulator.config.workload import model_label
 
 ModelLike = str | dict[str, Any] | ModelSpec
 # "wall": elapsed time, what a board's training takes (GPU work included). "cpu": this process's CPU
@@ -103,7 +103,7 @@ def _parse_label(text: str) -> dict[str, Any]:
 
 
 def parse_model(model: ModelLike) -> ModelSpec:
-    """A ModelSpec, a mapping of its fields, or a label as :func:`simulator.workload_info.model_label`
+    """A ModelSpec, a mapping of its fields, or a label as :func:`simulator.config.workload.model_label`
     writes it: ``cnn-tiny``, ``resnet`` (family default preset), ``vit-vit-b``,
     ``resnet-resnet18[stem=cifar]``, ``resnet[blocks=8,width=32]``."""
     if isinstance(model, ModelSpec):
@@ -242,12 +242,12 @@ def measure_step_s(spec: ModelSpec, width_ratio: float, batch_size: int, *, inpu
     return float(statistics.median(times))
 
 
-# ------------------------------------------------------------------ fitting (simulator.cost_fit)
+# ------------------------------------------------------------------ fitting (simulator.cost.fit)
 
 
 def step_works(points: list[dict[str, Any]], input_shape: tuple[int, ...], num_classes: int) -> list[Any]:
-    """:class:`simulator.cost.StepWork` of each measured point (SGD with momentum, as measured)."""
-    from simulator import cost as costmod
+    """:class:`simulator.cost.model.StepWork` of each measured point (SGD with momentum, as measured)."""
+    from simulator.cost import model as costmod
 
     return [costmod.step_work(costmod.model_cost(p["spec"], num_classes, input_shape, p["width_ratio"],
                                                  exits=p.get("exits", "all")),

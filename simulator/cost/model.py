@@ -1,7 +1,7 @@
 """Analytic cost of training a (sub)model — parameters, FLOPs, activation memory, memory traffic and
 ops per block — and from those the step time and training memory on a device.
 
-The per-block figures come from a trace on the meta device (:mod:`simulator.cost_trace`), made once
+The per-block figures come from a trace on the meta device (:mod:`simulator.cost.meta_trace`), made once
 per (spec, num_classes, input_shape, width_ratio) and cached; depth and ``trainable_from`` are then
 applied to them, so a depth sweep costs one trace.
 
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 from simulator.config.profiles import DEFAULT_ELEMENTWISE_EFFICIENCY, DEFAULT_GEMM_TILE_WIDTH, DEFAULT_OP_OVERHEAD_S
 from simulator.config.workload import ModelSpec
-from simulator.cost_trace import GemmWidths, Traced
-from simulator.cost_trace import trace as _trace
+from simulator.cost.meta_trace import GemmWidths, Traced
+from simulator.cost.meta_trace import trace as _trace
 from simulator.errors import InputError
 
 FP32_BYTES = 4

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from simulator.config.profiles import DeviceProfile
-from simulator.planning import DeviceBudget, Planner, SubmodelChoice
+from simulator.engine.planning import DeviceBudget, Planner, SubmodelChoice
 
 
 def step_time_sources(planner: Planner, plans: Sequence[tuple[DeviceProfile, DeviceBudget, SubmodelChoice]]

@@ -10,7 +10,7 @@ Safety rules (ARCHITECTURE.md, "Run folders"):
   files, its own lock files): a file you put into a run folder is never deleted.
 - ``--force`` moves the previous run's files into ``.fleetsim-previous-<pid>/`` inside the folder and
   deletes them only once the new run has something to show (see :meth:`ClaimedFolder.finish`); a
-  failed replacement puts them back. One process at a time: :mod:`simulator.folder_lock`.
+  failed replacement puts them back. One process at a time: :mod:`simulator.output.lock`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from simulator.errors import InputError
-from simulator.folder_lock import LOCK_FILE, OWNER_FILE, FolderLock
+from simulator.output.lock import LOCK_FILE, OWNER_FILE, FolderLock
 
 MARKER_FILE = ".fleetsim-run"
 SWEEP_MARKER_FILE = ".fleetsim-sweep"

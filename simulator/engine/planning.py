@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from simulator import cost as costmod
+from simulator.cost import model as costmod
 from simulator.config.algorithm import DistillationSpec, PruningSpec, exit_mode  # noqa: F401 - re-exported
 from simulator.config.profiles import (
     DEFAULT_ELEMENTWISE_EFFICIENCY,
@@ -97,7 +97,7 @@ class Planner:
         pruning: PruningSpec,
         exits: str = "all",
     ) -> None:
-        from simulator.workload_info import model_label
+        from simulator.config.workload import model_label
 
         self.model = model
         self.model_label = model_label(model)
@@ -256,7 +256,7 @@ def teacher_extras(planner: "Planner", budget: DeviceBudget, choice: SubmodelCho
     overhead + the soft labels kept for training (no gradients, no optimizer state)."""
     if choice.depth == planner.num_blocks and choice.width_ratio >= 1.0:
         return JobExtras()  # it holds the global model: its own deepest exit teaches (self-distillation)
-    from simulator.cost_trace import trace
+    from simulator.cost.meta_trace import trace
 
     blocks = trace(planner.model.resolved(), planner.num_classes, planner.input_shape, 1.0)
     teacher = [b.body for b in blocks] + [blocks[-1].exit]  # every block, then the deepest exit only

@@ -1,4 +1,4 @@
-"""Scheduling the scenario's faults as SimPy processes (see simulator/faults.py for their meaning)."""
+"""Scheduling the scenario's faults as SimPy processes (see simulator/config/faults.py for their meaning)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any, Iterator
 import simpy
 
 from simulator.errors import InputError
-from simulator.faults import DevicesOffline, LinkDown, ServerPause
+from simulator.config.faults import DevicesOffline, LinkDown, ServerPause
 from simulator.fleet.device import Device
 from simulator.network import Link, Network
 

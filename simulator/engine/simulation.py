@@ -16,27 +16,27 @@ from typing import Any, Callable
 import numpy as np
 import simpy
 
-from simulator.checkpoint import Checkpoint, ReplayClock, save_checkpoint
+from simulator.output.checkpoint import Checkpoint, ReplayClock, save_checkpoint
 from simulator.config.algorithm import resolve_algorithm
 from simulator.config.scenario import Scenario
 from simulator.errors import InputError
-from simulator.faults_runtime import schedule_faults
+from simulator.engine.faults import schedule_faults
 from simulator.environment import Environment
 from simulator.fleet.device import ClientRound, Device, Job, JobShape
 from simulator.fleet.online import OnlineSwitch
 from simulator.learning.trainer import single_thread
-from simulator.model_hooks import LearnerHooks, TimingHooks
-from simulator.run_failure import (RunFailed, RunFailure, RunInterrupted, RunOutcome, describe_failure,
+from simulator.engine.model_hooks import LearnerHooks, TimingHooks
+from simulator.engine.failure import (RunFailed, RunFailure, RunInterrupted, RunOutcome, describe_failure,
                                    scenario_plugin_files)
-from simulator.planning import Planner, SubmodelChoice, exit_mode, local_steps
-from simulator.run_folder import write_json
+from simulator.engine.planning import Planner, SubmodelChoice, exit_mode, local_steps
+from simulator.output.folder import write_json
 from simulator.server.policy import build_policy
 from simulator.server.server import Server
-from simulator.step_times import step_time_sources
-from simulator.summary import build_summary, close_device_accounts, write_device_rows
-from simulator.trace import TraceRecorder
-from simulator.workload_info import WorkloadInfo, describe_workload
-from simulator.world import (
+from simulator.engine.step_times import step_time_sources
+from simulator.engine.summary import build_summary, close_device_accounts, write_device_rows
+from simulator.trace.recorder import TraceRecorder
+from simulator.engine.workload_info import WorkloadInfo, describe_workload
+from simulator.engine.world import (
     aggregation_deadline, build_devices, build_network, device_budget, load_profiles, optimizer_kind,
     start_availability,
 )
@@ -81,7 +81,7 @@ class Simulation:
 
     def _check_fault_devices(self) -> None:
         """Devices named by faults must exist (checked before any output is written)."""
-        from simulator.faults import DevicesOffline
+        from simulator.config.faults import DevicesOffline
 
         names = [f"{g.name or p.name}#{k}" for g, p in zip(self.scenario.fleet, self.profiles) for k in range(g.count)]
         for i, fault in enumerate(self.scenario.faults):

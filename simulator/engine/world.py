@@ -19,7 +19,7 @@ from simulator.fleet.availability import availability_process, churn_intervals, 
 from simulator.fleet.device import Device
 from simulator.fleet.online import OnlineSwitch
 from simulator.network import Link, Network
-from simulator.planning import DeviceBudget
+from simulator.engine.planning import DeviceBudget
 
 
 def optimizer_kind(scenario: Scenario) -> str:

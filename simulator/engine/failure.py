@@ -28,7 +28,7 @@ from typing import Any, Iterable
 
 from simulator.errors import InputError, RunError
 from simulator.server.policy import PolicyCallError
-from simulator.trace_tables import TraceWriteError
+from simulator.trace.tables import TraceWriteError
 
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO, errno.EACCES, errno.EPERM}
 _REMOTE_FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
@@ -70,7 +70,7 @@ class RunInterrupted(Exception):
 
 class RunFailed(Exception):
     """A plug-in, a write or a bug stopped the run: traces and summary up to then were written (if
-    the disk allowed); `failure` says what happened (simulator.run_failure)."""
+    the disk allowed); `failure` says what happened (simulator.engine.failure)."""
 
     def __init__(self, outcome: RunOutcome, failure: RunFailure) -> None:
         super().__init__(failure.message)

@@ -2,7 +2,7 @@
 
 Rows are buffered per table and written as numbered part files under ``<run>/_parts/<table>/`` every
 ``flush_rows`` rows; :meth:`TableWriter.close` joins the parts into ``<run>/<table>.parquet``. The
-two big tables (events, updates) use :class:`~simulator.trace_packed.PackedTableWriter`; the small
+two big tables (events, updates) use :class:`~simulator.trace.packed.PackedTableWriter`; the small
 ones (versions, evals, devices) keep Python tuples.
 """
 
