@@ -178,12 +178,13 @@ def plain_loop(data: dict[str, Any], updates: Any, plans: dict[int, Any], num_pl
     import torch
 
     from simulator.config.algorithm import resolve_algorithm
+    from simulator.server.registry import policy_params
     from simulator.config.scenario import Scenario
     from simulator.learning.data import load_dataset, partition
     from simulator.learning.models import build_model
 
     scenario_ = Scenario.model_validate(data)
-    algorithm = resolve_algorithm(scenario_.algorithm)
+    algorithm = resolve_algorithm(scenario_.algorithm, policy_params)
     wl = scenario_.workload
     spec = wl.train_model or wl.model
     distill = algorithm.distillation

@@ -23,7 +23,7 @@ from simulator.engine.simulation import ProgressFn, Simulation
 from simulator.errors import InputError, RunError
 from simulator.engine.failure import RunFailed, RunInterrupted, preparing_failure
 from simulator.output.folder import ClaimedFolder, claim_for_resume, claim_run_dir, remove_run_files, write_yaml
-from simulator.server.policy import add_plugin_paths
+from simulator.server.registry import add_plugin_paths
 from simulator.trace.recorder import read_table
 
 

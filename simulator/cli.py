@@ -252,7 +252,7 @@ def validate(
     Plug-ins (module:Class) are not imported unless --import-plugins is given; the output says so."""
     from simulator.api import load_scenario
     from simulator.engine.simulation import Simulation
-    from simulator.server.policy import add_plugin_paths
+    from simulator.server.registry import add_plugin_paths
     from simulator.engine.failure import preparing_failure
     from simulator.validate import not_imported_note, plugins_in, without_plugins
 

@@ -18,6 +18,7 @@ import simpy
 
 from simulator.output.checkpoint import Checkpoint, ReplayClock, save_checkpoint
 from simulator.config.algorithm import resolve_algorithm
+from simulator.server.registry import policy_params
 from simulator.config.scenario import Scenario
 from simulator.errors import InputError
 from simulator.engine.faults import schedule_faults
@@ -30,7 +31,7 @@ from simulator.engine.failure import (RunFailed, RunFailure, RunInterrupted, Run
                                    scenario_plugin_files)
 from simulator.engine.planning import Planner, SubmodelChoice, exit_mode, local_steps
 from simulator.output.folder import write_json
-from simulator.server.policy import build_policy
+from simulator.server.registry import build_policy
 from simulator.server.server import Server
 from simulator.engine.step_times import step_time_sources
 from simulator.engine.summary import build_summary, close_device_accounts, write_device_rows
@@ -71,7 +72,7 @@ class Simulation:
         self.executor = executor
         self.progress = progress
         try:
-            self.algorithm = resolve_algorithm(scenario.algorithm)
+            self.algorithm = resolve_algorithm(scenario.algorithm, policy_params)
         except InputError as err:
             raise err.with_file(scenario_file) if scenario_file else err
         self.profiles = load_profiles(scenario, self.base_dir, scenario_file)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.config.algorithm import resolve_algorithm
+from simulator.server.registry import policy_params
 from simulator.config.loading import validate_data
 from simulator.config.scenario import Scenario
 from simulator.errors import InputError
@@ -159,7 +160,7 @@ def check_plan(loaded: LoadedPlan, fleets: Fleets) -> Feasibility:
     try:
         data = fleets.scenario(tuple(1 for _ in fleets.entries), stop, "plan-check")
         scenario = validate_data(data, Scenario)
-        algorithm = resolve_algorithm(scenario.algorithm)
+        algorithm = resolve_algorithm(scenario.algorithm, policy_params)
         min_devices, key = _min_devices(algorithm.aggregation)
         _check_goal(loaded, scenario, min_devices, key)
         data = fleets.scenario(_validation_counts(loaded, min_devices), stop, "plan-check")

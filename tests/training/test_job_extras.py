@@ -84,12 +84,13 @@ def test_a_device_holding_the_whole_model_distils_from_itself_at_no_extra_cost(t
 
 def test_importance_memory_is_the_training_step_without_optimizer_state() -> None:
     from simulator.config.algorithm import resolve_algorithm
+    from simulator.server.registry import policy_params
     from simulator.config.profiles import load_profile
     from simulator.config.scenario import AlgorithmSpec
     from simulator.engine.planning import Planner
     from simulator.engine.world import device_budget
 
-    algorithm = resolve_algorithm(AlgorithmSpec(name="co-s2p"))
+    algorithm = resolve_algorithm(AlgorithmSpec(name="co-s2p"), policy_params)
     vit = ModelSpec(name="vit", preset="vit-b")
     planner = Planner(vit, 10, (3, 224, 224), 12, 32, "momentum", int(0.3e9), algorithm.pruning)
     profile = load_profile("jetson-tx2")

@@ -8,6 +8,7 @@ from pathlib import Path
 import simulator
 from simulator.cost import model as costmod
 from simulator.config.algorithm import resolve_algorithm
+from simulator.server.registry import policy_params
 from simulator.config.loading import read_yaml
 from simulator.config.profiles import load_profile
 from simulator.config.scenario import AlgorithmSpec
@@ -22,7 +23,7 @@ OVERHEAD = int(0.3e9)
 
 
 def _planner(preset: str) -> Planner:
-    algorithm = resolve_algorithm(AlgorithmSpec(name=preset))
+    algorithm = resolve_algorithm(AlgorithmSpec(name=preset), policy_params)
     return Planner(VIT_B, 10, SHAPE, 12, 32, "momentum", OVERHEAD, algorithm.pruning)
 
 
