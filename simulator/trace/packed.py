@@ -24,27 +24,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from simulator.trace.columns import EVENT_CODES, EVENT_FIELDS, TABLES, UPDATE_FIELDS, VOCABULARY
 from simulator.trace.tables import PartWriter, TableWriter
 
-# The strings every events/updates writer knows from the start, in code order: hot callers pack
-# these codes as constants (see EVENT_CODES).
-VOCABULARY = ("download", "compute", "upload", "offline", "done", "dropped", "lost", "oom", "accepted", "",
-              "unfinished")
-EVENT_CODES = {text: code for code, text in enumerate(VOCABULARY)}
+__all__ = ["EVENT_CODES", "EVENT_FIELDS", "UPDATE_FIELDS", "VOCABULARY", "PackedTableWriter"]
 
-# (column, struct/NumPy type code) in row order. Text columns are int32 codes into one table of
-# strings per writer (free-text reasons can make it long).
-EVENT_FIELDS = (
-    ("device", "i"), ("phase", "i"), ("start_s", "d"), ("end_s", "d"), ("job_id", "q"), ("version", "q"),
-    ("bytes", "q"), ("flops", "d"), ("outcome", "i"),
-)
-UPDATE_FIELDS = (
-    ("job_id", "q"), ("device", "i"), ("dispatch_s", "d"), ("arrival_s", "d"), ("base_version", "q"),
-    ("applied_version", "q"), ("staleness", "q"), ("weight", "d"), ("outcome", "i"), ("reason", "i"),
-    ("depth", "i"), ("width_ratio", "d"), ("submodel_params", "q"), ("download_bytes", "q"),
-    ("upload_bytes", "q"), ("peak_memory_bytes", "q"), ("local_steps", "q"),
-)
-DEVICE_COLUMNS = ("device_name", "profile", "group")
+# The fixed text codes (VOCABULARY, EVENT_CODES) and each packed table's row layout (EVENT_FIELDS,
+# UPDATE_FIELDS: column and struct code, text as int32 codes into one table of strings per writer)
+# are derived from the column declaration (simulator.trace.columns).
+PER_DEVICE = {c.name: c for t in TABLES.values() for c in t.columns if c.per_device}
 
 
 class PackedTableWriter(TableWriter):
@@ -81,10 +69,10 @@ class PackedTableWriter(TableWriter):
         return code
 
     def set_devices(self, devices: Sequence[tuple[str, str, int]]) -> None:
-        """(name, profile, group) of every device, in index order."""
-        names, profiles, groups = (list(col) for col in zip(*devices)) if devices else ([], [], [])
-        columns = {"device_name": pa.array(names, pa.string()), "profile": pa.array(profiles, pa.string()),
-                   "group": pa.array(groups, pa.int32())}
+        """(name, profile, group) of every device, in index order: the per-device columns' order in
+        :mod:`simulator.trace.columns`."""
+        values = (list(col) for col in zip(*devices)) if devices else ([] for _ in PER_DEVICE)
+        columns = {name: pa.array(col, column.arrow_type) for (name, column), col in zip(PER_DEVICE.items(), values)}
         self._device_columns = {name: values for name, values in columns.items()
                                 if name in self.schema.names and name not in self.fields}
 

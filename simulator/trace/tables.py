@@ -1,4 +1,4 @@
-"""The trace's tables: their Arrow schemas, the part-file writer thread and the generic row buffer.
+"""The trace's tables on disk: the part-file writer thread, the joined file and the generic row buffer.
 
 Rows are buffered per table and written as numbered part files under ``<run>/_parts/<table>/`` every
 ``flush_rows`` rows; :meth:`TableWriter.close` joins the parts into ``<run>/<table>.parquet``. The
@@ -19,48 +19,10 @@ from typing import Any, Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMAS: dict[str, pa.Schema] = {
-    "events": pa.schema(
-        [
-            ("device", pa.int32()), ("device_name", pa.string()), ("profile", pa.string()), ("group", pa.int32()),
-            ("phase", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64()), ("job_id", pa.int64()),
-            ("version", pa.int64()), ("bytes", pa.int64()), ("flops", pa.float64()), ("outcome", pa.string()),
-        ]
-    ),
-    "updates": pa.schema(
-        [
-            ("job_id", pa.int64()), ("device", pa.int32()), ("profile", pa.string()), ("dispatch_s", pa.float64()),
-            ("arrival_s", pa.float64()), ("base_version", pa.int64()), ("applied_version", pa.int64()),
-            ("staleness", pa.int64()), ("weight", pa.float64()), ("outcome", pa.string()), ("reason", pa.string()),
-            ("depth", pa.int32()), ("width_ratio", pa.float64()), ("submodel_params", pa.int64()),
-            ("download_bytes", pa.int64()), ("upload_bytes", pa.int64()), ("peak_memory_bytes", pa.int64()),
-            ("local_steps", pa.int64()),
-        ]
-    ),
-    "versions": pa.schema(
-        [
-            ("version", pa.int64()), ("time_s", pa.float64()), ("trigger", pa.string()), ("n_merged", pa.int32()),
-            ("mean_staleness", pa.float64()), ("block_coverage", pa.list_(pa.int32())), ("min_coverage", pa.int32()),
-        ]
-    ),
-    "evals": pa.schema(
-        [
-            ("time_s", pa.float64()), ("version", pa.int64()), ("accuracy", pa.float64()), ("loss", pa.float64()),
-            ("exit_accuracy", pa.list_(pa.float64())),
-        ]
-    ),
-    "devices": pa.schema(
-        [
-            ("device", pa.int32()), ("device_name", pa.string()), ("profile", pa.string()), ("group", pa.int32()),
-            ("power_mode", pa.string()), ("usable_memory_bytes", pa.int64()), ("peak_memory_bytes", pa.int64()),
-            ("compute_s", pa.float64()), ("comm_s", pa.float64()), ("idle_s", pa.float64()),
-            ("offline_s", pa.float64()), ("wall_s", pa.float64()), ("utilization", pa.float64()),
-            ("energy_j", pa.float64()), ("energy_compute_j", pa.float64()), ("energy_comm_j", pa.float64()),
-            ("energy_idle_j", pa.float64()), ("jobs", pa.int64()), ("accepted", pa.int64()), ("dropped", pa.int64()),
-            ("lost", pa.int64()), ("ooms", pa.int64()), ("bytes_down", pa.int64()), ("bytes_up", pa.int64()),
-        ]
-    ),
-}
+from simulator.trace.columns import SCHEMAS as COLUMN_SCHEMAS
+
+# Derived from the one declaration of every table's columns (simulator.trace.columns).
+SCHEMAS = COLUMN_SCHEMAS
 
 PARTS_DIR = "_parts"
 ROW_GROUP_ROWS = 1 << 18
