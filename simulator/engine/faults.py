@@ -12,19 +12,34 @@ from simulator.fleet.device import Device
 from simulator.network import Link, Network
 
 
-def _device_index(ref: int | str, devices: list[Device], field: str, file: str | None) -> int:
-    if isinstance(ref, int) and 0 <= ref < len(devices):
-        return ref
-    for device in devices:
-        if device.name == ref:
-            return device.index
-    raise InputError("unknown device", file=file, field=field, value=ref,
-                     accepted=f"an index 0 … {len(devices) - 1} or a name like '{devices[0].name}'")
+def fault_device_indices(faults: list[Any], names: list[str], file: str | None) -> dict[int, list[int]]:
+    """For each ``devices_offline`` fault (by its position in ``faults``), the indices of the devices it
+    names (an index or a name such as ``jetson-tx2#3``); InputError naming the field for one that does
+    not exist. The one place fault device references are checked."""
+    index_of: dict[str, int] = {}
+    for i, name in enumerate(names):
+        index_of.setdefault(name, i)  # two groups may share a name: the first device of it, as before
+    found: dict[int, list[int]] = {}
+    for i, fault in enumerate(faults):
+        if not isinstance(fault, DevicesOffline):
+            continue
+        found[i] = []
+        for k, ref in enumerate(fault.devices):
+            if isinstance(ref, int) and 0 <= ref < len(names):
+                found[i].append(ref)
+            elif isinstance(ref, str) and ref in index_of:
+                found[i].append(index_of[ref])
+            else:
+                raise InputError("unknown device", file=file, field=f"faults[{i}].devices[{k}]", value=ref,
+                                 accepted=f"an index 0 … {len(names) - 1} or a name like '{names[0]}'")
+    return found
 
 
 def schedule_faults(env: simpy.Environment, faults: list[Any], network: Network, links: dict[str, Link],
-                    devices: list[Device], server: Any, switches: list[Any], file: str | None) -> list[dict[str, Any]]:
-    """Start one process per fault; returns the log the summary reports (filled in as faults happen)."""
+                    devices: list[Device], server: Any, switches: list[Any],
+                    fault_devices: dict[int, list[int]]) -> list[dict[str, Any]]:
+    """Start one process per fault; returns the log the summary reports (filled in as faults happen).
+    ``fault_devices``: the checked device indices of each devices_offline fault (fault_device_indices)."""
     log: list[dict[str, Any]] = []
     for i, fault in enumerate(faults):
         entry: dict[str, Any] = {"kind": fault.kind, "start_s": fault.start_s, "end_s": fault.end_s}
@@ -36,7 +51,7 @@ def schedule_faults(env: simpy.Environment, faults: list[Any], network: Network,
         elif isinstance(fault, ServerPause):
             env.process(_server_pause(env, fault, server))
         elif isinstance(fault, DevicesOffline):
-            indices = [_device_index(ref, devices, f"faults[{i}].devices[{k}]", file) for k, ref in enumerate(fault.devices)]
+            indices = fault_devices[i]
             entry["devices"] = [devices[k].name for k in indices]
             env.process(_devices_offline(env, fault, [switches[k] for k in indices]))
         log.append(entry)
