@@ -21,8 +21,8 @@ import simpy
 from simulator.engine.failure import RunFailed, RunFailure, RunInterrupted, RunOutcome, describe_failure
 from simulator.engine.faults import schedule_faults
 from simulator.engine.model_hooks import LearnerHooks, TimingHooks
-from simulator.engine.summary import (build_summary, close_device_accounts, group_plans, plans_extra,
-                                      write_device_rows)
+from simulator.engine.plans_summary import group_plans, plans_extra
+from simulator.engine.summary import build_summary, close_device_accounts, write_device_rows
 from simulator.engine.world import (aggregation_deadline, build_devices, build_network, device_budget,
                                     start_availability)
 from simulator.environment import Environment

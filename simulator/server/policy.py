@@ -7,15 +7,14 @@ scenario (``algorithm.aggregation.policy``); its ``Params`` pydantic model valid
 
 This file holds the interface alone (as Flower's ``strategy.py``): the built-ins are one per file in
 ``simulator.server.policies``, their shared maths in ``policies/aggregate.py``, the name → class
-registry and plug-in loading in ``simulator.server.registry``. The registry's names are still
-importable from here (``from simulator.server.policy import build_policy`` keeps working), lazily,
-so this file imports nothing of the server.
+registry and plug-in loading (build_policy, register, add_plugin_paths) in
+``simulator.server.registry``. This file imports nothing of the server, so nothing imports it back.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterable, Protocol
+from typing import Callable, ClassVar, Iterable, Protocol
 
 import numpy as np
 from pydantic import ConfigDict
@@ -107,16 +106,3 @@ class AggregationPolicy:
 
     def on_device_ready(self, server: ServerView, device: int) -> None:
         """A device came (back) online and is idle."""
-
-
-# The registry's doors, importable from here as before the split (plug-ins and scripts use them).
-_REGISTRY_NAMES = ("add_plugin_paths", "build_policy", "policy_label", "register", "registered_names",
-                   "resolve_policy")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _REGISTRY_NAMES:
-        from simulator.server import registry
-
-        return getattr(registry, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
