@@ -19,7 +19,7 @@ import pytest
 import simulator
 from simulator.cost import model as cost
 from simulator.config.workload import ModelSpec
-from tests.core.conftest import base_scenario, write_profile
+from tests.helpers.scenarios import base_scenario, write_profile
 
 RATE_BPS = 0.1e6  # each board's own port
 STEPS = 64 // 16

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from simulator.cli import human_bytes
-from tests.core.conftest import base_scenario, write_profile
+from tests.helpers.scenarios import base_scenario, write_profile
 
 
 @pytest.mark.parametrize("n, text", [

@@ -11,7 +11,7 @@ import pytest
 import simulator
 from simulator.cost import model as cost
 from simulator.config.workload import ModelSpec
-from tests.core.conftest import base_scenario, write_profile
+from tests.helpers.scenarios import base_scenario, write_profile
 
 
 def _model_bytes() -> int:

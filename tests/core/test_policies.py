@@ -10,7 +10,7 @@ import pytest
 
 import simulator
 from simulator.server.staleness import Constant, Hinge, Polynomial, StalenessSpec
-from tests.core.conftest import base_scenario, write_profile
+from tests.helpers.scenarios import base_scenario, write_profile
 
 
 @pytest.mark.parametrize("tau", [0, 1, 2, 5, 17])

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from export_scenario import run_small
+from tests.helpers.export import run_small
 
 from simulator.export import write_chrome_trace
 

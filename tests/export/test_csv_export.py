@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from export_scenario import run_small
+from tests.helpers.export import run_small
 
 from simulator.errors import InputError
 from simulator.export import write_csv_tables

@@ -30,7 +30,7 @@ from simulator.config.loading import load_yaml_model, validate_data
 from simulator.config.profiles import DeviceProfile, apply_overrides, load_profile
 from simulator.config.scenario import Scenario
 from simulator.errors import InputError
-from tests.input.conftest import ROOT, base
+from tests.helpers.cli import ROOT, base
 
 WATCHDOG_S = 30  # one example: validation plus a 20 s simulated run of 4 devices takes well under a second
 # 60 fixed examples per property in the suite; FLEETSIM_FUZZ_EXAMPLES=2000 explores afresh, at length.

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from tests.input.conftest import ROOT, assert_bad_input, base, cli, cli_subprocess, write_yaml
+from tests.helpers.cli import ROOT, assert_bad_input, base, cli, cli_subprocess, write_yaml
 
 NANO = ROOT / "device_profiles" / "jetson-nano-4gb.yaml"
 

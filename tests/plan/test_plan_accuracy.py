@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from plan_helpers import base_scenario, write_plan
+from tests.helpers.plan import base_scenario, write_plan
 from simulator.plan import run_plan
 from simulator.trace.recorder import read_table
 

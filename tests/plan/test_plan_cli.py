@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from plan_helpers import CATALOGUE, base_scenario, write_plan
-from tests.input.conftest import assert_bad_input, cli
+from tests.helpers.plan import CATALOGUE, base_scenario, write_plan
+from tests.helpers.cli import assert_bad_input, cli
 
 
 @pytest.fixture(scope="module")

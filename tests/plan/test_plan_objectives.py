@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from plan_helpers import write_plan
+from tests.helpers.plan import write_plan
 from simulator.plan import run_plan
 
 

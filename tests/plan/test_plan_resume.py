@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from plan_helpers import write_plan
+from tests.helpers.plan import write_plan
 from simulator.plan import run_plan
 
 OPTIMISER = {"search": {"method": "optuna", "budget_runs": 12, "batch": 4}}

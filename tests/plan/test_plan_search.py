@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from plan_helpers import CATALOGUE, write_plan
+from tests.helpers.plan import CATALOGUE, write_plan
 from simulator.plan import run_plan
 from simulator.plan.table import count_column
 

@@ -14,7 +14,7 @@ import simulator
 from simulator.cost import model as cost
 from simulator.config.workload import ModelSpec
 from simulator.errors import InputError
-from tests.core.conftest import base_scenario, write_profile
+from tests.helpers.scenarios import base_scenario, write_profile
 
 STEPS = 4  # 64 samples / batch 16
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from simulator.trace.recorder import read_table
-from tests.core.conftest import base_scenario, write_profile
+from tests.helpers.scenarios import base_scenario, write_profile
 
 
 def test_sigint_keeps_traces_and_writes_a_partial_report(tmp_path: Path) -> None:

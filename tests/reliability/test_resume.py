@@ -15,7 +15,7 @@ import yaml
 import simulator
 from simulator.api import resume
 from simulator.output.checkpoint import CHECKPOINT_FILE
-from tests.core.conftest import base_scenario, write_profile
+from tests.helpers.scenarios import base_scenario, write_profile
 
 TABLES = ("events", "updates", "versions", "evals", "devices")
 

@@ -1,6 +1,6 @@
-"""Fixtures for the report tests: synthetic run folders (see report_synthetic.py) and their reports.
+"""Fixtures for the report tests: synthetic run folders (see tests/helpers/report_synthetic.py) and their reports.
 
-The generator lives in a uniquely named module, not here: other test folders have their own
+The generator lives in tests/helpers/, not here: other test folders have their own
 conftest.py, and `from conftest import ...` would find whichever was imported last.
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from report_synthetic import write_run
+from tests.helpers.report_synthetic import write_run
 
 
 @pytest.fixture(scope="session")

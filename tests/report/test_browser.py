@@ -178,7 +178,7 @@ def test_timing_only_report_has_no_accuracy_panel(timing_only_run, tmp_path):
 
 def test_fault_windows_and_named_groups(tmp_path):
     """Named groups and faults: labels of the fault bands clear the group titles; a screenshot."""
-    from report_synthetic import write_run
+    from tests.helpers.report_synthetic import write_run
 
     from simulator.report import write_run_report
 
@@ -204,7 +204,7 @@ def test_six_run_comparison_is_readable(tmp_path):
     label or title overlaps another, the runs table fits (memory column included), a screenshot."""
     import json
 
-    from report_synthetic import make_sweep
+    from tests.helpers.report_synthetic import make_sweep
 
     from simulator.report import write_comparison_report
 

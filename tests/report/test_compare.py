@@ -8,8 +8,8 @@ import re
 
 import numpy as np
 import pytest
-from report_checks import assert_self_contained
-from report_synthetic import make_sweep, write_run
+from tests.helpers.report_checks import assert_self_contained
+from tests.helpers.report_synthetic import make_sweep, write_run
 
 from simulator.errors import InputError
 from simulator.report import write_comparison_report

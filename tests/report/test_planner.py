@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from report_checks import findings_text
+from tests.helpers.report_checks import findings_text
 
 import simulator
 from simulator.report import write_run_report

@@ -6,8 +6,8 @@ import shutil
 
 import pandas as pd
 import pytest
-from report_checks import assert_self_contained, findings_text
-from report_synthetic import OOM_NEEDED_BYTES, SCENARIO_NAME, write_run
+from tests.helpers.report_checks import assert_self_contained, findings_text
+from tests.helpers.report_synthetic import OOM_NEEDED_BYTES, SCENARIO_NAME, write_run
 
 from simulator.errors import InputError
 from simulator.report import write_run_report

@@ -15,7 +15,7 @@ import pytest
 
 from simulator.errors import InputError
 from simulator.output.folder import MARKER_FILE, check_replaceable
-from tests.safety.conftest import (cli, fleetsim, mischief_scenario, one_paragraph, popen_fleetsim, tiny_scenario,
+from tests.helpers.safety import (cli, fleetsim, mischief_scenario, one_paragraph, popen_fleetsim, tiny_scenario,
                                    tree, write_scenario)
 
 
@@ -127,7 +127,7 @@ def test_run_name_must_be_a_plain_name(tmp_path: Path) -> None:
 
 def test_quickstart_twice_refuses_then_force_replaces(tmp_path: Path) -> None:
     """The README's first command, run twice in one folder (timing-only, to be quick)."""
-    from tests.safety.conftest import ROOT
+    from tests.helpers.safety import ROOT
 
     quickstart = ROOT / "scenarios" / "quickstart.yaml"
     args = ("run", str(quickstart), "--timing-only", "--no-report")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from simulator.trace.recorder import read_table
-from tests.safety.conftest import cli, fleetsim, one_paragraph, tiny_scenario, tree, write_scenario
+from tests.helpers.safety import cli, fleetsim, one_paragraph, tiny_scenario, tree, write_scenario
 
 RUN_FAILED = "fleetsim: run failed: "
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from simulator.config.input_files import DEFAULT_MAX_INPUT_BYTES
-from tests.safety.conftest import cli, fleetsim, one_paragraph, tiny_scenario, write_scenario
+from tests.helpers.safety import cli, fleetsim, one_paragraph, tiny_scenario, write_scenario
 
 
 def test_devices_and_pipes_are_refused_without_reading_them(tmp_path: Path) -> None:

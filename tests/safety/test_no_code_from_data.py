@@ -12,7 +12,7 @@ import yaml
 
 import simulator
 from simulator.output.checkpoint import CHECKPOINT_FILE, LEGACY_CHECKPOINT_FILE, Checkpoint, load_checkpoint, save_checkpoint
-from tests.safety.conftest import cli, fleetsim, one_paragraph, tiny_scenario, tree, write_scenario
+from tests.helpers.safety import cli, fleetsim, one_paragraph, tiny_scenario, tree, write_scenario
 
 
 class _Payload:

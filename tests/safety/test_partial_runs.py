@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from simulator.trace.recorder import read_table
-from tests.safety.conftest import cli, mischief_scenario, one_paragraph, popen_fleetsim
+from tests.helpers.safety import cli, mischief_scenario, one_paragraph, popen_fleetsim
 
 
 def _card(page: str, label: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from simulator.trace.recorder import read_table
-from tests.safety.conftest import (MISCHIEF, cli, fleetsim, mischief_scenario, one_paragraph, popen_fleetsim,
+from tests.helpers.safety import (MISCHIEF, cli, fleetsim, mischief_scenario, one_paragraph, popen_fleetsim,
                                    tiny_scenario, write_scenario)
 
 RUN_FAILED = "fleetsim: run failed: "

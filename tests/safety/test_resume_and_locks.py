@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.safety.conftest import (cli, mischief_scenario, one_paragraph, popen_fleetsim, tiny_scenario, tree,
+from tests.helpers.safety import (cli, mischief_scenario, one_paragraph, popen_fleetsim, tiny_scenario, tree,
                                    write_scenario)
 
 

@@ -18,7 +18,7 @@ from simulator.cost.model import StepWork, step_time_s
 from simulator.config.profiles import StepPoint
 from simulator.errors import InputError
 from simulator.config.workload import model_label
-from sweep_helpers import base_scenario
+from tests.helpers.sweep import base_scenario
 
 
 def test_model_labels_parse() -> None:

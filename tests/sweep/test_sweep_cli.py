@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from simulator.cli import app
 from simulator.config.profiles import StepPoint, load_profile
-from tests.sweep.sweep_helpers import write_sweep
+from tests.helpers.sweep import write_sweep
 
 runner = CliRunner()
 

@@ -10,7 +10,7 @@ import yaml
 from simulator.errors import InputError
 from simulator.sweep import expand, load_sweep, run_sweep
 from simulator.sweep.keys import parse_key, render_key, set_key
-from sweep_helpers import write_sweep
+from tests.helpers.sweep import write_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 

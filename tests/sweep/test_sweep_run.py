@@ -15,7 +15,7 @@ import pytest
 from simulator.errors import InputError
 from simulator.sweep import aggregate_table, run_sweep
 from simulator.sweep.results import METRICS, SweepResult
-from sweep_helpers import base_scenario, write_sweep
+from tests.helpers.sweep import base_scenario, write_sweep
 
 SWEEP = {
     "grid": {"algorithm.name": ["fedavg", "fedbuff"]},

@@ -11,7 +11,7 @@ import simulator
 from simulator.cost import model as costmod
 from simulator.config.workload import ModelSpec
 from simulator.cost.meta_trace import trace
-from tests.core.conftest import base_scenario, profile_dir, write_profile  # noqa: F401 - fixture
+from tests.helpers.scenarios import base_scenario, write_profile
 
 MLP = ModelSpec(name="mlp", preset="tiny")
 BW = 1000e9  # the test profile's bandwidth (bytes/s)

@@ -8,24 +8,14 @@ from typing import Any
 
 import yaml
 
+from tests.helpers.profiles import measured_steps, profile_data, tiny_workload, write_profile_file
+
 
 def write_profile(folder: Path, name: str, step_s: float, *, batch_size: int = 16) -> Path:
     """A user profile whose measured step time for mlp-tiny makes compute exact."""
-    data: dict[str, Any] = {
-        "name": name,
-        "compute": {"peak_fp32_gflops": 100.0, "peak_fp16_gflops": 200.0, "training_efficiency": 0.5,
-                    "step_overhead_s": 0.0},
-        "memory": {"total_gb": 8.0, "usable_gb": 6.0, "bandwidth_gbps": 1000.0},
-        "power_modes": {"max": {"watts": 10.0, "clock_scale": 1.0}},
-        "default_power_mode": "max",
-        "idle_w": 2.0,
-        "measured_step_times": [{"model": "mlp-tiny", "width_ratio": 1.0, "batch_size": batch_size,
-                                 "input_shape": [1, 8, 8], "exits": exits, "step_s": step_s}
-                                for exits in ("all", "final")],
-    }
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    data = profile_data(name, described=False, ethernet=False)
+    data["measured_step_times"] = measured_steps(step_s, batch_size=batch_size)
+    return write_profile_file(folder, data)
 
 
 def base_scenario(profiles: list[str]) -> dict[str, Any]:
@@ -38,8 +28,7 @@ def base_scenario(profiles: list[str]) -> dict[str, Any]:
                    "availability": {"kind": "churn", "mean_online_s": 30, "mean_offline_s": 10}}],
         "network": {"server": {"downlink_mbps": 1000, "uplink_mbps": 1000},
                     "ethernet": {"rate_mbps": 8.0, "latency": {"mean_ms": 1.0, "jitter_ms": 0.5}}},
-        "workload": {"model": {"name": "mlp", "preset": "tiny"}, "dataset": {"name": "digits", "image_size": 8},
-                     "samples_per_client": 64, "batch_size": 16, "local_epochs": 1},
+        "workload": tiny_workload(),
         "algorithm": {"name": "fedavg"},
         "evaluation": {"every_versions": 1},
         "stop": {"sim_time_s": 120},

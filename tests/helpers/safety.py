@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from tests.helpers.profiles import measured_steps, profile_data, tiny_workload, write_profile_file
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # A policy plug-in whose misbehaviour the scenario chooses (algorithm.aggregation.mode).
@@ -76,17 +78,9 @@ MISCHIEF = textwrap.dedent('''
 
 def write_profile(folder: Path, name: str = "dev", step_s: float = 0.2) -> Path:
     """A device profile with a measured step time for the scenario's model, so compute is exact."""
-    data = {
-        "name": name, "display_name": name, "description": "test device",
-        "compute": {"peak_fp32_gflops": 100.0, "peak_fp16_gflops": 200.0, "training_efficiency": 0.5},
-        "memory": {"total_gb": 8.0, "usable_gb": 6.0, "bandwidth_gbps": 100.0},
-        "power_modes": {"max": {"watts": 10.0, "clock_scale": 1.0}}, "default_power_mode": "max", "idle_w": 2.0,
-        "network": {"interfaces": [{"kind": "ethernet", "standard": "1000BASE-T", "max_mbps": 1000}]},
-        "measured_step_times": [{"model": "mlp-tiny", "width_ratio": 1.0, "batch_size": 16, "step_s": step_s}],
-    }
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    data = profile_data(name, step_overhead_s=None, bandwidth_gbps=100.0)
+    data["measured_step_times"] = measured_steps(step_s, at_test_point=False)
+    return write_profile_file(folder, data)
 
 
 def tiny_scenario(folder: Path, *, devices: int = 4, **overrides: Any) -> dict[str, Any]:
@@ -99,8 +93,7 @@ def tiny_scenario(folder: Path, *, devices: int = 4, **overrides: Any) -> dict[s
         "seed": 1,
         "fleet": [{"profile": str(profile), "count": devices}],
         "network": {"ethernet": {"rate_mbps": 100.0, "latency": {"mean_ms": 0.0}}},
-        "workload": {"model": {"name": "mlp", "preset": "tiny"}, "dataset": {"name": "digits", "image_size": 8},
-                     "samples_per_client": 32, "batch_size": 16, "local_epochs": 1},
+        "workload": tiny_workload(32),
         "algorithm": {"name": "fedavg"},
         "evaluation": {"every_versions": None},
         "stop": {"max_versions": 3, "sim_time_s": 1e6},

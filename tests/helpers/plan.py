@@ -23,23 +23,16 @@ from typing import Any
 
 import yaml
 
+from tests.helpers.profiles import measured_steps, profile_data, tiny_workload, write_profile_file
+
 STEPS_PER_JOB = 4   # samples_per_client 64 / batch 16, one epoch
 
 
 def write_profile(folder: Path, name: str, step_s: float, *, usable_gb: float = 6.0) -> Path:
-    data: dict[str, Any] = {
-        "name": name,
-        "compute": {"peak_fp32_gflops": 100.0, "peak_fp16_gflops": 200.0, "training_efficiency": 0.5,
-                    "step_overhead_s": step_s},
-        "memory": {"total_gb": 8.0, "usable_gb": usable_gb, "bandwidth_gbps": 1000.0},
-        "power_modes": {"max": {"watts": 10.0, "clock_scale": 1.0}},
-        "default_power_mode": "max",
-        "idle_w": 2.0,
-        "measured_step_times": [{"model": "mlp-tiny", "width_ratio": 1.0, "batch_size": 16, "step_s": step_s}],
-    }
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    """The step time is measured (any input) and is the step overhead too: the cost model agrees."""
+    data = profile_data(name, step_overhead_s=step_s, usable_gb=usable_gb, described=False, ethernet=False)
+    data["measured_step_times"] = measured_steps(step_s, at_test_point=False)
+    return write_profile_file(folder, data)
 
 
 def base_scenario() -> dict[str, Any]:
@@ -50,8 +43,7 @@ def base_scenario() -> dict[str, Any]:
         "network": {"server": {"downlink_mbps": 1000, "uplink_mbps": 1000},
                     "access_points": {"ap": {"capacity_mbps": 50, "latency": {"mean_ms": 2, "jitter_ms": 1}}},
                     "ethernet": {"rate_mbps": 8.0, "latency": {"mean_ms": 1.0, "jitter_ms": 0.5}}},
-        "workload": {"model": {"name": "mlp", "preset": "tiny"}, "dataset": {"name": "digits", "image_size": 8},
-                     "samples_per_client": 64, "batch_size": 16, "local_epochs": 1},
+        "workload": tiny_workload(),
         "algorithm": {"name": "fedavg"},
         "evaluation": {"every_versions": 1},
         "stop": {"sim_time_s": 120},
