@@ -193,6 +193,7 @@ def test_cifar_resnet18_matches_reference_figures():
     assert half.activation_bytes_per_sample / full.activation_bytes_per_sample == pytest.approx(0.5, abs=0.01)
 
 
+@pytest.mark.slow
 def test_bert_base_planned_without_allocating():
     code = textwrap.dedent("""
         import resource, time

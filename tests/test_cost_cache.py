@@ -45,6 +45,7 @@ def test_each_width_ratio_and_spec_has_its_own_entry(cache: Path) -> None:
     assert a.params != b.params and a.params != c.params
 
 
+@pytest.mark.slow
 def test_a_corrupt_entry_is_traced_again_and_repaired(cache: Path) -> None:
     fresh = cost.model_cost(SPEC, 10, SHAPE)
     (entry,) = cache.glob("*.json")

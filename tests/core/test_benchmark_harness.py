@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
@@ -10,6 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_core_throughput_worker_reports_a_matched_bare_loop() -> None:
     """One size, one repeat: the bare loop processed exactly the run's event count (the worker asserts
     it), every client-round is counted, and the ratios are the quotients of the times it reports."""

@@ -194,6 +194,7 @@ def test_no_module_over_400_lines() -> None:
     assert all(sizes.get(f, 0) > 400 for f in OVER_400), "an exempt file is under 400 lines now: drop it"
 
 
+@pytest.mark.slow
 def test_every_module_imports_on_its_own() -> None:
     """Each module imported first, in a fresh interpreter's clean simulator namespace: an import that
     only works after another module was imported (a hidden cycle or order dependence) fails here."""

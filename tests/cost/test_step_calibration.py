@@ -127,6 +127,7 @@ def test_a_bad_input_shape_is_an_input_error(tmp_path: Path) -> None:
     load_profile(str(_profile(tmp_path, [_entry(), _entry(input_shape=[3, 64, 64])])))  # different points
 
 
+@pytest.mark.slow
 def test_the_cli_summary_says_where_step_times_came_from(tmp_path: Path) -> None:
     profile = _profile(tmp_path, [_entry()])
     path = tmp_path / "s.yaml"

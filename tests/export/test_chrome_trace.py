@@ -161,6 +161,7 @@ def test_gzip_output_holds_the_same_json(trace, run_dir, tmp_path):
     assert (tmp_path / "t.json.gz").stat().st_size < path.stat().st_size / 4
 
 
+@pytest.mark.slow
 def test_cli_export_writes_and_never_overwrites_without_force(run_dir, tmp_path):
     out = tmp_path / "t.json"
     cmd = [sys.executable, "-m", "simulator.cli", "export", str(run_dir), "--format", "chrome-trace", "-o", str(out)]

@@ -153,6 +153,7 @@ def test_the_small_base_runs() -> None:
     assert result.summary["versions"] >= 1
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(mutated(small_base()))
 def test_mutated_scenario_runs_or_is_an_input_error(data: dict[str, Any]) -> None:

@@ -382,6 +382,7 @@ def test_model_that_fits_no_device_runs_and_reports_ooms(tmp_path: Path) -> None
 # ------------------------------------------------------------------ end to end, in real processes
 
 
+@pytest.mark.slow
 def test_subprocess_syntax_error_via_run(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text("name: x\nfleet: [\n")
@@ -389,6 +390,7 @@ def test_subprocess_syntax_error_via_run(tmp_path: Path) -> None:
                      value=None, also=("line 3, column 1",))
 
 
+@pytest.mark.slow
 def test_subprocess_unknown_nested_key_via_validate(tmp_path: Path) -> None:
     data = base()
     data["network"]["access_points"]["ap"]["bandwith_mbps"] = 10
@@ -397,6 +399,7 @@ def test_subprocess_unknown_nested_key_via_validate(tmp_path: Path) -> None:
                      field="network.access_points.ap.bandwith_mbps", value="10")
 
 
+@pytest.mark.slow
 def test_subprocess_existing_run_folder(tmp_path: Path) -> None:
     out = tmp_path / "run"
     out.mkdir()

@@ -69,12 +69,14 @@ def test_a_killed_candidate_is_rerun_and_an_edited_plan_reruns_what_changed(tmp_
     assert third.ran == first.outcome.runs and third.reused == 0
 
 
+@pytest.mark.slow
 def test_a_local_process_pool_gives_the_same_table(reference, tmp_path: Path) -> None:
     result = run_plan(write_plan(tmp_path, clients_per_round=2, plan=OPTIMISER), jobs=2, report=False)
     assert result.ran == reference.outcome.runs
     pd.testing.assert_frame_equal(result.table.frame, reference.table.frame)
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_ray_gives_the_same_table(reference, tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")

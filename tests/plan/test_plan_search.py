@@ -119,6 +119,7 @@ MIXED = [
 ]
 
 
+@pytest.mark.slow
 def test_the_optimiser_finds_a_mixed_optimum_within_its_budget(tmp_path: Path) -> None:
     """Three clients per round, no slow kind: every fleet of three or more fast devices meets the goal,
     so the cheapest is 2 × mid + 1 × good (540) — not one of the optimiser's probes (one device of a
@@ -135,6 +136,7 @@ def test_the_optimiser_finds_a_mixed_optimum_within_its_budget(tmp_path: Path) -
     assert not dearer.ran.any() and (dearer.price > 540).all()
 
 
+@pytest.mark.slow
 def test_the_same_plan_gives_the_same_table(tmp_path: Path) -> None:
     plan = {"catalogue": MIXED, "search": {"method": "optuna", "budget_runs": 12}}
     first = run_plan(write_plan(tmp_path / "a", clients_per_round=3, plan=plan), report=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import signal
 import subprocess
@@ -15,6 +17,7 @@ from simulator.trace.recorder import read_table
 from tests.helpers.scenarios import base_scenario, write_profile
 
 
+@pytest.mark.slow
 def test_sigint_keeps_traces_and_writes_a_partial_report(tmp_path: Path) -> None:
     profiles = tmp_path / "profiles"
     profiles.mkdir()

@@ -45,6 +45,7 @@ def _tables(run_dir: Path) -> dict[str, bytes]:
     return {t: (run_dir / f"{t}.parquet").read_bytes() for t in TABLES}
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_gives_identical_traces(tmp_path: Path) -> None:
     scenario = _scenario_file(tmp_path)
     reference = simulator.run(scenario, out=tmp_path / "reference", report=False)

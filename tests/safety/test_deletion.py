@@ -26,6 +26,7 @@ def _decoys(folder: Path) -> None:
     (folder / "src" / "main.py").write_text("print('mine')\n")
 
 
+@pytest.mark.slow
 def test_force_refuses_the_current_folder_and_touches_nothing(tmp_path: Path) -> None:
     work = tmp_path / "work"
     _decoys(work)
@@ -156,6 +157,7 @@ def test_a_failed_force_run_leaves_the_previous_run_as_it_was(tmp_path: Path) ->
     assert tree(out) == before
 
 
+@pytest.mark.slow
 def test_ctrl_c_before_the_first_flush_keeps_the_previous_run(tmp_path: Path) -> None:
     scenario = write_scenario(tmp_path / "s.yaml", tiny_scenario(tmp_path))
     out = tmp_path / "run"

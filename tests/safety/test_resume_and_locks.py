@@ -3,6 +3,8 @@ locked while in use (issue 12, "Resume and locking")."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import signal
 import subprocess
@@ -56,6 +58,7 @@ def test_resume_of_an_interrupted_run_keeps_the_users_files(tmp_path: Path) -> N
         assert (out / f"{table}.parquet").read_bytes() == (reference / f"{table}.parquet").read_bytes()
 
 
+@pytest.mark.slow
 def test_a_folder_in_use_is_refused_naming_the_process(tmp_path: Path) -> None:
     sentinel = tmp_path / "spinning"
     spinning = mischief_scenario(tmp_path, "spin", sentinel=str(sentinel), report=False)
@@ -75,6 +78,7 @@ def test_a_folder_in_use_is_refused_naming_the_process(tmp_path: Path) -> None:
     assert json.loads((out / "summary.json").read_text())["stop_reason"] == "interrupted"
 
 
+@pytest.mark.slow
 def test_two_resumes_of_one_folder_cannot_interleave(tmp_path: Path) -> None:
     """An interrupted run whose policy spins again when replayed: the first resume holds the folder
     (spinning), the second is refused and touches nothing."""
@@ -96,6 +100,7 @@ def test_two_resumes_of_one_folder_cannot_interleave(tmp_path: Path) -> None:
         _stop(first)
 
 
+@pytest.mark.slow
 def test_a_sweep_folder_in_use_is_refused(tmp_path: Path) -> None:
     sentinel = tmp_path / "spinning"
     spinning = mischief_scenario(tmp_path, "spin", sentinel=str(sentinel), report=False)

@@ -117,6 +117,7 @@ def test_an_error_in_the_base_names_the_base_file(tmp_path: Path) -> None:
     assert info.value.file == str(tmp_path / "base.yaml") and info.value.field == "stop.sim_time_s"
 
 
+@pytest.mark.slow
 def test_shipped_sweeps_expand_to_valid_scenarios() -> None:
     policies = expand(load_sweep(ROOT / "scenarios" / "sweeps" / "straggler_policies.yaml"))
     presets = ["co-s2p", "fedavg", "heterofl", "fedrolex", "depthfl", "fedasync", "fedbuff", "timelyfl",

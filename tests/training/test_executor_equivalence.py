@@ -32,6 +32,7 @@ def test_inline_and_process_pool_give_identical_traces(tmp_path: Path, profile_d
     assert inline == pool
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install 'fleetsim[ray]')")
 def test_ray_gives_identical_traces(tmp_path: Path, profile_dir: Path) -> None:
