@@ -164,7 +164,7 @@ def test_small_report_renders_and_screenshot(small_report, tmp_path):
 
 @pytest.mark.slow
 def test_10k_report_renders_with_webgl(big_report, tmp_path):
-    path, _ = big_report
+    path, _, _ = big_report
     assert_all_drawn(rendered(path, tmp_path), CHART_IDS)
 
 
