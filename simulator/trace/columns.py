@@ -89,7 +89,8 @@ _JOB = Column("job_id", "int64", "", "the job (one dispatch of work to one devic
 TABLES: dict[str, Table] = {t.name: t for t in (
     Table("events", "device phase", packed=True, columns=(
         _DEVICE, _NAME, _PROFILE, _GROUP,
-        Column("phase", "text", "", "what the device was doing", ("download", "compute", "upload", "offline")),
+        Column("phase", "text", "", "what the device was doing (oom: a job refused for memory, zero length)",
+               ("download", "compute", "upload", "offline", "oom")),
         Column("start_s", "float64", "s", "simulated time the phase began"),
         Column("end_s", "float64", "s", "simulated time the phase ended (the stop, for a phase under way)"),
         _JOB,

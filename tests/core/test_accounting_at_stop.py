@@ -58,6 +58,7 @@ def _stop_time(transfer_s: float) -> float:
     raise AssertionError("no stop time puts the fast board in compute")
 
 
+@pytest.mark.slow
 def test_phases_in_progress_at_the_stop_are_booked_as_what_they_are(tmp_path: Path, profile_dir: Path) -> None:
     transfer_s = _transfer_s()
     stop_s = _stop_time(transfer_s)

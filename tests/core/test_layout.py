@@ -6,6 +6,7 @@ under ``if TYPE_CHECKING``), so a lazy import cannot hide a cycle."""
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,7 @@ def _module_name(path: Path) -> str:
 MODULES = {_module_name(p): p for p in sorted(ROOT.rglob("*.py"))}
 
 
+@functools.lru_cache(maxsize=None)
 def _imports(path: Path) -> list[str]:
     """Every module named by an import statement of `path` (absolute imports; fleetsim uses no others)."""
     found: list[str] = []

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import simulator
 from simulator.config.loading import read_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_submodels_by_profile_counts_every_device_and_keeps_the_worst_case(tmp_path: Path) -> None:
     scenario = read_yaml(ROOT / "scenarios" / "quickstart.yaml")
     scenario["stop"] = {"sim_time_s": 600}

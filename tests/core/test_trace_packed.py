@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from simulator.trace.packed import EVENT_FIELDS, UPDATE_FIELDS, PackedTableWriter
 from simulator.trace.tables import TableWriter
@@ -99,6 +100,7 @@ def test_joined_file_bytes_do_not_depend_on_part_sizes(tmp_path: Path, monkeypat
     assert files[0].read_bytes() == reference.read_bytes()
 
 
+@pytest.mark.slow
 def test_big_joined_file_bytes_do_not_depend_on_part_sizes(tmp_path: Path) -> None:
     """200,000 distinct job ids overflow Parquet's 1 MiB dictionary page. Where the writer falls back
     to plain encoding depends on Arrow chunk boundaries (a part of 2^17 int64 ids ends exactly at the

@@ -106,6 +106,7 @@ def _depthwise_forward_flops(model, x):
     return sum(total)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["mobilenet-v2", "mobilenet-v3-large"])
 def test_mobilenet_gemm_work_is_its_dense_convs_three_times(preset):
     """A whole MobileNet step: the FLOPs are every conv's (depthwise included, by hand); the GEMM
@@ -124,6 +125,7 @@ def test_mobilenet_gemm_work_is_its_dense_convs_three_times(preset):
     assert 2.9 * dense_fwd < gemm <= 3 * dense_fwd * (1 + 1e-9)
 
 
+@pytest.mark.slow
 def test_real_mobilenet_backward_matches_the_meta_trace():
     """The meta-device trace and a real CPU step of the tiny MobileNet count the same GEMM FLOPs."""
     spec, shape = ModelSpec(name="mobilenet", preset="tiny"), (3, 16, 16)

@@ -42,6 +42,7 @@ def test_a_view_keeps_its_storage_counted():
 @pytest.mark.parametrize("name,shape,batch", [
     ("resnet", (3, 16, 16), 16), ("mobilenet", (3, 32, 32), 8), ("vit", (3, 16, 16), 32), ("cnn", (3, 16, 16), 32),
 ])
+@pytest.mark.slow
 def test_training_memory_model_is_within_15_percent_of_a_measured_step(name, shape, batch):
     spec = ModelSpec(name=name, preset="tiny")
     model = build_model(spec, 10, shape, seed=0)

@@ -58,6 +58,7 @@ def _scenario(tmp_path: Path, profile: Path, plan_shape: list[int], **algorithm:
     }
 
 
+@pytest.mark.slow
 def test_a_32px_calibration_is_used_at_32px_and_not_at_224px(tmp_path: Path) -> None:
     profile = _profile(tmp_path, [_entry()])
     at32 = simulator.run(_scenario(tmp_path, profile, [3, 32, 32]), timing_only=True, out=tmp_path / "r32")

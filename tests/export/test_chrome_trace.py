@@ -90,6 +90,7 @@ def trace(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
     return out, json.loads(out.read_text(encoding="utf-8")), stats
 
 
+@pytest.mark.slow
 def test_trace_follows_the_format(trace):
     _, data, stats = trace
     by_ph = validate(data)

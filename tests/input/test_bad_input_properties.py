@@ -145,6 +145,7 @@ def _cheap(scenario: Scenario) -> bool:
 # ------------------------------------------------------------------ (a) scenario mutations
 
 
+@pytest.mark.slow
 def test_the_small_base_runs() -> None:
     import simulator.api as api
 
@@ -181,6 +182,7 @@ def test_mutated_scenario_runs_or_is_an_input_error(data: dict[str, Any]) -> Non
                  st.lists(st.sampled_from(["name:", " x", "\n", "- ", "[", "]", "{", "}", ":", "fleet", "&a",
                                            "*a", "!!float", "'", '"', "\t", "2001-13-45", "<<: *a", "? "]),
                           max_size=30).map("".join)))
+@pytest.mark.slow
 def test_random_bytes_as_a_scenario_file_are_an_input_error(content: bytes | str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "random.yaml"
@@ -218,6 +220,7 @@ def test_mutated_profile_is_valid_or_an_input_error(data: dict[str, Any]) -> Non
 @SETTINGS
 @given(mutated({"memory": {"usable_gb": 3.0}, "compute": {"training_efficiency": 0.3},
                 "power_modes": {"5w": {"watts": 5.0}}, "idle_w": 1.0}))
+@pytest.mark.slow
 def test_mutated_overrides_are_valid_or_an_input_error(overrides: dict[str, Any]) -> None:
     nano = load_profile("jetson-nano-4gb")
     try:
@@ -237,6 +240,7 @@ def _small_sweep() -> dict[str, Any]:
             "zip": {}, "seeds": [0, 1], "timing_only": True}
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(mutated(_small_sweep()))
 def test_mutated_sweep_expands_or_is_an_input_error(data: dict[str, Any]) -> None:

@@ -44,6 +44,7 @@ def run_job(lrn, job_id, client, steps=3, depth=3, ratio=1.0, index=0):
     return job_id
 
 
+@pytest.mark.slow
 def test_a_small_federated_run_learns_far_above_chance():
     lrn = learner(PruningSettings(width="importance", depth="rolling"),
                   TrainingSettings(batch_size=16, lr=0.05, distill_mode="deepest", distill_weight=0.5,

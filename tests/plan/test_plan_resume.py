@@ -24,6 +24,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory):
     return run_plan(write_plan(folder, clients_per_round=2, plan=OPTIMISER), report=False)
 
 
+@pytest.mark.slow
 def test_an_interrupted_plan_resumes_without_rerunning_finished_candidates(reference, tmp_path: Path) -> None:
     path = write_plan(tmp_path, clients_per_round=2, plan=OPTIMISER)
     seen: list[tuple[str, str]] = []
@@ -54,6 +55,7 @@ def test_an_interrupted_plan_resumes_without_rerunning_finished_candidates(refer
     pd.testing.assert_frame_equal(forced.table.frame, reference.table.frame)
 
 
+@pytest.mark.slow
 def test_a_killed_candidate_is_rerun_and_an_edited_plan_reruns_what_changed(tmp_path: Path) -> None:
     path = write_plan(tmp_path)
     first = run_plan(path, report=False)

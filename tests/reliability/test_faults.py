@@ -88,6 +88,7 @@ def test_server_pause_defers_merges_to_its_end(tmp_path: Path, profile_dir: Path
     assert np.diff(times) == pytest.approx([round_s, round_s])
 
 
+@pytest.mark.slow
 def test_invariants_hold_under_every_fault_at_once(tmp_path: Path, profile_dir: Path) -> None:
     a = write_profile(profile_dir, "a", step_s=0.3)
     b = write_profile(profile_dir, "b", step_s=1.7)

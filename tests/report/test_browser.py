@@ -168,6 +168,7 @@ def test_10k_report_renders_with_webgl(big_report, tmp_path):
     assert_all_drawn(rendered(path, tmp_path), CHART_IDS)
 
 
+@pytest.mark.slow
 def test_timing_only_report_has_no_accuracy_panel(timing_only_run, tmp_path):
     from simulator.report import write_run_report
     from simulator.report.run_report import TIMING_ONLY_OMITS

@@ -103,6 +103,7 @@ def test_not_a_run_folder_is_an_input_error(tmp_path):
         write_run_report(tmp_path / "bad")
 
 
+@pytest.mark.slow
 def test_10k_devices_report_is_small_and_fast(big_report):
     """Fast is relative: at most 10× the time to read its tables into pandas in the same session
     (measured 1.9-3.2× on a shared 2-core host at load 7; absolute seconds drift with the load)."""
@@ -122,6 +123,7 @@ def test_same_run_same_page(small_run, small_report, tmp_path):
     assert again.read_bytes() == small_report.read_bytes()
 
 
+@pytest.mark.slow
 def test_device_table_is_derived_from_events_when_missing(small_run, tmp_path):
     partial = tmp_path / "partial"
     shutil.copytree(small_run, partial)

@@ -126,6 +126,7 @@ def test_run_name_must_be_a_plain_name(tmp_path: Path) -> None:
     assert tree(parent) == before
 
 
+@pytest.mark.slow
 def test_quickstart_twice_refuses_then_force_replaces(tmp_path: Path) -> None:
     """The README's first command, run twice in one folder (timing-only, to be quick)."""
     from tests.helpers.safety import ROOT

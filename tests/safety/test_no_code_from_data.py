@@ -3,12 +3,11 @@ unless asked (issue 12, "No code from data")."""
 
 from __future__ import annotations
 
-import pytest
-
 import json
 import pickle
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 

@@ -3,13 +3,13 @@ figures run, and shows what it cannot know as unknown, not 0 (issue 12, "Partial
 
 from __future__ import annotations
 
-import pytest
-
 import json
 import re
 import signal
 import time
 from pathlib import Path
+
+import pytest
 
 from simulator.trace.recorder import read_table
 from tests.helpers.safety import cli, mischief_scenario, one_paragraph, popen_fleetsim

@@ -3,14 +3,13 @@ locked while in use (issue 12, "Resume and locking")."""
 
 from __future__ import annotations
 
-import pytest
-
 import json
 import signal
 import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.helpers.safety import (cli, mischief_scenario, one_paragraph, popen_fleetsim, tiny_scenario, tree,

@@ -29,6 +29,7 @@ def test_dotted_keys_parse_render_and_set() -> None:
             parse_key(bad)
 
 
+@pytest.mark.slow
 def test_grid_times_zip_times_seeds_in_file_order(tmp_path: Path) -> None:
     path = write_sweep(tmp_path, {
         "grid": {"algorithm.name": ["fedavg", "fedbuff"], "workload.batch_size": [8, 16]},

@@ -80,6 +80,7 @@ def test_results_come_from_each_variants_summary(reference: tuple[Path, SweepRes
     pd.testing.assert_frame_equal(reopened.aggregate, result.aggregate)
 
 
+@pytest.mark.slow
 def test_aggregate_is_mean_and_sample_std_over_seeds(reference: tuple[Path, SweepResult]) -> None:
     _, result = reference
     agg = result.aggregate

@@ -25,6 +25,7 @@ def _run(tmp_path: Path, profile_dir: Path, name: str, executor) -> dict[str, by
     return _parquet_bytes(run.run_dir)
 
 
+@pytest.mark.slow
 def test_inline_and_process_pool_give_identical_traces(tmp_path: Path, profile_dir: Path) -> None:
     inline = _run(tmp_path, profile_dir, "inline", InlineExecutor())
     pool = _run(tmp_path, profile_dir, "pool", ProcessPoolExecutor(2))

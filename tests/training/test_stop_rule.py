@@ -31,6 +31,7 @@ def test_patience_is_validated(tmp_path: Path, profile_dir: Path) -> None:
     assert Stop().target_rule() is None and Stop(target_accuracy=0.8).target_rule().patience == 1
 
 
+@pytest.mark.slow
 def test_a_run_stops_when_the_target_has_held_and_reports_the_rule(tmp_path: Path, profile_dir: Path) -> None:
     scenario = executor_scenario(tmp_path, profile_dir)
     scenario["stop"] = {"sim_time_s": 1e5, "max_versions": 40, "target_accuracy": 0.3, "target_patience": 3}
