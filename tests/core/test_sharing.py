@@ -205,6 +205,7 @@ FLEET_OPS = st.lists(st.tuples(st.sampled_from(["+", "+", "-", "capacity"]), st.
                                st.sampled_from([6e8, 1e9, 1e10, 0.0])), min_size=1, max_size=150)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(fleets(), FLEET_OPS)
 def test_incremental_sharing_on_fleet_shapes(instance, ops) -> None:

@@ -206,6 +206,7 @@ def _sane(profile: DeviceProfile) -> None:
     assert 0 < profile.usable_memory_bytes <= profile.memory.total_gb * 1e9 + 1
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(mutated(NANO))
 def test_mutated_profile_is_valid_or_an_input_error(data: dict[str, Any]) -> None:
