@@ -57,8 +57,8 @@ def plan_worker(model: str) -> None:
     from simulator.config.scenario import AlgorithmSpec
     from simulator.config.workload import ModelSpec
     from simulator.learning.models.registry import full_depth
-    from simulator.planning import Planner
-    from simulator.world import device_budget
+    from simulator.engine.planning import Planner
+    from simulator.engine.world import device_budget
 
     spec_data, classes, shape = MODELS[model]
     spec = ModelSpec(**spec_data)

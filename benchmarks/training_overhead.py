@@ -84,7 +84,8 @@ def _run_with_timers(data: dict[str, Any], out: Path, executor: Any) -> tuple[An
     """
     import simpy
 
-    from simulator import cost, trace
+    from simulator.cost import model as cost
+    from simulator.trace import recorder as trace
     from simulator.api import run
     from simulator.learning import executors, learner
 
@@ -177,12 +178,13 @@ def plain_loop(data: dict[str, Any], updates: Any, plans: dict[int, Any], num_pl
     import torch
 
     from simulator.config.algorithm import resolve_algorithm
+    from simulator.server.registry import policy_params
     from simulator.config.scenario import Scenario
     from simulator.learning.data import load_dataset, partition
     from simulator.learning.models import build_model
 
     scenario_ = Scenario.model_validate(data)
-    algorithm = resolve_algorithm(scenario_.algorithm)
+    algorithm = resolve_algorithm(scenario_.algorithm, policy_params)
     wl = scenario_.workload
     spec = wl.train_model or wl.model
     distill = algorithm.distillation
@@ -192,7 +194,7 @@ def plain_loop(data: dict[str, Any], updates: Any, plans: dict[int, Any], num_pl
     torch.set_num_threads(1)
     start = time.perf_counter()
     try:
-        from simulator.workload_info import describe_workload
+        from simulator.engine.workload_info import describe_workload
 
         dataset_spec = describe_workload(scenario_, ROOT, False, None).dataset_spec
         dataset = load_dataset(dataset_spec, scenario_.seed)
@@ -246,7 +248,7 @@ def main() -> int:
                            "load_average_before": os.getloadavg()}
     serial_runs, plain_runs, pool_runs = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
-        # A private planner trace cache (simulator.cost_cache): the first serial run fills it, as the
+        # A private planner trace cache (simulator.cost.cache): the first serial run fills it, as the
         # first run of a scenario on a machine does; --cold-cache turns it off for every run.
         os.environ["FLEETSIM_CACHE_DIR"] = "off" if args.cold_cache else str(Path(tmp) / "cache")
         out["trace_cache"] = "off" if args.cold_cache else "warm after the first serial run"

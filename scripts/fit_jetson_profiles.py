@@ -10,7 +10,7 @@
 2. Workloads: each row traced with the cost model (``simulator.cost``): torchvision ResNet-18 at
    224² (the ``resnet18`` preset, classifier of the row's classes) or SSD300-MobileNetV1 (traced from
    ``scripts/ssd_mobilenet_v1.py``), single exit, SGD with momentum, at the row's batch.
-3. Fit (``simulator.cost_fit.fit_cost_model``, the joint NNLS ``fleetsim calibrate`` uses) per board
+3. Fit (``simulator.cost.fit.fit_cost_model``, the joint NNLS ``fleetsim calibrate`` uses) per board
    with a fit split (:data:`SPLITS`), in the mode :data:`ASSUMED_MODE` says (no row states one). Only
    the figures the fit rows can tell apart are free, in cost_fit's order (training_efficiency,
    elementwise_efficiency, op_overhead_s, step_overhead_s; the GEMM tile width only with five or more
@@ -45,10 +45,10 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 from jetson_hardware import BOARDS, Board, mode_figures, power_rows  # noqa: E402
-from simulator import cost as costmod  # noqa: E402
-from simulator.calibrate import parse_model  # noqa: E402
+from simulator.cost import model as costmod  # noqa: E402
+from simulator.cost.calibrate import parse_model  # noqa: E402
 from simulator.config.profiles import DeviceProfile, load_profile  # noqa: E402
-from simulator.cost_fit import CostFit, fit_cost_model  # noqa: E402
+from simulator.cost.fit import CostFit, fit_cost_model  # noqa: E402
 
 TRAINING_CSV = ROOT / "device_profiles" / "measurements" / "jetson_training.csv"
 PROFILES_DIR = ROOT / "device_profiles"
@@ -159,7 +159,7 @@ def row_work(row: Row) -> costmod.StepWork:
 def forward_work(row: Row) -> costmod.StepWork:
     """One forward-only batch of the row's model (a validation step): forward GEMMs, the weights read
     once, forward elementwise traffic and ops."""
-    from simulator.cost_trace import trace
+    from simulator.cost.meta_trace import trace
 
     spec = parse_model(MODELS[row.model])
     traced = trace(spec.resolved(), row.num_classes, row.input_shape, 1.0)

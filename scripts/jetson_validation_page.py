@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import fit_jetson_profiles as fj
 from jetson_hardware import BOARDS, Board, power_rows
-from simulator import cost as costmod
+from simulator.cost import model as costmod
 from simulator.config.profiles import load_profile
-from simulator.cost_fit import CostFit
+from simulator.cost.fit import CostFit
 
 TARGET_MEDIAN = 0.15
 TARGET_MAX = 0.35
@@ -222,7 +222,7 @@ def render_page(rows: list[fj.Row]) -> str:
         "",
         "## Fit",
         "",
-        f"`simulator.cost_fit.fit_cost_model` (the joint NNLS `fleetsim calibrate` uses) on "
+        f"`simulator.cost.fit.fit_cost_model` (the joint NNLS `fleetsim calibrate` uses) on "
         f"{', '.join(f'`{i}`' for i in fj.SPLITS[fj.FITTED_BOARD].fit)} in mode "
         f"`{fj.ASSUMED_MODE[fj.FITTED_BOARD]}`, the split `device_profiles/measurements/README.md` set out with the "
         f"data, committed before this fit (one workload fits, the other rows are held out): training_efficiency = "

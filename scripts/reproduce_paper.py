@@ -192,7 +192,7 @@ def collect(planned: list[Planned]) -> dict[str, dict[str, Any]]:
 def host_info() -> str:
     import torch
 
-    from simulator.calibrate import cpu_model
+    from simulator.cost.calibrate import cpu_model
 
     return (f"{cpu_model()}, {multiprocessing.cpu_count()} cores, Python {platform.python_version()}, "
             f"torch {torch.__version__}")

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Validate fleetsim's step-time cost model on THIS host and rewrite docs/cost_model_validation.md.
 
-1. Calibrate: ``simulator.calibrate.calibrate`` measures this host's peak FLOP/s and memory bandwidth
+1. Calibrate: ``simulator.cost.calibrate.calibrate`` measures this host's peak FLOP/s and memory bandwidth
    and fits the profile's ``training_efficiency``, ``elementwise_efficiency``, ``op_overhead_s`` and
    ``step_overhead_s`` jointly on a FIT set of real training steps (CNN-small and ResNet-small at
    three widths and two batch sizes). The profile is written to ``reports/paper/this-host.yaml``.
-2. Predict: for every case, ``simulator.cost.step_time_s`` with that profile's figures — the cost
+2. Predict: for every case, ``simulator.cost.model.step_time_s`` with that profile's figures — the cost
    model a simulation uses, NOT the profile's ``measured_step_times`` override.
-3. Measure: the real step time of the same case with ``simulator.calibrate.measure_step_s`` (median
+3. Measure: the real step time of the same case with ``simulator.cost.calibrate.measure_step_s`` (median
    of repeats after warm-up, one torch thread), in ``--rounds`` rounds interleaved over all cases;
    the least-disturbed round (the smallest median) counts, since other processes only ever add time.
 4. Compare on HELD-OUT cases the fit never saw: other widths and batches of the fitted families,
@@ -81,8 +81,8 @@ def fit_cases() -> list[Case]:
 
 def predict_s(case: Case, profile: Any) -> dict[str, Any]:
     """The modelled step time from the calibrated profile's figures, with its terms and the workload."""
-    from simulator import cost
-    from simulator.calibrate import parse_model
+    from simulator.cost import model as cost
+    from simulator.cost.calibrate import parse_model
 
     c = cost.model_cost(parse_model(case.model), NUM_CLASSES, case.input_shape, case.width_ratio)
     pc = profile.compute
@@ -103,7 +103,8 @@ def predict_as_traced_before_s(case: Case, profile: Any, torch_count: bool = Tru
     convolutions by their group count) instead of the fixed one."""
     from torch.utils.flop_counter import flop_registry
 
-    from simulator import cost, cost_trace
+    from simulator.cost import model as cost
+    from simulator.cost import meta_trace as cost_trace
 
     op = cost_trace.torch.ops.aten.convolution_backward
     fixed, cache = cost_trace.FLOP_FORMULAS[op], os.environ.get("FLEETSIM_CACHE_DIR")
@@ -128,7 +129,7 @@ def predict_as_traced_before_s(case: Case, profile: Any, torch_count: bool = Tru
 def measure_all(cases: list[Case], rounds: int, repeats: int, warmup: int, clock: str = "wall") -> list[list[float]]:
     """Step times per case, one median per round; rounds interleave the cases so a burst of load
     elsewhere on the machine hits one round of many cases, not every round of one case."""
-    from simulator.calibrate import measure_step_s, parse_model
+    from simulator.cost.calibrate import measure_step_s, parse_model
 
     times: list[list[float]] = [[] for _ in cases]
     for _ in range(rounds):
@@ -235,14 +236,14 @@ Jetson boards against published measurements: [jetson_validation.md](jetson_vali
 
 ## What was done
 
-1. `simulator.calibrate.calibrate` measured this host (one torch thread, the fit set's step times as
+1. `simulator.cost.calibrate.calibrate` measured this host (one torch thread, the fit set's step times as
    the smallest of {rounds} interleaved round medians, timed by {'process CPU time' if clock == 'cpu' else 'wall time'}): peak
    **{c.peak_fp32_gflops:.1f} GFLOP/s** (the faster of a timed 1024² matmul and a timed 128-channel 3×3
    convolution, best of 10 each), memory bandwidth **{profile.memory.bandwidth_gbps:.1f} GB/s** (timed copy), and fitted, jointly by
    non-negative least squares on the relative errors, **{_figures(c)}** on the fit set
    ({', '.join(FIT_MODELS)} × widths {', '.join(map(str, FIT_WIDTHS))} × batches {', '.join(map(str, FIT_BATCHES))},
    input {'×'.join(map(str, IMAGE_SHAPE))}, {NUM_CLASSES} classes). Profile: `reports/paper/this-host.yaml`.
-2. Predicted = `simulator.cost.step_time_s(model_cost(...), batch, peak × training_efficiency, bandwidth,
+2. Predicted = `simulator.cost.model.step_time_s(model_cost(...), batch, peak × training_efficiency, bandwidth,
    step_overhead_s, "momentum", elementwise_efficiency=…, op_overhead_s=…, gemm_tile_width=…)`:
 
    GEMM FLOPs (each GEMM's output width padded to a multiple of gemm_tile_width) ÷ (peak ×
@@ -252,9 +253,9 @@ Jetson boards against published measurements: [jetson_validation.md](jetson_vali
    — the model a simulation uses when no measured time matches, never the profile's
    `measured_step_times`. GEMM FLOPs by output width, elementwise traffic (bytes that norms, activations,
    pooling, softmax, residual adds, copies and the loss read and write, forward and backward) and ops are
-   traced per block on the meta device (`simulator.cost_trace`); parameter traffic is weights, gradients
+   traced per block on the meta device (`simulator.cost.meta_trace`); parameter traffic is weights, gradients
    and optimizer state.
-3. Measured = `simulator.calibrate.measure_step_s` (forward over every exit, summed cross-entropy,
+3. Measured = `simulator.cost.calibrate.measure_step_s` (forward over every exit, summed cross-entropy,
    backward, SGD-momentum step), re-measured for every row including the fit rows, so in-sample error
    includes run-to-run noise; "round spread" = (largest − smallest round median) ÷ smallest.
 4. Held-out rows were never used for fitting: other widths and batches of the fitted families, other
@@ -274,7 +275,7 @@ split between the FLOPs term, the two traffic terms and the two overhead terms.
 - **Held-out misses beyond {100 * TARGET_ERROR:.0f} %.** Under-predicted: {names(under)}. Over-predicted: {names(over)}.
 - **Depthwise convolutions.** torch 2.13's FlopCounterMode counts a grouped convolution's weight
   gradient once per group too many; the trace now counts it as the forward's multiply-adds
-  (`simulator.cost_trace.conv_backward_flop`), and times a depthwise convolution (one input channel
+  (`simulator.cost.meta_trace.conv_backward_flop`), and times a depthwise convolution (one input channel
   per group, ~2 FLOPs per byte) by the bytes it moves rather than as GEMM work. The MobileNet rows:
   {depthwise_text} (before = torch's count, depthwise as GEMM work). The old count came closer here
   by accident: it charged each depthwise weight gradient C times its multiply-adds, while this CPU
@@ -334,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import torch
 
-    from simulator.calibrate import calibrate
+    from simulator.cost.calibrate import calibrate
     from simulator.config.profiles import load_profile
 
     torch.set_num_threads(1)

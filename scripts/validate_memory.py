@@ -3,13 +3,13 @@
 
 For each case (model × input × batch × exits):
 
-1. Predict: ``simulator.cost.training_memory_bytes(model_cost(...), batch, "momentum")`` with no
+1. Predict: ``simulator.cost.model.training_memory_bytes(model_cost(...), batch, "momentum")`` with no
    framework overhead — weights + gradients + momentum (4 bytes each per parameter) + the traced
    saved activations × batch: what the planner compares with a device's usable memory (minus the
    scenario's ``framework_overhead_gb``, which stands for the CUDA context and is not measured here).
 2. Measure, in a fresh process per case, one real SGD-momentum training step after a warm-up step
    (so the momentum buffers exist, as in steady training), one torch thread:
-   - tensor peak (``simulator.memory_probe``): the bytes alive before the step (weights, momentum,
+   - tensor peak (``simulator.cost.memory_probe``): the bytes alive before the step (weights, momentum,
      batch) + the most the step's own tensors held at once (a dispatch mode registers every output
      storage of every forward, backward and optimizer op and drops it when it is freed);
    - allocator view: the process's resident-set high-water mark during the step (VmHWM after
@@ -99,9 +99,9 @@ def measure(case: Case) -> dict[str, Any]:
     import torch
     import torch.nn.functional as F
 
-    from simulator.calibrate import parse_model
+    from simulator.cost.calibrate import parse_model
     from simulator.learning.models import build_model
-    from simulator.memory_probe import measure_step_peak
+    from simulator.cost.memory_probe import measure_step_peak
 
     torch.set_num_threads(1)
     spec = parse_model(case.model)
@@ -142,8 +142,8 @@ def measure(case: Case) -> dict[str, Any]:
 
 
 def predict(case: Case) -> dict[str, Any]:
-    from simulator import cost
-    from simulator.calibrate import parse_model
+    from simulator.cost import model as cost
+    from simulator.cost.calibrate import parse_model
 
     c = cost.model_cost(parse_model(case.model), NUM_CLASSES, case.input_shape, exits=case.exits)
     total = cost.training_memory_bytes(c, case.batch_size, "momentum")
@@ -183,7 +183,7 @@ def page(rows: list[dict[str, Any]], minutes: float, loads: tuple[float, float])
 
     import torch
 
-    from simulator.calibrate import cpu_model
+    from simulator.cost.calibrate import cpu_model
 
     errors = [abs(r["error"]) for r in rows]
     worst = max(rows, key=lambda r: abs(r["error"]))
@@ -202,7 +202,7 @@ def page(rows: list[dict[str, Any]], minutes: float, loads: tuple[float, float])
 > Do not edit by hand: rerun the script. Part of [results.md](results.md); step times:
 > [cost_model_validation.md](cost_model_validation.md).
 
-**Headline:** `simulator.cost.training_memory_bytes` is off by a median **{100 * statistics.median(errors):.1f} %**
+**Headline:** `simulator.cost.model.training_memory_bytes` is off by a median **{100 * statistics.median(errors):.1f} %**
 from the measured tensor peak over {len(rows)} cases ({within} of {len(rows)} within {100 * TARGET_ERROR:.0f} %; worst
 {100 * worst['error']:+.1f} %, `{worst['model']}` batch {worst['batch_size']}).
 
@@ -213,7 +213,7 @@ from the measured tensor peak over {len(rows)} cases ({within} of {len(rows)} wi
    activations the meta-device trace counts (`saved_tensors_hooks`, each storage once, parameters
    excluded) × batch.
 2. **Measured**, in a fresh process per case, one real training step (set-to-none `zero_grad`, forward,
-   cross-entropy, backward, SGD-momentum `step`) after a warm-up step, with `simulator.memory_probe`:
+   cross-entropy, backward, SGD-momentum `step`) after a warm-up step, with `simulator.cost.memory_probe`:
    *resident* = weights, momentum buffers and the batch alive before the step; *step* = the most the
    step's own tensors (every output of every forward, backward and optimizer op, each storage once,
    dropped when freed) held at any moment. *Measured tensor peak* = resident + step.

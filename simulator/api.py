@@ -15,16 +15,16 @@ from typing import Any
 
 import pandas as pd
 
-from simulator.checkpoint import CHECKPOINT_FILE, RUN_OPTIONS_FILE, load_checkpoint, read_run_options, write_run_options
+from simulator.output.checkpoint import CHECKPOINT_FILE, RUN_OPTIONS_FILE, load_checkpoint, read_run_options, write_run_options
 from simulator.config.input_files import read_input_text
 from simulator.config.loading import load_yaml_model, validate_data
 from simulator.config.scenario import Scenario
-from simulator.engine import ProgressFn, Simulation
+from simulator.engine.simulation import ProgressFn, Simulation
 from simulator.errors import InputError, RunError
-from simulator.run_failure import RunFailed, RunInterrupted, preparing_failure
-from simulator.run_folder import ClaimedFolder, claim_for_resume, claim_run_dir, remove_run_files, write_yaml
-from simulator.server.policy import add_plugin_paths
-from simulator.trace import read_table
+from simulator.engine.failure import RunFailed, RunInterrupted, preparing_failure
+from simulator.output.folder import ClaimedFolder, claim_for_resume, claim_run_dir, remove_run_files, write_yaml
+from simulator.server.registry import add_plugin_paths
+from simulator.trace.recorder import read_table
 
 
 @dataclass

@@ -1,8 +1,9 @@
-"""Session-wide test settings."""
+"""Session-wide test settings and the fixtures every folder shares (helpers are in tests/helpers/)."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -18,3 +19,11 @@ def _private_cost_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
         os.environ.pop("FLEETSIM_CACHE_DIR", None)
     else:
         os.environ["FLEETSIM_CACHE_DIR"] = previous
+
+
+@pytest.fixture
+def profile_dir(tmp_path: Path) -> Path:
+    """An empty folder for the profiles a test writes (tests/helpers/scenarios.write_profile)."""
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    return folder

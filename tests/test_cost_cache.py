@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from simulator import cost, cost_cache, cost_trace
+from simulator.cost import model as cost
+from simulator.cost import cache as cost_cache
+from simulator.cost import meta_trace as cost_trace
 from simulator.config.workload import ModelSpec
 
 SPEC = ModelSpec(name="vit", preset="tiny")
@@ -43,6 +45,7 @@ def test_each_width_ratio_and_spec_has_its_own_entry(cache: Path) -> None:
     assert a.params != b.params and a.params != c.params
 
 
+@pytest.mark.slow
 def test_a_corrupt_entry_is_traced_again_and_repaired(cache: Path) -> None:
     fresh = cost.model_cost(SPEC, 10, SHAPE)
     (entry,) = cache.glob("*.json")
@@ -73,11 +76,12 @@ def test_the_key_changes_when_the_tracer_or_the_cost_model_changes(tmp_path: Pat
     root = cost_cache._SOURCE_ROOT
     (tmp_path / "learning").mkdir()
     shutil.copytree(root / "learning" / "models", tmp_path / "learning" / "models")
-    for name in ("cost.py", "cost_trace.py"):
+    for name in ("cost/model.py", "cost/meta_trace.py"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
         shutil.copy(root / name, tmp_path / name)
     monkeypatch.setattr(cost_cache, "_SOURCE_ROOT", tmp_path)
     keys = []
-    for name in ("cost_trace.py", "cost.py"):
+    for name in ("cost/meta_trace.py", "cost/model.py"):
         cost_cache._code_fingerprint.cache_clear()
         keys.append(cost_cache.cache_key(SPEC, 10, SHAPE, 1.0))
         (tmp_path / name).write_text((tmp_path / name).read_text() + "\n# changed\n")

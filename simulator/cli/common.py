@@ -49,7 +49,7 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:  # noqa: BLE001 - the last net: one paragraph, never a traceback
             if os.environ.get("FLEETSIM_TRACEBACK"):
                 raise
-            from simulator.run_failure import describe_failure
+            from simulator.engine.failure import describe_failure
 
             message = describe_failure(exc).message + " (FLEETSIM_TRACEBACK=1 shows the traceback)"
             err_console.print(Text.assemble(("fleetsim: failed: ", "bold red"), message), soft_wrap=True)

@@ -20,15 +20,16 @@ from simulator.config.scenario import Scenario
 def resolved_document(scenario: Scenario) -> dict[str, Any]:
     """The scenario with its algorithm resolved (preset merged with overrides, every key present)."""
     from simulator.config.algorithm import resolve_algorithm
+    from simulator.server.registry import policy_params
 
     document = scenario.model_dump(mode="json")
-    document["algorithm"] = resolve_algorithm(scenario.algorithm).as_dict()
+    document["algorithm"] = resolve_algorithm(scenario.algorithm, policy_params).as_dict()
     return document
 
 
 def unset_notes(scenario: Scenario, aggregation: dict[str, Any]) -> dict[str, str]:
     """What each aggregation key left at null means, from the policy's own field description."""
-    from simulator.server.policy import resolve_policy
+    from simulator.server.registry import resolve_policy
 
     policy = aggregation.get("policy")
     if not isinstance(policy, str) or ":" in policy:
@@ -45,8 +46,8 @@ def group_plans(scenario: Scenario, file: Path) -> list[dict[str, Any]]:
 
     from simulator.engine import Simulation
     from simulator.environment import Environment
-    from simulator.planning import local_steps
-    from simulator.world import aggregation_deadline, build_devices, build_network, device_budget
+    from simulator.engine.planning import local_steps
+    from simulator.engine.world import aggregation_deadline, build_devices, build_network, device_budget
 
     sim = Simulation(scenario, Path("."), scenario_file=str(file), base_dir=file.resolve().parent, timing_only=True)
     planner = sim.make_planner()

@@ -44,8 +44,8 @@ def register(app: typer.Typer) -> None:
         Plug-ins (module:Class) are not imported unless --import-plugins is given; the output says so."""
         from simulator.cli.validate import not_imported_note, plugins_in, without_plugins
         from simulator.engine import Simulation
-        from simulator.run_failure import preparing_failure
-        from simulator.server.policy import add_plugin_paths
+        from simulator.engine.failure import preparing_failure
+        from simulator.server.registry import add_plugin_paths
 
         for file in files:
             scenario = _load(file)

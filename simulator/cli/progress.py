@@ -25,7 +25,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 EVERY_ENV = "FLEETSIM_PROGRESS_EVERY_S"
 DEFAULT_EVERY_S = 5.0
 LOG_NAME = "progress.log"
-MARKER_FILE = ".fleetsim-run"  # simulator.run_folder.MARKER_FILE: only a folder fleetsim made gets a log
+MARKER_FILE = ".fleetsim-run"  # simulator.output.folder.MARKER_FILE: only a folder fleetsim made gets a log
 
 
 def duration_text(seconds: float) -> str:

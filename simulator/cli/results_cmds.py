@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """(Re)write the self-contained HTML report of a run."""
         from simulator.report import write_run_report
-        from simulator.run_folder import check_html_destination
+        from simulator.output.folder import check_html_destination
 
         if not (run_dir / "summary.json").exists() and not (run_dir / "_parts").exists():
             raise InputError("not a run folder (no summary.json or traces)", value=str(run_dir),
@@ -80,7 +80,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Compare runs side by side: accuracy over time, time to target, utilization, staleness, memory, energy."""
         from simulator.report import write_comparison_report
-        from simulator.run_folder import check_html_destination
+        from simulator.output.folder import check_html_destination
 
         check_format(fmt)
         for run_dir in run_dirs:

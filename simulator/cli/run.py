@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
         The traces equal an uninterrupted run's. A finished run is refused; the folder is locked while
         resuming, and only the files fleetsim wrote are replaced (your own files in it stay)."""
         from simulator.api import load_scenario, resume as resume_run
-        from simulator.checkpoint import read_run_options
+        from simulator.output.checkpoint import read_run_options
         from simulator.executors_cli import make_executor
 
         timing_only = bool(read_run_options(run_dir).get("timing_only", False))

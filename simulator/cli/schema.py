@@ -38,7 +38,7 @@ def _with_defaults(schema: dict[str, Any], values: dict[str, Any], title: str) -
 
 def _policy_branches(defs: dict[str, Any]) -> dict[str, str]:
     """One $def per built-in policy (its Params, ``policy`` a const); name -> $ref."""
-    from simulator.server.policy import registered_names, resolve_policy
+    from simulator.server.registry import registered_names, resolve_policy
 
     refs = {}
     for name in registered_names():
@@ -67,7 +67,9 @@ def _preset_rule(name: str, defs: dict[str, Any], policy_refs: dict[str, str]) -
     from simulator.config.algorithm import DistillationSpec, LocalWorkSpec, PruningSpec, resolve_algorithm
     from simulator.config.scenario import AlgorithmSpec
 
-    resolved = resolve_algorithm(AlgorithmSpec(name=name))
+    from simulator.server.registry import policy_params
+
+    resolved = resolve_algorithm(AlgorithmSpec(name=name), policy_params)
     slug = name.replace("-", "_")
     policy = resolved.aggregation["policy"]
     base = defs[policy_refs[policy].rsplit("/", 1)[1]]
@@ -91,6 +93,7 @@ def algorithm_schema(defs: dict[str, Any]) -> dict[str, Any]:
     """AlgorithmSpec's schema: preset names as an enum, aggregation a discriminated union."""
     from simulator.config.algorithm import PRESETS, PRESET_NAMES, resolve_algorithm
     from simulator.config.scenario import AlgorithmSpec
+    from simulator.server.registry import policy_params
 
     refs = _policy_branches(defs)
     defs["AggregationWithPolicy"] = {
@@ -98,7 +101,7 @@ def algorithm_schema(defs: dict[str, Any]) -> dict[str, Any]:
         "oneOf": [{"$ref": r} for r in refs.values()] + [{"$ref": "#/$defs/Policy_plugin"}],
         "discriminator": {"propertyName": "policy", "mapping": dict(refs)},
     }
-    presets = "; ".join(f"{p}: {resolve_algorithm(AlgorithmSpec(name=p)).aggregation['policy']} policy"
+    presets = "; ".join(f"{p}: {resolve_algorithm(AlgorithmSpec(name=p), policy_params).aggregation['policy']} policy"
                         + (f", pruning {PRESETS[p]['pruning']}" if "pruning" in PRESETS[p] else "")
                         for p in PRESET_NAMES)
     return {

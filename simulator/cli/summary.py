@@ -78,7 +78,7 @@ def summary_table(summary: dict[str, Any], run_dir: Path) -> Table:
         table.add_row("faults", "\n".join(fault_text(f) for f in faults[:6]) + (f"\n… {len(faults) - 6} more" if len(faults) > 6 else ""))
     table.add_row("traffic", f"{human_bytes(summary['bytes_down'])} down, {human_bytes(summary['bytes_up'])} up")
     if "step_times" in summary:
-        from simulator.step_times import summary_line
+        from simulator.engine.step_times import summary_line
 
         table.add_row("step times", summary_line(summary["step_times"]))
     table.add_row("energy", energy_text(summary["energy_j"]))

@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
 
         Run it on a real Jetson to make that board's profile; a measured time overrides the cost model
         only at its own point: model label, width, batch, input shape, dtype and exits (full depth)."""
-        from simulator.calibrate import calibrate as run_calibration
+        from simulator.cost.calibrate import calibrate as run_calibration
 
         target = out or Path(name + ".yaml")
         if target.is_dir():

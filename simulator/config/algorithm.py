@@ -9,9 +9,9 @@ policy accepts other keys.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from simulator.config.numbers import NoBoolNumbers
 from simulator.config.loading import deep_merge, validation_error_to_input_error
@@ -26,7 +26,7 @@ class _Part(NoBoolNumbers):
 
 
 class PruningSpec(_Part):
-    """How each device's submodel is cut (see simulator.planning and simulator.learning.pruning)."""
+    """How each device's submodel is cut (see simulator.engine.planning and simulator.learning.pruning)."""
 
     width: Literal["none", "static", "rolling", "importance"] = "none"
     depth: Literal["none", "fixed", "rolling", "partial"] = Field(default="none", description=(
@@ -167,10 +167,15 @@ def _check_durations(params: dict[str, Any], field: str = "algorithm.aggregation
                              accepted=f"a duration >= {MIN_DURATION_S:g} s")
 
 
-def resolve_algorithm(spec: AlgorithmSpec) -> ResolvedAlgorithm:
-    """Merge the preset named by ``spec.name`` with the scenario's overrides and validate each part."""
-    from simulator.server.policy import build_policy
+# Validates an aggregation block against its policy's Params and returns them (a pydantic model):
+# simulator.server.registry.policy_params. Passed in, because config imports nothing of the server —
+# the policy classes, plug-ins included, live there.
+AggregationValidator = Callable[[dict[str, Any]], BaseModel]
 
+
+def resolve_algorithm(spec: AlgorithmSpec, validate_aggregation: AggregationValidator) -> ResolvedAlgorithm:
+    """Merge the preset named by ``spec.name`` with the scenario's overrides and validate each part
+    (the aggregation block by ``validate_aggregation``, see :data:`AggregationValidator`)."""
     if spec.name not in PRESETS:
         raise InputError(
             "unknown algorithm preset", field="algorithm.name", value=spec.name, accepted=", ".join(PRESET_NAMES)
@@ -181,11 +186,11 @@ def resolve_algorithm(spec: AlgorithmSpec) -> ResolvedAlgorithm:
         aggregation = dict(spec.aggregation)
     else:
         aggregation = deep_merge(base_aggregation, spec.aggregation)
-    policy = build_policy(aggregation)  # validates keys against the policy's Params
-    _check_durations(policy.params.model_dump())
+    params = validate_aggregation(aggregation)  # validates keys against the policy's Params
+    _check_durations(params.model_dump())
     return ResolvedAlgorithm(
         name=spec.name,
-        aggregation=policy.params.model_dump(mode="json"),
+        aggregation=params.model_dump(mode="json"),
         pruning=_validate_part(PruningSpec, deep_merge(preset.get("pruning", {}), spec.pruning), "algorithm.pruning"),
         distillation=_validate_part(
             DistillationSpec, deep_merge(preset.get("distillation", {}), spec.distillation), "algorithm.distillation"

@@ -27,7 +27,7 @@ WIDTH_TOLERANCE = 1e-6
 @dataclass(frozen=True)
 class StepPoint:
     """Everything that changes a training step's time, as the planner asks for it: the model's label
-    (:func:`simulator.workload_info.model_label`, overrides included), width ratio, retained depth
+    (:func:`simulator.config.workload.model_label`, overrides included), width ratio, retained depth
     (None = the full model), batch, per-sample input shape, dtype (the profile's precision) and
     which exits train (``all`` or ``final``)."""
 

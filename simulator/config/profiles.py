@@ -3,7 +3,7 @@
 A profile is a YAML file (``device_profiles/<name>.yaml`` for the built-in ones, or a user file named
 by path). It holds datasheet-style figures — peak FLOP/s, memory, bandwidth, power modes, network
 interfaces — plus five *assumptions* that turn peaks into simulated time (see
-:func:`simulator.cost.step_time_s`): ``training_efficiency`` (the share of peak FLOP/s the GEMMs of a
+:func:`simulator.cost.model.step_time_s`): ``training_efficiency`` (the share of peak FLOP/s the GEMMs of a
 PyTorch training step achieve), ``gemm_tile_width`` (the tile GEMM widths are padded to),
 ``elementwise_efficiency`` (the share of memory bandwidth its non-GEMM ops — norms, activations,
 pooling, softmax — achieve), ``op_overhead_s`` (dispatch cost per op) and ``step_overhead_s`` (fixed
@@ -43,7 +43,7 @@ _MAX_GB = 1e5
 _MAX_W = 1e6
 # Defaults of the step-time figures a profile may leave out (user profiles written before they
 # existed): the Orin-class assumptions of the built-in Jetson profiles, whose YAML comments give the
-# reasoning. They are also simulator.cost.step_time_s's defaults.
+# reasoning. They are also simulator.cost.model.step_time_s's defaults.
 DEFAULT_ELEMENTWISE_EFFICIENCY = 0.4
 DEFAULT_OP_OVERHEAD_S = 20e-6
 DEFAULT_GEMM_TILE_WIDTH = 32

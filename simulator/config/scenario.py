@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from simulator.errors import InputError
-from simulator.faults import Fault, LinkDown
+from simulator.config.faults import Fault, LinkDown
 from simulator.config.workload import DatasetSpec, ModelSpec, PartitionSpec
 from simulator.config.numbers import NoBoolNumbers
 

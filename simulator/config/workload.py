@@ -311,3 +311,25 @@ class PartitionSpec(_Spec):
         defaults = {"alpha": 0.5, "shards_per_client": 2, "sizes": "lognormal", "sigma": 1.0}
         v = getattr(self, field)
         return defaults.get(field) if v is None else v
+
+
+def _label_value(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return "/".join(str(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def model_label(spec: ModelSpec) -> str:
+    """A short, stable name of a model spec, used for measured step times and in reports: ``family``
+    or ``family-preset``, then every family field set away from the preset's value and
+    ``prune_stream=false`` in brackets — ``resnet-resnet18[stem=cifar]``, ``resnet[blocks=8,width=32]``
+    — so two different models never share a label (a measured step time is looked up by it). A user
+    model: its ``module:Name``, then its kwargs as compact JSON when it has any."""
+    if not spec.is_builtin:
+        return spec.name + (json.dumps(spec.kwargs, sort_keys=True, separators=(",", ":")) if spec.kwargs else "")
+    base = f"{spec.name}-{spec.preset}" if spec.preset else spec.name
+    preset = ModelSpec(name=spec.name, preset=spec.preset).resolved_params()
+    changed = [f"{k}={_label_value(v)}" for k, v in sorted(spec.resolved_params().items()) if v != preset[k]]
+    if not spec.prune_stream:
+        changed.append("prune_stream=false")
+    return base + (f"[{','.join(changed)}]" if changed else "")

@@ -20,10 +20,10 @@ import simpy
 from simulator.environment import Environment
 from simulator.fleet.latency import LatencyFn, LatencyStream, kind_of, latency_fn
 from simulator.network import Link, Network, Transfer
-from simulator.trace import EVENT_CODES
+from simulator.trace.recorder import EVENT_CODES
 
 if TYPE_CHECKING:
-    from simulator.trace import TraceRecorder
+    from simulator.trace.recorder import TraceRecorder
 
 
 @dataclass(frozen=True, eq=False, slots=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from simulator.run_folder import write_json
+from simulator.output.folder import write_json
 from simulator.sweep.backends import VariantTask, local_pool, ray_cluster, run_tasks
 from simulator.sweep.expand import Variant
 from simulator.sweep.runner import MANIFEST, is_finished

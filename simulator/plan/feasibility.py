@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from simulator.config.algorithm import resolve_algorithm
+from simulator.server.registry import policy_params
 from simulator.config.loading import validate_data
 from simulator.config.scenario import Scenario
 from simulator.errors import InputError
 from simulator.plan.fleets import Fleets
 from simulator.plan.spec import LoadedPlan
-from simulator.world import device_budget
+from simulator.engine.world import device_budget
 
 FLEET_SIZE_KEYS = ("k", "buffer_k", "clients_per_round")
 
@@ -151,7 +152,7 @@ def _cheapest_price(loaded: LoadedPlan, kinds: list["KindPlan"], min_devices: in
 
 def check_plan(loaded: LoadedPlan, fleets: Fleets) -> Feasibility:
     """Validate the base and catalogue as runs, check the goal can be met at all, and plan each kind."""
-    from simulator.engine import Simulation
+    from simulator.engine.simulation import Simulation
 
     group_entry = list(range(len(fleets.entries)))
     stop = {"sim_time_s": loaded.spec.goal.deadline_s}
@@ -159,7 +160,7 @@ def check_plan(loaded: LoadedPlan, fleets: Fleets) -> Feasibility:
     try:
         data = fleets.scenario(tuple(1 for _ in fleets.entries), stop, "plan-check")
         scenario = validate_data(data, Scenario)
-        algorithm = resolve_algorithm(scenario.algorithm)
+        algorithm = resolve_algorithm(scenario.algorithm, policy_params)
         min_devices, key = _min_devices(algorithm.aggregation)
         _check_goal(loaded, scenario, min_devices, key)
         data = fleets.scenario(_validation_counts(loaded, min_devices), stop, "plan-check")

@@ -19,7 +19,7 @@ from simulator.plan.fleets import Fleets
 from simulator.plan.rows import REASONS, Row
 from simulator.plan.spec import Goal, LoadedPlan
 from simulator.plan.table import PlanTable, closest
-from simulator.run_folder import atomic_write_text
+from simulator.output.folder import atomic_write_text
 
 TABLE_FILES = ("plan.parquet", "plan.csv")
 

@@ -20,7 +20,7 @@ from simulator.plan.rows import REASONS, Row
 from simulator.plan.table import closest, count_column
 from simulator.report import html as H
 from simulator.report.style import fmt_energy, fmt_num, fmt_pct, fmt_s, style
-from simulator.run_folder import atomic_write_text
+from simulator.output.folder import atomic_write_text
 
 if TYPE_CHECKING:
     from simulator.plan.runner import PlanResult

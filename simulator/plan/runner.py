@@ -32,7 +32,7 @@ from simulator.plan.screen import Screen, build_space
 from simulator.plan.search import Scoring, SearchOutcome, choose_method, enumerate_all, optimise
 from simulator.plan.spec import LoadedPlan, Search, load_plan
 from simulator.plan.table import PlanTable, build_table
-from simulator.run_folder import atomic_write_text, write_json
+from simulator.output.folder import atomic_write_text, write_json
 from simulator.sweep.backends import BACKENDS
 
 MARKER = "plan.json"

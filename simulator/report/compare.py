@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from simulator.errors import InputError
-from simulator.run_folder import atomic_write_text
+from simulator.output.folder import atomic_write_text
 from simulator.report import html as H
 from simulator.report.charts_learning import thin_rows
 from simulator.report.compare_labels import RunLabel, run_labels

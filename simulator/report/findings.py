@@ -8,25 +8,18 @@ profile: `group_name`, loading.py), which is what the scenario file and the plan
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from simulator.report.finding import Finding, plural
+from simulator.report.findings_faults import fault_findings
 from simulator.report.loading import RunData
 from simulator.report.style import fmt_bytes, fmt_energy, fmt_num, fmt_pct, fmt_s
 
 
-@dataclass(frozen=True)
-class Finding:
-    text: str
-    kind: str = "info"  # "warn" | "good" | "info": only the colour of the bullet
-
-
-def _plural(n: int, word: str, plural: str | None = None) -> str:
-    return f"{n:,} {word if n == 1 else (plural or word + 's')}"
-
+_plural = plural
 
 def _times(n: int) -> str:
     return "once" if n == 1 else "twice" if n == 2 else f"{n:,} times"
@@ -204,8 +197,6 @@ def energy_findings(run: RunData, m: dict[str, Any]) -> list[Finding]:
 
 def compute_findings(run: RunData, m: dict[str, Any]) -> list[Finding]:
     """All findings, most actionable first."""
-    from simulator.report.findings_faults import fault_findings
-
     return (target_findings(m) + oom_findings(run) + round_limit_findings(run) + fault_findings(run)
             + idle_findings(run) + update_findings(run, m) + offline_findings(run)
             + energy_findings(run, m))

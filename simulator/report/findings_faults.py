@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from simulator.report.findings import Finding, _plural
+from simulator.report.finding import Finding
+from simulator.report.finding import plural as _plural
 from simulator.report.loading import RunData
 
 

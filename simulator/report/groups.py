@@ -5,7 +5,7 @@ and energy went, and what limits them.
 Rows come from summary.json's `groups` (the engine's own figures, with the planned submodel and step
 time). A run folder written before summary.json had groups gets the same rows recomputed from the
 device and update tables, with the step time unknown ("n/a"); the limit is classified by the same
-function (`simulator.summary.group_limit`) either way.
+function (`simulator.engine.summary.group_limit`) either way.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pandas as pd
 from simulator.report import html as H
 from simulator.report.loading import RunData
 from simulator.report.style import SHARE_COLORS, fmt_bytes, fmt_energy, fmt_num, fmt_pct, fmt_s
-from simulator.summary import group_limit, mark_stragglers
+from simulator.engine.summary import group_limit, mark_stragglers
 
 SHARES = ("compute_share", "comm_share", "idle_share", "offline_share")
 

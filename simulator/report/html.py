@@ -15,7 +15,7 @@ from functools import lru_cache
 import plotly.graph_objects as go
 import plotly.offline
 
-from simulator.report.findings import Finding
+from simulator.report.finding import Finding
 
 PLOTLY_CONFIG = {"responsive": True, "displaylogo": False, "scrollZoom": False}
 

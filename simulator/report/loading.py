@@ -18,31 +18,17 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from simulator.trace import PARTS_DIR
+from simulator.trace.recorder import PARTS_DIR
+from simulator.trace.columns import COLUMN_NAMES, TABLES
 
 from simulator.config.loading import read_yaml  # YAML errors become InputError there
 from simulator.config.input_files import read_input_text
 from simulator.errors import InputError
 
-SCHEMA: dict[str, list[str]] = {
-    "events": ["device", "device_name", "profile", "group", "phase", "start_s", "end_s", "job_id",
-               "version", "bytes", "flops", "outcome"],
-    "updates": ["job_id", "device", "profile", "dispatch_s", "arrival_s", "base_version",
-                "applied_version", "staleness", "weight", "outcome", "reason", "depth",
-                "width_ratio", "submodel_params", "download_bytes", "upload_bytes",
-                "peak_memory_bytes", "local_steps"],
-    "versions": ["version", "time_s", "trigger", "n_merged", "mean_staleness", "block_coverage",
-                 "min_coverage"],
-    "evals": ["time_s", "version", "accuracy", "loss", "exit_accuracy"],
-    "devices": ["device", "device_name", "profile", "group", "power_mode", "usable_memory_bytes",
-                "peak_memory_bytes", "compute_s", "comm_s", "idle_s", "offline_s", "wall_s",
-                "utilization", "energy_j", "energy_compute_j", "energy_comm_j", "energy_idle_j", "jobs",
-                "accepted", "dropped", "lost", "ooms",
-                "bytes_down", "bytes_up"],
-}
+SCHEMA: dict[str, list[str]] = COLUMN_NAMES  # every table's columns, from simulator.trace.columns
 EVENT_COLUMNS_USED = ["device", "profile", "phase", "start_s", "end_s", "bytes"]
-_TEXT_COLUMNS = {"device_name", "profile", "phase", "outcome", "trigger", "reason", "power_mode"}
-_LIST_COLUMNS = {"block_coverage", "exit_accuracy"}
+_TEXT_COLUMNS = {c.name for t in TABLES.values() for c in t.columns if c.is_text}
+_LIST_COLUMNS = {c.name for t in TABLES.values() for c in t.columns if c.is_list}
 
 
 @dataclass

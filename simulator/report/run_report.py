@@ -22,7 +22,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from simulator.run_folder import atomic_write_text
+from simulator.output.folder import atomic_write_text
 from simulator.report import html as H
 from simulator.report.charts_learning import accuracy_figure, coverage_figure
 from simulator.report.charts_timeline import (SYNC_JS, default_window, device_lanes_figure,

@@ -15,8 +15,9 @@ import numpy as np
 import simpy
 
 from simulator.fleet.device import ClientRound, Device, Job, JobShape, share_latency_streams
-from simulator.server.policy import AGGREGATE_MODES, AggregationPolicy, JobView, PolicyCallError, policy_label
-from simulator.trace import TraceRecorder
+from simulator.server.policy import AGGREGATE_MODES, AggregationPolicy, JobView, PolicyCallError
+from simulator.server.registry import policy_label
+from simulator.trace.recorder import TraceRecorder
 
 _NAN = float("nan")
 _INF = float("inf")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from simulator.errors import InputError, RunError
-from simulator.server.policy import add_plugin_paths
+from simulator.server.registry import add_plugin_paths
 
 BACKENDS = ("local", "ray")
 

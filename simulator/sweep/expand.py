@@ -192,7 +192,7 @@ def _explain(err: InputError, loaded: LoadedSweep, values: dict[str, Any], label
 
 def check_scenario(data: dict[str, Any], timing_only: bool) -> Scenario:
     """Validate as a Scenario and as the engine builds it (presets, policy keys, profiles, K)."""
-    from simulator.engine import Simulation
+    from simulator.engine.simulation import Simulation
 
     scenario = validate_data(data, Scenario)
     Simulation(scenario, Path("."), base_dir=Path.cwd(), timing_only=timing_only)

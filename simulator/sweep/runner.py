@@ -15,8 +15,8 @@ from typing import Any
 
 from simulator.errors import InputError
 from simulator.config.input_files import read_input_text
-from simulator.run_folder import atomic_write_text, claim_sweep_dir, write_json
-from simulator.server.policy import add_plugin_paths
+from simulator.output.folder import atomic_write_text, claim_sweep_dir, write_json
+from simulator.server.registry import add_plugin_paths
 from simulator.sweep.backends import BACKENDS, ProgressFn, VariantTask, run_tasks
 from simulator.sweep.expand import Variant, expand
 from simulator.sweep.results import SweepResult, aggregate_table, metrics_of, results_table, write_tables

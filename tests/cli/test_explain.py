@@ -12,7 +12,8 @@ import yaml
 
 from simulator.config.algorithm import resolve_algorithm
 from simulator.config.scenario import AlgorithmSpec
-from tests.cli.conftest import fleetsim, two_group_scenario
+from simulator.server.registry import policy_params
+from tests.helpers.cli_runs import fleetsim, two_group_scenario
 
 
 @pytest.mark.slow
@@ -21,7 +22,7 @@ def test_explain_json_matches_the_run(tmp_path: Path) -> None:
     done = fleetsim("explain", str(path), "--format", "json")
     assert done.returncode == 0, done.stderr
     explained = json.loads(done.stdout)
-    expected = resolve_algorithm(AlgorithmSpec(name="co-s2p", aggregation={"k": 2, "deadline_s": 30})).as_dict()
+    expected = resolve_algorithm(AlgorithmSpec(name="co-s2p", aggregation={"k": 2, "deadline_s": 30}), policy_params).as_dict()
     assert explained["scenario"]["algorithm"] == expected
     assert explained["scenario"]["algorithm"]["aggregation"]["staleness"] == {"fn": "polynomial", "a": 0.5, "b": 4.0,
                                                                              "value": 1.0}

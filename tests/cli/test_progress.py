@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from simulator.cli.progress import RunProgress, duration_text
-from tests.cli.conftest import fleetsim
+from tests.helpers.cli_runs import fleetsim
 
 
 class Clock:

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from simulator.cli import app
 from simulator.config.algorithm import PRESET_NAMES, resolve_algorithm
 from simulator.config.scenario import AlgorithmSpec
-from simulator.server.policy import registered_names, resolve_policy
+from simulator.server.registry import policy_params
+from simulator.server.registry import registered_names, resolve_policy
 
 jsonschema = pytest.importorskip("jsonschema")
 REPO = Path(__file__).resolve().parents[2]
@@ -40,7 +41,7 @@ def test_each_policy_is_a_branch_with_its_own_params(schema: dict) -> None:
 
 def test_presets_show_their_defaults(schema: dict) -> None:
     for preset in PRESET_NAMES:
-        resolved = resolve_algorithm(AlgorithmSpec(name=preset))
+        resolved = resolve_algorithm(AlgorithmSpec(name=preset), policy_params)
         props = schema["$defs"][f"Preset_{preset.replace('-', '_')}_aggregation"]["properties"]
         assert {k: props[k]["default"] for k in props} == {k: v for k, v in resolved.aggregation.items() if k != "policy"}
         pruning = schema["$defs"][f"Preset_{preset.replace('-', '_')}_pruning"]["properties"]

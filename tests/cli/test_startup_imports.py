@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.cli.conftest import REPO
+from tests.helpers.cli_runs import REPO
 
 PROBE = (
     "import runpy, sys, json\n"

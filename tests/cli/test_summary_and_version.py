@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from simulator.cli.summary import energy_text, summary_table
-from tests.cli.conftest import fleetsim
+from tests.helpers.cli_runs import fleetsim
 
 
 def text_of(table) -> str:  # noqa: ANN001

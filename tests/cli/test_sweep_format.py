@@ -10,8 +10,8 @@ import pytest
 
 import pandas as pd
 
-from tests.cli.conftest import fleetsim
-from tests.sweep.sweep_helpers import write_sweep
+from tests.helpers.cli_runs import fleetsim
+from tests.helpers.sweep import write_sweep
 
 
 @pytest.mark.slow

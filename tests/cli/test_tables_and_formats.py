@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from simulator.cli import app
 from simulator.config.profiles import list_builtin_profiles, load_profile
-from tests.cli.conftest import fleetsim
+from tests.helpers.cli_runs import fleetsim
 
 
 def test_profiles_at_60_columns_are_vertical_and_nothing_is_cut() -> None:
@@ -68,7 +68,7 @@ def test_an_unknown_format_is_bad_input() -> None:
 @pytest.mark.slow
 def test_compare_prints_the_runs_as_records_and_still_writes_the_page(tmp_path: Path) -> None:
     import simulator
-    from tests.cli.conftest import two_group_scenario
+    from tests.helpers.cli_runs import two_group_scenario
 
     path = two_group_scenario(tmp_path)
     runs = [simulator.run(path, out=tmp_path / f"s{seed}", seed=seed, timing_only=True) for seed in (0, 1)]

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 import simulator
-from simulator import cost
+from simulator.cost import model as cost
 from simulator.config.workload import ModelSpec
-from tests.core.conftest import base_scenario, write_profile
+from tests.helpers.scenarios import base_scenario, write_profile
 
 RATE_BPS = 0.1e6  # each board's own port
 STEPS = 64 // 16
@@ -58,6 +58,7 @@ def _stop_time(transfer_s: float) -> float:
     raise AssertionError("no stop time puts the fast board in compute")
 
 
+@pytest.mark.slow
 def test_phases_in_progress_at_the_stop_are_booked_as_what_they_are(tmp_path: Path, profile_dir: Path) -> None:
     transfer_s = _transfer_s()
     stop_s = _stop_time(transfer_s)

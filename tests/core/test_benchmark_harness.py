@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_core_throughput_worker_reports_a_matched_bare_loop() -> None:
     """One size, one repeat: the bare loop processed exactly the run's event count (the worker asserts
     it), every client-round is counted, and the ratios are the quotients of the times it reports."""

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from simulator.cli import human_bytes
-from tests.core.conftest import base_scenario, write_profile
+from tests.helpers.scenarios import base_scenario, write_profile
 
 
 @pytest.mark.parametrize("n, text", [
@@ -22,6 +22,7 @@ def test_human_bytes_uses_decimal_units(n: float, text: str) -> None:
     assert human_bytes(n) == text
 
 
+@pytest.mark.slow
 def test_run_prints_the_summary_of_its_run_folder(tmp_path: Path, profile_dir: Path) -> None:
     scenario = base_scenario(tmp_path, [{"profile": str(write_profile(profile_dir, "p", step_s=0.5)), "count": 3}])
     path = tmp_path / "s.yaml"

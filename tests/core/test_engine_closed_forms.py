@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 import simulator
-from simulator import cost
+from simulator.cost import model as cost
 from simulator.config.workload import ModelSpec
-from tests.core.conftest import base_scenario, write_profile
+from tests.helpers.scenarios import base_scenario, write_profile
 
 
 def _model_bytes() -> int:
@@ -20,6 +20,7 @@ def _model_bytes() -> int:
     return cost.model_bytes(cost.model_cost(spec, 10, (1, 8, 8), exits="final"))
 
 
+@pytest.mark.slow
 def test_sync_round_lasts_the_slowest_download_compute_upload(tmp_path: Path, profile_dir: Path) -> None:
     fast = write_profile(profile_dir, "fast", step_s=0.5)
     slow = write_profile(profile_dir, "slow", step_s=2.0)

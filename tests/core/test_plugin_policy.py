@@ -9,7 +9,7 @@ import pytest
 
 import simulator
 from simulator.errors import InputError
-from tests.core.conftest import base_scenario, write_profile
+from tests.helpers.scenarios import base_scenario, write_profile
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

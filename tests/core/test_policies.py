@@ -10,7 +10,7 @@ import pytest
 
 import simulator
 from simulator.server.staleness import Constant, Hinge, Polynomial, StalenessSpec
-from tests.core.conftest import base_scenario, write_profile
+from tests.helpers.scenarios import base_scenario, write_profile
 
 
 @pytest.mark.parametrize("tau", [0, 1, 2, 5, 17])
@@ -193,7 +193,8 @@ class _StaleRecordingServer:
 @pytest.mark.parametrize("policy", ["semi-async", "buffered"])
 @pytest.mark.parametrize("mode", ["relative", "absolute"])
 def test_staleness_mode_picks_relative_or_absolute_damping(policy: str, mode: str) -> None:
-    from simulator.server.policy import JobView, build_policy
+    from simulator.server.policy import JobView
+    from simulator.server.registry import build_policy
 
     k_key = "k" if policy == "semi-async" else "buffer_k"
     p = build_policy({"policy": policy, k_key: 2, "server_lr": 0.5, "staleness_mode": mode,
@@ -211,9 +212,10 @@ def test_staleness_mode_picks_relative_or_absolute_damping(policy: str, mode: st
 
 def test_fedbuff_presets_damp_absolutely_and_default_policies_stay_relative() -> None:
     from simulator.config.algorithm import resolve_algorithm
+    from simulator.server.registry import policy_params
     from simulator.config.scenario import AlgorithmSpec
 
     for name in ("fedbuff", "fedbuff-fit"):
-        assert resolve_algorithm(AlgorithmSpec(name=name)).aggregation["staleness_mode"] == "absolute"
-    plain = resolve_algorithm(AlgorithmSpec(name="fedavg", aggregation={"policy": "buffered"}))
+        assert resolve_algorithm(AlgorithmSpec(name=name), policy_params).aggregation["staleness_mode"] == "absolute"
+    plain = resolve_algorithm(AlgorithmSpec(name="fedavg", aggregation={"policy": "buffered"}), policy_params)
     assert plain.aggregation["staleness_mode"] == "relative"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+import pytest
 
 from simulator.network.incremental import Sharing
 from simulator.network.sharing import INF, REL_EPS, fill
@@ -91,6 +92,7 @@ def _load(link: L, classes: list[C], rates: list[float]) -> float:
     return sum(rate * c.active for c, rate in zip(classes, rates) for x in c.links if x is link)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(instances())
 def test_fill_is_feasible_and_each_class_within_its_cap(instance) -> None:
@@ -102,6 +104,7 @@ def test_fill_is_feasible_and_each_class_within_its_cap(instance) -> None:
         assert _load(link, classes, rates) <= link.capacity_bps * (1 + TOL)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(instances())
 def test_fill_is_max_min_fair(instance) -> None:
@@ -120,6 +123,7 @@ def test_fill_is_max_min_fair(instance) -> None:
         assert held, (c, rate)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(instances(), st.randoms(use_true_random=False))
 def test_fill_does_not_depend_on_the_order_of_classes(instance, random) -> None:
@@ -164,6 +168,7 @@ def _check_report(before: dict, report: tuple, classes: list[C], changed: tuple 
             assert old_rates[c.star if c.star is not None else c] == before[id(c)]
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(instances(), OPS)
 def test_incremental_sharing_equals_the_global_filling_after_every_change(instance, ops) -> None:
@@ -200,6 +205,7 @@ FLEET_OPS = st.lists(st.tuples(st.sampled_from(["+", "+", "-", "capacity"]), st.
                                st.sampled_from([6e8, 1e9, 1e10, 0.0])), min_size=1, max_size=150)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(fleets(), FLEET_OPS)
 def test_incremental_sharing_on_fleet_shapes(instance, ops) -> None:
@@ -276,6 +282,7 @@ def test_sharing_needs_no_simpy() -> None:
     assert out.stdout.strip() == "[5.0]"
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.floats(1e-3, 1e13), st.integers(0, 3), st.booleans()), min_size=1, max_size=80))
 def test_levels_count_near_ties_as_a_sorted_scan_would(ops) -> None:
@@ -296,6 +303,7 @@ def test_levels_count_near_ties_as_a_sorted_scan_would(ops) -> None:
         assert (levels.ties > 0) == any(near(a, b) for a, b in zip(live, live[1:]))
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 2**20), st.integers(-3, 3), st.booleans()), min_size=1, max_size=60))
 def test_levels_find_near_ties_across_bucket_edges(ops) -> None:

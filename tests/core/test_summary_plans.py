@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import simulator
 from simulator.config.loading import read_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_submodels_by_profile_counts_every_device_and_keeps_the_worst_case(tmp_path: Path) -> None:
     scenario = read_yaml(ROOT / "scenarios" / "quickstart.yaml")
     scenario["stop"] = {"sim_time_s": 600}
@@ -28,6 +31,7 @@ def test_submodels_by_profile_counts_every_device_and_keeps_the_worst_case(tmp_p
     assert nano["fits_memory"] and nano["peak_memory_bytes"] <= nano["usable_memory_bytes"]
 
 
+@pytest.mark.slow
 def test_a_scenario_can_declare_itself_timing_only(tmp_path: Path) -> None:
     """scale_10k.yaml says `timing_only: true`: `fleetsim run` needs no flag, and nothing trains."""
     scenario = read_yaml(ROOT / "scenarios" / "quickstart.yaml")

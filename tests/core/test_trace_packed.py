@@ -6,9 +6,10 @@ import math
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
-from simulator.trace_packed import EVENT_FIELDS, UPDATE_FIELDS, PackedTableWriter
-from simulator.trace_tables import TableWriter
+from simulator.trace.packed import EVENT_FIELDS, UPDATE_FIELDS, PackedTableWriter
+from simulator.trace.tables import TableWriter
 
 DEVICES = [("nano#0", "jetson-nano-4gb", 0), ("tx2#0", "jetson-tx2", 1), ("tx2#1", "jetson-tx2", 1)]
 
@@ -76,8 +77,8 @@ def test_a_row_of_the_wrong_width_is_refused(tmp_path: Path) -> None:
 
 def test_joined_file_bytes_do_not_depend_on_part_sizes(tmp_path: Path, monkeypatch) -> None:
     """Row groups are cut at ROW_GROUP_ROWS across part boundaries; early flushes change no byte."""
-    import simulator.trace_tables as tables
-    from simulator.trace_tables import PartWriter
+    import simulator.trace.tables as tables
+    from simulator.trace.tables import PartWriter
 
     monkeypatch.setattr(tables, "ROW_GROUP_ROWS", 7)
     files = []
@@ -99,11 +100,12 @@ def test_joined_file_bytes_do_not_depend_on_part_sizes(tmp_path: Path, monkeypat
     assert files[0].read_bytes() == reference.read_bytes()
 
 
+@pytest.mark.slow
 def test_big_joined_file_bytes_do_not_depend_on_part_sizes(tmp_path: Path) -> None:
     """200,000 distinct job ids overflow Parquet's 1 MiB dictionary page. Where the writer falls back
     to plain encoding depends on Arrow chunk boundaries (a part of 2^17 int64 ids ends exactly at the
     limit), so the joined file must be written from combined chunks to not depend on the parts."""
-    from simulator.trace_tables import PartWriter
+    from simulator.trace.tables import PartWriter
 
     files = []
     for name, flush_rows in (("a", 1 << 17), ("b", 70_000)):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator import cost_cache
+from simulator.cost import cache as cost_cache
 from simulator.config.workload import ModelSpec
 
 SPEC, SHAPE = ModelSpec(name="mobilenet", preset="tiny"), (3, 16, 16)
@@ -26,7 +26,8 @@ def test_a_new_or_changed_model_file_changes_the_key(tmp_path: Path, monkeypatch
     root = cost_cache._SOURCE_ROOT
     (tmp_path / "learning").mkdir()
     shutil.copytree(root / "learning" / "models", tmp_path / "learning" / "models")
-    for name in ("cost.py", "cost_trace.py"):
+    for name in cost_cache.FINGERPRINT_FILES:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(root / name, tmp_path / name)
     base = _key_with(tmp_path, monkeypatch)
     assert (tmp_path / "learning" / "models" / "mobilenet.py").exists()

@@ -4,7 +4,7 @@ Hand count, 2 FLOPs per multiply-add: forward ``2·N·Cout·(Cin/g)·k²·Hout·
 gradient (a transposed convolution with the same weight: as many MACs) + weight gradient (every
 weight meets every output position once per sample: as many MACs) = 2 × forward. torch 2.13's own
 ``convolution_backward`` formula forgets the ``/g`` in the weight gradient (a depthwise conv over C
-channels counts C + 1 times its forward); ``simulator.cost_trace`` replaces it.
+channels counts C + 1 times its forward); ``simulator.cost.meta_trace`` replaces it.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from simulator.config.workload import ModelSpec
-from simulator.cost import model_cost
-from simulator.cost_trace import _OpCounter, flop_counter
+from simulator.cost.model import model_cost
+from simulator.cost.meta_trace import _OpCounter, flop_counter
 from simulator.learning.models import build_model
 
 torch.set_num_threads(1)
@@ -106,6 +106,7 @@ def _depthwise_forward_flops(model, x):
     return sum(total)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["mobilenet-v2", "mobilenet-v3-large"])
 def test_mobilenet_gemm_work_is_its_dense_convs_three_times(preset):
     """A whole MobileNet step: the FLOPs are every conv's (depthwise included, by hand); the GEMM
@@ -124,6 +125,7 @@ def test_mobilenet_gemm_work_is_its_dense_convs_three_times(preset):
     assert 2.9 * dense_fwd < gemm <= 3 * dense_fwd * (1 + 1e-9)
 
 
+@pytest.mark.slow
 def test_real_mobilenet_backward_matches_the_meta_trace():
     """The meta-device trace and a real CPU step of the tiny MobileNet count the same GEMM FLOPs."""
     spec, shape = ModelSpec(name="mobilenet", preset="tiny"), (3, 16, 16)

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from simulator.config.workload import ModelSpec
-from simulator.cost import model_cost, training_memory_bytes
+from simulator.cost.model import model_cost, training_memory_bytes
 from simulator.learning.models import build_model
-from simulator.memory_probe import LiveTensorBytes, measure_step_peak, storage_bytes
+from simulator.cost.memory_probe import LiveTensorBytes, measure_step_peak, storage_bytes
 
 torch.set_num_threads(1)
 
@@ -42,6 +42,7 @@ def test_a_view_keeps_its_storage_counted():
 @pytest.mark.parametrize("name,shape,batch", [
     ("resnet", (3, 16, 16), 16), ("mobilenet", (3, 32, 32), 8), ("vit", (3, 16, 16), 32), ("cnn", (3, 16, 16), 32),
 ])
+@pytest.mark.slow
 def test_training_memory_model_is_within_15_percent_of_a_measured_step(name, shape, batch):
     spec = ModelSpec(name=name, preset="tiny")
     model = build_model(spec, 10, shape, seed=0)

@@ -31,7 +31,7 @@ import pytest
 import torch
 
 from simulator.config.workload import ModelSpec
-from simulator.cost import model_cost
+from simulator.cost.model import model_cost
 from simulator.learning.models import build_model
 
 IMAGE = (3, 224, 224)
@@ -47,6 +47,7 @@ REFERENCES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family,preset,params,gmacs", REFERENCES, ids=[r[1] for r in REFERENCES])
 def test_preset_matches_its_reference(family, preset, params, gmacs):
     cost = model_cost(ModelSpec(name=family, preset=preset), 1000, IMAGE, exits="final")
@@ -71,6 +72,7 @@ def test_vit_b_differs_from_torchvision_only_by_the_class_token_and_final_norm()
     assert cost.params == 86_567_656 - 768 - 768 - 2 * 768
 
 
+@pytest.mark.slow
 def test_bert_base_parameters():
     """Ours has no token-type embeddings (2·768), no embedding LayerNorm (2·768) and no pooler
     (768² + 768); its 2-class exit adds 768·2 + 2. Within 2 % of 109.48 M, and exact by that account."""
@@ -106,6 +108,7 @@ def test_extra_exits_cost_reported_apart(family, preset):
                                                                                     rel=1e-9)
 
 
+@pytest.mark.slow
 def test_torchvision_resnet18_at_224_is_an_order_of_magnitude_below_the_old_cifar_layout():
     """The issue's numbers: the CIFAR layout planned at 224² costs ~163 GFLOP (a training step's 3×
     forward) and ~230 MB of saved activations per sample; torchvision's ResNet-18 3.6 GFLOP forward and

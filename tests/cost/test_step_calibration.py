@@ -58,6 +58,7 @@ def _scenario(tmp_path: Path, profile: Path, plan_shape: list[int], **algorithm:
     }
 
 
+@pytest.mark.slow
 def test_a_32px_calibration_is_used_at_32px_and_not_at_224px(tmp_path: Path) -> None:
     profile = _profile(tmp_path, [_entry()])
     at32 = simulator.run(_scenario(tmp_path, profile, [3, 32, 32]), timing_only=True, out=tmp_path / "r32")
@@ -127,6 +128,7 @@ def test_a_bad_input_shape_is_an_input_error(tmp_path: Path) -> None:
     load_profile(str(_profile(tmp_path, [_entry(), _entry(input_shape=[3, 64, 64])])))  # different points
 
 
+@pytest.mark.slow
 def test_the_cli_summary_says_where_step_times_came_from(tmp_path: Path) -> None:
     profile = _profile(tmp_path, [_entry()])
     path = tmp_path / "s.yaml"
@@ -141,7 +143,7 @@ def test_the_cli_summary_says_where_step_times_came_from(tmp_path: Path) -> None
 
 
 def test_summary_line_variants():
-    from simulator.step_times import summary_line
+    from simulator.engine.step_times import summary_line
 
     none = {"by_profile": {"a": "cost model", "b": "cost model"},
             "notes": ["a has no measured step times", "b has no measured step times"]}

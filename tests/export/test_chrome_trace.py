@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from export_scenario import run_small
+from tests.helpers.export import run_small
 
 from simulator.export import write_chrome_trace
 
@@ -90,6 +90,7 @@ def trace(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
     return out, json.loads(out.read_text(encoding="utf-8")), stats
 
 
+@pytest.mark.slow
 def test_trace_follows_the_format(trace):
     _, data, stats = trace
     by_ph = validate(data)
@@ -161,6 +162,7 @@ def test_gzip_output_holds_the_same_json(trace, run_dir, tmp_path):
     assert (tmp_path / "t.json.gz").stat().st_size < path.stat().st_size / 4
 
 
+@pytest.mark.slow
 def test_cli_export_writes_and_never_overwrites_without_force(run_dir, tmp_path):
     out = tmp_path / "t.json"
     cmd = [sys.executable, "-m", "simulator.cli", "export", str(run_dir), "--format", "chrome-trace", "-o", str(out)]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from export_scenario import run_small
+from tests.helpers.export import run_small
 
 from simulator.errors import InputError
 from simulator.export import write_csv_tables
@@ -22,6 +22,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_small(tmp_path_factory.mktemp("csv"))
 
 
+@pytest.mark.slow
 def test_every_table_reads_back_to_the_same_rows(run_dir, tmp_path):
     rows = write_csv_tables(run_dir, tmp_path / "csv")
     for table in ("events", "updates", "versions", "devices"):
@@ -64,6 +65,7 @@ def test_a_folder_fleetsim_did_not_write_is_refused(run_dir, tmp_path):
     assert (tmp_path / "again" / MARKER).exists()
 
 
+@pytest.mark.slow
 def test_cli_csv(run_dir, tmp_path):
     out = tmp_path / "tables"
     done = subprocess.run([sys.executable, "-m", "simulator.cli", "export", str(run_dir), "--format", "csv",

@@ -25,9 +25,9 @@ import jetson_profile_yaml as jy  # noqa: E402
 from jetson_hardware import BOARDS  # noqa: E402
 from jetson_validation_page import render_page  # noqa: E402
 
-from simulator import cost as costmod  # noqa: E402
+from simulator.cost import model as costmod  # noqa: E402
 from simulator.config.profiles import DeviceProfile, load_profile  # noqa: E402
-from simulator.cost_fit import CostFit  # noqa: E402
+from simulator.cost.fit import CostFit  # noqa: E402
 from simulator.errors import InputError  # noqa: E402
 
 

@@ -30,7 +30,7 @@ from simulator.config.loading import load_yaml_model, validate_data
 from simulator.config.profiles import DeviceProfile, apply_overrides, load_profile
 from simulator.config.scenario import Scenario
 from simulator.errors import InputError
-from tests.input.conftest import ROOT, base
+from tests.helpers.cli import ROOT, base
 
 WATCHDOG_S = 30  # one example: validation plus a 20 s simulated run of 4 devices takes well under a second
 # 60 fixed examples per property in the suite; FLEETSIM_FUZZ_EXAMPLES=2000 explores afresh, at length.
@@ -145,6 +145,7 @@ def _cheap(scenario: Scenario) -> bool:
 # ------------------------------------------------------------------ (a) scenario mutations
 
 
+@pytest.mark.slow
 def test_the_small_base_runs() -> None:
     import simulator.api as api
 
@@ -153,11 +154,12 @@ def test_the_small_base_runs() -> None:
     assert result.summary["versions"] >= 1
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(mutated(small_base()))
 def test_mutated_scenario_runs_or_is_an_input_error(data: dict[str, Any]) -> None:
     import simulator.api as api
-    from simulator.engine import Simulation
+    from simulator.engine.simulation import Simulation
 
     with tempfile.TemporaryDirectory() as tmp, watchdog(WATCHDOG_S):
         try:
@@ -180,6 +182,7 @@ def test_mutated_scenario_runs_or_is_an_input_error(data: dict[str, Any]) -> Non
                  st.lists(st.sampled_from(["name:", " x", "\n", "- ", "[", "]", "{", "}", ":", "fleet", "&a",
                                            "*a", "!!float", "'", '"', "\t", "2001-13-45", "<<: *a", "? "]),
                           max_size=30).map("".join)))
+@pytest.mark.slow
 def test_random_bytes_as_a_scenario_file_are_an_input_error(content: bytes | str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "random.yaml"
@@ -203,6 +206,7 @@ def _sane(profile: DeviceProfile) -> None:
     assert 0 < profile.usable_memory_bytes <= profile.memory.total_gb * 1e9 + 1
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(mutated(NANO))
 def test_mutated_profile_is_valid_or_an_input_error(data: dict[str, Any]) -> None:
@@ -217,6 +221,7 @@ def test_mutated_profile_is_valid_or_an_input_error(data: dict[str, Any]) -> Non
 @SETTINGS
 @given(mutated({"memory": {"usable_gb": 3.0}, "compute": {"training_efficiency": 0.3},
                 "power_modes": {"5w": {"watts": 5.0}}, "idle_w": 1.0}))
+@pytest.mark.slow
 def test_mutated_overrides_are_valid_or_an_input_error(overrides: dict[str, Any]) -> None:
     nano = load_profile("jetson-nano-4gb")
     try:
@@ -236,6 +241,7 @@ def _small_sweep() -> dict[str, Any]:
             "zip": {}, "seeds": [0, 1], "timing_only": True}
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(mutated(_small_sweep()))
 def test_mutated_sweep_expands_or_is_an_input_error(data: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from tests.input.conftest import ROOT, assert_bad_input, base, cli, cli_subprocess, write_yaml
+from tests.helpers.cli import ROOT, assert_bad_input, base, cli, cli_subprocess, write_yaml
 
 NANO = ROOT / "device_profiles" / "jetson-nano-4gb.yaml"
 
@@ -372,7 +372,7 @@ def test_model_that_fits_no_device_runs_and_reports_ooms(tmp_path: Path) -> None
     summary = json.loads((out / "summary.json").read_text())
     assert sorted(summary["oom_devices"]) == ["jetson-nano-4gb#0", "jetson-nano-4gb#1", "jetson-xavier-nx#0"]
     assert summary["ooms"] >= 3 and summary["accepted"] == 0
-    from simulator.trace import read_table
+    from simulator.trace.recorder import read_table
 
     events = read_table(out, "events")
     assert set(events.loc[events.phase == "oom", "device"]) == {0, 1, 2}
@@ -382,6 +382,7 @@ def test_model_that_fits_no_device_runs_and_reports_ooms(tmp_path: Path) -> None
 # ------------------------------------------------------------------ end to end, in real processes
 
 
+@pytest.mark.slow
 def test_subprocess_syntax_error_via_run(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text("name: x\nfleet: [\n")
@@ -389,6 +390,7 @@ def test_subprocess_syntax_error_via_run(tmp_path: Path) -> None:
                      value=None, also=("line 3, column 1",))
 
 
+@pytest.mark.slow
 def test_subprocess_unknown_nested_key_via_validate(tmp_path: Path) -> None:
     data = base()
     data["network"]["access_points"]["ap"]["bandwith_mbps"] = 10
@@ -397,6 +399,7 @@ def test_subprocess_unknown_nested_key_via_validate(tmp_path: Path) -> None:
                      field="network.access_points.ap.bandwith_mbps", value="10")
 
 
+@pytest.mark.slow
 def test_subprocess_existing_run_folder(tmp_path: Path) -> None:
     out = tmp_path / "run"
     out.mkdir()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.input.conftest import assert_bad_input, base, cli, write_yaml
+from tests.helpers.cli import assert_bad_input, base, cli, write_yaml
 
 
 def test_sweep_with_an_invalid_swept_value(tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ def assert_same(a, b):
     assert all(torch.equal(a.importance[k], b.importance[k]) for k in a.importance)
 
 
+@pytest.mark.slow
 def test_inline_and_process_pool_give_bitwise_identical_results():
     data = WorkerData(CONTEXT)
     work = jobs(data)
@@ -119,6 +120,7 @@ def test_ray_without_ray_is_a_clear_input_error(monkeypatch):
         RayExecutor()
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install 'fleetsim[ray]')")
 def test_ray_gives_the_inline_results():

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from simulator.config.algorithm import resolve_algorithm
+from simulator.server.registry import policy_params
 from simulator.config.scenario import AlgorithmSpec, Workload
 from simulator.config.workload import DatasetSpec, ModelSpec, PartitionSpec
 from simulator.learning.executors import InlineExecutor
@@ -43,6 +44,7 @@ def run_job(lrn, job_id, client, steps=3, depth=3, ratio=1.0, index=0):
     return job_id
 
 
+@pytest.mark.slow
 def test_a_small_federated_run_learns_far_above_chance():
     lrn = learner(PruningSettings(width="importance", depth="rolling"),
                   TrainingSettings(batch_size=16, lr=0.05, distill_mode="deepest", distill_weight=0.5,
@@ -236,10 +238,10 @@ def test_data_views_and_evaluation_shape():
 
 def test_from_config_maps_the_scenario_presets():
     wl = Workload(model=CNN, dataset=DIGITS, batch_size=16)
-    algo = resolve_algorithm(AlgorithmSpec(name="co-s2p"))
+    algo = resolve_algorithm(AlgorithmSpec(name="co-s2p"), policy_params)
     training, pruning = settings_from_config(wl, algo)
     assert (pruning.width, pruning.depth) == ("importance", "rolling")
     assert training.distill_mode == "deepest" and training.importance_batches == 2 and training.batch_size == 16
-    lrn = Learner.from_config(wl, resolve_algorithm(AlgorithmSpec(name="fedavg")), 4, 0)
+    lrn = Learner.from_config(wl, resolve_algorithm(AlgorithmSpec(name="fedavg"), policy_params), 4, 0)
     assert lrn.settings.importance_batches == 0 and lrn.pruner.settings.width == "none"
     assert lrn.num_blocks == 3

@@ -132,21 +132,33 @@ def test_no_batchnorm_running_stats():
 
 
 def test_tiny_trains_an_epoch_of_100_digits_fast():
+    """Fast is relative: an epoch of each tiny proxy costs at most 300× the same epoch of a linear
+    model, measured alternately in this process (17-99× on a shared 2-core host at load 7-9; the
+    timed proxies are what scenarios train, so a slowdown shows here before it shows in a run)."""
     from simulator.config.workload import DatasetSpec
     from simulator.learning.data import load_dataset
 
     data = load_dataset(DatasetSpec(name="digits"), seed=0)
     x, y = data.x_train[:100], data.y_train[:100]
-    for name in ("resnet", "cnn", "vit"):  # the proxies scenarios train (mobilenet-tiny has 18 blocks: ~4x slower)
-        m = build_model(ModelSpec(name=name, preset="tiny"), 10, data.input_shape, seed=0)
+
+    def epoch_s(m: torch.nn.Module, multi_exit: bool) -> float:
         opt = torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9)
         start = time.perf_counter()
         for i in range(0, 100, 10):
-            loss = sum(torch.nn.functional.cross_entropy(o, y[i:i + 10]) for o in m(x[i:i + 10]))
+            out = m(x[i:i + 10])
+            loss = sum(torch.nn.functional.cross_entropy(o, y[i:i + 10]) for o in (out if multi_exit else [out]))
             opt.zero_grad()
             loss.backward()
             opt.step()
-        assert time.perf_counter() - start < 0.5, name
+        return time.perf_counter() - start
+
+    linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(int(x[0].numel()), 10))
+    epoch_s(linear, False)  # warm-up
+    for name in ("resnet", "cnn", "vit"):  # the proxies scenarios train (mobilenet-tiny has 18 blocks: ~4x slower)
+        m = build_model(ModelSpec(name=name, preset="tiny"), 10, data.input_shape, seed=0)
+        pairs = [(epoch_s(m, True), epoch_s(linear, False)) for _ in range(2)]
+        model_s, reference_s = min(p[0] for p in pairs), min(p[1] for p in pairs)
+        assert model_s < 300 * reference_s, f"{name}: {model_s:.3f} s, linear {reference_s * 1e3:.2f} ms"
 
 
 def test_meta_build_allocates_nothing():

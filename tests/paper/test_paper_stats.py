@@ -56,6 +56,7 @@ def test_kendall_tau_of_method_ranks() -> None:
     assert ps.ranking(a, "acc") == ["m1", "m2", "m3", "m4"]
 
 
+@pytest.mark.slow
 def test_the_full_run_estimate_scales_measured_rates_to_the_full_plan(tmp_path: Path) -> None:
     quick = rp.plan(["paper_distillation"], [0, 1], tmp_path, budget_scale=0.25)
     assert {p.budget_s for p in quick} == {5400 * 0.25}
@@ -69,6 +70,7 @@ def test_the_full_run_estimate_scales_measured_rates_to_the_full_plan(tmp_path: 
     assert seconds == pytest.approx(want)
 
 
+@pytest.mark.slow
 def test_timings_survive_for_a_reused_page(tmp_path: Path) -> None:
     planned = rp.plan(["paper_distillation"], [0], tmp_path)
     rp.save_timings(tmp_path, {str(planned[0].run_dir): (12.0, None, 4.5), str(planned[1].run_dir): (3.0, "boom", 1.0)})

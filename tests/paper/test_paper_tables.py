@@ -101,6 +101,7 @@ def test_markdown_table_shape() -> None:
     assert lines[1] == "| :--- | ---: |" and len(lines) == 4 and lines[3] == "| y | 2 |"
 
 
+@pytest.mark.slow
 def test_run_metrics_on_a_tiny_real_run(tmp_path: Path) -> None:
     """One Nano (cannot fit ViT-B: OOM) and one AGX Orin, FedAvg, a few simulated minutes."""
     import torch

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from plan_helpers import base_scenario, write_plan
+from tests.helpers.plan import base_scenario, write_plan
 from simulator.plan import run_plan
-from simulator.trace import read_table
+from simulator.trace.recorder import read_table
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +24,7 @@ def accuracy_plan(tmp_path_factory: pytest.TempPathFactory):
     return run_plan(path, report=True)
 
 
+@pytest.mark.slow
 def test_only_finalists_are_trained_cheapest_first(accuracy_plan) -> None:
     result = accuracy_plan
     frame = result.table.frame
@@ -71,6 +72,7 @@ def test_best_yaml_trains_to_the_target(accuracy_plan) -> None:
     assert "finalists trained" in html and "too slow (timing screen)" in html
 
 
+@pytest.mark.slow
 def test_a_finalist_limit_of_one_that_misses_reports_no_fleet(tmp_path: Path) -> None:
     base = base_scenario()
     path = write_plan(tmp_path, base=base, plan={"goal": {"target_accuracy": 0.999, "deadline_s": 50},

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from plan_helpers import CATALOGUE, base_scenario, write_plan
-from tests.input.conftest import assert_bad_input, cli
+from tests.helpers.plan import CATALOGUE, base_scenario, write_plan
+from tests.helpers.cli import assert_bad_input, cli
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +23,7 @@ def planned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, objec
     return path, out, result
 
 
+@pytest.mark.slow
 def test_the_command_prints_the_chosen_fleet_and_writes_the_files(planned) -> None:
     _, out, result = planned
     assert result.code == 0, result.text
@@ -69,6 +70,7 @@ def test_the_report_shows_the_front_the_choice_and_why_cheaper_fleets_fail(plann
     assert "<script src=" not in html
 
 
+@pytest.mark.slow
 def test_a_goal_no_fleet_meets_exits_1_with_the_closest(tmp_path: Path) -> None:
     # the fastest kind computes 4 steps of 0.1 s per round: 3 rounds need 1.2 s at least
     path = write_plan(tmp_path, plan={"goal": {"versions": 3, "deadline_s": 1}})

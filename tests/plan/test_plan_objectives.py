@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from plan_helpers import write_plan
+from tests.helpers.plan import write_plan
 from simulator.plan import run_plan
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("minimise, column", [("time_s", "time_to_goal_s"), ("energy_j", "energy_j")])
 def test_the_chosen_fleet_has_the_least_objective(tmp_path: Path, minimise: str, column: str) -> None:
     result = run_plan(write_plan(tmp_path, plan={"minimise": minimise}), report=False)
@@ -21,6 +22,7 @@ def test_the_chosen_fleet_has_the_least_objective(tmp_path: Path, minimise: str,
     assert result.best.name == least.candidate and bool(frame[frame.chosen].candidate.iloc[0] == least.candidate)
 
 
+@pytest.mark.slow
 def test_max_price_and_max_energy_constrain_the_choice(tmp_path: Path) -> None:
     free = run_plan(write_plan(tmp_path / "free"), report=False).table.frame
     meeting = free[free.feasible].sort_values("price")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from plan_helpers import write_plan
+from tests.helpers.plan import write_plan
 from simulator.plan import run_plan
 
 OPTIMISER = {"search": {"method": "optuna", "budget_runs": 12, "batch": 4}}
@@ -24,6 +24,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory):
     return run_plan(write_plan(folder, clients_per_round=2, plan=OPTIMISER), report=False)
 
 
+@pytest.mark.slow
 def test_an_interrupted_plan_resumes_without_rerunning_finished_candidates(reference, tmp_path: Path) -> None:
     path = write_plan(tmp_path, clients_per_round=2, plan=OPTIMISER)
     seen: list[tuple[str, str]] = []
@@ -54,6 +55,7 @@ def test_an_interrupted_plan_resumes_without_rerunning_finished_candidates(refer
     pd.testing.assert_frame_equal(forced.table.frame, reference.table.frame)
 
 
+@pytest.mark.slow
 def test_a_killed_candidate_is_rerun_and_an_edited_plan_reruns_what_changed(tmp_path: Path) -> None:
     path = write_plan(tmp_path)
     first = run_plan(path, report=False)
@@ -69,12 +71,14 @@ def test_a_killed_candidate_is_rerun_and_an_edited_plan_reruns_what_changed(tmp_
     assert third.ran == first.outcome.runs and third.reused == 0
 
 
+@pytest.mark.slow
 def test_a_local_process_pool_gives_the_same_table(reference, tmp_path: Path) -> None:
     result = run_plan(write_plan(tmp_path, clients_per_round=2, plan=OPTIMISER), jobs=2, report=False)
     assert result.ran == reference.outcome.runs
     pd.testing.assert_frame_equal(result.table.frame, reference.table.frame)
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_ray_gives_the_same_table(reference, tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from plan_helpers import CATALOGUE, write_plan
+from tests.helpers.plan import CATALOGUE, write_plan
 from simulator.plan import run_plan
 from simulator.plan.table import count_column
 
@@ -32,6 +32,7 @@ def _row(result, name: str) -> pd.Series:
     return frame[frame.candidate == name].iloc[0]
 
 
+@pytest.mark.slow
 def test_enumeration_finds_one_good_device(every_device) -> None:
     result = every_device
     best = result.best
@@ -88,6 +89,7 @@ def test_pareto_front_is_the_non_dominated_feasible_rows(every_device) -> None:
     assert bool(frame[frame.chosen].pareto_time.iloc[0])  # the cheapest feasible fleet is on the front
 
 
+@pytest.mark.slow
 def test_two_clients_per_round_need_two_good_devices(tmp_path: Path) -> None:
     """Every fleet cheaper than 2 × good has at most one fast device: with two clients per round,
     every round then holds a slow one (or there are too few devices to merge)."""
@@ -101,6 +103,7 @@ def test_two_clients_per_round_need_two_good_devices(tmp_path: Path) -> None:
     assert result.outcome.runs == 20
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampler", ["tpe", "nsga2"])
 def test_the_optimiser_finds_one_good_device(tmp_path: Path, sampler: str) -> None:
     path = write_plan(tmp_path, plan={"search": {"method": "optuna", "budget_runs": 10, "sampler": sampler}})
@@ -119,6 +122,7 @@ MIXED = [
 ]
 
 
+@pytest.mark.slow
 def test_the_optimiser_finds_a_mixed_optimum_within_its_budget(tmp_path: Path) -> None:
     """Three clients per round, no slow kind: every fleet of three or more fast devices meets the goal,
     so the cheapest is 2 × mid + 1 × good (540) — not one of the optimiser's probes (one device of a
@@ -135,6 +139,7 @@ def test_the_optimiser_finds_a_mixed_optimum_within_its_budget(tmp_path: Path) -
     assert not dearer.ran.any() and (dearer.price > 540).all()
 
 
+@pytest.mark.slow
 def test_the_same_plan_gives_the_same_table(tmp_path: Path) -> None:
     plan = {"catalogue": MIXED, "search": {"method": "optuna", "budget_runs": 12}}
     first = run_plan(write_plan(tmp_path / "a", clients_per_round=3, plan=plan), report=False)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import simulator
-from simulator import cost
+from simulator.cost import model as cost
 from simulator.config.workload import ModelSpec
 from simulator.errors import InputError
-from tests.core.conftest import base_scenario, write_profile
+from tests.helpers.scenarios import base_scenario, write_profile
 
 STEPS = 4  # 64 samples / batch 16
 
@@ -88,6 +88,7 @@ def test_server_pause_defers_merges_to_its_end(tmp_path: Path, profile_dir: Path
     assert np.diff(times) == pytest.approx([round_s, round_s])
 
 
+@pytest.mark.slow
 def test_invariants_hold_under_every_fault_at_once(tmp_path: Path, profile_dir: Path) -> None:
     a = write_profile(profile_dir, "a", step_s=0.3)
     b = write_profile(profile_dir, "b", step_s=1.7)

@@ -9,12 +9,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
-from simulator.trace import read_table
-from tests.core.conftest import base_scenario, write_profile
+from simulator.trace.recorder import read_table
+from tests.helpers.scenarios import base_scenario, write_profile
 
 
+@pytest.mark.slow
 def test_sigint_keeps_traces_and_writes_a_partial_report(tmp_path: Path) -> None:
     profiles = tmp_path / "profiles"
     profiles.mkdir()

@@ -14,8 +14,8 @@ import yaml
 
 import simulator
 from simulator.api import resume
-from simulator.checkpoint import CHECKPOINT_FILE
-from tests.core.conftest import base_scenario, write_profile
+from simulator.output.checkpoint import CHECKPOINT_FILE
+from tests.helpers.scenarios import base_scenario, write_profile
 
 TABLES = ("events", "updates", "versions", "evals", "devices")
 
@@ -45,6 +45,7 @@ def _tables(run_dir: Path) -> dict[str, bytes]:
     return {t: (run_dir / f"{t}.parquet").read_bytes() for t in TABLES}
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_gives_identical_traces(tmp_path: Path) -> None:
     scenario = _scenario_file(tmp_path)
     reference = simulator.run(scenario, out=tmp_path / "reference", report=False)
@@ -65,7 +66,7 @@ def test_sigkill_then_resume_gives_identical_traces(tmp_path: Path) -> None:
     assert (killed / CHECKPOINT_FILE).exists() and not (killed / "summary.json").exists()
     # the killed run's traces up to its last flush make a (partial) report
     from simulator.report import write_run_report
-    from simulator.trace import read_table
+    from simulator.trace.recorder import read_table
 
     flushed = read_table(killed, "versions")
     assert 0 < len(flushed) < len(reference.versions)

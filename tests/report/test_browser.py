@@ -141,6 +141,7 @@ def assert_readable(layout: dict) -> None:
         assert facts["scroll"] <= 1 and facts["offscreen"] == [], (table, facts)
 
 
+@pytest.mark.slow
 def test_small_report_renders_and_screenshot(small_report, tmp_path):
     verdict = rendered(small_report, tmp_path)
     assert_all_drawn(verdict, CHART_IDS)
@@ -161,11 +162,13 @@ def test_small_report_renders_and_screenshot(small_report, tmp_path):
     shutil.copy(shot, SCREENSHOTS / shot.name)
 
 
+@pytest.mark.slow
 def test_10k_report_renders_with_webgl(big_report, tmp_path):
-    path, _ = big_report
+    path, _, _ = big_report
     assert_all_drawn(rendered(path, tmp_path), CHART_IDS)
 
 
+@pytest.mark.slow
 def test_timing_only_report_has_no_accuracy_panel(timing_only_run, tmp_path):
     from simulator.report import write_run_report
     from simulator.report.run_report import TIMING_ONLY_OMITS
@@ -176,9 +179,10 @@ def test_timing_only_report_has_no_accuracy_panel(timing_only_run, tmp_path):
     assert "accuracy" not in layout["sections"] and layout["empty_axes"] == []
 
 
+@pytest.mark.slow
 def test_fault_windows_and_named_groups(tmp_path):
     """Named groups and faults: labels of the fault bands clear the group titles; a screenshot."""
-    from report_synthetic import write_run
+    from tests.helpers.report_synthetic import write_run
 
     from simulator.report import write_run_report
 
@@ -199,12 +203,13 @@ def test_fault_windows_and_named_groups(tmp_path):
     shutil.copy(shot, SCREENSHOTS / shot.name)
 
 
+@pytest.mark.slow
 def test_six_run_comparison_is_readable(tmp_path):
     """3 configurations × 2 seeds of a sweep, one run interrupted, runs of different lengths: no
     label or title overlaps another, the runs table fits (memory column included), a screenshot."""
     import json
 
-    from report_synthetic import make_sweep
+    from tests.helpers.report_synthetic import make_sweep
 
     from simulator.report import write_comparison_report
 
@@ -225,6 +230,7 @@ def test_six_run_comparison_is_readable(tmp_path):
     shutil.copy(shot, SCREENSHOTS / shot.name)
 
 
+@pytest.mark.slow
 def test_comparison_renders(small_run, timing_only_run, tmp_path):
     from simulator.report import write_comparison_report
 

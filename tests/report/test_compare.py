@@ -8,8 +8,8 @@ import re
 
 import numpy as np
 import pytest
-from report_checks import assert_self_contained
-from report_synthetic import make_sweep, write_run
+from tests.helpers.report_checks import assert_self_contained
+from tests.helpers.report_synthetic import make_sweep, write_run
 
 from simulator.errors import InputError
 from simulator.report import write_comparison_report
@@ -50,6 +50,7 @@ def test_comparison_of_three_runs(small_run, timing_only_run, tmp_path):
     assert acc.count('"type":"scatter"') == 2  # one curve per run with evaluations
 
 
+@pytest.mark.slow
 def test_sweep_runs_are_named_by_their_swept_values_with_mean_and_std(tmp_path):
     dirs = make_sweep(tmp_path / "sweep")
     runs = [load_run(d) for d in dirs]

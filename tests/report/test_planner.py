@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from report_checks import findings_text
+from tests.helpers.report_checks import findings_text
 
 import simulator
 from simulator.report import write_run_report
-from simulator.summary import group_limit, mark_stragglers
+from simulator.engine.summary import group_limit, mark_stragglers
 
 SCENARIO = {
     "name": "planner_small", "seed": 3,

@@ -6,8 +6,8 @@ import shutil
 
 import pandas as pd
 import pytest
-from report_checks import assert_self_contained, findings_text
-from report_synthetic import OOM_NEEDED_BYTES, SCENARIO_NAME, write_run
+from tests.helpers.report_checks import assert_self_contained, findings_text
+from tests.helpers.report_synthetic import OOM_NEEDED_BYTES, SCENARIO_NAME, write_run
 
 from simulator.errors import InputError
 from simulator.report import write_run_report
@@ -103,12 +103,15 @@ def test_not_a_run_folder_is_an_input_error(tmp_path):
         write_run_report(tmp_path / "bad")
 
 
+@pytest.mark.slow
 def test_10k_devices_report_is_small_and_fast(big_report):
-    path, seconds = big_report
+    """Fast is relative: at most 10× the time to read its tables into pandas in the same session
+    (measured 1.9-3.2× on a shared 2-core host at load 7; absolute seconds drift with the load)."""
+    path, seconds, read_s = big_report
     page = path.read_text(encoding="utf-8")
     size = path.stat().st_size
     assert size < BUDGET_10K_BYTES, f"{size / 1e6:.1f} MB"
-    assert seconds < 15.0, f"{seconds:.1f} s"
+    assert seconds < 10 * read_s, f"{seconds:.1f} s to build, {read_s:.1f} s to read its tables"
     assert_self_contained(page, len(CHART_IDS))
     assert "Showing" in page and "of 10000 devices" in page
     assert any(re.match(r"\d+ jetson-nano-4gb devices ran out of memory", f)
@@ -120,6 +123,7 @@ def test_same_run_same_page(small_run, small_report, tmp_path):
     assert again.read_bytes() == small_report.read_bytes()
 
 
+@pytest.mark.slow
 def test_device_table_is_derived_from_events_when_missing(small_run, tmp_path):
     partial = tmp_path / "partial"
     shutil.copytree(small_run, partial)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from simulator.errors import InputError
-from simulator.run_folder import MARKER_FILE, check_replaceable
-from tests.safety.conftest import (cli, fleetsim, mischief_scenario, one_paragraph, popen_fleetsim, tiny_scenario,
+from simulator.output.folder import MARKER_FILE, check_replaceable
+from tests.helpers.safety import (cli, fleetsim, mischief_scenario, one_paragraph, popen_fleetsim, tiny_scenario,
                                    tree, write_scenario)
 
 
@@ -26,6 +26,7 @@ def _decoys(folder: Path) -> None:
     (folder / "src" / "main.py").write_text("print('mine')\n")
 
 
+@pytest.mark.slow
 def test_force_refuses_the_current_folder_and_touches_nothing(tmp_path: Path) -> None:
     work = tmp_path / "work"
     _decoys(work)
@@ -125,9 +126,10 @@ def test_run_name_must_be_a_plain_name(tmp_path: Path) -> None:
     assert tree(parent) == before
 
 
+@pytest.mark.slow
 def test_quickstart_twice_refuses_then_force_replaces(tmp_path: Path) -> None:
     """The README's first command, run twice in one folder (timing-only, to be quick)."""
-    from tests.safety.conftest import ROOT
+    from tests.helpers.safety import ROOT
 
     quickstart = ROOT / "scenarios" / "quickstart.yaml"
     args = ("run", str(quickstart), "--timing-only", "--no-report")
@@ -156,6 +158,7 @@ def test_a_failed_force_run_leaves_the_previous_run_as_it_was(tmp_path: Path) ->
     assert tree(out) == before
 
 
+@pytest.mark.slow
 def test_ctrl_c_before_the_first_flush_keeps_the_previous_run(tmp_path: Path) -> None:
     scenario = write_scenario(tmp_path / "s.yaml", tiny_scenario(tmp_path))
     out = tmp_path / "run"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator.trace import read_table
-from tests.safety.conftest import cli, fleetsim, one_paragraph, tiny_scenario, tree, write_scenario
+from simulator.trace.recorder import read_table
+from tests.helpers.safety import cli, fleetsim, one_paragraph, tiny_scenario, tree, write_scenario
 
 RUN_FAILED = "fleetsim: run failed: "
 
@@ -49,6 +49,7 @@ def _long_run(tmp_path: Path) -> Path:
     return write_scenario(tmp_path / "long.yaml", data)
 
 
+@pytest.mark.slow
 def test_a_full_disk_ends_the_run_in_one_paragraph_keeping_what_was_written(small_disk: Path, tmp_path: Path) -> None:
     out = small_disk / "run"
     err = one_paragraph(fleetsim("run", str(_long_run(tmp_path)), "--out", str(out), timeout=300), 1, RUN_FAILED)
@@ -59,6 +60,7 @@ def test_a_full_disk_ends_the_run_in_one_paragraph_keeping_what_was_written(smal
     assert not list(out.rglob("*.tmp")), "half-written files are removed"
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_force_keeps_the_previous_run(small_disk: Path, tmp_path: Path) -> None:
     out = small_disk / "run"
     assert cli("run", str(write_scenario(tmp_path / "s.yaml", tiny_scenario(tmp_path))), "--out", str(out)).code == 0
@@ -76,6 +78,7 @@ def _finished_run(tmp_path: Path) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_report_to_a_folder_or_a_foreign_file_is_refused(tmp_path: Path) -> None:
     run_dir = _finished_run(tmp_path)
     folder = tmp_path / "existing"
@@ -102,6 +105,7 @@ def test_report_to_an_unwritable_place(tmp_path: Path) -> None:
     assert "cannot be written" in err and str(blocker / "r.html") in err
 
 
+@pytest.mark.slow
 def test_report_to_a_read_only_folder(read_only: Path, tmp_path: Path) -> None:
     run_dir = _finished_run(tmp_path)
     target = read_only / "report.html"

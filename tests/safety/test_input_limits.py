@@ -15,9 +15,10 @@ import pytest
 import yaml
 
 from simulator.config.input_files import DEFAULT_MAX_INPUT_BYTES
-from tests.safety.conftest import cli, fleetsim, one_paragraph, tiny_scenario, write_scenario
+from tests.helpers.safety import cli, fleetsim, one_paragraph, tiny_scenario, write_scenario
 
 
+@pytest.mark.slow
 def test_devices_and_pipes_are_refused_without_reading_them(tmp_path: Path) -> None:
     fifo = tmp_path / "scenario.fifo"
     os.mkfifo(fifo)
@@ -26,6 +27,7 @@ def test_devices_and_pipes_are_refused_without_reading_them(tmp_path: Path) -> N
         assert str(path) in err and f"is {kind}, not a regular file" in err
 
 
+@pytest.mark.slow
 def test_an_oversized_scenario_is_refused_before_parsing(tmp_path: Path) -> None:
     big = tmp_path / "big.yaml"
     with big.open("wb") as handle:  # not YAML at all: a parse would say so instead
@@ -54,6 +56,7 @@ def test_a_device_as_profile_says_what_it_is(tmp_path: Path) -> None:
     assert "not found" not in err
 
 
+@pytest.mark.slow
 def test_profile_and_trace_files_obey_the_limit(tmp_path: Path) -> None:
     data = tiny_scenario(tmp_path)
     trace = tmp_path / "offline.csv"
@@ -77,6 +80,7 @@ def test_profile_and_trace_files_obey_the_limit(tmp_path: Path) -> None:
     assert "device profile file is too large" in err and str(profile) in err
 
 
+@pytest.mark.slow
 def test_a_huge_sweep_is_refused_before_expanding(tmp_path: Path) -> None:
     base = write_scenario(tmp_path / "base.yaml", tiny_scenario(tmp_path))
     grid = {f"fleet[0].overrides.k{i}": list(range(10)) for i in range(7)}  # 10^7 combinations

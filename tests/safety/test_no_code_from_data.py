@@ -7,12 +7,13 @@ import json
 import pickle
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
 import simulator
-from simulator.checkpoint import CHECKPOINT_FILE, LEGACY_CHECKPOINT_FILE, Checkpoint, load_checkpoint, save_checkpoint
-from tests.safety.conftest import cli, fleetsim, one_paragraph, tiny_scenario, tree, write_scenario
+from simulator.output.checkpoint import CHECKPOINT_FILE, LEGACY_CHECKPOINT_FILE, Checkpoint, load_checkpoint, save_checkpoint
+from tests.helpers.safety import cli, fleetsim, one_paragraph, tiny_scenario, tree, write_scenario
 
 
 class _Payload:
@@ -38,6 +39,7 @@ def _interrupted_run(tmp_path: Path) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_a_crafted_checkpoint_is_refused_never_run(tmp_path: Path) -> None:
     out = _interrupted_run(tmp_path)
     pwned = tmp_path / "pwned"
@@ -109,6 +111,7 @@ class Loud(Base):
 '''
 
 
+@pytest.mark.slow
 def test_validate_imports_no_plugin_unless_asked(tmp_path: Path) -> None:
     folder = tmp_path / "shared"
     folder.mkdir()
@@ -130,6 +133,7 @@ def test_validate_imports_no_plugin_unless_asked(tmp_path: Path) -> None:
     assert "loud_policy" in err and "broken plug-in" in err
 
 
+@pytest.mark.slow
 def test_run_finds_a_plugin_beside_the_scenario(tmp_path: Path) -> None:
     """As sweep always did: `module:Class` next to the scenario file, run from another folder."""
     folder = tmp_path / "shared"
@@ -145,6 +149,7 @@ def test_run_finds_a_plugin_beside_the_scenario(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["versions"] == 3
 
 
+@pytest.mark.slow
 def test_resume_never_imports_a_module_shipped_in_the_run_folder(tmp_path: Path) -> None:
     """A shared run folder carrying `evil.py`, a scenario.yaml naming `evil:Policy` and a run.json
     pointing plug-ins at the folder itself: resume refuses; run from inside the folder, it still

@@ -9,8 +9,10 @@ import signal
 import time
 from pathlib import Path
 
-from simulator.trace import read_table
-from tests.safety.conftest import cli, mischief_scenario, one_paragraph, popen_fleetsim
+import pytest
+
+from simulator.trace.recorder import read_table
+from tests.helpers.safety import cli, mischief_scenario, one_paragraph, popen_fleetsim
 
 
 def _card(page: str, label: str) -> str:
@@ -20,6 +22,7 @@ def _card(page: str, label: str) -> str:
     return found.group(1)
 
 
+@pytest.mark.slow
 def test_a_killed_runs_report_says_incomplete_and_unknown(tmp_path: Path) -> None:
     sentinel = tmp_path / "spinning"
     scenario = mischief_scenario(tmp_path, "spin", after=150, versions=1000, sentinel=str(sentinel),
@@ -52,6 +55,7 @@ def test_a_killed_runs_report_says_incomplete_and_unknown(tmp_path: Path) -> Non
     assert "0 J" not in page and "0 B /" not in page and "Energy (total unknown)" in page
 
 
+@pytest.mark.slow
 def test_an_interrupted_summary_says_incomplete(tmp_path: Path) -> None:
     sentinel = tmp_path / "spinning"
     scenario = mischief_scenario(tmp_path, "spin", after=5, sentinel=str(sentinel))

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator.trace import read_table
-from tests.safety.conftest import (MISCHIEF, cli, fleetsim, mischief_scenario, one_paragraph, popen_fleetsim,
+from simulator.trace.recorder import read_table
+from tests.helpers.safety import (MISCHIEF, cli, fleetsim, mischief_scenario, one_paragraph, popen_fleetsim,
                                    tiny_scenario, write_scenario)
 
 RUN_FAILED = "fleetsim: run failed: "
@@ -22,6 +22,7 @@ def _line(text: str) -> int:
     return next(i for i, line in enumerate(MISCHIEF.splitlines(), start=1) if text in line)
 
 
+@pytest.mark.slow
 def test_a_raising_hook_ends_the_run_like_ctrl_c(tmp_path: Path) -> None:
     scenario = mischief_scenario(tmp_path, "raise", after=3)
     result = fleetsim("run", str(scenario))
@@ -77,6 +78,7 @@ class Exploding(nn.Module):
 '''
 
 
+@pytest.mark.slow
 def test_a_user_model_that_raises_in_training(tmp_path: Path) -> None:
     (tmp_path / "exploding_model.py").write_text(USER_MODEL)
     data = tiny_scenario(tmp_path, devices=2, timing_only=False, evaluation={"every_versions": None})
@@ -91,6 +93,7 @@ def test_a_user_model_that_raises_in_training(tmp_path: Path) -> None:
     assert summary["stop_reason"].startswith("plugin_error: model plug-in 'exploding_model:Exploding' in forward")
 
 
+@pytest.mark.slow
 def test_ctrl_c_interrupts_a_hook_that_never_returns(tmp_path: Path) -> None:
     sentinel = tmp_path / "spinning"
     scenario = mischief_scenario(tmp_path, "spin", after=3, sentinel=str(sentinel))

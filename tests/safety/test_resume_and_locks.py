@@ -9,9 +9,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
-from tests.safety.conftest import (cli, mischief_scenario, one_paragraph, popen_fleetsim, tiny_scenario, tree,
+from tests.helpers.safety import (cli, mischief_scenario, one_paragraph, popen_fleetsim, tiny_scenario, tree,
                                    write_scenario)
 
 
@@ -56,6 +57,7 @@ def test_resume_of_an_interrupted_run_keeps_the_users_files(tmp_path: Path) -> N
         assert (out / f"{table}.parquet").read_bytes() == (reference / f"{table}.parquet").read_bytes()
 
 
+@pytest.mark.slow
 def test_a_folder_in_use_is_refused_naming_the_process(tmp_path: Path) -> None:
     sentinel = tmp_path / "spinning"
     spinning = mischief_scenario(tmp_path, "spin", sentinel=str(sentinel), report=False)
@@ -75,6 +77,7 @@ def test_a_folder_in_use_is_refused_naming_the_process(tmp_path: Path) -> None:
     assert json.loads((out / "summary.json").read_text())["stop_reason"] == "interrupted"
 
 
+@pytest.mark.slow
 def test_two_resumes_of_one_folder_cannot_interleave(tmp_path: Path) -> None:
     """An interrupted run whose policy spins again when replayed: the first resume holds the folder
     (spinning), the second is refused and touches nothing."""
@@ -96,6 +99,7 @@ def test_two_resumes_of_one_folder_cannot_interleave(tmp_path: Path) -> None:
         _stop(first)
 
 
+@pytest.mark.slow
 def test_a_sweep_folder_in_use_is_refused(tmp_path: Path) -> None:
     sentinel = tmp_path / "spinning"
     spinning = mischief_scenario(tmp_path, "spin", sentinel=str(sentinel), report=False)

@@ -10,7 +10,7 @@ import yaml
 
 import simulator
 from simulator.errors import InputError
-from tests.safety.conftest import cli, one_paragraph, tiny_scenario, write_scenario
+from tests.helpers.safety import cli, one_paragraph, tiny_scenario, write_scenario
 
 
 def _set(data: dict, dotted: str, value: object) -> dict:

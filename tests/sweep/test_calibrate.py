@@ -10,15 +10,15 @@ import pytest
 import torch
 
 import simulator
-from simulator import cost as costmod
-from simulator.calibrate import CostFit, calibrate, fit_cost_model, meminfo_gb, parse_model, predict_step_s
+from simulator.cost import model as costmod
+from simulator.cost.calibrate import CostFit, calibrate, fit_cost_model, meminfo_gb, parse_model, predict_step_s
 from simulator.config.profiles import load_profile
 from simulator.config.workload import ModelSpec
-from simulator.cost import StepWork, step_time_s
+from simulator.cost.model import StepWork, step_time_s
 from simulator.config.profiles import StepPoint
 from simulator.errors import InputError
-from simulator.workload_info import model_label
-from sweep_helpers import base_scenario
+from simulator.config.workload import model_label
+from tests.helpers.sweep import base_scenario
 
 
 def test_model_labels_parse() -> None:
@@ -132,6 +132,7 @@ def test_meminfo_reads_total_and_available(tmp_path: Path) -> None:
     assert meminfo_gb(str(path)) == pytest.approx((8.192, 6.144))
 
 
+@pytest.mark.slow
 def test_calibrated_profile_loads_and_its_step_times_drive_the_simulation(tmp_path: Path) -> None:
     threads = torch.get_num_threads()
     out = tmp_path / "host.yaml"
@@ -169,6 +170,7 @@ def test_calibrated_profile_loads_and_its_step_times_drive_the_simulation(tmp_pa
     assert profile.compute.op_overhead_s >= 0
 
 
+@pytest.mark.slow
 def test_an_unmeasured_workload_uses_the_step_time_model_with_the_profiles_figures(tmp_path: Path) -> None:
     """Batch 32 was not measured: the planner takes the cost model with every fitted figure."""
     out = tmp_path / "host.yaml"

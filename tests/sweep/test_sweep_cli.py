@@ -5,15 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from simulator.cli import app
 from simulator.config.profiles import StepPoint, load_profile
-from tests.sweep.sweep_helpers import write_sweep
+from tests.helpers.sweep import write_sweep
 
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_sweep_command_runs_resumes_and_prints_the_table(tmp_path: Path) -> None:
     sweep = write_sweep(tmp_path / "s", {"name": "cli", "grid": {"algorithm.name": ["fedavg", "fedasync"]},
                                          "seeds": [0, 1], "timing_only": True})
@@ -34,6 +36,7 @@ def test_sweep_with_a_bad_key_is_one_clear_error(tmp_path: Path) -> None:
     assert "grid.algorithm.aggregation.kk" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_calibrate_command_writes_a_loadable_profile(tmp_path: Path) -> None:
     out = tmp_path / "host.yaml"
     result = runner.invoke(app, ["calibrate", "--model", "mlp-tiny", "--batch", "16", "--input-shape", "1,8,8",

@@ -10,7 +10,7 @@ import yaml
 from simulator.errors import InputError
 from simulator.sweep import expand, load_sweep, run_sweep
 from simulator.sweep.keys import parse_key, render_key, set_key
-from sweep_helpers import write_sweep
+from tests.helpers.sweep import write_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,6 +29,7 @@ def test_dotted_keys_parse_render_and_set() -> None:
             parse_key(bad)
 
 
+@pytest.mark.slow
 def test_grid_times_zip_times_seeds_in_file_order(tmp_path: Path) -> None:
     path = write_sweep(tmp_path, {
         "grid": {"algorithm.name": ["fedavg", "fedbuff"], "workload.batch_size": [8, 16]},
@@ -117,6 +118,7 @@ def test_an_error_in_the_base_names_the_base_file(tmp_path: Path) -> None:
     assert info.value.file == str(tmp_path / "base.yaml") and info.value.field == "stop.sim_time_s"
 
 
+@pytest.mark.slow
 def test_shipped_sweeps_expand_to_valid_scenarios() -> None:
     policies = expand(load_sweep(ROOT / "scenarios" / "sweeps" / "straggler_policies.yaml"))
     presets = ["co-s2p", "fedavg", "heterofl", "fedrolex", "depthfl", "fedasync", "fedbuff", "timelyfl",

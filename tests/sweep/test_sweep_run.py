@@ -15,7 +15,7 @@ import pytest
 from simulator.errors import InputError
 from simulator.sweep import aggregate_table, run_sweep
 from simulator.sweep.results import METRICS, SweepResult
-from sweep_helpers import base_scenario, write_sweep
+from tests.helpers.sweep import base_scenario, write_sweep
 
 SWEEP = {
     "grid": {"algorithm.name": ["fedavg", "fedbuff"]},
@@ -49,6 +49,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SweepResu
     return path, run_sweep(path, out=folder / "out", report=True)
 
 
+@pytest.mark.slow
 def test_results_come_from_each_variants_summary(reference: tuple[Path, SweepResult]) -> None:
     _, result = reference
     table = result.results
@@ -79,6 +80,7 @@ def test_results_come_from_each_variants_summary(reference: tuple[Path, SweepRes
     pd.testing.assert_frame_equal(reopened.aggregate, result.aggregate)
 
 
+@pytest.mark.slow
 def test_aggregate_is_mean_and_sample_std_over_seeds(reference: tuple[Path, SweepResult]) -> None:
     _, result = reference
     agg = result.aggregate
@@ -107,6 +109,7 @@ def test_aggregate_closed_form_with_missing_values() -> None:
     assert list(agg.runs) == [3, 2]
 
 
+@pytest.mark.slow
 def test_a_killed_variant_is_rerun_and_only_it(tmp_path: Path) -> None:
     path = write_sweep(tmp_path, SWEEP)
     out = tmp_path / "out"
@@ -147,6 +150,7 @@ def test_bad_options_and_missing_ray_are_input_errors(reference: tuple[Path, Swe
     assert info.value.field == "backend" and "ray" in info.value.message
 
 
+@pytest.mark.slow
 def test_process_pool_gives_the_same_tables(training_reference: tuple[Path, SweepResult], tmp_path: Path) -> None:
     path, expected = training_reference
     result = run_sweep(path, out=tmp_path / "pool", jobs=2, report=False)
@@ -154,6 +158,7 @@ def test_process_pool_gives_the_same_tables(training_reference: tuple[Path, Swee
     pd.testing.assert_frame_equal(result.aggregate, expected.aggregate)
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_ray_gives_the_same_tables(training_reference: tuple[Path, SweepResult], tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")

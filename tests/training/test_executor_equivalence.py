@@ -9,24 +9,7 @@ import pytest
 
 import simulator
 from simulator.learning.executors import InlineExecutor, ProcessPoolExecutor, RayExecutor
-from tests.core.conftest import base_scenario, write_profile
-
-
-def _scenario(tmp_path: Path, profile_dir: Path) -> dict:
-    fast = write_profile(profile_dir, "fast", step_s=0.5)
-    slow = write_profile(profile_dir, "slow", step_s=1.5)
-    scenario = base_scenario(tmp_path, [{"profile": str(fast), "count": 3}, {"profile": str(slow), "count": 2}])
-    scenario["workload"] = {
-        "model": {"name": "cnn", "preset": "tiny"},
-        "dataset": {"name": "digits", "image_size": 8},
-        "partition": {"kind": "dirichlet", "alpha": 0.5},
-        "batch_size": 16,
-        "local_steps": 3,
-    }
-    scenario["algorithm"] = {"name": "co-s2p", "aggregation": {"k": 2, "deadline_s": 30}}
-    scenario["evaluation"] = {"every_versions": 1}
-    scenario["stop"] = {"max_versions": 5, "sim_time_s": 1e5}
-    return scenario
+from tests.helpers.scenarios import executor_scenario, write_profile
 
 
 def _parquet_bytes(run_dir: Path) -> dict[str, bytes]:
@@ -35,20 +18,14 @@ def _parquet_bytes(run_dir: Path) -> dict[str, bytes]:
 
 def _run(tmp_path: Path, profile_dir: Path, name: str, executor) -> dict[str, bytes]:
     try:
-        run = simulator.run(_scenario(tmp_path, profile_dir), out=tmp_path / name, executor=executor, report=False)
+        run = simulator.run(executor_scenario(tmp_path, profile_dir), out=tmp_path / name, executor=executor, report=False)
     finally:
         executor.shutdown()
     assert len(run.evals) == 6  # version 0 and five merges
     return _parquet_bytes(run.run_dir)
 
 
-@pytest.fixture
-def profile_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "profiles"
-    folder.mkdir()
-    return folder
-
-
+@pytest.mark.slow
 def test_inline_and_process_pool_give_identical_traces(tmp_path: Path, profile_dir: Path) -> None:
     inline = _run(tmp_path, profile_dir, "inline", InlineExecutor())
     pool = _run(tmp_path, profile_dir, "pool", ProcessPoolExecutor(2))
@@ -56,6 +33,7 @@ def test_inline_and_process_pool_give_identical_traces(tmp_path: Path, profile_d
     assert inline == pool
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install 'fleetsim[ray]')")
 def test_ray_gives_identical_traces(tmp_path: Path, profile_dir: Path) -> None:
@@ -75,7 +53,7 @@ def test_a_submodel_that_cannot_fit_is_never_trained(tmp_path: Path, profile_dir
         real_start(self, job_id, local_steps)
 
     monkeypatch.setattr(Learner, "start", spy)
-    scenario = _scenario(tmp_path, profile_dir)
+    scenario = executor_scenario(tmp_path, profile_dir)
     tiny = write_profile(profile_dir, "tiny", step_s=0.5, usable_gb=1e-5, total_gb=1.0)
     scenario["fleet"].append({"profile": str(tiny), "count": 1})
     scenario["algorithm"] = {"name": "fedavg"}  # full model only: nothing smaller to fall back to

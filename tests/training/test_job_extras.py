@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 import simulator
-from simulator import cost as costmod
+from simulator.cost import model as costmod
 from simulator.config.workload import ModelSpec
-from simulator.cost_trace import trace
-from tests.core.conftest import base_scenario, profile_dir, write_profile  # noqa: F401 - fixture
+from simulator.cost.meta_trace import trace
+from tests.helpers.scenarios import base_scenario, write_profile
 
 MLP = ModelSpec(name="mlp", preset="tiny")
 BW = 1000e9  # the test profile's bandwidth (bytes/s)
@@ -84,12 +84,13 @@ def test_a_device_holding_the_whole_model_distils_from_itself_at_no_extra_cost(t
 
 def test_importance_memory_is_the_training_step_without_optimizer_state() -> None:
     from simulator.config.algorithm import resolve_algorithm
+    from simulator.server.registry import policy_params
     from simulator.config.profiles import load_profile
     from simulator.config.scenario import AlgorithmSpec
-    from simulator.planning import Planner
-    from simulator.world import device_budget
+    from simulator.engine.planning import Planner
+    from simulator.engine.world import device_budget
 
-    algorithm = resolve_algorithm(AlgorithmSpec(name="co-s2p"))
+    algorithm = resolve_algorithm(AlgorithmSpec(name="co-s2p"), policy_params)
     vit = ModelSpec(name="vit", preset="vit-b")
     planner = Planner(vit, 10, (3, 224, 224), 12, 32, "momentum", int(0.3e9), algorithm.pruning)
     profile = load_profile("jetson-tx2")

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 VERSIONS = {"fedasync": 30, "fedbuff": 30, "fedbuff-fit": 30}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", PRESET_NAMES)
 def test_every_preset_trains_on_the_quickstart(preset: str, tmp_path: Path) -> None:
     scenario = read_yaml(ROOT / "scenarios" / "quickstart.yaml")

@@ -11,7 +11,7 @@ from simulator.learning.models.base import scaled_units
 from simulator.learning.models.registry import build_model, full_depth
 from simulator.learning.pruning import PruningSettings, min_width_ratio
 from simulator.learning.trainer import TrainingSettings
-from simulator.training import ProxyLearner
+from simulator.engine.training import ProxyLearner
 
 PAIRS = [("vit", "vit-b", "vit-b-proxy"), ("text-transformer", "bert-base", "bert-base-proxy")]
 

@@ -9,7 +9,7 @@ import pytest
 import simulator
 from simulator.config.scenario import Stop, TargetRule
 from simulator.errors import InputError
-from tests.training.test_executor_equivalence import _scenario, profile_dir  # noqa: F401 - fixture
+from tests.helpers.scenarios import executor_scenario
 
 
 def test_the_rule_times_the_first_evaluation_of_the_run_that_holds() -> None:
@@ -23,7 +23,7 @@ def test_the_rule_times_the_first_evaluation_of_the_run_that_holds() -> None:
 
 
 def test_patience_is_validated(tmp_path: Path, profile_dir: Path) -> None:
-    scenario = _scenario(tmp_path, profile_dir)
+    scenario = executor_scenario(tmp_path, profile_dir)
     scenario["stop"] = {"sim_time_s": 100, "target_accuracy": 0.8, "target_patience": 0}
     with pytest.raises(InputError) as err:
         simulator.run(scenario, out=tmp_path / "bad", report=False)
@@ -31,8 +31,9 @@ def test_patience_is_validated(tmp_path: Path, profile_dir: Path) -> None:
     assert Stop().target_rule() is None and Stop(target_accuracy=0.8).target_rule().patience == 1
 
 
+@pytest.mark.slow
 def test_a_run_stops_when_the_target_has_held_and_reports_the_rule(tmp_path: Path, profile_dir: Path) -> None:
-    scenario = _scenario(tmp_path, profile_dir)
+    scenario = executor_scenario(tmp_path, profile_dir)
     scenario["stop"] = {"sim_time_s": 1e5, "max_versions": 40, "target_accuracy": 0.3, "target_patience": 3}
     run = simulator.run(scenario, out=tmp_path / "held", report=False)
     summary = run.summary

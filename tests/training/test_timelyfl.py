@@ -6,14 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import simulator
-from simulator import cost as costmod
+from simulator.cost import model as costmod
 from simulator.config.algorithm import resolve_algorithm
+from simulator.server.registry import policy_params
 from simulator.config.loading import read_yaml
 from simulator.config.profiles import load_profile
 from simulator.config.scenario import AlgorithmSpec
 from simulator.config.workload import ModelSpec
-from simulator.planning import Planner
-from simulator.world import device_budget
+from simulator.engine.planning import Planner
+from simulator.engine.world import device_budget
 
 ROOT = Path(__file__).resolve().parents[2]
 VIT_B = ModelSpec(name="vit", preset="vit-b")
@@ -22,7 +23,7 @@ OVERHEAD = int(0.3e9)
 
 
 def _planner(preset: str) -> Planner:
-    algorithm = resolve_algorithm(AlgorithmSpec(name=preset))
+    algorithm = resolve_algorithm(AlgorithmSpec(name=preset), policy_params)
     return Planner(VIT_B, 10, SHAPE, 12, 32, "momentum", OVERHEAD, algorithm.pruning)
 
 

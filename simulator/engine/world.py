@@ -1,0 +1,141 @@
+"""Building the simulated world from a scenario: profiles, budgets, links, devices, availability.
+
+Pure construction, no running: the engine calls these once per run, in a fixed order, so that the
+random streams (latency, churn) are drawn identically every time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import simpy
+
+from simulator.config.algorithm import ResolvedAlgorithm
+from simulator.config.profiles import DeviceProfile, StepPoint, apply_overrides, load_profile
+from simulator.config.scenario import AlwaysOn, AvailabilityTrace, Churn, Scenario
+from simulator.errors import InputError
+from simulator.fleet.availability import availability_process, churn_intervals, load_trace
+from simulator.fleet.device import Device
+from simulator.fleet.online import OnlineSwitch
+from simulator.network import Link, Network
+from simulator.engine.planning import DeviceBudget
+
+
+def optimizer_kind(scenario: Scenario) -> str:
+    opt = scenario.workload.optimizer
+    if opt.name == "adam":
+        return "adam"
+    return "momentum" if opt.momentum > 0 else "sgd"
+
+
+def load_profiles(scenario: Scenario, base_dir: Path, file: str | None) -> list[DeviceProfile]:
+    profiles = []
+    for i, group in enumerate(scenario.fleet):
+        try:
+            profile = load_profile(group.profile, base_dir)
+        except InputError as err:
+            if err.field is None:
+                err.field = f"fleet[{i}].profile"
+            raise err.with_file(file) if file else err
+        if group.overrides:
+            profile = apply_overrides(profile, group.overrides, file=file, field_prefix=f"fleet[{i}].overrides")
+        if group.power_mode is not None and group.power_mode not in profile.power_modes:
+            raise InputError(
+                "unknown power mode for this profile", file=file, field=f"fleet[{i}].power_mode",
+                value=group.power_mode, accepted=", ".join(profile.power_modes),
+            )
+        profiles.append(profile)
+    return profiles
+
+
+def device_budget(profile: DeviceProfile, mode: str) -> DeviceBudget:
+    """The planner's view of one device: its profile's capacities in power `mode`, and its measured
+    step times, looked up by the whole point the planner asks for (simulator.config.measured)."""
+    def measured(point: StepPoint) -> float | None:
+        return profile.lookup_measured_step_s(point, power_mode=mode)
+
+    return DeviceBudget(
+        usable_memory_bytes=int(profile.usable_memory_bytes),
+        effective_flops=float(profile.effective_flops(mode)),
+        memory_bandwidth_bytes_per_s=float(profile.mode_memory_bandwidth_bytes_per_s(mode)),
+        step_overhead_s=float(profile.compute.step_overhead_s),
+        measured_step_s=measured if profile.measured_step_times else None,
+        elementwise_efficiency=float(profile.compute.elementwise_efficiency),
+        op_overhead_s=float(profile.compute.op_overhead_s),
+        gemm_tile_width=int(profile.compute.gemm_tile_width),
+        dtype=str(profile.compute.precision),
+    )
+
+
+def aggregation_deadline(algorithm: ResolvedAlgorithm) -> float | None:
+    value = algorithm.aggregation.get("deadline_s")
+    return float(value) if value is not None else None
+
+
+def build_devices(scenario: Scenario, profiles: list[DeviceProfile], network_links: dict[str, Link],
+                  rng_root: np.random.SeedSequence) -> list[Device]:
+    """Every device of the fleet, with its links, power and a shared latency stream."""
+    net = scenario.network
+    devices: list[Device] = []
+    latency_seeds = rng_root.spawn(1)[0]
+    latency_rng = np.random.default_rng(latency_seeds)
+    for g, (group, profile) in enumerate(zip(scenario.fleet, profiles)):
+        mode = group.power_mode or profile.default_power_mode
+        if group.link == "ethernet":
+            down = (network_links["server_down"],)
+            up = (network_links["server_up"],)
+            cap = net.ethernet.rate_mbps * 1e6
+            latency = net.ethernet.latency
+        else:
+            ap = network_links[f"ap:{group.link}"]
+            down = (ap, network_links["server_down"])
+            up = (ap, network_links["server_up"])
+            spec = net.access_points[group.link]
+            cap = spec.max_client_mbps * 1e6 if spec.max_client_mbps else None
+            latency = spec.latency
+        label = group.name or profile.name
+        for k in range(group.count):
+            devices.append(
+                Device(
+                    index=len(devices), name=f"{label}#{k}", profile_name=profile.name, group=g, power_mode=mode,
+                    usable_memory_bytes=int(profile.usable_memory_bytes),
+                    busy_power_w=float(profile.busy_power_w(mode)), idle_power_w=float(profile.idle_power_w),
+                    down_links=down, up_links=up, cap_bps=cap, latency_mean_s=latency.mean_ms / 1e3,
+                    latency_jitter_s=latency.jitter_ms / 1e3, latency_distribution=latency.distribution,
+                    rng=latency_rng,
+                )
+            )
+    return devices
+
+
+def build_network(env: simpy.Environment, scenario: Scenario) -> tuple[Network, dict[str, Link]]:
+    """The shared links: server downlink and uplink, one per access point (Ethernet ports are caps)."""
+    net = scenario.network
+    links: dict[str, Link] = {
+        "server_down": Link("server-downlink", net.server.downlink_mbps * 1e6),
+        "server_up": Link("server-uplink", net.server.uplink_mbps * 1e6),
+    }
+    for name, ap in net.access_points.items():
+        links[f"ap:{name}"] = Link(f"ap-{name}", ap.capacity_mbps * 1e6)
+    return Network(env), links
+
+
+def start_availability(env: simpy.Environment, scenario: Scenario, devices: list[Device], base_dir: Path,
+                       seed: np.random.SeedSequence, switches: list[OnlineSwitch]) -> None:
+    """One process per device that is not always on, walking its offline intervals."""
+    group_seeds = seed.spawn(len(scenario.fleet))
+    for g, group in enumerate(scenario.fleet):
+        spec = group.availability
+        if isinstance(spec, AlwaysOn):
+            continue
+        members = [d for d in devices if d.group == g]
+        if isinstance(spec, Churn):
+            rngs = [np.random.default_rng(s) for s in group_seeds[g].spawn(len(members))]
+            sources = [churn_intervals(spec, rng) for rng in rngs]
+        else:
+            assert isinstance(spec, AvailabilityTrace)
+            sources = [iter(x) for x in load_trace(spec, base_dir, g, len(members))]
+        for device, intervals in zip(members, sources):
+            switch = switches[device.index]
+            env.process(availability_process(env, intervals, switch.go_offline, switch.go_online))
