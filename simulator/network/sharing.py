@@ -201,6 +201,16 @@ def star_levels(capacity_bps: float, transfers_at: dict[float, int]) -> tuple[di
     own bound, or its share of links no other class crosses). Returns ``(below, level)``: the level
     each bound below the link's share was fixed at, and the level of all the others (the link's
     fair share; 0 classes left: +inf). The same floats as :func:`fill`, in O(distinct bounds)."""
+    if len(transfers_at) == 1:  # one bound (a fleet of one cap): the loop below, unrolled
+        for bound, users in transfers_at.items():
+            if not users:
+                return {}, INF
+            share = capacity_bps / users
+            if bound >= share:
+                return {}, share
+            if share <= bound * (1 + REL_EPS):
+                return {}, bound
+            return {bound: bound}, INF  # all held by their bound: the link has room
     remaining = capacity_bps
     users = sum(transfers_at.values())
     below: dict[float, float] = {}

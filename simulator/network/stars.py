@@ -95,8 +95,12 @@ class StarSharing:
             return False
         was = self._status(star, flow_class)
         self._unplace(star, flow_class, was)
-        self._remove_member(star, flow_class)
-        self._add_member(star, flow_class, bound)
+        if bound == star.bound_of[flow_class]:  # the same bound: only its transfers changed
+            star.transfers_at[bound] += flow_class.active - star.members[flow_class]
+            star.members[flow_class] = flow_class.active
+        else:
+            self._remove_member(star, flow_class)
+            self._add_member(star, flow_class, bound)
         return self._settle_star(star, ((flow_class, was),))
 
     def _join_star(self, flow_class: Any, star: Star, bound: float) -> bool:
@@ -135,10 +139,11 @@ class StarSharing:
             if rate == INF:
                 self._dissolve(star, unplaced=movers)
                 return False
-            for bound, group in star.by_bound.items():
-                was, now = star.below.get(bound), below.get(bound)
-                if was != now:
-                    for flow_class in group:
+            old_below = star.below
+            for bound in (old_below.keys() | below.keys()) if old_below or below else ():
+                was, now = old_below.get(bound), below.get(bound)
+                if was != now:  # this bound's classes move (a bound in neither stays at λ)
+                    for flow_class in star.by_bound.get(bound, ()):
                         if flow_class not in movers:
                             self._unplace(star, flow_class, was)
                             movers[flow_class] = was
