@@ -217,12 +217,15 @@ _PLACES_KEPT = 1 << 16  # rates whose place is remembered (then forgotten all at
 EDGE = 2 * REL_EPS / 1.19e-7
 
 
-def star_levels(capacity_bps: float, transfers_at: dict[float, int]) -> tuple[dict[float, float], float]:
+def star_levels(capacity_bps: float, transfers_at: dict[float, int], bounds: list[float] | None = None,
+                users: int | None = None) -> tuple[dict[float, float], float]:
     """:func:`fill` of classes that share one link and are otherwise held only by bounds of their
     own, given as `transfers_at`: bound → transfers of the classes with that bound (each class's
     own bound, or its share of links no other class crosses). Returns ``(below, level)``: the level
     each bound below the link's share was fixed at, and the level of all the others (the link's
-    fair share; 0 classes left: +inf). The same floats as :func:`fill`, in O(distinct bounds)."""
+    fair share; 0 classes left: +inf). The same floats as :func:`fill`, in O(distinct bounds).
+    A caller that keeps them passes `bounds` (the keys, sorted) and `users` (the sum of the values):
+    then the work stops at the first bound not below the link's share."""
     if len(transfers_at) == 1:  # one bound (a fleet of one cap): the loop below, unrolled
         for bound, users in transfers_at.items():
             if not users:
@@ -234,9 +237,11 @@ def star_levels(capacity_bps: float, transfers_at: dict[float, int]) -> tuple[di
                 return {}, bound
             return {bound: bound}, INF  # all held by their bound: the link has room
     remaining = capacity_bps
-    users = sum(transfers_at.values())
+    if users is None:
+        users = sum(transfers_at.values())
     below: dict[float, float] = {}
-    bounds = sorted(transfers_at)
+    if bounds is None:
+        bounds = sorted(transfers_at)
     i = 0
     while users:
         share = remaining / users

@@ -14,6 +14,7 @@ only when λ passes it), so that λ moves without touching them; the others at t
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from typing import Any, Iterable
 
 from simulator.network.sharing import INF, star_levels
@@ -31,6 +32,8 @@ class Star:
         self.bound_of: dict[Any, float] = {}  # class → its bound
         self.by_bound: dict[float, dict[Any, None]] = {}  # bound → its classes
         self.transfers_at: dict[float, int] = {}  # bound → their transfers
+        self.bounds: list[float] = []  # the keys of transfers_at, sorted
+        self.transfers = 0  # Σ transfers_at
         self.below: dict[float, float] = {}  # bound → level, for bounds held below λ
         self.in_lambda = 0  # members in the λ group
         self.ceiling = 0.0  # Λ
@@ -66,7 +69,13 @@ class StarSharing:
         star.members[flow_class] = flow_class.active
         star.bound_of[flow_class] = bound
         star.by_bound.setdefault(bound, {})[flow_class] = None
-        star.transfers_at[bound] = star.transfers_at.get(bound, 0) + flow_class.active
+        transfers_at = star.transfers_at
+        before = transfers_at.get(bound)
+        if before is None:
+            insort(star.bounds, bound)
+            before = 0
+        transfers_at[bound] = before + flow_class.active
+        star.transfers += flow_class.active
         flow_class.hub = star
 
     def _remove_member(self, star: Star, flow_class: Any) -> None:
@@ -77,8 +86,11 @@ class StarSharing:
         if not group:
             del star.by_bound[bound]
             del star.transfers_at[bound]
+            bounds = star.bounds
+            del bounds[bisect_left(bounds, bound)]
         else:
             star.transfers_at[bound] -= transfers
+        star.transfers -= transfers
         flow_class.hub = None
 
     def _status(self, star: Star, flow_class: Any) -> float | None:
@@ -96,7 +108,9 @@ class StarSharing:
         was = self._status(star, flow_class)
         self._unplace(star, flow_class, was)
         if bound == star.bound_of[flow_class]:  # the same bound: only its transfers changed
-            star.transfers_at[bound] += flow_class.active - star.members[flow_class]
+            delta = flow_class.active - star.members[flow_class]
+            star.transfers_at[bound] += delta
+            star.transfers += delta
             star.members[flow_class] = flow_class.active
         else:
             self._remove_member(star, flow_class)
@@ -135,7 +149,7 @@ class StarSharing:
         False (the star dissolved) if its link no longer binds or a slack link overflows."""
         movers = dict(changed)
         while True:
-            below, rate = star_levels(star.link.capacity_bps, star.transfers_at)
+            below, rate = star_levels(star.link.capacity_bps, star.transfers_at, star.bounds, star.transfers)
             if rate == INF:
                 self._dissolve(star, unplaced=movers)
                 return False
@@ -235,7 +249,7 @@ class StarSharing:
         star = self._new_star(link)
         for flow_class, bound in zip(component, bounds):
             self._add_member(star, flow_class, bound)
-        star.below, rate = star_levels(link.capacity_bps, star.transfers_at)
+        star.below, rate = star_levels(link.capacity_bps, star.transfers_at, star.bounds, star.transfers)
         lam = [c for c in component if self._status(star, c) is None]
         same = all(c.rate_bps == star.below.get(b, rate) for c, b in zip(component, bounds))  # as filled
         ceiling, full = self._ceiling_for(lam, rate) if rate != INF and same else (0.0, [None])

@@ -144,6 +144,9 @@ def _check(sharing: Sharing, classes: list[C]) -> None:
     for c in classes:
         if not c.active:
             assert c.rate_bps == 0.0 and c.star is None
+    for star in {id(c.hub): c.hub for c in busy if c.hub is not None}.values():  # a star's running tallies
+        assert star.bounds == sorted(star.transfers_at) and star.transfers == sum(star.transfers_at.values())
+        assert star.transfers_at == {b: sum(star.members[c] for c in g) for b, g in star.by_bound.items()}
     if len(busy) >= 2:  # the levels it checks ties on are the rates in use, one count per class
         in_use: dict[float, int] = {}
         for c in busy:
