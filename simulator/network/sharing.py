@@ -209,7 +209,8 @@ def _place(rate: float) -> tuple[int, tuple[int, int] | None]:
     return key, (key - 1, key) if fraction < EDGE else (key, key + 1) if fraction > 1 - EDGE else None
 
 
-_PLACES_KEPT = 1 << 16  # rates whose place is remembered (then forgotten all at once)
+_PLACES_KEPT = 1 << 10  # rates whose place is remembered (then forgotten all at once: a star's λ
+# takes a new value at each change, and a large table of them would only cost cache misses)
 
 
 # A rate within REL_EPS of a bucket's edge (in units of the bucket's width, at least 1.19e-7 relative)

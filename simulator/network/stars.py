@@ -154,7 +154,7 @@ class StarSharing:
                 self._dissolve(star, unplaced=movers)
                 return False
             old_below = star.below
-            for bound in (old_below.keys() | below.keys()) if old_below or below else ():
+            for bound in (old_below.keys() | below.keys()) if old_below != below else ():  # (equal: none moves)
                 was, now = old_below.get(bound), below.get(bound)
                 if was != now:  # this bound's classes move (a bound in neither stays at λ)
                     for flow_class in star.by_bound.get(bound, ()):
