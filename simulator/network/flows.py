@@ -122,8 +122,7 @@ class FlowClass(Clock):
     star: "LinkLevel | None" = None  # the star whose clock it reads (its λ group), if any
     hub: "LinkLevel | None" = None  # the star it belongs to, if any (kept by Sharing)
     offset: float = 0.0
-    member_seq: int = -1  # its entry in the star's heap of member heads (−1: none), for this head tag
-    member_tag: float = 0.0
+    member_seq: int = -1  # its entry in the star's heap of member heads (−1: none)
     # kept by the network's Sharing (incremental.py)
     load_bps: float = 0.0
     tight: tuple = ()

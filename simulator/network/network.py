@@ -168,7 +168,7 @@ class Network:
                 new_star.advance(now, new_star.rate_bps)
                 flow_class.offset = virtual_bits - new_star.virtual_bits
                 flow_class.timer = None  # its own clock rests: a timer of its own is stale now
-                self._push_head(flow_class, new_star, moved=True)
+                self._push_head(flow_class, new_star)
                 touched[new_star] = None
             if old_star is not None:
                 touched[old_star] = None
@@ -182,17 +182,15 @@ class Network:
         for clock in touched:
             self._arm(clock, now)
 
-    def _push_head(self, flow_class: FlowClass, star: LinkLevel, moved: bool = False) -> None:
-        """Enter a member's head in its star's heap, unless the entry there is this head already (and
-        the member did not just come in, at a new offset)."""
+    def _push_head(self, flow_class: FlowClass, star: LinkLevel) -> None:
+        """Enter a member's head in its star's heap, with a new sequence (its older entry is stale
+        then). Always a new one: members whose heads are due at one instant complete in the order
+        of these sequences, which orders that instant's rows."""
         tag = flow_class.head_tag()
         if tag is None:
             flow_class.member_seq = -1
             return
-        if not moved and flow_class.member_seq >= 0 and flow_class.member_tag == tag:
-            return
         seq = flow_class.member_seq = next(self._seq)
-        flow_class.member_tag = tag
         heappush(star.heads, (tag - flow_class.offset, seq, flow_class))
 
     def _arm(self, clock: Clock, now: float) -> None:

@@ -107,14 +107,8 @@ class StarSharing:
             return False
         was = self._status(star, flow_class)
         self._unplace(star, flow_class, was)
-        if bound == star.bound_of[flow_class]:  # the same bound: only its transfers changed
-            delta = flow_class.active - star.members[flow_class]
-            star.transfers_at[bound] += delta
-            star.transfers += delta
-            star.members[flow_class] = flow_class.active
-        else:
-            self._remove_member(star, flow_class)
-            self._add_member(star, flow_class, bound)
+        self._remove_member(star, flow_class)  # (and in again last: the order members are re-placed
+        self._add_member(star, flow_class, bound)  # in orders the timers of one instant)
         return self._settle_star(star, ((flow_class, was),))
 
     def _join_star(self, flow_class: Any, star: Star, bound: float) -> bool:
@@ -154,10 +148,10 @@ class StarSharing:
                 self._dissolve(star, unplaced=movers)
                 return False
             old_below = star.below
-            for bound in (old_below.keys() | below.keys()) if old_below != below else ():  # (equal: none moves)
+            for bound, group in star.by_bound.items() if old_below != below else ():  # (equal: none moves)
                 was, now = old_below.get(bound), below.get(bound)
-                if was != now:  # this bound's classes move (a bound in neither stays at λ)
-                    for flow_class in star.by_bound.get(bound, ()):
+                if was != now:  # this bound's classes move, in the members' order
+                    for flow_class in group:
                         if flow_class not in movers:
                             self._unplace(star, flow_class, was)
                             movers[flow_class] = was
