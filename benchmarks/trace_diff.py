@@ -7,8 +7,8 @@ trace fingerprint then differs, and says nothing of how. This script aligns the 
 
 - rows matched, and rows in one run only;
 - the first divergence: the earliest event (by start time) whose outcome or version differ or that
-  is in one run only, or whose times or bytes (a cut transfer's bytes are its progress, a float
-  rounded down) differ by more than ``--rel`` relatively;
+  is in one run only, or whose times differ by more than ``--rel`` relatively, or bytes by more than
+  ``--rel`` of the transfer's size (a cut transfer's bytes are its progress, a float rounded down);
 - before it, the largest relative difference of times and bytes (floats' last places: ~1e-16 per
   operation; the completion tolerance: up to 1e-9);
 - from it on, nothing is claimed: a different order of two events that were nearly simultaneous
@@ -33,8 +33,16 @@ import pandas as pd
 
 
 def _events(folder: Path) -> pd.DataFrame:
+    """events.parquet keyed by (device, job, phase, n-th), with each transfer's full size beside it
+    (`size`, from updates.parquet): a cut transfer's bytes are its progress, compared to that size."""
     events = pd.read_parquet(folder / "events.parquet")
+    updates = pd.read_parquet(folder / "updates.parquet").set_index("job_id")
     events["k"] = events.groupby(["device", "job_id", "phase"]).cumcount()  # offline rows: n-th of a device
+    size = pd.Series(0, index=events.index, dtype="int64")
+    for phase, column in (("download", "download_bytes"), ("upload", "upload_bytes")):
+        rows = events.phase == phase
+        size[rows] = updates[column].reindex(events.job_id[rows]).fillna(0).to_numpy()
+    events["size"] = size.clip(lower=1)
     return events.set_index(["device", "job_id", "phase", "k"]).sort_index()
 
 
@@ -46,7 +54,8 @@ def compare_events(a: pd.DataFrame, b: pd.DataFrame, rel: float) -> dict[str, An
     def relative(column: str) -> pd.Series:
         return ((x[column] - y[column]).abs() / x[column].abs().clip(lower=1e-300)).fillna(0.0)
 
-    rel_end, rel_start, rel_bytes = relative("end_s"), relative("start_s"), relative("bytes")
+    rel_end, rel_start = relative("end_s"), relative("start_s")
+    rel_bytes = ((x.bytes - y.bytes).abs() / x["size"]).fillna(0.0)  # of the transfer's size
     apart = ~same_kind | (rel_end > rel) | (rel_start > rel) | (rel_bytes > rel)
     only = pd.concat([a.loc[a.index.difference(b.index)].start_s, b.loc[b.index.difference(a.index)].start_s])
     first = min([s for s in (x.start_s[apart].min(), only.min()) if pd.notna(s)], default=None)

@@ -31,9 +31,10 @@ def optimizer_kind(scenario: Scenario) -> str:
 
 def load_profiles(scenario: Scenario, base_dir: Path, file: str | None) -> list[DeviceProfile]:
     profiles = []
+    loaded: dict[str, DeviceProfile] = {}  # a profile named by many groups (one per Wi-Fi cell) is read once
     for i, group in enumerate(scenario.fleet):
         try:
-            profile = load_profile(group.profile, base_dir)
+            profile = loaded.get(group.profile) or loaded.setdefault(group.profile, load_profile(group.profile, base_dir))
         except InputError as err:
             if err.field is None:
                 err.field = f"fleet[{i}].profile"

@@ -35,6 +35,7 @@ class Link:
     star: "LinkLevel | None" = field(default=None, repr=False)
     # every class crossing it (in flight or not), and whether it can never bind (Sharing.add_class)
     classes: list = field(default_factory=list, repr=False)
+    static_bps: float = field(default=0.0, repr=False)  # Σ over `classes` of the most each can load it
     never_binds: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -121,7 +122,7 @@ class FlowClass(Clock):
     star: "LinkLevel | None" = None  # the star whose clock it reads (its λ group), if any
     hub: "LinkLevel | None" = None  # the star it belongs to, if any (kept by Sharing)
     offset: float = 0.0
-    member_seq: int = -1  # its entry in the star's heap of member heads
+    member_seq: int = -1  # its entry in the star's heap of member heads (−1: none)
     # kept by the network's Sharing (incremental.py)
     load_bps: float = 0.0
     tight: tuple = ()

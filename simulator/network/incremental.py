@@ -201,7 +201,10 @@ class Sharing(StarSharing):
         """A class was created: its links' static bounds grow (see :meth:`_static_bounds`)."""
         for link in flow_class.links:
             link.classes.append(flow_class)
-        self._static_bounds(flow_class.links)
+            link.static_bps += _most(flow_class, link)
+            never = link.static_bps * (1 + SLACK_MARGIN) < link.capacity_bps
+            if never != link.never_binds:
+                self._static_bounds((link,))  # (it can only stop never binding: booked from now on)
 
     def _static_bounds(self, links: Iterable[Any]) -> list[Any]:
         """A link *never binds* when, even if every class that crosses it carried as much as its other
@@ -210,13 +213,7 @@ class Sharing(StarSharing):
         twice or only it has no such bound. Returns the links that may bind again and are full."""
         full = []
         for link in links:
-            total = 0.0
-            for flow_class in link.classes:
-                others = [x.capacity_bps for x in flow_class.links if x is not link]
-                if not others or len(others) != len(flow_class.links) - 1:
-                    total = INF
-                    break
-                total += min(others)
+            total = link.static_bps = sum(_most(flow_class, link) for flow_class in link.classes)
             never = total * (1 + SLACK_MARGIN) < link.capacity_bps
             if link.never_binds and not never and link.slack:  # booked from now on: is it full?
                 link.load_bps = _booked(link)
@@ -310,6 +307,13 @@ class Sharing(StarSharing):
                         elif link not in overflow:
                             overflow.append(link)
         return overflow
+
+def _most(flow_class: Any, link: Any) -> float:
+    """The most the class can ever load `link` with: the capacity of its tightest other link (none,
+    or `link` crossed twice: no bound)."""
+    others = [x.capacity_bps for x in flow_class.links if x is not link]
+    return min(others) if others and len(others) == len(flow_class.links) - 1 else INF
+
 
 def _booked(link: Any) -> float:
     """Σ booked load over the classes crossing `link` (a class crossing it twice counts twice)."""

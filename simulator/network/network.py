@@ -193,6 +193,9 @@ class Network:
             self._arm(clock, now)
 
     def _push_head(self, flow_class: FlowClass, star: LinkLevel) -> None:
+        """Enter a member's head in its star's heap, with a new sequence (its older entry is stale
+        then). Always a new one: members whose heads are due at one instant complete in the order
+        of these sequences, which orders that instant's rows."""
         tag = flow_class.head_tag()
         if tag is None:
             flow_class.member_seq = -1

@@ -111,6 +111,7 @@ class Levels:
     def __init__(self) -> None:
         self._counts: dict[float, int] = {}
         self._buckets: dict[int, list[float]] = {}
+        self._places: dict[float, tuple[int, tuple[int, int] | None]] = {}
         self.ties = 0
         self.active = False
 
@@ -164,30 +165,52 @@ class Levels:
     def _bucket(self, rate: float, entering: bool) -> None:
         """Put a rate new in use in its bucket (or take one out of use), counting the rates within
         REL_EPS of it in :attr:`ties`: those in its bucket, and in the next bucket only if it lies
-        that close to its bucket's edge."""
-        if rate == INF:
-            key, fraction = 1 << 40, 0.5
-        else:
-            mantissa, exponent = frexp(rate)  # rate = mantissa · 2**exponent, 0.5 <= mantissa < 1
-            scaled = mantissa * 8388608.0  # its top 22 bits, contiguous across exponents
-            whole = int(scaled)
-            key, fraction = (exponent << 22) + whole - 4194304, scaled - whole
+        that close to its bucket's edge. A rate's bucket and the buckets to scan are remembered
+        (:func:`_place`): the rates of a fleet recur (a cell's share at each of its counts)."""
+        place = self._places.get(rate)
+        if place is None:
+            places = self._places
+            if len(places) >= _PLACES_KEPT:
+                places.clear()
+            place = places[rate] = _place(rate)
+        key, scan = place
         buckets = self._buckets
         bucket = buckets.get(key)
         if entering:
             if bucket is None:
-                buckets[key] = bucket = []
-            bucket.append(rate)
+                buckets[key] = [rate]
+                if scan is None:  # (the usual case: alone in its bucket, none to scan beside)
+                    return
+            else:
+                bucket.append(rate)
         else:
             bucket.remove(rate)  # type: ignore[union-attr]
             if not bucket:
                 del buckets[key]
+                if scan is None:
+                    return
         found = 0
-        for k in (key - 1, key) if fraction < EDGE else (key, key + 1) if fraction > 1 - EDGE else (key,):
+        for k in scan or (key,):
             for other in buckets.get(k, ()):
                 if other != rate and (other < rate <= other * (1 + REL_EPS) or rate < other <= rate * (1 + REL_EPS)):
                     found += 1  # near(other, rate) or near(rate, other), inline
         self.ties += found if entering else -found
+
+
+def _place(rate: float) -> tuple[int, tuple[int, int] | None]:
+    """A rate's bucket key (the top 22 bits of its mantissa, and its exponent), and the two buckets
+    to scan for near rates if it lies within REL_EPS of its bucket's edge (None: its own only)."""
+    if rate == INF:
+        return 1 << 40, None
+    mantissa, exponent = frexp(rate)  # rate = mantissa · 2**exponent, 0.5 <= mantissa < 1
+    scaled = mantissa * 8388608.0  # its top 22 bits, contiguous across exponents
+    whole = int(scaled)
+    key, fraction = (exponent << 22) + whole - 4194304, scaled - whole
+    return key, (key - 1, key) if fraction < EDGE else (key, key + 1) if fraction > 1 - EDGE else None
+
+
+_PLACES_KEPT = 1 << 10  # rates whose place is remembered (then forgotten all at once: a star's λ
+# takes a new value at each change, and a large table of them would only cost cache misses)
 
 
 # A rate within REL_EPS of a bucket's edge (in units of the bucket's width, at least 1.19e-7 relative)
@@ -195,16 +218,31 @@ class Levels:
 EDGE = 2 * REL_EPS / 1.19e-7
 
 
-def star_levels(capacity_bps: float, transfers_at: dict[float, int]) -> tuple[dict[float, float], float]:
+def star_levels(capacity_bps: float, transfers_at: dict[float, int], bounds: list[float] | None = None,
+                users: int | None = None) -> tuple[dict[float, float], float]:
     """:func:`fill` of classes that share one link and are otherwise held only by bounds of their
     own, given as `transfers_at`: bound → transfers of the classes with that bound (each class's
     own bound, or its share of links no other class crosses). Returns ``(below, level)``: the level
     each bound below the link's share was fixed at, and the level of all the others (the link's
-    fair share; 0 classes left: +inf). The same floats as :func:`fill`, in O(distinct bounds)."""
+    fair share; 0 classes left: +inf). The same floats as :func:`fill`, in O(distinct bounds).
+    A caller that keeps them passes `bounds` (the keys, sorted) and `users` (the sum of the values):
+    then the work stops at the first bound not below the link's share."""
+    if len(transfers_at) == 1:  # one bound (a fleet of one cap): the loop below, unrolled
+        for bound, users in transfers_at.items():
+            if not users:
+                return {}, INF
+            share = capacity_bps / users
+            if bound >= share:
+                return {}, share
+            if share <= bound * (1 + REL_EPS):
+                return {}, bound
+            return {bound: bound}, INF  # all held by their bound: the link has room
     remaining = capacity_bps
-    users = sum(transfers_at.values())
+    if users is None:
+        users = sum(transfers_at.values())
     below: dict[float, float] = {}
-    bounds = sorted(transfers_at)
+    if bounds is None:
+        bounds = sorted(transfers_at)
     i = 0
     while users:
         share = remaining / users

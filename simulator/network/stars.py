@@ -14,6 +14,7 @@ only when λ passes it), so that λ moves without touching them; the others at t
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from typing import Any, Iterable
 
 from simulator.network.sharing import INF, star_levels
@@ -31,6 +32,8 @@ class Star:
         self.bound_of: dict[Any, float] = {}  # class → its bound
         self.by_bound: dict[float, dict[Any, None]] = {}  # bound → its classes
         self.transfers_at: dict[float, int] = {}  # bound → their transfers
+        self.bounds: list[float] = []  # the keys of transfers_at, sorted
+        self.transfers = 0  # Σ transfers_at
         self.below: dict[float, float] = {}  # bound → level, for bounds held below λ
         self.in_lambda = 0  # members in the λ group
         self.ceiling = 0.0  # Λ
@@ -66,7 +69,13 @@ class StarSharing:
         star.members[flow_class] = flow_class.active
         star.bound_of[flow_class] = bound
         star.by_bound.setdefault(bound, {})[flow_class] = None
-        star.transfers_at[bound] = star.transfers_at.get(bound, 0) + flow_class.active
+        transfers_at = star.transfers_at
+        before = transfers_at.get(bound)
+        if before is None:
+            insort(star.bounds, bound)
+            before = 0
+        transfers_at[bound] = before + flow_class.active
+        star.transfers += flow_class.active
         flow_class.hub = star
 
     def _remove_member(self, star: Star, flow_class: Any) -> None:
@@ -77,8 +86,11 @@ class StarSharing:
         if not group:
             del star.by_bound[bound]
             del star.transfers_at[bound]
+            bounds = star.bounds
+            del bounds[bisect_left(bounds, bound)]
         else:
             star.transfers_at[bound] -= transfers
+        star.transfers -= transfers
         flow_class.hub = None
 
     def _status(self, star: Star, flow_class: Any) -> float | None:
@@ -95,8 +107,8 @@ class StarSharing:
             return False
         was = self._status(star, flow_class)
         self._unplace(star, flow_class, was)
-        self._remove_member(star, flow_class)
-        self._add_member(star, flow_class, bound)
+        self._remove_member(star, flow_class)  # (and in again last: the order members are re-placed
+        self._add_member(star, flow_class, bound)  # in orders the timers of one instant)
         return self._settle_star(star, ((flow_class, was),))
 
     def _join_star(self, flow_class: Any, star: Star, bound: float) -> bool:
@@ -131,13 +143,14 @@ class StarSharing:
         False (the star dissolved) if its link no longer binds or a slack link overflows."""
         movers = dict(changed)
         while True:
-            below, rate = star_levels(star.link.capacity_bps, star.transfers_at)
+            below, rate = star_levels(star.link.capacity_bps, star.transfers_at, star.bounds, star.transfers)
             if rate == INF:
                 self._dissolve(star, unplaced=movers)
                 return False
-            for bound, group in star.by_bound.items():
-                was, now = star.below.get(bound), below.get(bound)
-                if was != now:
+            old_below = star.below
+            for bound, group in star.by_bound.items() if old_below != below else ():  # (equal: none moves)
+                was, now = old_below.get(bound), below.get(bound)
+                if was != now:  # this bound's classes move, in the members' order
                     for flow_class in group:
                         if flow_class not in movers:
                             self._unplace(star, flow_class, was)
@@ -230,7 +243,7 @@ class StarSharing:
         star = self._new_star(link)
         for flow_class, bound in zip(component, bounds):
             self._add_member(star, flow_class, bound)
-        star.below, rate = star_levels(link.capacity_bps, star.transfers_at)
+        star.below, rate = star_levels(link.capacity_bps, star.transfers_at, star.bounds, star.transfers)
         lam = [c for c in component if self._status(star, c) is None]
         same = all(c.rate_bps == star.below.get(b, rate) for c, b in zip(component, bounds))  # as filled
         ceiling, full = self._ceiling_for(lam, rate) if rate != INF and same else (0.0, [None])

@@ -29,6 +29,7 @@ class L:
     load_bps: float = 0.0
     star: object = None
     classes: list = field(default_factory=list)
+    static_bps: float = 0.0
     never_binds: bool = False
 
 
@@ -147,6 +148,9 @@ def _check(sharing: Sharing, classes: list[C]) -> None:
     for c in classes:
         if not c.active:
             assert c.rate_bps == 0.0 and c.star is None
+    for star in {id(c.hub): c.hub for c in busy if c.hub is not None}.values():  # a star's running tallies
+        assert star.bounds == sorted(star.transfers_at) and star.transfers == sum(star.transfers_at.values())
+        assert star.transfers_at == {b: sum(star.members[c] for c in g) for b, g in star.by_bound.items()}
     if len(busy) >= 2:  # the levels it checks ties on are the rates in use, one count per class
         in_use: dict[float, int] = {}
         for c in busy:
@@ -327,3 +331,17 @@ def test_levels_find_near_ties_across_bucket_edges(ops) -> None:
             counts[edge] = counts.get(edge, 0) + 1
         live = sorted(r for r, n in counts.items() if n)
         assert (levels.ties > 0) == any(near(a, b) for a, b in zip(live, live[1:]))
+
+
+@settings(max_examples=500, deadline=None)
+@given(CAPACITIES, st.dictionaries(CAPS.filter(lambda b: b > 0), st.integers(0, 100), min_size=1, max_size=4))
+def test_star_levels_is_the_filling_of_a_star(capacity, transfers_at) -> None:
+    """Classes on one shared link, each also held by a bound of its own (a cap, or a private link):
+    star_levels gives each bound the level fill() gives its classes."""
+    from simulator.network.sharing import star_levels
+
+    shared = L(capacity)
+    classes = [C((shared,), bound, n) for bound, n in transfers_at.items() if n]
+    below, level = star_levels(capacity, transfers_at)
+    for c, rate in zip(classes, fill(classes)):
+        assert below.get(c.own_bound, level) == rate
