@@ -43,8 +43,11 @@ def register(app: typer.Typer) -> None:
 
         Plug-ins (module:Class) are not imported unless --import-plugins is given; the output says so."""
         from simulator.cli.validate import not_imported_note, plugins_in, without_plugins
+        from simulator.config.algorithm import resolve_algorithm
         from simulator.engine import Simulation
         from simulator.engine.failure import preparing_failure
+        from simulator.engine.simulation import refuse_pruned_user_models
+        from simulator.server.registry import policy_params
         from simulator.server.registry import add_plugin_paths
 
         for file in files:
@@ -56,6 +59,10 @@ def register(app: typer.Typer) -> None:
             elif plugins:
                 checked = without_plugins(scenario)
             try:
+                # on the scenario as written (the stand-ins are module:Class models too), with the
+                # algorithm the checked copy resolves to (pruning does not depend on the policy)
+                refuse_pruned_user_models(scenario.workload, resolve_algorithm(checked.algorithm, policy_params),
+                                          str(file))
                 Simulation(checked, Path("."), scenario_file=str(file), base_dir=file.resolve().parent, timing_only=True)
             except InputError:
                 raise

@@ -60,6 +60,7 @@ class Simulation:
             self.algorithm = resolve_algorithm(scenario.algorithm, policy_params)
         except InputError as err:
             raise err.with_file(scenario_file) if scenario_file else err
+        refuse_pruned_user_models(scenario.workload, self.algorithm, scenario_file)
         self.profiles = load_profiles(scenario, self.base_dir, scenario_file)
         self._check_k()
         self.fault_devices = self._resolve_fault_devices()
@@ -133,3 +134,24 @@ class Simulation:
     def plugin_files(self) -> dict[str, str]:
         """The scenario's plug-in files, for naming a failing plug-in (engine.failure)."""
         return scenario_plugin_files(self.scenario)
+
+
+def refuse_pruned_user_models(workload: Any, algorithm: Any, file: str | None) -> None:
+    """A ``module:Class`` model is wrapped as one block with no prunable axes, so width or depth
+    pruning cannot cut it: refused before anything runs (and by ``fleetsim validate``, on the
+    scenario as written), instead of the run failing when it first traces or builds a submodel.
+    `workload` is a WorkloadSpec, `algorithm` a ResolvedAlgorithm."""
+    pruning = algorithm.pruning
+    cuts = [f"{axis}: {how}" for axis, how in (("width", pruning.width), ("depth", pruning.depth)) if how != "none"]
+    if not cuts:
+        return
+    for key, spec in (("workload.model", workload.model), ("workload.train_model", workload.train_model)):
+        if spec is not None and not spec.is_builtin:
+            raise InputError(
+                f"algorithm '{algorithm.name}' prunes ({', '.join(cuts)}), but {key} '{spec.name}' is a "
+                "module:Class model, which fleetsim trains whole (one block, no prunable axes); change "
+                "algorithm.name to a preset that does not prune, or set algorithm.pruning to "
+                "{width: none, depth: none}, or give a built-in model family (README, 'Your own model')",
+                file=file, field="algorithm.name", value=algorithm.name,
+                accepted="fedavg, fedasync, fedbuff (no pruning) with a module:Class model",
+            )
