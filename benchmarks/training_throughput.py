@@ -66,7 +66,7 @@ def plain_fedavg(data: dict[str, Any], threads: int = 1) -> dict[str, Any]:
     rounds, epochs, batch = int(sc.stop.max_versions), float(wl.local_epochs), int(wl.batch_size)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     try:
         ds = load_dataset(wl.dataset, seed)
         parts = [torch.from_numpy(p) for p in partition(ds.y_train.numpy(), clients, wl.partition, seed)]
@@ -122,9 +122,9 @@ def plain_fedavg(data: dict[str, Any], threads: int = 1) -> dict[str, Any]:
             model.load_state_dict(global_state)
             accuracies.append(evaluate())
     finally:
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
         torch.set_num_threads(previous)
-    return {"s": elapsed, "accuracies": accuracies}
+    return {"s": elapsed, "cpu_s": cpu, "accuracies": accuracies}
 
 
 def fleetsim_run(data: dict[str, Any], out: Path, kind: str, workers: int) -> dict[str, Any]:
@@ -137,13 +137,13 @@ def fleetsim_run(data: dict[str, Any], out: Path, kind: str, workers: int) -> di
 
     executor = make_executor(kind, workers=workers if kind != "inline" else None)
     cost._trace.cache_clear()  # plan from the on-disk cache, as a fresh `fleetsim run` does
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     try:
         result = run(copy.deepcopy(data), out=out, force=True, report=False, executor=executor)
     finally:
         executor.shutdown()
-    elapsed = time.perf_counter() - start
-    return {"s": elapsed, "accuracies": [float(a) for a in result.evals.accuracy],
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return {"s": elapsed, "cpu_s": cpu, "accuracies": [float(a) for a in result.evals.accuracy],
             "traces": {t: (out / f"{t}.parquet").read_bytes() for t in TRACES}}
 
 
@@ -190,7 +190,9 @@ def main() -> int:
                     runs[name].append(plain_fedavg(data, args.plain_threads))
                 else:
                     runs[name].append(fleetsim_run(data, Path(tmp) / name, kinds[name], args.workers))
-                print(f"  repeat {rep + 1} {name:6s} {runs[name][-1]['s']:6.2f} s", file=sys.stderr, flush=True)
+                last = runs[name][-1]
+                print(f"  repeat {rep + 1} {name:6s} {last['s']:6.2f} s wall, {last['cpu_s']:6.2f} s CPU of this process",
+                      file=sys.stderr, flush=True)
             loads.append(os.getloadavg()[0])
     if "ray" in variants:
         ray.shutdown()
@@ -202,7 +204,8 @@ def main() -> int:
     report: dict[str, Any] = {"repeat": args.repeat, "workers": args.workers, "plain_threads": args.plain_threads,
                               "load_1min": loads, "cpus": os.cpu_count(), "traces_identical": identical,
                               "max_accuracy_gap_plain_vs_fleetsim": acc_gap,
-                              "all_s": {k: [round(r["s"], 3) for r in v] for k, v in runs.items()}}
+                              "all_s": {k: [round(r["s"], 3) for r in v] for k, v in runs.items()},
+                              "all_cpu_s": {k: [round(r["cpu_s"], 3) for r in v] for k, v in runs.items()}}
     print(f"issue 16 small-clients workload: 16 clients, 20 FedAvg rounds; {args.repeat} alternating repeats; "
           f"load (1 min) {', '.join(f'{x:.2f}' for x in loads)} on {os.cpu_count()} CPUs")
     print(f"plain PyTorch loop ({args.plain_threads} thread)  " + ", ".join(f"{r['s']:.2f}" for r in runs["plain"]) + " s")
@@ -212,6 +215,11 @@ def main() -> int:
         report[v] = {"median_ratio_to_plain": med, "fastest_ratio_to_plain": fast}
         print(f"{v:6s} " + ", ".join(f"{r['s']:.2f}" for r in runs[v]) + f" s   / plain: median {med:.3f}x, "
               f"fastest {fast:.3f}x   (target {targets[v]})")
+    if "serial" in variants:  # CPU time drifts less with load than wall time; only the serial run has all its work here
+        per = [s["cpu_s"] / p["cpu_s"] for s, p in zip(runs["serial"], runs["plain"])]
+        report["serial_cpu_ratio_median"] = statistics.median(per)
+        print("serial / plain in CPU time of this process: " + ", ".join(f"{x:.3f}" for x in per)
+              + f"; median {statistics.median(per):.3f}x")
     if "pool" in variants and "ray" in variants:
         per = [r["s"] / p["s"] for r, p in zip(runs["ray"], runs["pool"])]
         report["ray_to_pool_median"] = statistics.median(per)

@@ -181,7 +181,7 @@ def run(
     plug-in that raises (or a full disk) ends the run the same way, with one paragraph saying which
     plug-in, which hook and where, and exit status 1. The run folder is locked while the run lasts."""
     from simulator.api import check_seed, load_scenario, run as run_scenario
-    from simulator.executors_cli import make_executor
+    from simulator.learning.executors import make_executor
 
     check_seed(seed, "--seed")
     if workers < 0:
@@ -221,7 +221,7 @@ def resume(
     The traces equal an uninterrupted run's. A finished run is refused; the folder is locked while
     resuming, and only the files fleetsim wrote are replaced (your own files in it stay)."""
     from simulator.api import load_scenario, resume as resume_run
-    from simulator.executors_cli import make_executor
+    from simulator.learning.executors import make_executor
 
     from simulator.checkpoint import read_run_options
 
