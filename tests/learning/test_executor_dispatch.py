@@ -248,3 +248,28 @@ def test_one_vocabulary_for_the_cli_and_the_api():
     assert "inline, process, ray" in str(err.value)
     with pytest.raises(InputError, match="not a number of workers"):
         make_executor("process", -1)
+
+
+def test_the_cli_takes_the_old_and_new_names_and_explains_a_wrong_one(tmp_path):
+    import pandas as pd
+    import yaml
+    from typer.testing import CliRunner
+
+    from simulator.cli import app
+    from tests.training.test_executor_equivalence import _scenario
+
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(_scenario(tmp_path, profiles)))
+    runner = CliRunner()
+    bad = runner.invoke(app, ["run", str(path), "--executor", "gpu-farm", "--out", str(tmp_path / "bad")])
+    assert bad.exit_code == 2 and "unknown executor (got 'gpu-farm')" in bad.output
+    assert "inline, process, ray" in bad.output and "Traceback" not in bad.output
+    assert not (tmp_path / "bad").exists()
+    for name in ("pool", "process"):
+        ok = runner.invoke(app, ["run", str(path), "--executor", name, "--workers", "1", "--no-report",
+                                 "--out", str(tmp_path / name)])
+        assert ok.exit_code == 0, ok.output
+    a, b = (pd.read_parquet(tmp_path / n / "evals.parquet") for n in ("pool", "process"))
+    assert len(a) == 6 and a.equals(b)

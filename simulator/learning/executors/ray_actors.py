@@ -103,9 +103,10 @@ class _RayTransport(Transport):
             with self._lock:
                 refs = list(self._outstanding)
             if not refs:
-                self._stop.wait(0.01)
+                self._stop.wait(0.002)
                 continue
-            ready, _ = self.ray.wait(refs, num_returns=1, timeout=0.05)
+            # short: a job sent after this call started is only watched from the next one
+            ready, _ = self.ray.wait(refs, num_returns=1, timeout=0.005)
             for ref in ready:
                 with self._lock:
                     slot, kind = self._outstanding.pop(ref)
