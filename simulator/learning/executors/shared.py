@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from multiprocessing import shared_memory
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -40,12 +41,39 @@ def same_bits(a: Tensor, b: Tensor) -> bool:
     """Bitwise equality (``torch.equal`` would call -0.0 and 0.0 equal and NaN unequal to itself)."""
     if a.dtype != b.dtype or a.shape != b.shape:
         return False
-    if a.dtype.is_floating_point or a.dtype.is_complex:
-        bits = _BITS[a.element_size()] if not a.dtype.is_complex else None
-        if bits is None:
-            return bool(torch.equal(torch.view_as_real(a), torch.view_as_real(b)))
-        return bool(torch.equal(a.contiguous().view(bits), b.contiguous().view(bits)))
-    return bool(torch.equal(a, b))
+    a, b = a.detach().contiguous(), b.detach().contiguous()
+    if a.dtype.is_complex:
+        a, b = torch.view_as_real(a), torch.view_as_real(b)
+    bits = _BITS.get(a.element_size())
+    if bits is None or a.dtype == torch.bool:
+        return bool(torch.equal(a, b))
+    a, b = a.view(bits), b.view(bits)
+    # NumPy's comparison is 3-4x faster than torch.equal on CPU here (80 against 300 us for the
+    # 115,200 weights of the CNN's last convolution); it is on the path of every job a pool sends
+    return bool(np.array_equal(a.numpy(), b.numpy()))
+
+
+_NP_BITS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def _bits_of(t: Tensor) -> Any:
+    """The tensor's raw bits as a flat NumPy integer array (a view when it can be); what
+    :meth:`WeightStore.encode` compares, one NumPy call per tensor (its hot path: every job a pool
+    sends passes here, ~20 tensors each)."""
+    t = t.detach()
+    if t.dtype.is_complex:
+        t = torch.view_as_real(t)
+    if t.dtype == torch.bfloat16 or t.dtype == torch.bool or t.element_size() not in _NP_BITS:
+        return t.contiguous().clone()  # compared with torch.equal (bool) or bitwise below
+    return t.contiguous().numpy().reshape(-1).view(_NP_BITS[t.element_size()])
+
+
+def _equal_bits(a: Any, b: Any) -> bool:
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        if not (isinstance(a, Tensor) and isinstance(b, Tensor)) or a.dtype != b.dtype or a.shape != b.shape:
+            return False
+        return same_bits(a, b)
+    return a.shape == b.shape and a.dtype == b.dtype and bool((a == b).all())
 
 
 def full_shapes(data: Any) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
@@ -67,6 +95,7 @@ class WeightStore:
     def __init__(self, full_shapes: dict[str, tuple[tuple[int, ...], torch.dtype]]) -> None:
         self.full_shapes = full_shapes
         self._gens: OrderedDict[int, dict[str, Tensor]] = OrderedDict()  # gen -> name -> published view
+        self._bits: dict[int, dict[str, Any]] = {}                           # the same as raw-bit arrays
         self._refs: dict[int, int] = {}
         self._next = 0
 
@@ -92,8 +121,9 @@ class WeightStore:
             if full is None or tuple(t.shape) != full[0] or t.dtype != full[1] or t.device.type != "cpu":
                 out[name] = t
                 continue
+            bits = _bits_of(t)
             hit = next((g for g in reversed(self._gens) if name in self._gens[g]
-                        and same_bits(self._gens[g][name], t)), None)
+                        and _equal_bits(self._bits[g][name], bits)), None)
             if hit is None:
                 missing[name] = t
             else:
@@ -103,6 +133,7 @@ class WeightStore:
             gen = self._next
             self._next += 1
             self._gens[gen] = self._create(gen, missing)
+            self._bits[gen] = {k: _bits_of(v) for k, v in self._gens[gen].items()}
             self._refs[gen] = 0
             for name in missing:
                 out[name] = self._ref(gen, name)
@@ -125,12 +156,12 @@ class WeightStore:
     def _collect(self) -> None:
         newest = list(self._gens)[-self.KEEP:]
         for g in [g for g in self._gens if self._refs[g] <= 0 and g not in newest]:
-            del self._gens[g], self._refs[g]
+            del self._gens[g], self._refs[g], self._bits[g]
             self._free(g)
 
     def close(self) -> None:
         for g in list(self._gens):
-            del self._gens[g]
+            del self._gens[g], self._bits[g]
             self._free(g)
         self._refs.clear()
 
