@@ -143,7 +143,7 @@ def fleetsim_run(data: dict[str, Any], out: Path, kind: str, workers: int) -> di
     finally:
         executor.shutdown()
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
-    return {"s": elapsed, "cpu_s": cpu, "accuracies": [float(a) for a in result.evals.accuracy],
+    return {"s": elapsed, "cpu_s": cpu, "startup": getattr(executor, "last_run", {}), "accuracies": [float(a) for a in result.evals.accuracy],
             "traces": {t: (out / f"{t}.parquet").read_bytes() for t in TRACES}}
 
 
@@ -191,8 +191,11 @@ def main() -> int:
                 else:
                     runs[name].append(fleetsim_run(data, Path(tmp) / name, kinds[name], args.workers))
                 last = runs[name][-1]
-                print(f"  repeat {rep + 1} {name:6s} {last['s']:6.2f} s wall, {last['cpu_s']:6.2f} s CPU of this process",
-                      file=sys.stderr, flush=True)
+                up = last.get("startup") or {}
+                extra = (f"; workers ready after {', '.join(f'{x:.1f}' for x in up['ready_after_s']) or 'never'} s, "
+                         f"{up['trained_here']} jobs trained by the waiting thread") if up else ""
+                print(f"  repeat {rep + 1} {name:6s} {last['s']:6.2f} s wall, {last['cpu_s']:6.2f} s CPU of this process"
+                      + extra, file=sys.stderr, flush=True)
             loads.append(os.getloadavg()[0])
     if "ray" in variants:
         ray.shutdown()
@@ -205,7 +208,8 @@ def main() -> int:
                               "load_1min": loads, "cpus": os.cpu_count(), "traces_identical": identical,
                               "max_accuracy_gap_plain_vs_fleetsim": acc_gap,
                               "all_s": {k: [round(r["s"], 3) for r in v] for k, v in runs.items()},
-                              "all_cpu_s": {k: [round(r["cpu_s"], 3) for r in v] for k, v in runs.items()}}
+                              "all_cpu_s": {k: [round(r["cpu_s"], 3) for r in v] for k, v in runs.items()},
+                              "startup": {k: [r.get("startup") for r in v] for k, v in runs.items() if k != "plain"}}
     print(f"issue 16 small-clients workload: 16 clients, 20 FedAvg rounds; {args.repeat} alternating repeats; "
           f"load (1 min) {', '.join(f'{x:.2f}' for x in loads)} on {os.cpu_count()} CPUs")
     print(f"plain PyTorch loop ({args.plain_threads} thread)  " + ", ".join(f"{r['s']:.2f}" for r in runs["plain"]) + " s")

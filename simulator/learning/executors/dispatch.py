@@ -76,11 +76,14 @@ class Dispatcher:
         self._context: WorkerContext | None = None
         self._sizes: list[int] | None = None
         self._thread: threading.Thread | None = None
+        self._started_at = 0.0
+        self.ready_after_s: list[float] = []   # when each worker became ready, from start()
+        self.trained_here = 0                   # jobs the waiting thread trained (workers not ready)
 
     # ------------------------------------------------------------------ life cycle
     def start(self, context: WorkerContext, data: WorkerData | None) -> None:
         """Start feeding; `data` (the learner's) serves the sizes, the shapes and the jobs trained here."""
-        self._context = context
+        self._context, self._started_at = context, time.perf_counter()
         self._local = data if data is not None and data.context == context else WorkerData(context)
         self._sizes = [len(p) for p in self._local.parts]
         self._thread = threading.Thread(target=self._feed, name="fleetsim-dispatch", daemon=True)
@@ -152,6 +155,7 @@ class Dispatcher:
                 return False
             task.state = "running-here"
         assert self._local is not None
+        self.trained_here += 1
         try:
             result = self._local.run(task.job)
         except Exception as exc:  # reported as a worker reports it
@@ -175,6 +179,7 @@ class Dispatcher:
     def worker_ready(self, slot: int) -> None:
         with self._cond:
             self._ready += 1
+            self.ready_after_s.append(time.perf_counter() - self._started_at)
             self._idle.append(slot)
             self._cond.notify_all()
 

@@ -181,6 +181,7 @@ class ProcessPoolExecutor:
         self.workers = workers
         self.start_method = start_method
         self._dispatcher: Dispatcher | None = None
+        self.last_run: dict[str, Any] = {}  # start-up facts of the last bind, kept after shutdown
 
     def bind(self, context: WorkerContext, data: WorkerData | None = None) -> None:
         self.shutdown()
@@ -195,4 +196,6 @@ class ProcessPoolExecutor:
     def shutdown(self) -> None:
         if self._dispatcher is not None:
             self._dispatcher.close()
+            self.last_run = {"ready_after_s": self._dispatcher.ready_after_s,
+                             "trained_here": self._dispatcher.trained_here}
             self._dispatcher = None

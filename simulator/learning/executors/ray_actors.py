@@ -170,6 +170,7 @@ class RayExecutor:
             raise InputError("Ray needs at least one CPU", field="workers", value=num_cpus, accepted="an integer >= 1")
         self.address, self.num_cpus = address, num_cpus
         self._dispatcher: Dispatcher | None = None
+        self.last_run: dict[str, Any] = {}  # start-up facts of the last bind, kept after shutdown
         self._started_ray = False
 
     def bind(self, context: WorkerContext, data: WorkerData | None = None) -> None:
@@ -192,6 +193,8 @@ class RayExecutor:
     def shutdown(self) -> None:
         if self._dispatcher is not None:
             self._dispatcher.close()
+            self.last_run = {"ready_after_s": self._dispatcher.ready_after_s,
+                             "trained_here": self._dispatcher.trained_here}
             self._dispatcher = None
         if self._started_ray:
             import ray
