@@ -127,7 +127,7 @@ def plain_fedavg(data: dict[str, Any], threads: int = 1) -> dict[str, Any]:
     return {"s": elapsed, "cpu_s": cpu, "accuracies": accuracies}
 
 
-def fleetsim_run(data: dict[str, Any], out: Path, kind: str, workers: int) -> dict[str, Any]:
+def fleetsim_run(data: dict[str, Any], out: Path, kind: str, workers: int, keep_actors: bool = False) -> dict[str, Any]:
     """One ``simulator.api.run`` with the named executor; wall time, accuracies, trace bytes."""
     import copy
 
@@ -136,6 +136,8 @@ def fleetsim_run(data: dict[str, Any], out: Path, kind: str, workers: int) -> di
     from simulator.learning.executors import make_executor
 
     executor = make_executor(kind, workers=workers if kind != "inline" else None)
+    if kind == "ray" and keep_actors:
+        executor.keep_actors = True
     cost._trace.cache_clear()  # plan from the on-disk cache, as a fresh `fleetsim run` does
     start, cpu = time.perf_counter(), time.process_time()
     try:
@@ -161,6 +163,8 @@ def main() -> int:
                         help="leave a variant out (repeatable)")
     parser.add_argument("--plain-threads", type=int, default=1,
                         help="intra-op threads of the plain loop (default 1, as fleetsim's jobs)")
+    parser.add_argument("--keep-actors", action="store_true",
+                        help="Ray actors stay up between runs (warm, as the pool's fork server is after its first run)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
 
@@ -189,7 +193,7 @@ def main() -> int:
                 if name == "plain":
                     runs[name].append(plain_fedavg(data, args.plain_threads))
                 else:
-                    runs[name].append(fleetsim_run(data, Path(tmp) / name, kinds[name], args.workers))
+                    runs[name].append(fleetsim_run(data, Path(tmp) / name, kinds[name], args.workers, args.keep_actors))
                 last = runs[name][-1]
                 up = last.get("startup") or {}
                 extra = (f"; workers ready after {', '.join(f'{x:.1f}' for x in up['ready_after_s']) or 'never'} s, "
@@ -204,7 +208,7 @@ def main() -> int:
     identical = all(r["traces"] == base["traces"] for v in variants for r in runs[v]) if base else None
     plain_acc = runs["plain"][0]["accuracies"]
     acc_gap = max(abs(a - b) for a, b in zip(plain_acc, base["accuracies"])) if base else None
-    report: dict[str, Any] = {"repeat": args.repeat, "workers": args.workers, "plain_threads": args.plain_threads,
+    report: dict[str, Any] = {"repeat": args.repeat, "keep_actors": args.keep_actors, "workers": args.workers, "plain_threads": args.plain_threads,
                               "load_1min": loads, "cpus": os.cpu_count(), "traces_identical": identical,
                               "max_accuracy_gap_plain_vs_fleetsim": acc_gap,
                               "all_s": {k: [round(r["s"], 3) for r in v] for k, v in runs.items()},

@@ -4,6 +4,7 @@ help while workers start, errors and cancels; and the one ``make_executor`` (iss
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import threading
 
 import pytest
@@ -273,3 +274,34 @@ def test_the_cli_takes_the_old_and_new_names_and_explains_a_wrong_one(tmp_path):
         assert ok.exit_code == 0, ok.output
     a, b = (pd.read_parquet(tmp_path / n / "evals.parquet") for n in ("pool", "process"))
     assert len(a) == 6 and a.equals(b)
+
+
+@pytest.mark.ray
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install 'fleetsim[ray]')")
+def test_kept_ray_actors_serve_the_next_executor_with_the_same_results():
+    import ray
+
+    from simulator.learning.executors import RayExecutor
+    from simulator.learning.executors import ray_actors
+
+    data = WorkerData(CONTEXT)
+    work = jobs(data)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        first = RayExecutor(num_cpus=2, keep_actors=True)
+        first.bind(CONTEXT, data)
+        actors = list(first._dispatcher.transport._actors)
+        a = [f.result(timeout=300) for f in [first.submit(j) for j in work]]
+        first.shutdown()
+        second = RayExecutor(num_cpus=2, keep_actors=True)
+        second.bind(CONTEXT, data)
+        assert second._dispatcher.transport._actors == actors  # the same actors, already started
+        b = [f.result(timeout=300) for f in [second.submit(j) for j in work]]
+        second.shutdown()
+    finally:
+        ray_actors._KEPT.clear()
+        ray.shutdown()
+    for j, x, y in zip(work, a, b):
+        want = data.run(j)
+        assert_same(want, x)
+        assert_same(want, y)

@@ -75,11 +75,16 @@ class _Actor:
             return pack((False, RuntimeError(f"training job {job.job_id} failed: {exc!r} (in a Ray actor)")))
 
 
+# (job id of the Ray session, context, actors) -> actor handles kept by ``keep_actors`` executors
+_KEPT: dict[tuple[str, WorkerContext, int], list[Any]] = {}
+
+
 class _RayTransport(Transport):
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, keep_actors: bool = False) -> None:
         import ray
 
-        self.ray, self.workers = ray, workers
+        self.ray, self.workers, self.keep = ray, workers, keep_actors
+        self._key: tuple[str, WorkerContext, int] | None = None
         self._lock = threading.Lock()
         self._outstanding: dict[Any, tuple[int, str]] = {}
         self._actors: list[Any] = []
@@ -90,9 +95,13 @@ class _RayTransport(Transport):
     def start(self, context: WorkerContext, dispatcher: Dispatcher, data: WorkerData) -> None:
         self._dispatcher = dispatcher
         self._store = _RayStore(full_shapes(data), self.ray)
-        actor = self.ray.remote(num_cpus=1)(_Actor)
-        self._actors = [actor.remote(context) for _ in range(self.workers)]
-        with self._lock:
+        self._key = (self.ray.get_runtime_context().get_job_id(), context, self.workers)
+        kept = _KEPT.pop(self._key, None) if self.keep else None
+        if kept is None:
+            actor = self.ray.remote(num_cpus=1)(_Actor)
+            kept = [actor.remote(context) for _ in range(self.workers)]
+        self._actors = kept
+        with self._lock:  # a kept actor answers at once (after any job of the last run it still runs)
             for slot, a in enumerate(self._actors):
                 self._outstanding[a.ready.remote()] = (slot, "ready")
         self._thread = threading.Thread(target=self._receive, name="fleetsim-ray", daemon=True)
@@ -147,8 +156,11 @@ class _RayTransport(Transport):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        for a in self._actors:
-            self.ray.kill(a)
+        if self.keep and self._key is not None and self.ray.is_initialized():
+            _KEPT[self._key] = self._actors
+        else:
+            for a in self._actors:
+                self.ray.kill(a)
         self._actors = []
         with self._lock:
             self._outstanding.clear()
@@ -160,7 +172,10 @@ class _RayTransport(Transport):
 class RayExecutor:
     """Persistent actors on a local or remote Ray cluster (``address``); ``num_cpus`` = actors."""
 
-    def __init__(self, address: str | None = None, num_cpus: int | None = None) -> None:
+    def __init__(self, address: str | None = None, num_cpus: int | None = None, keep_actors: bool = False) -> None:
+        """`keep_actors`: leave the actors running after ``shutdown`` for the next executor of the same
+        context on the same Ray session (they hold their CPUs meanwhile; a Ray this executor started
+        is shut down anyway). For repeated runs in one process, as the pool's fork server is reused."""
         try:
             import ray  # noqa: F401
         except ImportError:
@@ -168,7 +183,7 @@ class RayExecutor:
                              value="ray", accepted="inline or process, or install it: pip install 'fleetsim[ray]'") from None
         if num_cpus is not None and (not isinstance(num_cpus, int) or num_cpus < 1):
             raise InputError("Ray needs at least one CPU", field="workers", value=num_cpus, accepted="an integer >= 1")
-        self.address, self.num_cpus = address, num_cpus
+        self.address, self.num_cpus, self.keep_actors = address, num_cpus, keep_actors
         self._dispatcher: Dispatcher | None = None
         self.last_run: dict[str, Any] = {}  # start-up facts of the last bind, kept after shutdown
         self._started_ray = False
@@ -182,7 +197,7 @@ class RayExecutor:
                      include_dashboard=False, log_to_driver=False)
             self._started_ray = True
         actors = self.num_cpus or max(1, int(ray.available_resources().get("CPU", 1)))
-        self._dispatcher = Dispatcher(_RayTransport(actors), actors)
+        self._dispatcher = Dispatcher(_RayTransport(actors, self.keep_actors and not self._started_ray), actors)
         self._dispatcher.start(context, data)
 
     def submit(self, job: TrainJob) -> JobFuture[TrainResult]:
