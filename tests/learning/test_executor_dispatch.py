@@ -305,3 +305,27 @@ def test_kept_ray_actors_serve_the_next_executor_with_the_same_results():
         want = data.run(j)
         assert_same(want, x)
         assert_same(want, y)
+
+
+def test_a_dead_worker_fails_its_job_and_the_next_submit_with_a_clear_error():
+    data = WorkerData(CONTEXT)
+    pool = ProcessPoolExecutor(workers=1)
+    pool.bind(CONTEXT, data)
+    try:
+        work = jobs(data)
+        import time
+
+        deadline = time.monotonic() + 120
+        while pool._dispatcher._ready < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        long = pool.submit(dataclasses.replace(work[0], local_steps=100_000))  # busy for minutes
+        while long._task.state != "sent" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        transport = pool._dispatcher.transport
+        transport._procs[0].kill()
+        with pytest.raises(RuntimeError, match="a training worker stopped"):
+            long.result(timeout=60)
+        with pytest.raises(RuntimeError, match="the training workers failed"):
+            pool.submit(work[1])
+    finally:
+        pool.shutdown()

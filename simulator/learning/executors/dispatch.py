@@ -72,6 +72,8 @@ class Dispatcher:
         self._closed = False
         self._seq = itertools.count()
         self._running: dict[int, Task] = {}
+        self._lost: set[int] = set()
+        self._ready_slots: set[int] = set()
         self._local: WorkerData | None = None
         self._context: WorkerContext | None = None
         self._sizes: list[int] | None = None
@@ -179,6 +181,7 @@ class Dispatcher:
     def worker_ready(self, slot: int) -> None:
         with self._cond:
             self._ready += 1
+            self._ready_slots.add(slot)
             self.ready_after_s.append(time.perf_counter() - self._started_at)
             self._idle.append(slot)
             self._cond.notify_all()
@@ -194,8 +197,12 @@ class Dispatcher:
     def worker_lost(self, slot: int, error: BaseException) -> None:
         """A worker died: its job fails; if none is left, every pending job fails."""
         with self._cond:
+            if slot in self._lost:  # the send and the receiving thread may both report it
+                return
+            self._lost.add(slot)
+            self._idle = [s for s in self._idle if s != slot]
             task = self._running.pop(slot, None)
-            self._ready -= 1
+            self._ready -= slot in self._ready_slots
             self.workers -= 1
             if self.workers <= 0:
                 self._failed = error
