@@ -239,7 +239,7 @@ def main() -> int:
     import torch._dynamo  # noqa: F401  (imported lazily by torch on the first model trace)
 
     import simulator.api  # noqa: F401
-    from simulator.executors_cli import make_executor
+    from simulator.learning.executors import make_executor
     from simulator.learning.executors import InlineExecutor
 
     imports_s = time.perf_counter() - t0
@@ -263,7 +263,7 @@ def main() -> int:
         if not args.skip_pool:
             for _ in range(args.repeat):
                 _, pool_timings, _ = _run_with_timers(data, Path(tmp) / "pool",
-                                                      make_executor("pool", args.workers, None))
+                                                      make_executor("process", args.workers))
                 pool_runs.append(pool_timings)
             out["pool_traces_identical"] = all(
                 (Path(tmp) / "serial" / f"{t}.parquet").read_bytes() == (Path(tmp) / "pool" / f"{t}.parquet").read_bytes()

@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         seed: Optional[int] = typer.Option(None, "--seed", help="override the scenario's seed"),
         timing_only: bool = typer.Option(False, "--timing-only", help="simulate time, memory, traffic and energy; no training"),
         workers: int = typer.Option(0, "--workers", help="train in a pool of N processes (0 = in this process)"),
-        executor: str = typer.Option("inline", "--executor", help="inline | pool | ray"),
+        executor: str = typer.Option("inline", "--executor", help="inline | process | ray (where jobs train; pool = process; --workers N with inline means process)"),
         ray_address: Optional[str] = typer.Option(None, "--ray-address", help="join a Ray cluster (default: start a local one)"),
         force: bool = typer.Option(False, "--force", help=FORCE_HELP),
         no_report: bool = typer.Option(False, "--no-report", help="skip report.html (default: the scenario's output.report)"),
@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         with one paragraph saying which plug-in, which hook and where, and exit status 1. The run
         folder is locked while the run lasts."""
         from simulator.api import check_seed, load_scenario, resolve_run_dir, run as run_scenario
-        from simulator.executors_cli import make_executor
+        from simulator.learning.executors import make_executor
 
         check_seed(seed, "--seed")
         if workers < 0:
@@ -83,7 +83,7 @@ def register(app: typer.Typer) -> None:
     def resume(
         run_dir: Path = typer.Argument(..., help="the folder of a run killed after its first checkpoint"),
         workers: int = typer.Option(0, "--workers", help="train in a pool of N processes (0 = in this process)"),
-        executor: str = typer.Option("inline", "--executor", help="inline | pool | ray"),
+        executor: str = typer.Option("inline", "--executor", help="inline | process | ray (where jobs train; pool = process; --workers N with inline means process)"),
         ray_address: Optional[str] = typer.Option(None, "--ray-address", help="join a Ray cluster"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     ) -> None:
@@ -93,7 +93,7 @@ def register(app: typer.Typer) -> None:
         resuming, and only the files fleetsim wrote are replaced (your own files in it stay)."""
         from simulator.api import load_scenario, resume as resume_run
         from simulator.output.checkpoint import read_run_options
-        from simulator.executors_cli import make_executor
+        from simulator.learning.executors import make_executor
 
         timing_only = bool(read_run_options(run_dir).get("timing_only", False))
         loaded = load_scenario(run_dir / "scenario.yaml")

@@ -38,7 +38,7 @@ ALLOWED: dict[str, set[str]] = {
     "sweep": {"api", "config", "engine", "errors", "output", "report", "server"},
     "plan": {"config", "engine", "errors", "output", "report", "server", "sweep"},
 }
-CLI_ROOM = {"cli", "executors_cli"}  # executors_cli: until the one make_executor lands in learning/
+CLI_ROOM = {"cli"}
 
 # Third-party libraries only some rooms may import.
 LIBRARY_ROOMS: dict[str, set[str]] = {

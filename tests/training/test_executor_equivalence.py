@@ -34,6 +34,31 @@ def test_inline_and_process_pool_give_identical_traces(tmp_path: Path, profile_d
 
 
 @pytest.mark.slow
+def test_full_model_jobs_through_shared_weights_give_identical_traces(tmp_path: Path, profile_dir: Path,
+                                                                     monkeypatch) -> None:
+    """FedAvg: every job carries the whole global model, so the pool sends it as references into
+    one shared-memory generation per version; the traces must still be the inline run's."""
+    from simulator.learning.executors import shared
+
+    created: list[int] = []
+    real_create = shared.SharedMemoryStore._create
+    monkeypatch.setattr(shared.SharedMemoryStore, "_create",
+                        lambda self, gen, tensors: created.append(gen) or real_create(self, gen, tensors))
+    scenario = executor_scenario(tmp_path, profile_dir)
+    scenario["algorithm"] = {"name": "fedavg"}
+    runs = {}
+    for name, executor in (("inline", InlineExecutor()), ("pool", ProcessPoolExecutor(2))):
+        try:
+            run = simulator.run(scenario, out=tmp_path / name, executor=executor, report=False)
+        finally:
+            executor.shutdown()
+        runs[name] = _parquet_bytes(run.run_dir)
+    assert runs["inline"] == runs["pool"] and len(run.evals) == 6
+    # one generation per version at most, however many jobs carried it (versions 0..4 are trained on)
+    assert 1 <= len(created) <= 5
+
+
+@pytest.mark.slow
 @pytest.mark.ray
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install 'fleetsim[ray]')")
 def test_ray_gives_identical_traces(tmp_path: Path, profile_dir: Path) -> None:

@@ -1,0 +1,331 @@
+"""Persistent workers (issue 16): kept models, weights sent once per version, longest-first feeding,
+help while workers start, errors and cancels; and the one ``make_executor`` (issue 14)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import threading
+
+import pytest
+import torch
+
+from simulator.errors import InputError
+from simulator.learning.executors import (
+    InlineExecutor, ProcessPoolExecutor, WorkerData, make_executor,
+)
+from simulator.learning.executors.dispatch import Dispatcher, Transport
+from simulator.learning.executors.shared import (
+    SharedMemoryReader, SharedMemoryStore, SharedRef, WeightStore, full_shapes, same_bits,
+)
+from simulator.learning.trainer import run_job
+from tests.learning.test_executors import CONTEXT, assert_same, jobs
+
+
+# ------------------------------------------------------------------ kept models
+
+
+def test_a_kept_model_gives_the_bytes_of_a_freshly_built_one():
+    """The old behaviour built every job's model inside the job; the kept model must not change a bit,
+    whatever job the worker ran before."""
+    fresh_data, kept = WorkerData(CONTEXT), WorkerData(CONTEXT)
+    work = jobs(fresh_data)
+    for job in work + work[::-1]:  # each shape met again after other shapes trained
+        x, y = fresh_data.shard(job.shard)
+        fresh = run_job(job, x, y, lambda depth, ratio: fresh_data.build(depth, ratio))
+        assert_same(fresh, kept.run(job))
+    assert len(kept._models) == len({(j.plan.depth, j.plan.width_ratio) for j in work}) + 1  # + the teacher
+
+
+def test_models_with_dropout_are_built_per_job_as_before(monkeypatch):
+    data = WorkerData(CONTEXT)
+    real_build = WorkerData.build
+
+    def with_dropout(self, depth=None, width_ratio=1.0, seed=None):
+        model = real_build(self, depth, width_ratio, seed)
+        model.blocks[0].add_module("drop", torch.nn.Dropout(0.5))
+        return model
+
+    monkeypatch.setattr(WorkerData, "build", with_dropout)
+    first = data.model_for(2, 1.0)
+    assert data.model_for(2, 1.0) is not first and data._models == {}
+
+
+# ------------------------------------------------------------------ weights once per version
+
+
+def _state(seed: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {"a": torch.randn(4, 3, generator=g), "b": torch.randn(5, generator=g)}
+
+
+class _CountingStore(WeightStore):
+    def __init__(self) -> None:
+        super().__init__({"a": ((4, 3), torch.float32), "b": ((5,), torch.float32)})
+        self.created: list[list[str]] = []
+        self.freed: list[int] = []
+
+    def _create(self, gen, tensors):
+        self.created.append(sorted(tensors))
+        return {k: v.clone() for k, v in tensors.items()}
+
+    def _free(self, gen):
+        self.freed.append(gen)
+
+
+def test_equal_states_are_published_once_and_slices_travel_by_value():
+    store = _CountingStore()
+    v0 = _state(0)
+    enc1, gens1 = store.encode({k: t.clone() for k, t in v0.items()})
+    enc2, gens2 = store.encode({k: t.clone() for k, t in v0.items()})   # a second client, same version
+    assert store.created == [["a", "b"]] and gens1 == gens2 == [0]
+    assert enc1 == enc2 == {"a": (0, "a"), "b": (0, "b")}
+    enc3, gens3 = store.encode({"a": v0["a"].clone()})                 # a shallower plan: a prefix
+    assert enc3 == {"a": (0, "a")} and store.created == [["a", "b"]]
+    sliced = v0["a"][:2].clone()                                        # a width-pruned slice
+    enc4, gens4 = store.encode({"a": sliced})
+    assert enc4["a"] is sliced and gens4 == []
+    enc5, gens5 = store.encode(_state(1))                              # the next version
+    assert gens5 == [1] and store.created[-1] == ["a", "b"]
+
+
+def test_bitwise_comparison_tells_negative_zero_and_keeps_nan():
+    z = torch.zeros(3)
+    assert not same_bits(z, -z) and bool(torch.equal(z, -z))
+    nan = torch.full((2,), float("nan"))
+    assert same_bits(nan, nan.clone()) and not torch.equal(nan, nan)
+    store = _CountingStore()
+    store.encode({"a": torch.zeros(4, 3), "b": torch.zeros(5)})
+    _, gens = store.encode({"a": -torch.zeros(4, 3), "b": torch.zeros(5)})
+    assert store.created == [["a", "b"], ["a"]] and gens == [0, 1]
+
+
+def test_generations_are_freed_when_released_and_not_newest():
+    store = _CountingStore()
+    gens = [store.encode(_state(v))[1] for v in range(4)]
+    assert gens == [[0], [1], [2], [3]] and store.freed == []  # every one is still referenced
+    store.release([0])
+    store.release([2])
+    assert store.freed == [0] and store.live == [1, 2, 3]       # 2 is among the KEEP newest
+    store.release([1])
+    assert store.freed == [0, 1]
+
+
+def test_shared_memory_round_trip_is_exact_and_segments_are_unlinked():
+    data = WorkerData(CONTEXT)
+    state = {k: v.clone() for k, v in data.build(seed=5).state_dict().items()}
+    state["exits.0.fc.weight"][0, 0] = -0.0
+    store = SharedMemoryStore(full_shapes(data))
+    reader = SharedMemoryReader()
+    try:
+        encoded, gens = store.encode(state)
+        assert all(isinstance(v, SharedRef) for v in encoded.values())
+        names = {g: store.segment_name(g) for g in gens}
+        back = reader.decode(encoded, names)
+        assert list(back) == list(state)
+        assert all(same_bits(back[k], state[k]) for k in state)
+        del back
+        segment = names[gens[0]]
+    finally:
+        store.close()
+        reader.drop(list(names.values()))
+    from multiprocessing import shared_memory
+
+    with pytest.raises(FileNotFoundError):
+        shared_memory.SharedMemory(name=segment)
+
+
+# ------------------------------------------------------------------ feeding, helping, errors
+
+
+class _FakeTransport(Transport):
+    """Workers in threads of this process; records what each slot was sent, in order."""
+
+    def __init__(self, ready: int, data: WorkerData) -> None:
+        self.ready, self.data, self.sent = ready, data, []
+        self.released = 0
+
+    def start(self, context, dispatcher, data):
+        self.d = dispatcher
+        for slot in range(self.ready):
+            dispatcher.worker_ready(slot)
+
+    def encode(self, task):
+        task.payload = task.job
+        task.release = ["x"]
+
+    def send(self, slot, task):
+        self.sent.append(task.job.job_id)
+        threading.Thread(target=lambda: self.d.completed(slot, self.data.run(task.payload))).start()
+
+    def finished(self, task):
+        if task.release is not None:
+            self.released += 1
+            task.release = None
+
+    def close(self):
+        pass
+
+
+def _with_steps(data: WorkerData, steps: list[int]):
+    base = jobs(data)[0]
+    return [dataclasses.replace(base, job_id=i, local_steps=s) for i, s in enumerate(steps)]
+
+
+def test_the_largest_pending_job_goes_first():
+    data = WorkerData(CONTEXT)
+    transport = _FakeTransport(1, data)
+    d = Dispatcher(transport, 1)
+    d.COALESCE_S = 10.0  # nothing leaves before a result is asked for: the burst is all in the heap
+    d.start(CONTEXT, data)
+    try:
+        work = _with_steps(data, [2, 9, 5, 7, 1])
+        futures = [d.submit(j) for j in work]
+        assert transport.sent == []
+        d.flush()  # what done() does: dispatch now
+        results = [f._task.future.result(timeout=60) for f in futures]
+        late = d.submit(dataclasses.replace(work[4], job_id=5))
+        second = d.submit(dataclasses.replace(work[1], job_id=6))
+        assert late.result(timeout=60).job_id == 5  # asked for: it jumps ahead of the larger job 6
+        second.result(timeout=60)
+    finally:
+        d.close()
+    assert transport.sent == [1, 3, 2, 0, 4, 5, 6]
+    inline = InlineExecutor()
+    inline.bind(CONTEXT, data)
+    for j, r in zip(work, results):
+        assert_same(inline.submit(j).result(), r)
+    assert transport.released == len(work) + 2
+
+
+def test_while_no_worker_is_ready_the_waiting_thread_trains():
+    data = WorkerData(CONTEXT)
+    transport = _FakeTransport(0, data)  # workers that never come up
+    d = Dispatcher(transport, 2)
+    d.start(CONTEXT, data)
+    try:
+        work = jobs(data)
+        got = [d.submit(j).result(timeout=60) for j in work]
+    finally:
+        d.close()
+    assert transport.sent == []
+    inline = InlineExecutor()
+    inline.bind(CONTEXT, data)
+    for j, r in zip(work, got):
+        assert_same(inline.submit(j).result(), r)
+
+
+def test_a_pending_job_cancels_and_a_failing_job_raises_in_the_caller():
+    data = WorkerData(CONTEXT)
+    pool = ProcessPoolExecutor(workers=1)
+    pool.bind(CONTEXT, data)
+    try:
+        good, bad = jobs(data)[:2]
+        bad = dataclasses.replace(bad, shard=99)  # no such client: the worker's IndexError
+        f_bad = pool.submit(bad)
+        with pytest.raises(RuntimeError, match="training job 1 failed"):
+            f_bad.result(timeout=120)
+        pool._dispatcher.COALESCE_S = 10.0  # held in the heap until a result is asked for
+        held = pool.submit(good)
+        assert held.cancel() and held.done()
+        with pytest.raises(Exception):
+            held.result(timeout=1)
+        assert_same(pool.submit(good).result(timeout=120), data.run(good))
+    finally:
+        pool.shutdown()
+
+
+# ------------------------------------------------------------------ one make_executor
+
+
+def test_one_vocabulary_for_the_cli_and_the_api():
+    assert isinstance(make_executor(), InlineExecutor)
+    assert isinstance(make_executor("inline", 0), InlineExecutor)
+    assert make_executor("inline", 3).workers == 3          # `fleetsim run --workers 3`
+    assert make_executor("process").workers == 2
+    assert make_executor("pool", 4).workers == 4            # the CLI's old name
+    with pytest.raises(InputError, match="unknown executor") as err:
+        make_executor("gpu-farm")
+    assert "inline, process, ray" in str(err.value)
+    with pytest.raises(InputError, match="not a number of workers"):
+        make_executor("process", -1)
+
+
+def test_the_cli_takes_the_old_and_new_names_and_explains_a_wrong_one(tmp_path):
+    import pandas as pd
+    import yaml
+    from typer.testing import CliRunner
+
+    from simulator.cli import app
+    from tests.helpers.scenarios import executor_scenario as _scenario
+
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(_scenario(tmp_path, profiles)))
+    runner = CliRunner()
+    bad = runner.invoke(app, ["run", str(path), "--executor", "gpu-farm", "--out", str(tmp_path / "bad")])
+    assert bad.exit_code == 2 and "unknown executor (got 'gpu-farm')" in bad.output
+    assert "inline, process, ray" in bad.output and "Traceback" not in bad.output
+    assert not (tmp_path / "bad").exists()
+    for name in ("pool", "process"):
+        ok = runner.invoke(app, ["run", str(path), "--executor", name, "--workers", "1", "--no-report",
+                                 "--out", str(tmp_path / name)])
+        assert ok.exit_code == 0, ok.output
+    a, b = (pd.read_parquet(tmp_path / n / "evals.parquet") for n in ("pool", "process"))
+    assert len(a) == 6 and a.equals(b)
+
+
+@pytest.mark.ray
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install 'fleetsim[ray]')")
+def test_kept_ray_actors_serve_the_next_executor_with_the_same_results():
+    import ray
+
+    from simulator.learning.executors import RayExecutor
+    from simulator.learning.executors import ray_actors
+
+    data = WorkerData(CONTEXT)
+    work = jobs(data)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        first = RayExecutor(num_cpus=2, keep_actors=True)
+        first.bind(CONTEXT, data)
+        actors = list(first._dispatcher.transport._actors)
+        a = [f.result(timeout=300) for f in [first.submit(j) for j in work]]
+        first.shutdown()
+        second = RayExecutor(num_cpus=2, keep_actors=True)
+        second.bind(CONTEXT, data)
+        assert second._dispatcher.transport._actors == actors  # the same actors, already started
+        b = [f.result(timeout=300) for f in [second.submit(j) for j in work]]
+        second.shutdown()
+    finally:
+        ray_actors._KEPT.clear()
+        ray.shutdown()
+    for j, x, y in zip(work, a, b):
+        want = data.run(j)
+        assert_same(want, x)
+        assert_same(want, y)
+
+
+def test_a_dead_worker_fails_its_job_and_the_next_submit_with_a_clear_error():
+    data = WorkerData(CONTEXT)
+    pool = ProcessPoolExecutor(workers=1)
+    pool.bind(CONTEXT, data)
+    try:
+        work = jobs(data)
+        import time
+
+        deadline = time.monotonic() + 120
+        while pool._dispatcher._ready < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        long = pool.submit(dataclasses.replace(work[0], local_steps=100_000))  # busy for minutes
+        while long._task.state != "sent" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        transport = pool._dispatcher.transport
+        transport._procs[0].kill()
+        with pytest.raises(RuntimeError, match="a training worker stopped"):
+            long.result(timeout=60)
+        with pytest.raises(RuntimeError, match="the training workers failed"):
+            pool.submit(work[1])
+    finally:
+        pool.shutdown()
