@@ -16,7 +16,6 @@ from simulator.cost.model import (
     BlockCost,
     ModelCost,
     StepWork,
-    _trace,
     model_bytes,
     model_cost,
     padded_width,
@@ -25,7 +24,7 @@ from simulator.cost.model import (
     step_work,
     training_memory_bytes,
 )
-from simulator.cost.meta_trace import _OpCounter
+from simulator.cost.meta_trace import _OpCounter, trace
 from simulator.errors import InputError
 from simulator.learning.models import build_model
 
@@ -122,7 +121,7 @@ def test_gemm_work_by_width_is_the_forward_flops_and_a_traced_backward():
     """Forward GEMM FLOPs by width sum to FlopCounterMode's forward count; the traced backward is
     exactly twice the forward minus the first layer's input gradient (the data needs none)."""
     spec, shape = ModelSpec(name="mlp", preset="tiny"), (1, 8, 8)
-    traced = _trace(spec, 10, shape, 1.0)
+    traced = trace(spec, 10, shape, 1.0)
     parts = [p for t in traced for p in (t.body, t.exit)]
     for p in parts:
         assert sum(f for _, f in p.fwd_gemm) == pytest.approx(p.fwd_flops_per_sample, rel=1e-12)
@@ -226,9 +225,9 @@ def test_bert_base_planned_without_allocating():
 def test_depth_and_trainable_from_slice_the_cached_trace():
     spec, shape = TINY[0]
     full = model_cost(spec, 10, shape)
-    hits = _trace.cache_info().hits
+    hits = trace.cache_info().hits
     two = model_cost(spec, 10, shape, depth=2)
-    assert _trace.cache_info().hits == hits + 1  # traced once
+    assert trace.cache_info().hits == hits + 1  # traced once
     assert two.blocks == full.blocks[:2] and len(full.blocks) == 3
     assert two.params == sum(b.params for b in full.blocks[:2])
     frozen = model_cost(spec, 10, shape, trainable_from=1)
@@ -236,7 +235,7 @@ def test_depth_and_trainable_from_slice_the_cached_trace():
     assert b0.train_flops_per_sample == b0.fwd_flops_per_sample and b0.activation_bytes_per_sample == 0
     # a frozen block runs its body forward only (its exit is held but never run): less traffic and
     # fewer ops than when it trains
-    traced = _trace(spec.resolved(), 10, shape, 1.0)[0]
+    traced = trace(spec.resolved(), 10, shape, 1.0)[0]
     body, ex = traced.body, traced.exit
     assert b0.params == body.params + ex.params == full.blocks[0].params
     assert b0.fwd_flops_per_sample == body.fwd_flops_per_sample

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import threading
+import time
 
 import pytest
 import torch
@@ -29,12 +30,27 @@ def test_a_kept_model_gives_the_bytes_of_a_freshly_built_one():
     """The old behaviour built every job's model inside the job; the kept model must not change a bit,
     whatever job the worker ran before."""
     fresh_data, kept = WorkerData(CONTEXT), WorkerData(CONTEXT)
+    built = _count_builds(kept)
     work = jobs(fresh_data)
     for job in work + work[::-1]:  # each shape met again after other shapes trained
         x, y = fresh_data.shard(job.shard)
         fresh = run_job(job, x, y, lambda depth, ratio: fresh_data.build(depth, ratio))
         assert_same(fresh, kept.run(job))
-    assert len(kept._models) == len({(j.plan.depth, j.plan.width_ratio) for j in work}) + 1  # + the teacher
+    # each shape built once for all its jobs, + the teacher
+    assert len(built) == len({(j.plan.depth, j.plan.width_ratio) for j in work}) + 1 < 2 * len(work)
+
+
+def _count_builds(data: WorkerData) -> list[object]:
+    """Record every model `data` builds (its public factory, wrapped on this instance only)."""
+    built: list[object] = []
+    real_build = data.build
+
+    def build(*args, **kwargs):
+        built.append(real_build(*args, **kwargs))
+        return built[-1]
+
+    data.build = build  # type: ignore[method-assign]
+    return built
 
 
 def test_models_with_dropout_are_built_per_job_as_before(monkeypatch):
@@ -47,8 +63,11 @@ def test_models_with_dropout_are_built_per_job_as_before(monkeypatch):
         return model
 
     monkeypatch.setattr(WorkerData, "build", with_dropout)
+    built = _count_builds(data)
     first = data.model_for(2, 1.0)
-    assert data.model_for(2, 1.0) is not first and data._models == {}
+    second = data.model_for(2, 1.0)
+    assert second is not first and first in built and second is built[-1]  # a new build for each job
+    assert data.model_for(2, 1.0) is built[-1] is not second
 
 
 # ------------------------------------------------------------------ weights once per version
@@ -182,8 +201,11 @@ def test_the_largest_pending_job_goes_first():
         work = _with_steps(data, [2, 9, 5, 7, 1])
         futures = [d.submit(j) for j in work]
         assert transport.sent == []
-        d.flush()  # what done() does: dispatch now
-        results = [f._task.future.result(timeout=60) for f in futures]
+        d.flush()  # what done() does: dispatch now, largest first, without moving any job ahead
+        deadline = time.monotonic() + 60
+        while not all(f.done() for f in futures) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        results = [f.result(timeout=0) for f in futures]  # all done: asking moves nothing ahead any more
         late = d.submit(dataclasses.replace(work[4], job_id=5))
         second = d.submit(dataclasses.replace(work[1], job_id=6))
         assert late.result(timeout=60).job_id == 5  # asked for: it jumps ahead of the larger job 6
@@ -215,7 +237,7 @@ def test_while_no_worker_is_ready_the_waiting_thread_trains():
         assert_same(inline.submit(j).result(), r)
 
 
-def test_a_pending_job_cancels_and_a_failing_job_raises_in_the_caller():
+def test_a_pending_job_cancels_and_a_failing_job_raises_in_the_caller(monkeypatch):
     data = WorkerData(CONTEXT)
     pool = ProcessPoolExecutor(workers=1)
     pool.bind(CONTEXT, data)
@@ -225,7 +247,7 @@ def test_a_pending_job_cancels_and_a_failing_job_raises_in_the_caller():
         f_bad = pool.submit(bad)
         with pytest.raises(RuntimeError, match="training job 1 failed"):
             f_bad.result(timeout=120)
-        pool._dispatcher.COALESCE_S = 10.0  # held in the heap until a result is asked for
+        monkeypatch.setattr(Dispatcher, "COALESCE_S", 10.0)  # held in the heap until a result is asked for
         held = pool.submit(good)
         assert held.cancel() and held.done()
         with pytest.raises(Exception):

@@ -134,29 +134,109 @@ def test_run_metrics_on_a_tiny_real_run(tmp_path: Path) -> None:
     assert m["oom_devices"] == 1.0
 
 
-def test_verdict_rules() -> None:
-    assert pp._verdict([], ["a", "b"], []).startswith("**not reproduced**")
-    assert pp._verdict(["a", "b"], ["c"], []) == "**agrees**"
-    assert pp._verdict(["a"], ["b", "c"], []) == "**agrees in part** (half or more are ties)"
-    assert pp._verdict(["a", "b"], ["c"], [], ["c"]).startswith("**agrees in part** (worse on average than `c`")
-    assert pp._verdict(["a"], [], ["b", "c"]) == "**disagrees**"
-    assert pp._verdict(["a"], [], ["b"]) == "**agrees in part**"
+# ------------------------------------------------------------------ verdicts, as the page states them
+
+# Co-S²P's accuracy in four seeds, and each kind of baseline as the per-seed difference ours − baseline
+# (dyadic numbers, so every difference and mean is exact): a WIN's interval is above 0, a LOSS's below,
+# a TIE's holds 0 with a mean in Co-S²P's favour, an ADVERSE tie's holds 0 with a mean against it.
+OURS_ACC = (0.625, 0.5, 0.5625, 0.6875)
+WIN, LOSS = (0.125,) * 4, (-0.125,) * 4
+TIE, ADVERSE = (0.25, -0.125, 0.25, -0.125), (-0.25, 0.125, -0.25, 0.125)
 
 
-def test_summary_table_takes_each_lines_last_verdict() -> None:
-    lines = {"Accuracy (paper: up to +8.8 pp)": ["x → **agrees** y → **disagrees**.", "no verdict here"]}
-    table = "\n".join(pp._summary_table(lines, [{"task": "image"}, {"task": "sequence"}]))
-    assert "| Accuracy | up to +8.8 pp | **disagrees** | – |" in table
+def _names(labels: list[str]) -> str:
+    return ", ".join(f"`{x}`" for x in labels) if labels else "none"
 
 
-def test_engine_note_only_for_variants_that_never_left_chance() -> None:
+def _accuracy_entry(task: str, baselines: dict[str, tuple[float, ...]]) -> dict:
+    rows = []
+    for seed, ours in enumerate(OURS_ACC):
+        rows.append(_row(pp.OURS, seed, acc_budget=ours))
+        rows += [_row(name, seed, acc_budget=ours - diff[seed]) for name, diff in baselines.items()]
+    return {"task": task, "agg": pm.aggregate(rows, "label"), "rows": rows, "budget_s": 600.0, "target": 0.8,
+            "missing": []}
+
+
+VERDICT_CASES = [  # (baselines, beats, ties, loses to, the verdict)
+    ({"a": TIE, "b": TIE}, [], ["a", "b"], [],
+     "**not reproduced** (no difference shown by the seed-paired 95 % intervals)"),
+    ({"a": WIN, "b": WIN, "c": TIE}, ["a", "b"], ["c"], [], "**agrees**"),
+    ({"a": WIN, "b": TIE, "c": TIE}, ["a"], ["b", "c"], [], "**agrees in part** (half or more are ties)"),
+    ({"a": WIN, "b": TIE}, ["a"], ["b"], [], "**agrees in part** (half or more are ties)"),  # exactly half
+    ({"a": WIN, "b": WIN, "c": ADVERSE}, ["a", "b"], ["c"], [],
+     "**agrees in part** (worse on average than `c`, within seed noise)"),
+    ({"a": WIN, "b": LOSS, "c": LOSS}, ["a"], [], ["b", "c"], "**disagrees**"),
+    ({"a": WIN, "b": LOSS}, ["a"], [], ["b"], "**agrees in part**"),
+]
+
+
+@pytest.mark.parametrize("baselines, wins, ties, losses, expected", VERDICT_CASES,
+                         ids=["not-reproduced", "agrees", "ties-majority", "ties-half", "adverse-tie", "disagrees", "in-part"])
+def test_verdict_rules(baselines: dict, wins: list[str], ties: list[str], losses: list[str], expected: str) -> None:
+    """The accuracy line names whom Co-S²P beats, ties and loses to by the seed-paired intervals, and
+    the verdict those counts give."""
+    line = pp.accuracy_claim("image", _accuracy_entry("image", baselines))
+    assert f"it beats {_names(wins)}, ties {_names(ties)}, loses to {_names(losses)} → " in line
+    verdict = line.split(" → ", 1)[1].split(" (Co-S²P's own seed-std", 1)[0]
+    assert verdict == expected
+
+
+def _page(tmp_path: Path, results: dict) -> str:
+    out = tmp_path / "results.md"
+    pp.write_page(out, results=results, planned=[], timings={}, command="python scripts/reproduce_paper.py",
+                  elapsed_s=60.0, host="test-host", reused=True, validation_file=tmp_path / "absent.md")
+    return out.read_text()
+
+
+def _section(page: str, heading: str) -> str:
+    """The lines under `heading` up to the next heading of the same or a higher level."""
+    depth = len(heading.split(" ", 1)[0])
+    lines = page.split(heading + "\n", 1)[1].splitlines()
+    ends = [i for i, line in enumerate(lines) if line.startswith("#") and len(line.split(" ", 1)[0]) <= depth]
+    return "\n".join(lines[:ends[0]] if ends else lines)
+
+
+def test_summary_table_takes_each_claim_lines_verdict(tmp_path: Path) -> None:
+    """"In short" has one row per claim and one column per task, each cell the verdict its claim line
+    below ends with (a verdict's own parenthesis kept)."""
+    results = {"paper_image": _accuracy_entry("image", {"a": WIN, "b": WIN, "c": ADVERSE}),
+               "paper_sequence": _accuracy_entry("sequence", {"a": WIN, "b": TIE, "c": TIE})}
+    page = _page(tmp_path, results)
+    table = _section(page, "## In short")
+    assert "| claim | paper | image | sequence |" in table
+    assert ("| Accuracy | up to +8.8 pp | **agrees in part** (worse on average than `c`, within seed noise) | "
+            "**agrees in part** (half or more are ties) |") in table
+    # equal utilization, memory and time everywhere: no difference on those claims, in both columns
+    not_shown = "**not reproduced** (no difference shown by the seed-paired 95 % intervals)"
+    assert "| Resource utilization | up to 1.2× | **disagrees** | **disagrees** |" in table
+    assert ("| Memory | about −22 % | **disagrees** (counting what each board is asked for) | "
+            "**disagrees** (counting what each board is asked for) |") in table
+    assert f"| Training time | about −24 % | {not_shown} | {not_shown} |" in table
+    assert _section(page, "### Training time (paper: about −24 %)").count(f"→ {not_shown}.") == 2
+
+
+@pytest.mark.xfail(strict=True, reason="known: a verdict without its own parenthesis picks up the accuracy "
+                   "line's '(Co-S²P's own seed-std: … pp)' note in the summary table (scripts/paper_page.py)")
+def test_summary_table_shows_a_plain_verdict_without_the_seed_std_note(tmp_path: Path) -> None:
+    page = _page(tmp_path, {"paper_image": _accuracy_entry("image", {"a": WIN, "b": WIN, "c": TIE})})
+    assert "| Accuracy | up to +8.8 pp | **agrees** |" in _section(page, "## In short")
+
+
+def _ablation_entry(rows: list[dict]) -> dict:
+    return {"task": "image", "agg": pm.aggregate(rows, "label"), "rows": rows, "budget_s": 600.0, "target": 0.8,
+            "missing": []}
+
+
+def test_engine_note_only_for_variants_that_never_left_chance(tmp_path: Path) -> None:
     rows = [_row("abl-default", s, acc_budget=0.9, best_acc=0.9, staleness=1.0) for s in (0, 1)]
     rows += [_row("abl-k4", s, acc_budget=0.1, best_acc=0.12, staleness=3.0) for s in (0, 1)]
     rows += [_row("abl-k12", s, acc_budget=0.85, best_acc=0.9, staleness=0.5) for s in (0, 1)]
-    notes = pp._engine_notes({"agg": pm.aggregate(rows, "label")})
-    text = "\n".join(notes)
-    assert "`abl-k4` never rose above chance" in text and "abl-k12" not in text and "3.00 against 1.00" in text
-    assert pp._engine_notes({"agg": pm.aggregate(rows[:2] + rows[4:], "label")}) == []
+    page = _page(tmp_path, {"paper_ablations": _ablation_entry(rows)})
+    notes = _section(page, "## Engine notes")
+    assert "`abl-k4` never rose above chance" in notes and "abl-k12" not in notes and "3.00 against 1.00" in notes
+    assert "abl-k12" in page  # it is on the page, in the ablation lines, just not among the collapsed
+    healthy = _page(tmp_path, {"paper_ablations": _ablation_entry(rows[:2] + rows[4:])})
+    assert "## Ablations (image task)" in healthy and "## Engine notes" not in healthy
 
 
 def test_ablation_verdicts_come_from_seed_paired_intervals() -> None:

@@ -50,8 +50,8 @@ def test_a_proxy_learner_raises_small_planned_widths_to_the_floor_and_keeps_dept
     proxy = ProxyLearner(learner, 12, min_width_ratio(learner.width_axes, learner.param_axes))
     assert proxy.min_width_ratio == 0.125  # 4 of the 32 embedding channels
     proxy.dispatch_job(0, 0, 0, depth=12, width_ratio=0.0625, trainable_from=7)  # a rolling window
-    plan = learner._jobs[0].plan
+    plan = learner.snapshot()["jobs"][0]["plan"]  # what a checkpoint keeps: the plan the job will train
     assert (plan.depth, plan.trainable_from, plan.width_ratio) == (12, 7, 0.125)  # 12 → 12 blocks: identity
     assert len(plan.keep["embed"]) == 4 and all(len(plan.keep[f"block{b}.heads"]) == 1 for b in range(12))
     proxy.dispatch_job(1, 1, 0, depth=12, width_ratio=0.5, trainable_from=0)
-    assert learner._jobs[1].plan.width_ratio == 0.5  # above the floor: unchanged
+    assert learner.snapshot()["jobs"][1]["plan"].width_ratio == 0.5  # above the floor: unchanged
