@@ -77,7 +77,7 @@ def accuracy_claim(task: str, entry: dict[str, Any]) -> str:
         f"{worst.acc_pp:+.1f} pp (vs `{worst.baseline}`) to {best.acc_pp:+.1f} pp (vs `{best.baseline}`); paper: "
         f"up to +{PAPER['acc_pp']} pp. By the 95 % interval of the seed-paired difference it beats {_names(wins)}, ties {_names(ties)}, "
         f"loses to {_names(losses)} → {_verdict(wins, ties, losses, adverse)}"
-        + ("" if math.isnan(me["acc_budget_std"]) else f" (Co-S²P's own seed-std: {100 * me['acc_budget_std']:.1f} pp)")
+        + ("" if math.isnan(me["acc_budget_std"]) else f"; Co-S²P's own seed-std: {100 * me['acc_budget_std']:.1f} pp")
         + ". Averaged over the last 10 % of the budget "
         f"the difference is {c['acc_tail_pp'].min():+.1f} … {c['acc_tail_pp'].max():+.1f} pp. At half the budget it beats "
         f"{len(half_w)}, ties {len(half_t)} and loses to {len(half_l)} of {len(c)} baselines "

@@ -177,7 +177,7 @@ def test_verdict_rules(baselines: dict, wins: list[str], ties: list[str], losses
     the verdict those counts give."""
     line = pp.accuracy_claim("image", _accuracy_entry("image", baselines))
     assert f"it beats {_names(wins)}, ties {_names(ties)}, loses to {_names(losses)} → " in line
-    verdict = line.split(" → ", 1)[1].split(" (Co-S²P's own seed-std", 1)[0]
+    verdict = line.split(" → ", 1)[1].split("; Co-S²P's own seed-std", 1)[0]
     assert verdict == expected
 
 
@@ -215,8 +215,6 @@ def test_summary_table_takes_each_claim_lines_verdict(tmp_path: Path) -> None:
     assert _section(page, "### Training time (paper: about −24 %)").count(f"→ {not_shown}.") == 2
 
 
-@pytest.mark.xfail(strict=True, reason="known: a verdict without its own parenthesis picks up the accuracy "
-                   "line's '(Co-S²P's own seed-std: … pp)' note in the summary table (scripts/paper_page.py)")
 def test_summary_table_shows_a_plain_verdict_without_the_seed_std_note(tmp_path: Path) -> None:
     page = _page(tmp_path, {"paper_image": _accuracy_entry("image", {"a": WIN, "b": WIN, "c": TIE})})
     assert "| Accuracy | up to +8.8 pp | **agrees** |" in _section(page, "## In short")
