@@ -76,12 +76,13 @@ def test_the_key_changes_when_the_tracer_or_the_cost_model_changes(tmp_path: Pat
     root = cost_cache._SOURCE_ROOT
     (tmp_path / "learning").mkdir()
     shutil.copytree(root / "learning" / "models", tmp_path / "learning" / "models")
-    for name in ("cost/model.py", "cost/meta_trace.py"):
+    for name in cost_cache.FINGERPRINT_FILES:
         (tmp_path / name).parent.mkdir(exist_ok=True)
         shutil.copy(root / name, tmp_path / name)
     monkeypatch.setattr(cost_cache, "_SOURCE_ROOT", tmp_path)
     keys = []
-    for name in ("cost/meta_trace.py", "cost/model.py"):
+    assert {"cost/model.py", "cost/meta_trace.py", "cost/traced.py"} <= set(cost_cache.FINGERPRINT_FILES)
+    for name in cost_cache.FINGERPRINT_FILES:
         cost_cache._code_fingerprint.cache_clear()
         keys.append(cost_cache.cache_key(SPEC, 10, SHAPE, 1.0))
         (tmp_path / name).write_text((tmp_path / name).read_text() + "\n# changed\n")
@@ -89,7 +90,7 @@ def test_the_key_changes_when_the_tracer_or_the_cost_model_changes(tmp_path: Pat
     keys.append(cost_cache.cache_key(SPEC, 10, SHAPE, 1.0))
     monkeypatch.undo()
     cost_cache._code_fingerprint.cache_clear()
-    assert len(set(keys)) == 3
+    assert len(set(keys)) == len(cost_cache.FINGERPRINT_FILES) + 1
 
 
 def test_user_models_are_never_cached() -> None:
