@@ -8,6 +8,12 @@ schema, profiles, explain and --help under 1 s.
     python benchmarks/startup.py                 # 5 rounds of every command
     python benchmarks/startup.py --times 9
     python benchmarks/startup.py --planning      # also: cold vs warm planning of ViT-B and BERT-base
+    python benchmarks/startup.py --against /tmp/base   # also the same commands from another checkout
+                                                       # (e.g. `git archive <commit> | tar -x -C /tmp/base`),
+                                                       # alternating with this one: before/after in one run
+
+Each tree's commands run once untimed first, so the plan cache (FLEETSIM_CACHE_DIR, else
+~/.cache/fleetsim) holds what they trace, as it does from a user's second command on.
 
 `--planning` measures what a cold plan cache costs: in a fresh process (imports excluded) the planner
 of each model picks a Co-S²P submodel (importance width, rolling depth: every width x depth
@@ -20,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -37,16 +44,20 @@ COMMANDS: list[tuple[str, list[str]]] = [
     ("fleetsim explain --no-plan", ["-m", "simulator.cli", "explain", "scenarios/quickstart.yaml", "--no-plan"]),
     ("fleetsim explain", ["-m", "simulator.cli", "explain", "scenarios/quickstart.yaml"]),
     ("fleetsim validate", ["-m", "simulator.cli", "validate", "scenarios/quickstart.yaml"]),
+    ("fleetsim run --timing-only", ["-m", "simulator.cli", "run", "scenarios/quickstart.yaml", "--timing-only",
+                                    "--out", "{out}", "--force", "--quiet", "--no-report"]),
 ]
 MODELS = {"vit-b": ({"name": "vit", "preset": "vit-b"}, 1000, (3, 224, 224)),
           "bert-base": ({"name": "text-transformer", "preset": "bert-base"}, 2, (512,))}
 
 
-def wall_s(argv: list[str]) -> float:
+def wall_s(argv: list[str], tree: Path = ROOT, out: Path | None = None) -> float:
+    """Wall seconds of one command run from `tree`; "{out}" in it names a run folder (a scratch one)."""
+    argv = [str(out) if a == "{out}" else a for a in argv]
     cmd = argv if argv[0] == sys.executable else [sys.executable, *argv]
     t0 = time.perf_counter()
-    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "120"})
+    subprocess.run(cmd, cwd=tree, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   env={**os.environ, "PYTHONPATH": str(tree), "COLUMNS": "120"})
     return time.perf_counter() - t0
 
 
@@ -79,16 +90,32 @@ def plan_once(model: str, cache_dir: Path) -> dict[str, float]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def startup(times: int) -> None:
-    samples: dict[str, list[float]] = {name: [] for name, _ in COMMANDS}
-    for _ in range(times):  # round-robin: drift hits every command alike
+def startup(times: int, against: Path | None = None) -> None:
+    trees = [("", ROOT)] + ([("against", against)] if against else [])
+    scratch = Path(tempfile.mkdtemp(prefix="fleetsim-startup-"))
+    outs = {label: scratch / (label or "this") for label, _ in trees}  # `run` writes (and --force replaces) these
+    for label, tree in trees:  # warm the plan cache (untimed)
+        for _, argv in COMMANDS[1:]:
+            wall_s(argv, tree, outs[label])
+    samples: dict[tuple[str, str], list[float]] = {(t, name): [] for t, _ in trees for name, _ in COMMANDS}
+    for _ in range(times):  # round-robin: drift hits every command (and both trees) alike
         for name, argv in COMMANDS:
-            samples[name].append(wall_s(argv))
-    base = min(samples["python -c pass"])
-    print(f"{'command':<28} {'min s':>7} {'median s':>9} {'min / python -c pass':>21}")
+            for label, tree in trees:
+                samples[label, name].append(wall_s(argv, tree, outs[label]))
+    shutil.rmtree(scratch)
+    base = min(samples["", "python -c pass"])
+    head = f"{'command':<28} {'min s':>7} {'median s':>9} {'min / python -c pass':>21}"
+    if against:
+        head += f" {'against: min s':>15} {'median s':>9} {'min / against min':>18}"
+        print(f"this tree: {ROOT}\nagainst:   {against}")
+    print(head)
     for name, _ in COMMANDS:
-        got = samples[name]
-        print(f"{name:<28} {min(got):>7.2f} {statistics.median(got):>9.2f} {min(got) / base:>20.1f}x")
+        got = samples["", name]
+        line = f"{name:<28} {min(got):>7.2f} {statistics.median(got):>9.2f} {min(got) / base:>20.1f}x"
+        if against:
+            other = samples["against", name]
+            line += f" {min(other):>15.2f} {statistics.median(other):>9.2f} {min(got) / min(other):>17.2f}x"
+        print(line)
 
 
 def planning(times: int) -> None:
@@ -109,13 +136,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--times", type=int, default=5)
     parser.add_argument("--planning", action="store_true")
+    parser.add_argument("--against", type=Path, help="another checkout whose commands alternate with these")
     parser.add_argument("--plan-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.plan_worker:
         plan_worker(args.plan_worker)
         return
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)")
-    startup(args.times)
+    startup(args.times, args.against.resolve() if args.against else None)
     if args.planning:
         planning(max(1, min(args.times, 3)))
 

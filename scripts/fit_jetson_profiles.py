@@ -159,7 +159,7 @@ def row_work(row: Row) -> costmod.StepWork:
 def forward_work(row: Row) -> costmod.StepWork:
     """One forward-only batch of the row's model (a validation step): forward GEMMs, the weights read
     once, forward elementwise traffic and ops."""
-    from simulator.cost.meta_trace import trace
+    from simulator.cost.cache import trace
 
     spec = parse_model(MODELS[row.model])
     traced = trace(spec.resolved(), row.num_classes, row.input_shape, 1.0)

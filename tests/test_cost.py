@@ -24,7 +24,8 @@ from simulator.cost.model import (
     step_work,
     training_memory_bytes,
 )
-from simulator.cost.meta_trace import _OpCounter, trace
+from simulator.cost.cache import trace
+from simulator.cost.meta_trace import _OpCounter
 from simulator.errors import InputError
 from simulator.learning.models import build_model
 

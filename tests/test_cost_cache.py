@@ -21,9 +21,9 @@ SHAPE = (3, 32, 32)
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("FLEETSIM_CACHE_DIR", str(tmp_path))
-    cost_trace.trace.cache_clear()
+    cost_cache.trace.cache_clear()
     yield tmp_path / "cost"
-    cost_trace.trace.cache_clear()
+    cost_cache.trace.cache_clear()
 
 
 def _fail(*args: object) -> None:
@@ -33,7 +33,7 @@ def _fail(*args: object) -> None:
 def test_a_cached_trace_equals_a_fresh_one_and_skips_tracing(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cold = cost.model_cost(SPEC, 10, SHAPE, width_ratio=0.5, depth=2)
     assert len(list(cache.glob("*.json"))) == 1
-    cost_trace.trace.cache_clear()
+    cost_cache.trace.cache_clear()
     monkeypatch.setattr(cost_trace, "trace_on_meta", _fail)
     warm = cost.model_cost(SPEC, 10, SHAPE, width_ratio=0.5, depth=2)
     assert warm == cold
@@ -55,7 +55,7 @@ def test_a_corrupt_entry_is_traced_again_and_repaired(cache: Path) -> None:
     older = '[{"params": 1, "fwd_flops_per_sample": 2.0, "activation_bytes_per_sample": 3.0}]'  # format 1
     for damage in ("{not json", '[{"params": 1}]', '"a string"', older):
         entry.write_text(damage)
-        cost_trace.trace.cache_clear()
+        cost_cache.trace.cache_clear()
         assert cost.model_cost(SPEC, 10, SHAPE) == fresh
     assert cost_cache.load(entry.stem) is not None
 
@@ -63,11 +63,11 @@ def test_a_corrupt_entry_is_traced_again_and_repaired(cache: Path) -> None:
 def test_off_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLEETSIM_CACHE_DIR", "off")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    cost_trace.trace.cache_clear()
+    cost_cache.trace.cache_clear()
     try:
         cost.model_cost(SPEC, 10, SHAPE)
     finally:
-        cost_trace.trace.cache_clear()
+        cost_cache.trace.cache_clear()
     assert cost_cache.cache_dir() is None
     assert not any(tmp_path.iterdir())
 
@@ -82,8 +82,8 @@ def test_an_unwritable_cache_does_not_break_planning(tmp_path: Path, monkeypatch
     blocker = tmp_path / "file"
     blocker.write_text("a file where the cache folder should be")
     monkeypatch.setenv("FLEETSIM_CACHE_DIR", str(blocker))
-    cost_trace.trace.cache_clear()
+    cost_cache.trace.cache_clear()
     try:
         assert cost.model_cost(SPEC, 10, SHAPE).params > 0
     finally:
-        cost_trace.trace.cache_clear()
+        cost_cache.trace.cache_clear()

@@ -67,8 +67,8 @@ def register(app: typer.Typer) -> None:
                     raise err.with_file(str(file)) from None
                 refuse_pruned_user_models(scenario.workload, algorithm, str(file))
                 Simulation(checked, Path("."), scenario_file=str(file), base_dir=file.resolve().parent, timing_only=True)
-            except InputError:
-                raise
+            except InputError as err:
+                raise err.with_file(file) from None  # resolve_algorithm's errors name no file of their own
             except Exception as exc:  # noqa: BLE001 - an imported plug-in failing while being sized or built
                 raise preparing_failure(exc, scenario) from None
             console.print(f"[green]ok[/] {file}: {scenario.num_devices} devices, algorithm {scenario.algorithm.name}",

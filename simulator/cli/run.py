@@ -28,6 +28,14 @@ def _finish(result: Any) -> None:
         console.print(f"report: {result.report_path}", soft_wrap=True)
 
 
+def _executor(kind: str, workers: int, address: str | None) -> Any:
+    """The executor of a training run. Imported here, not at the command's start: the executors
+    import torch, and a timing-only run (no executor) needs none of it."""
+    from simulator.learning.executors import make_executor
+
+    return make_executor(kind, workers, address)
+
+
 def register(app: typer.Typer) -> None:
     """Add run and resume to the app."""
 
@@ -57,14 +65,13 @@ def register(app: typer.Typer) -> None:
         with one paragraph saying which plug-in, which hook and where, and exit status 1. The run
         folder is locked while the run lasts."""
         from simulator.api import check_seed, load_scenario, resolve_run_dir, run as run_scenario
-        from simulator.learning.executors import make_executor
 
         check_seed(seed, "--seed")
         if workers < 0:
             raise InputError("not a number of worker processes", field="--workers", value=workers,
                              accepted="0 (train in this process) or a positive integer")
         loaded = load_scenario(scenario)
-        exec_obj = None if timing_only else make_executor(executor, workers, ray_address)
+        exec_obj = None if timing_only else _executor(executor, workers, ray_address)
         progress = RunProgress(loaded.stop.sim_time_s, loaded.stop.max_versions, mode=choose_mode(quiet, err_console),
                                console=err_console, run_dir=lambda: resolve_run_dir(loaded, out))
         try:
@@ -93,11 +100,10 @@ def register(app: typer.Typer) -> None:
         resuming, and only the files fleetsim wrote are replaced (your own files in it stay)."""
         from simulator.api import load_scenario, resume as resume_run
         from simulator.output.checkpoint import read_run_options
-        from simulator.learning.executors import make_executor
 
         timing_only = bool(read_run_options(run_dir).get("timing_only", False))
         loaded = load_scenario(run_dir / "scenario.yaml")
-        exec_obj = None if timing_only else make_executor(executor, workers, ray_address)
+        exec_obj = None if timing_only else _executor(executor, workers, ray_address)
         progress = RunProgress(loaded.stop.sim_time_s, loaded.stop.max_versions, mode=choose_mode(quiet, err_console),
                                console=err_console, run_dir=lambda: run_dir)
         try:

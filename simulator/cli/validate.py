@@ -3,7 +3,7 @@
 Why: a scenario is data one may receive from someone else, but ``module:Class`` names code, and
 importing a module runs it. Without ``--import-plugins``, validate checks a copy of the scenario in
 which each plug-in is replaced by a stand-in of the same kind — the preset's own aggregation policy
-for a policy plug-in, :class:`StandInModel` (an inert user model) for a model plug-in — so every
+for a policy plug-in, ``cli.stand_in.StandInModel`` (an inert user model) for a model plug-in — so every
 other part (schema, profiles, traces, dataset, fleet size against K, faults) is still checked, and
 says which plug-ins it did not import.
 """
@@ -12,23 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-from torch import nn
-
 from simulator.config.scenario import Scenario
 
-STAND_IN_MODEL = "simulator.cli.validate:StandInModel"
-
-
-class StandInModel(nn.Module):
-    """An inert user model: any input shape or dtype in, ``num_classes`` logits out."""
-
-    def __init__(self, num_classes: int = 10) -> None:
-        super().__init__()
-        self.head = nn.Linear(1, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(x.reshape(x.shape[0], -1).float().mean(dim=1, keepdim=True))
+# In a module of its own (it subclasses torch's nn.Module): validate itself imports no torch unless a
+# model must be built or traced.
+STAND_IN_MODEL = "simulator.cli.stand_in:StandInModel"
 
 
 def plugins_in(scenario: Scenario) -> list[tuple[str, str]]:

@@ -12,20 +12,23 @@ classes, input shape, width ratio), so it is kept on disk under a key that hashe
 - The cache is an optimisation only. An unreadable, corrupt or unwritable entry is ignored and the
   model is traced again; values round-trip exactly (JSON floats are ``repr``-exact), so a cached run
   writes the same traces as a cold one.
+- :func:`trace` is the one door: memory, then disk, then the tracer. A hit imports no torch (the key
+  reads torch's version from its installed metadata), so ``fleetsim validate`` / ``explain`` and
+  timing-only runs of models traced before start without it (~2 s).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
-import torch
-
 from simulator.config.workload import BUILTIN_MODELS, ModelSpec
+from simulator.cost.traced import Traced
 
 FORMAT_VERSION = 3  # 2: per-block elementwise bytes, op counts, GEMM FLOPs by width; 3: body and exit apart
 _SOURCE_ROOT = Path(__file__).resolve().parent.parent  # the simulator package
@@ -42,14 +45,25 @@ def cache_dir() -> Path | None:
 
 # The cost-model files a trace depends on, relative to the package root (a move must update this list;
 # tests/cost/test_cache_fingerprint.py changes each of them and expects a new key).
-FINGERPRINT_FILES = ("cost/model.py", "cost/meta_trace.py")
+FINGERPRINT_FILES = ("cost/model.py", "cost/meta_trace.py", "cost/traced.py")
+
+
+def torch_version() -> str:
+    """torch's version as installed (``torch.__version__``, e.g. ``2.13.0+cpu``), read from its package
+    metadata so that a cache hit needs no torch import; torch itself only if it has no metadata."""
+    try:
+        return importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        import torch
+
+        return str(torch.__version__)
 
 
 @lru_cache(maxsize=1)
 def _code_fingerprint() -> str:
     """Hash of the code a trace depends on: the cost model, its tracer and the built-in model definitions
     (every ``.py`` under ``learning/models``, so a new family file is covered without listing it)."""
-    digest = hashlib.sha256(torch.__version__.encode())
+    digest = hashlib.sha256(torch_version().encode())
     files = [*(_SOURCE_ROOT / name for name in FINGERPRINT_FILES),
              *sorted((_SOURCE_ROOT / "learning" / "models").rglob("*.py"))]
     for path in files:
@@ -103,3 +117,22 @@ def store(key: str | None, rows: list[dict[str, Any]]) -> None:
             tmp.unlink(missing_ok=True)
         except OSError:
             pass
+
+
+@lru_cache(maxsize=512)
+def trace(spec: ModelSpec, num_classes: int, input_shape: tuple[int, ...], width_ratio: float) -> tuple[Traced, ...]:
+    """Per-block figures of the full-depth model at width: from memory, else from disk when this
+    machine traced it before, else traced on the meta device (:mod:`simulator.cost.meta_trace`,
+    imported only then: it needs torch) and stored."""
+    key = cache_key(spec, num_classes, input_shape, width_ratio)
+    cached = load(key)
+    if cached is not None:
+        try:
+            return tuple(Traced.from_row(r) for r in cached)
+        except (KeyError, TypeError, ValueError):
+            pass  # a damaged or older entry: trace again and overwrite it
+    from simulator.cost import meta_trace
+
+    traced = meta_trace.trace_on_meta(spec, num_classes, input_shape, width_ratio)
+    store(key, [t.to_row() for t in traced])
+    return traced

@@ -42,14 +42,13 @@ move nothing and are skipped). Parameter-sized tensors these ops touch (norm wei
 gradients) are counted as if per sample: a few channels' worth of floats, negligible next to
 activations.
 
-Per-sample figures are the batch-of-two totals halved; op counts are per step. Results are cached in
-memory and on disk (:mod:`simulator.cost.cache`).
+Per-sample figures are the batch-of-two totals halved; op counts are per step. The figures' types are
+:mod:`simulator.cost.traced`'s; :func:`simulator.cost.cache.trace` keeps them in memory and on disk
+and calls :func:`trace_on_meta` only on a miss, so a warm cache never imports this module (nor torch).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import torch
@@ -58,55 +57,9 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode, flop_registry, shape_wrapper
 
 from simulator.config.workload import ModelSpec
+from simulator.cost.traced import GemmWidths, Traced, TracedPart
 
 TRACE_BATCH = 2
-GemmWidths = tuple[tuple[int, float], ...]  # ((output width, FLOPs per sample), ...) sorted by width
-
-
-@dataclass(frozen=True)
-class TracedPart:
-    """One part of a block (its body, or its exit): the figures of one training step per sample
-    (FLOPs, bytes) or per step (ops). ``fwd_gemm``/``bwd_gemm``: GEMM FLOPs by output width."""
-
-    params: int
-    fwd_flops_per_sample: float
-    activation_bytes_per_sample: float
-    fwd_elementwise_bytes_per_sample: float
-    bwd_elementwise_bytes_per_sample: float
-    fwd_ops: int
-    bwd_ops: int
-    fwd_gemm: GemmWidths
-    bwd_gemm: GemmWidths
-
-    def to_row(self) -> dict[str, Any]:
-        row = dict(vars(self))
-        row["fwd_gemm"] = [list(p) for p in self.fwd_gemm]
-        row["bwd_gemm"] = [list(p) for p in self.bwd_gemm]
-        return row
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "TracedPart":
-        def gemm(pairs: Any) -> GemmWidths:
-            return tuple((int(n), float(f)) for n, f in pairs)
-
-        return cls(int(row["params"]), float(row["fwd_flops_per_sample"]), float(row["activation_bytes_per_sample"]),
-                   float(row["fwd_elementwise_bytes_per_sample"]), float(row["bwd_elementwise_bytes_per_sample"]),
-                   int(row["fwd_ops"]), int(row["bwd_ops"]), gemm(row["fwd_gemm"]), gemm(row["bwd_gemm"]))
-
-
-@dataclass(frozen=True)
-class Traced:
-    """One block of the full-depth model: its body (block 0's includes the stem) and its exit."""
-
-    body: TracedPart
-    exit: TracedPart
-
-    def to_row(self) -> dict[str, Any]:
-        return {"body": self.body.to_row(), "exit": self.exit.to_row()}
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "Traced":
-        return cls(TracedPart.from_row(row["body"]), TracedPart.from_row(row["exit"]))
 
 
 def conv_backward_flop(grad_out_shape: Any, x_shape: Any, w_shape: Any, _bias: Any, _stride: Any, _padding: Any,
@@ -206,24 +159,6 @@ def _loss(out: torch.Tensor, num_classes: int) -> torch.Tensor:
         labels = torch.zeros(out.shape[0], dtype=torch.long, device=out.device)
         return torch.nn.functional.cross_entropy(out, labels)
     return out.sum()
-
-
-@lru_cache(maxsize=512)
-def trace(spec: ModelSpec, num_classes: int, input_shape: tuple[int, ...], width_ratio: float) -> tuple[Traced, ...]:
-    """Per-block figures of the full-depth model at width; from the on-disk cache of
-    :mod:`simulator.cost.cache` when this machine traced it before."""
-    from simulator.cost import cache as cost_cache
-
-    key = cost_cache.cache_key(spec, num_classes, input_shape, width_ratio)
-    cached = cost_cache.load(key)
-    if cached is not None:
-        try:
-            return tuple(Traced.from_row(r) for r in cached)
-        except (KeyError, TypeError, ValueError):
-            pass  # a damaged or older entry: trace again and overwrite it
-    traced = trace_on_meta(spec, num_classes, input_shape, width_ratio)
-    cost_cache.store(key, [t.to_row() for t in traced])
-    return traced
 
 
 def trace_on_meta(spec: ModelSpec, num_classes: int, input_shape: tuple[int, ...],

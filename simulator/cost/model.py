@@ -2,8 +2,8 @@
 ops per block — and from those the step time and training memory on a device.
 
 The per-block figures come from a trace on the meta device (:mod:`simulator.cost.meta_trace`), made once
-per (spec, num_classes, input_shape, width_ratio) and cached; depth and ``trainable_from`` are then
-applied to them, so a depth sweep costs one trace.
+per (spec, num_classes, input_shape, width_ratio) and cached (:func:`simulator.cost.cache.trace`: a hit
+needs no torch); depth and ``trainable_from`` are then applied to them, so a depth sweep costs one trace.
 
 Training FLOPs. Backward costs about twice the forward (one GEMM for input gradients, one for weight
 gradients, each as large as the forward GEMM), so a trained block nominally costs 3x its forward
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 from simulator.config.profiles import DEFAULT_ELEMENTWISE_EFFICIENCY, DEFAULT_GEMM_TILE_WIDTH, DEFAULT_OP_OVERHEAD_S
 from simulator.config.workload import ModelSpec
-from simulator.cost.meta_trace import GemmWidths, Traced
-from simulator.cost.meta_trace import trace as _trace
+from simulator.cost.cache import trace as _trace
+from simulator.cost.traced import GemmWidths, Traced
 from simulator.errors import InputError
 
 FP32_BYTES = 4

@@ -214,7 +214,7 @@ def _importance_work(cost: costmod.ModelCost, batch_size: int) -> costmod.StepWo
 
 
 def _forward_work(traced: Sequence[Any], batch_size: int) -> costmod.StepWork:
-    """A forward-only pass of every traced part (``cost_trace.TracedPart``: block bodies, exits) on one
+    """A forward-only pass of every traced part (``cost.traced.TracedPart``: block bodies, exits) on one
     batch (each part's weights read once)."""
     gemm: dict[int, float] = {}
     for t in traced:
@@ -256,7 +256,7 @@ def teacher_extras(planner: "Planner", budget: DeviceBudget, choice: SubmodelCho
     overhead + the soft labels kept for training (no gradients, no optimizer state)."""
     if choice.depth == planner.num_blocks and choice.width_ratio >= 1.0:
         return JobExtras()  # it holds the global model: its own deepest exit teaches (self-distillation)
-    from simulator.cost.meta_trace import trace
+    from simulator.cost.cache import trace
 
     blocks = trace(planner.model.resolved(), planner.num_classes, planner.input_shape, 1.0)
     teacher = [b.body for b in blocks] + [blocks[-1].exit]  # every block, then the deepest exit only

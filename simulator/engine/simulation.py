@@ -20,7 +20,6 @@ from simulator.engine.workload_info import WorkloadInfo, describe_workload
 from simulator.engine.world import aggregation_deadline, device_budget, load_profiles, optimizer_kind
 from simulator.errors import InputError
 from simulator.fleet.device import Device
-from simulator.learning.trainer import single_thread
 from simulator.output.checkpoint import Checkpoint, ReplayClock
 from simulator.server.registry import policy_params
 
@@ -128,6 +127,8 @@ class Simulation:
         single-threaded already; merges are elementwise, so results do not change."""
         if self.timing_only:
             return SimulationRun(self).execute()
+        from simulator.learning.trainer import single_thread  # torch: training runs only
+
         with single_thread():
             return SimulationRun(self).execute()
 

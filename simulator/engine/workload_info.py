@@ -1,6 +1,7 @@
 """What the engine needs to know of the workload, without holding any tensor in the event loop.
 
-Shapes (classes, input shape, blocks) and each client's shard size come from the dataset and the
+Shapes (classes, input shape, blocks) and each client's shard size come from the dataset's labels
+(``learning.data.load_labels``: NumPy only, so validating a scenario imports no torch) and the
 partition; in timing-only runs with ``samples_per_client`` no data is touched at all. The planning
 model (``workload.model``) sets time and memory; ``workload.train_model``, if given, is the small
 proxy actually trained for accuracy — the run's summary says so.
@@ -63,11 +64,13 @@ class WorkloadInfo:
         return spec
 
     @cached_property
-    def dataset(self) -> Any:
-        from simulator.learning.data import load_dataset
+    def labels(self) -> Any:
+        """The dataset's labels, classes and input shape (``learning.data.Labels``): NumPy only, no
+        torch and no images, the numbers the learner's ``load_dataset`` gives (its own copy)."""
+        from simulator.learning.data import load_labels
 
         try:
-            return load_dataset(self.dataset_spec, self.scenario.seed)
+            return load_labels(self.dataset_spec, self.scenario.seed)
         except InputError as err:
             if err.field and not err.field.startswith("workload"):
                 err.field = f"workload.dataset.{err.field}"
@@ -75,8 +78,8 @@ class WorkloadInfo:
 
     @cached_property
     def _shape(self) -> tuple[tuple[int, ...], int]:
-        ds = self.dataset
-        return tuple(ds.input_shape), int(ds.num_classes)
+        labels = self.labels
+        return tuple(labels.input_shape), int(labels.num_classes)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -93,9 +96,13 @@ class WorkloadInfo:
 
     @cached_property
     def num_blocks(self) -> int:
-        from simulator.learning.models.registry import full_depth
+        """Blocks of the full planning model: those of its full-width trace, which the planner needs
+        anyway (``learning.models.full_depth`` gives the same number, but importing the model
+        families imports torch, and a warm trace cache does not)."""
+        from simulator.cost.cache import trace
 
-        return full_depth(self.plan_model)
+        shape = tuple(int(s) for s in self.input_shape)
+        return len(trace(self.plan_model.resolved(), int(self.num_classes), shape, 1.0))
 
     @cached_property
     def shard_sizes(self) -> np.ndarray:
@@ -105,7 +112,7 @@ class WorkloadInfo:
             return np.full(n, wl.samples_per_client, dtype=np.int64)
         from simulator.learning.data import label_histograms, partition
 
-        labels = self.dataset.y_train.numpy()
+        labels = self.labels.y_train
         if len(labels) < n:
             raise InputError(
                 f"the dataset's training split has {len(labels)} samples, fewer than the {n} devices",
@@ -113,7 +120,7 @@ class WorkloadInfo:
                 accepted="more samples (num_samples), fewer devices, or workload.samples_per_client with --timing-only",
             )
         parts = partition(labels, n, wl.partition, self.scenario.seed)
-        self._label_histograms = label_histograms(labels, parts, int(self.dataset.num_classes))
+        self._label_histograms = label_histograms(labels, parts, int(self.labels.num_classes))
         return np.array([len(p) for p in parts], dtype=np.int64)
 
     def label_histograms(self) -> np.ndarray | None:

@@ -22,11 +22,12 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from simulator.errors import InputError
+
+if TYPE_CHECKING:  # torch is imported when a checkpoint is written or read, not by the engine's import
+    import torch
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 LEGACY_CHECKPOINT_FILE = "checkpoint.pt"  # pickled by fleetsim 0.1: never loaded
@@ -58,6 +59,9 @@ class _Encoder:
     """Python values → JSON-able tree + named tensors (each tensor object stored once)."""
 
     def __init__(self) -> None:
+        import torch
+
+        self._tensor_type = torch.Tensor
         self.tensors: dict[str, torch.Tensor] = {}
         self._names: dict[Any, str] = {}
         self._records = _records()
@@ -65,7 +69,7 @@ class _Encoder:
     def encode(self, value: Any) -> Any:
         if value is None or isinstance(value, (bool, int, float, str)):
             return value
-        if isinstance(value, torch.Tensor):
+        if isinstance(value, self._tensor_type):
             return {"$tensor": self._tensor(value)}
         if isinstance(value, (list, tuple)):
             items = [self.encode(v) for v in value]

@@ -167,3 +167,91 @@ def test_partition_spec_validation():
     with pytest.raises(ValidationError, match="takes alpha, not sigma"):
         PartitionSpec(kind="quantity", sizes="dirichlet", sigma=1.0)
     assert PartitionSpec(kind="dirichlet").get("alpha") == 0.5
+
+
+def _data_files(folder) -> dict[str, str]:
+    """An npz without and with its own test split (labels 0..3, class 2 absent from one), and class
+    folders of float images [1, 3, 3] (resized when image_size is given) and of int sequences."""
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((60, 2, 4, 4)), rng.choice([0, 1, 3], 60)
+    np.savez(folder / "d.npz", x=x, y=y)
+    np.savez(folder / "t.npz", x=x, y=y, x_test=x[:7], y_test=np.full(7, 2))
+    for kind, sample in (("img", lambda i: np.full((1, 3, 3), i, dtype=np.float32)),
+                         ("seq", lambda i: np.arange(5, dtype=np.int32) + i)):
+        for c in ("a", "b", "c"):
+            (folder / kind / c).mkdir(parents=True)
+            for i in range(5):
+                np.save(folder / kind / c / f"{i}.npy", sample(i))
+    return {"npz": str(folder / "d.npz"), "npz-test": str(folder / "t.npz"), "img": str(folder / "img"),
+            "seq": str(folder / "seq")}
+
+
+LABEL_SPECS = [
+    {"name": "digits"}, {"name": "digits", "image_size": 8}, {"name": "digits", "image_size": 32, "channels": 3},
+    {"name": "synthetic-image", "num_samples": 300, "channels": 2, "image_size": 12},
+    {"name": "synthetic-sequence", "num_samples": 200, "seq_len": 8},
+    {"name": "synthetic-shapes", "num_samples": 300, "overlap": 0.5, "num_classes": 7},
+    {"name": "synthetic-motifs", "num_samples": 300, "seq_len": 12},
+    {"name": "npz", "path": "npz"}, {"name": "npz", "path": "npz-test"},
+    {"name": "folder", "path": "img"}, {"name": "folder", "path": "img", "image_size": 6}, {"name": "folder", "path": "seq"},
+]
+
+
+@pytest.mark.parametrize("fields", LABEL_SPECS, ids=lambda f: "-".join(str(v) for v in f.values()))
+def test_labels_alone_are_the_datasets_labels(fields, tmp_path):
+    """load_labels (what validation and timing-only runs read: NumPy only) gives exactly the labels,
+    classes and input shape of load_dataset, for every kind of dataset and seed."""
+    from simulator.learning.data import load_labels
+
+    files = _data_files(tmp_path)
+    spec = DatasetSpec(**{k: files.get(v, v) if k == "path" else v for k, v in fields.items()})
+    for seed in (0, 7):
+        d, labels = load_dataset(spec, seed), load_labels(spec, seed)
+        assert labels.y_train.dtype == np.int64 and labels.y_test.dtype == np.int64
+        assert np.array_equal(labels.y_train, d.y_train.numpy()) and np.array_equal(labels.y_test, d.y_test.numpy())
+        assert (labels.num_classes, labels.input_shape) == (d.num_classes, d.input_shape)
+        assert labels.input_shape == tuple(d.x_train.shape[1:])
+
+
+def test_labels_refuse_what_the_dataset_refuses(tmp_path):
+    from simulator.learning.data import load_labels
+
+    np.savez(tmp_path / "neg.npz", x=np.zeros((6, 2)), y=np.array([0, 1, -1, 0, 1, 0]))
+    spec = DatasetSpec(name="npz", path=str(tmp_path / "neg.npz"))
+    with pytest.raises(InputError) as full:
+        load_dataset(spec, 0)
+    with pytest.raises(InputError) as alone:
+        load_labels(spec, 0)
+    assert alone.value.message == full.value.message and "non-negative" in alone.value.message
+
+
+def test_digits_are_scikit_learns_exactly():
+    """The digits are read from the file scikit-learn ships, without importing it: the same pixels
+    and labels as sklearn.datasets.load_digits."""
+    from sklearn.datasets import load_digits
+
+    from simulator.learning.data.datasets import _digits_table
+
+    table, reference = _digits_table(), load_digits()
+    assert np.array_equal(table[:, :-1], reference.data) and np.array_equal(table[:, -1], reference.target)
+    d = load_dataset(DatasetSpec(name="digits", image_size=8, test_fraction=0.5), 0)
+    pixels = ((reference.images.astype(np.float32) / 16.0 - 0.5) / 0.5)[:, None]
+    everything = np.concatenate([d.x_train.numpy(), d.x_test.numpy()])
+    assert sorted(map(bytes, everything)) == sorted(map(bytes, pixels))
+
+
+@pytest.mark.slow
+def test_labels_import_neither_torch_nor_scikit_learn():
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from simulator.config.workload import DatasetSpec\n"
+            "from simulator.learning.data import load_labels\n"
+            "for f in [{'name': 'digits'}, {'name': 'synthetic-image'}, {'name': 'synthetic-shapes'},\n"
+            "          {'name': 'synthetic-sequence'}, {'name': 'synthetic-motifs'}]:\n"
+            "    load_labels(DatasetSpec(**f), 0)\n"
+            "print(sorted(m for m in ('torch', 'sklearn') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

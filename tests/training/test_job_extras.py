@@ -10,7 +10,7 @@ import pytest
 import simulator
 from simulator.cost import model as costmod
 from simulator.config.workload import ModelSpec
-from simulator.cost.meta_trace import trace
+from simulator.cost.cache import trace
 from tests.helpers.scenarios import base_scenario, write_profile
 
 MLP = ModelSpec(name="mlp", preset="tiny")

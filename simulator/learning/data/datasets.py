@@ -1,10 +1,17 @@
 """Offline datasets as torch tensors: digits, synthetic images/sequences (plain, and the compositional
-shapes/motifs of ``structured.py``), npz files, class folders.
+shapes/motifs of ``structured.py``), npz files, class folders; and their labels alone, without torch.
 
 Nothing is downloaded. Every loader is a pure function of (spec, seed): randomness comes from a numpy
 Generator seeded with ``SeedSequence([seed, tag])``. The train/test split is stratified per class so
 the server's held-out set has every class (``test_fraction`` of each, at least one when a class has
 two or more samples). Images are float32 [N, C, H, W], token sequences int64 [N, T], labels int64.
+
+:func:`load_labels` gives what validation and timing-only runs need — the split's labels, the class
+count and the input shape — with NumPy only, the same numbers :func:`load_dataset` gives: each loader
+takes ``images=False`` to stop before the image work that needs torch (bilinear resizes), drawing
+from its generator exactly what it draws otherwise up to the labels. ``fleetsim validate`` then
+imports no torch (torch's import is ~2 s of a cold start). The digits are read from the file
+scikit-learn ships (what ``load_digits`` reads; importing scikit-learn costs ~1.3 s more).
 """
 
 from __future__ import annotations
@@ -12,25 +19,52 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import gzip
+import importlib.util
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-from torch import Tensor
 
 from simulator.config.workload import DatasetSpec
 from simulator.errors import InputError
 from simulator.learning.data.structured import synthetic_motifs, synthetic_shapes
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 @dataclass(frozen=True)
 class Dataset:
-    x_train: Tensor
-    y_train: Tensor
-    x_test: Tensor
-    y_test: Tensor
+    x_train: "Tensor"
+    y_train: "Tensor"
+    x_test: "Tensor"
+    y_test: "Tensor"
     num_classes: int
     input_shape: tuple[int, ...]  # per sample, no batch dimension
+
+
+@dataclass(frozen=True)
+class Labels:
+    """A dataset's labels after the train/test split, as NumPy arrays: equal to ``load_dataset``'s
+    ``y_train``/``y_test``, ``num_classes`` and ``input_shape`` for the same (spec, seed)."""
+
+    y_train: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    input_shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """A loader's result: inputs (None when only labels were asked for), labels, the per-sample input
+    shape, and a file's own test split (npz), if it has one."""
+
+    x: np.ndarray | None
+    y: np.ndarray
+    shape: tuple[int, ...]
+    test: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def _rng(seed: int, tag: int) -> np.random.Generator:
@@ -55,34 +89,60 @@ def _resize(x: np.ndarray, size: int) -> np.ndarray:
     """Bilinear resize of [N, C, H, W] float images to size x size (deterministic on CPU)."""
     if x.shape[2] == size and x.shape[3] == size:
         return x
+    import torch
+
     t = torch.nn.functional.interpolate(torch.from_numpy(x), size=(size, size), mode="bilinear",
                                         align_corners=False)
     return t.numpy()
 
 
-def _digits(spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray]:
+def _digits_table() -> np.ndarray:
+    """The 1797 digits as scikit-learn ships them: 64 pixel values (0..16) and the label per row.
+
+    Read from ``sklearn/datasets/data/digits.csv.gz`` as ``load_digits`` reads it (gzip text,
+    ``np.loadtxt`` with commas), found without importing scikit-learn; ``load_digits`` itself if
+    that file is not where this scikit-learn keeps it."""
+    found = importlib.util.find_spec("sklearn")
+    folders = list(found.submodule_search_locations or []) if found is not None else []
+    for folder in folders:
+        path = Path(folder) / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            with path.open("rb") as raw, gzip.open(raw, mode="rt", encoding="utf-8") as text:
+                return np.loadtxt(text, delimiter=",")
     from sklearn.datasets import load_digits
 
-    d = load_digits()  # 1797 8x8 images with values 0..16, bundled with scikit-learn
-    x = (d.images.astype(np.float32) / 16.0 - 0.5) / 0.5
-    x = _resize(x[:, None], spec.get("image_size"))
-    if spec.get("channels") == 3:
+    d = load_digits()
+    return np.column_stack([d.data, d.target])
+
+
+def _digits(spec: DatasetSpec, images: bool = True) -> _Loaded:
+    table = _digits_table()  # 1797 8x8 images with values 0..16, bundled with scikit-learn
+    y = table[:, -1].astype(np.int64)
+    size, channels = spec.get("image_size"), 3 if spec.get("channels") == 3 else 1
+    if not images:
+        return _Loaded(None, y, (channels, size, size))
+    x = (table[:, :-1].reshape(-1, 8, 8).astype(np.float32) / 16.0 - 0.5) / 0.5
+    x = _resize(x[:, None], size)
+    if channels == 3:
         x = np.repeat(x, 3, axis=1)
-    return np.ascontiguousarray(x, dtype=np.float32), d.target.astype(np.int64)
+    return _Loaded(np.ascontiguousarray(x, dtype=np.float32), y, (channels, size, size))
 
 
-def _synthetic_image(spec: DatasetSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _synthetic_image(spec: DatasetSpec, seed: int, images: bool = True) -> _Loaded:
     """Class prototypes are smooth random patterns (4x4 noise upsampled); a sample is
     ``3 (1 - difficulty) * prototype + noise``, so difficulty 1 is pure noise."""
     rng = _rng(seed, 1)
     n, k, c, s = spec.get("num_samples"), spec.get("num_classes"), spec.get("channels"), spec.get("image_size")
-    protos = _resize(rng.standard_normal((k, c, 4, 4)).astype(np.float32), s)
-    protos /= protos.std(axis=(1, 2, 3), keepdims=True) + 1e-6
+    coarse = rng.standard_normal((k, c, 4, 4)).astype(np.float32)
     y = np.arange(n) % k
     y = rng.permutation(y).astype(np.int64)
+    if not images:
+        return _Loaded(None, y, (c, s, s))
+    protos = _resize(coarse, s)
+    protos /= protos.std(axis=(1, 2, 3), keepdims=True) + 1e-6
     noise = rng.standard_normal((n, c, s, s)).astype(np.float32)
     x = 3.0 * (1.0 - spec.get("difficulty")) * protos[y] + noise
-    return x.astype(np.float32), y
+    return _Loaded(x.astype(np.float32), y, (c, s, s))
 
 
 def _synthetic_sequence(spec: DatasetSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -129,7 +189,7 @@ def _npz(spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, n
     return _as_inputs(arrays["x"]), arrays["y"].astype(np.int64), test
 
 
-def _folder(spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray]:
+def _folder(spec: DatasetSpec, images: bool = True) -> _Loaded:
     root = _check_path(spec, want_dir=True)
     classes = sorted(d for d in root.iterdir() if d.is_dir())
     xs: list[np.ndarray] = []
@@ -152,9 +212,11 @@ def _folder(spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray]:
         raise InputError(f"samples have different shapes {sorted(shapes)[:3]}", field="workload.dataset.path",
                          value=str(root), accepted="arrays of one shape (images are resized to image_size)")
     x = _as_inputs(np.stack(xs))
+    y = np.asarray(ys, dtype=np.int64)
     if x.dtype == np.float32 and x.ndim == 4 and spec.image_size is not None:
-        x = _resize(x, spec.image_size)
-    return x, np.asarray(ys, dtype=np.int64)
+        shape = (int(x.shape[1]), spec.image_size, spec.image_size)  # what the resize gives
+        return _Loaded(_resize(x, spec.image_size) if images else None, y, shape)
+    return _Loaded(x, y, tuple(int(d) for d in x.shape[1:]))
 
 
 def _read_image(f: Path, spec: DatasetSpec) -> np.ndarray:
@@ -170,35 +232,60 @@ def _read_image(f: Path, spec: DatasetSpec) -> np.ndarray:
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 
-def load_dataset(spec: DatasetSpec, seed: int) -> Dataset:
-    """Load `spec` and split it; same (spec, seed) -> identical tensors."""
-    test: tuple[np.ndarray, np.ndarray] | None = None
+def _load(spec: DatasetSpec, seed: int, images: bool) -> _Loaded:
     if spec.name == "digits":
-        x, y = _digits(spec)
-    elif spec.name == "synthetic-image":
-        x, y = _synthetic_image(spec, seed)
-    elif spec.name == "synthetic-sequence":
-        x, y = _synthetic_sequence(spec, seed)
-    elif spec.name == "synthetic-shapes":
-        x, y = synthetic_shapes(spec, seed)
-    elif spec.name == "synthetic-motifs":
-        x, y = synthetic_motifs(spec, seed)
-    elif spec.name == "npz":
+        return _digits(spec, images)
+    if spec.name == "synthetic-image":
+        return _synthetic_image(spec, seed, images)
+    if spec.name == "synthetic-sequence":
+        return _plain(*_synthetic_sequence(spec, seed))
+    if spec.name == "synthetic-shapes":
+        size = spec.get("image_size")
+        return _Loaded(*synthetic_shapes(spec, seed, images), (spec.get("channels"), size, size))
+    if spec.name == "synthetic-motifs":
+        return _plain(*synthetic_motifs(spec, seed))
+    if spec.name == "npz":
         x, y, test = _npz(spec)
-    else:
-        x, y = _folder(spec)
-    if test is None:
+        return _Loaded(x, y, tuple(int(s) for s in x.shape[1:]), test)
+    return _folder(spec, images)
+
+
+def _plain(x: np.ndarray, y: np.ndarray) -> _Loaded:
+    return _Loaded(x, y, tuple(int(s) for s in x.shape[1:]))
+
+
+def _split(got: _Loaded, spec: DatasetSpec, seed: int) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None,
+                                                                  np.ndarray, int]:
+    """(x_train, y_train, x_test, y_test, num_classes): the file's own test split, or the stratified one."""
+    x, y = got.x, got.y
+    if got.test is None:
         tr, te = stratified_split(y, spec.test_fraction, _rng(seed, 0))
-        x_tr, y_tr, x_te, y_te = x[tr], y[tr], x[te], y[te]
+        x_tr, y_tr, x_te, y_te = (None if x is None else x[tr]), y[tr], (None if x is None else x[te]), y[te]
     else:
-        x_tr, y_tr, (x_te, y_te) = x, y, test
+        x_tr, y_tr, (x_te, y_te) = x, y, got.test
     if y.min(initial=0) < 0:
         raise InputError("labels must be non-negative integers", field="workload.dataset", value=int(y.min()))
     num_classes = int(max(y_tr.max(initial=0), y_te.max(initial=0))) + 1
     if spec.name.startswith("synthetic"):
         num_classes = spec.get("num_classes")  # even if a tiny sample misses a class
+    return x_tr, y_tr, x_te, y_te, num_classes
+
+
+def load_labels(spec: DatasetSpec, seed: int) -> Labels:
+    """The labels, classes and input shape of ``load_dataset(spec, seed)``, without its inputs and
+    without torch (the same checks and InputErrors)."""
+    _, y_tr, _, y_te, num_classes = _split(got := _load(spec, seed, images=False), spec, seed)
+    return Labels(np.ascontiguousarray(y_tr), np.ascontiguousarray(y_te), num_classes, got.shape)
+
+
+def load_dataset(spec: DatasetSpec, seed: int) -> Dataset:
+    """Load `spec` and split it; same (spec, seed) -> identical tensors."""
+    import torch
+
+    got = _load(spec, seed, images=True)
+    x_tr, y_tr, x_te, y_te, num_classes = _split(got, spec, seed)
     return Dataset(
         torch.from_numpy(np.ascontiguousarray(x_tr)), torch.from_numpy(np.ascontiguousarray(y_tr)),
         torch.from_numpy(np.ascontiguousarray(x_te)), torch.from_numpy(np.ascontiguousarray(y_te)),
-        num_classes, tuple(int(s) for s in x.shape[1:]),
+        num_classes, got.shape,
     )

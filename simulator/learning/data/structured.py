@@ -55,27 +55,35 @@ def _pairs(num_classes: int, pool: int, rng: np.random.Generator, ordered: bool 
     return np.asarray(chosen[:num_classes], dtype=np.int64)
 
 
-def _smooth_parts(rng: np.random.Generator, count: int, channels: int) -> np.ndarray:
-    """`count` random 4×4 textures per channel, made smooth (2×2 noise upsampled) and of unit energy."""
+def _smooth_parts(rng: np.random.Generator, count: int, channels: int, images: bool = True) -> np.ndarray | None:
+    """`count` random 4×4 textures per channel, made smooth (2×2 noise upsampled) and of unit energy.
+    ``images=False``: the same draws from `rng`, no textures (None) and no torch (labels only)."""
+    coarse = rng.standard_normal((count, channels, 2, 2)).astype(np.float32)
+    texture = rng.standard_normal((count, channels, _PART, _PART)).astype(np.float32)
+    if not images:
+        return None
     import torch
 
-    coarse = torch.from_numpy(rng.standard_normal((count, channels, 2, 2)).astype(np.float32))
-    parts = torch.nn.functional.interpolate(coarse, size=(_PART, _PART), mode="bilinear", align_corners=False).numpy()
-    parts = parts + 0.5 * rng.standard_normal(parts.shape).astype(np.float32)  # keep some texture
+    parts = torch.nn.functional.interpolate(torch.from_numpy(coarse), size=(_PART, _PART), mode="bilinear",
+                                            align_corners=False).numpy()
+    parts = parts + 0.5 * texture  # keep some texture
     parts -= parts.mean(axis=(1, 2, 3), keepdims=True)
     parts /= np.sqrt((parts ** 2).mean(axis=(1, 2, 3), keepdims=True)) + 1e-6
     return parts
 
 
-def synthetic_shapes(spec: DatasetSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Images [N, C, S, S] float32 and labels, as described in the module docstring."""
+def synthetic_shapes(spec: DatasetSpec, seed: int, images: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+    """Images [N, C, S, S] float32 and labels, as described in the module docstring; ``images=False``:
+    (None, the same labels), without torch."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5A9E]))
     n, k = spec.get("num_samples"), spec.get("num_classes")
     c, s = spec.get("channels"), spec.get("image_size")
     pool = k // 2 + 2
-    parts = _smooth_parts(rng, pool, c)
+    parts = _smooth_parts(rng, pool, c, images)
     pairs = _pairs(k, pool, rng, ordered=False)
     y = rng.permutation(np.arange(n) % k).astype(np.int64)
+    if parts is None:
+        return None, y
     noise = 0.3 + 1.2 * spec.get("difficulty")
     x = (noise * rng.standard_normal((n, c, s, s))).astype(np.float32)
     # parts sit in distinct cells of a grid of 4-pixel cells (a ViT with 4-pixel patches sees one part
