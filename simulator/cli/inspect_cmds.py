@@ -61,10 +61,7 @@ def register(app: typer.Typer) -> None:
             try:
                 # on the scenario as written (the stand-ins are module:Class models too), with the
                 # algorithm the checked copy resolves to (pruning does not depend on the policy)
-                try:
-                    algorithm = resolve_algorithm(checked.algorithm, policy_params)
-                except InputError as err:
-                    raise err.with_file(str(file)) from None
+                algorithm = resolve_algorithm(checked.algorithm, policy_params)
                 refuse_pruned_user_models(scenario.workload, algorithm, str(file))
                 Simulation(checked, Path("."), scenario_file=str(file), base_dir=file.resolve().parent, timing_only=True)
             except InputError as err:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import io
 import json
 from pathlib import Path
@@ -74,6 +76,7 @@ def test_durations_read_as_people_say_them() -> None:
                                                                    "2 h 07 min"]
 
 
+@pytest.mark.slow
 def test_a_run_off_a_terminal_prints_plain_lines_and_writes_progress_log(scenario_file: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     done = fleetsim("run", str(scenario_file), "--timing-only", "--out", str(run_dir),

@@ -36,6 +36,7 @@ def _scenario(folder: Path, algorithm: dict) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("import_plugins", [False, True])
 def test_pruning_a_user_model_is_refused_by_validate_naming_the_key(tmp_path: Path, import_plugins: bool) -> None:
     path = _scenario(tmp_path, {"name": "co-s2p"})
@@ -47,6 +48,7 @@ def test_pruning_a_user_model_is_refused_by_validate_naming_the_key(tmp_path: Pa
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_the_same_model_with_pruning_off_validates(tmp_path: Path) -> None:
     path = _scenario(tmp_path, {"name": "co-s2p", "pruning": {"width": "none", "depth": "none"}})
     done = fleetsim("validate", "--import-plugins", str(path), cwd=tmp_path)

@@ -237,6 +237,7 @@ def test_while_no_worker_is_ready_the_waiting_thread_trains():
         assert_same(inline.submit(j).result(), r)
 
 
+@pytest.mark.slow
 def test_a_pending_job_cancels_and_a_failing_job_raises_in_the_caller(monkeypatch):
     data = WorkerData(CONTEXT)
     pool = ProcessPoolExecutor(workers=1)
@@ -300,6 +301,7 @@ def test_the_cli_takes_the_old_and_new_names_and_explains_a_wrong_one(tmp_path):
 
 @pytest.mark.ray
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install 'fleetsim[ray]')")
+@pytest.mark.slow
 def test_kept_ray_actors_serve_the_next_executor_with_the_same_results():
     import ray
 
