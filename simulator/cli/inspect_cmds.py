@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
                 # on the scenario as written (the stand-ins are module:Class models too), with the
                 # algorithm the checked copy resolves to (pruning does not depend on the policy)
                 algorithm = resolve_algorithm(checked.algorithm, policy_params)
-                refuse_pruned_user_models(scenario.workload, algorithm, str(file))
+                refuse_pruned_user_models(scenario.workload, algorithm, str(file), import_models=import_plugins)
                 Simulation(checked, Path("."), scenario_file=str(file), base_dir=file.resolve().parent, timing_only=True)
             except InputError as err:
                 raise err.with_file(file) from None  # resolve_algorithm's errors name no file of their own

@@ -48,5 +48,5 @@ def without_plugins(scenario: Scenario) -> Scenario:
 
 def not_imported_note(plugins: list[tuple[str, str]], file: str) -> str:
     names = ", ".join(f"{kind} plug-in '{name}'" for kind, name in plugins)
-    return (f"not imported: {names} — their code and parameters were not checked; "
+    return (f"not imported: {names} — their code and parameters were not checked, nor whether it can be pruned; "
             f"`fleetsim validate --import-plugins {file}` imports and checks them (that runs their code)")

@@ -137,22 +137,28 @@ class Simulation:
         return scenario_plugin_files(self.scenario)
 
 
-def refuse_pruned_user_models(workload: Any, algorithm: Any, file: str | None) -> None:
-    """A ``module:Class`` model is wrapped as one block with no prunable axes, so width or depth
-    pruning cannot cut it: refused before anything runs (and by ``fleetsim validate``, on the
-    scenario as written), instead of the run failing when it first traces or builds a submodel.
-    `workload` is a WorkloadSpec, `algorithm` a ResolvedAlgorithm."""
+def refuse_pruned_user_models(workload: Any, algorithm: Any, file: str | None, *, import_models: bool = True) -> None:
+    """Width or depth pruning needs a block model: a ``module:Class`` that is a plain ``nn.Module`` is
+    wrapped whole (one block, no prunable axes), so a pruning preset with it is refused before anything
+    runs — by ``fleetsim validate`` too — instead of the run failing when it first builds a submodel.
+    A block-model builder (a callable taking ``width_ratio``) is prunable. Telling the two apart
+    imports the user's module; with ``import_models`` False (validate without --import-plugins) user
+    models are not checked. `workload` is a WorkloadSpec, `algorithm` a ResolvedAlgorithm."""
     pruning = algorithm.pruning
     cuts = [f"{axis}: {how}" for axis, how in (("width", pruning.width), ("depth", pruning.depth)) if how != "none"]
-    if not cuts:
+    if not cuts or not import_models:
         return
     for key, spec in (("workload.model", workload.model), ("workload.train_model", workload.train_model)):
-        if spec is not None and not spec.is_builtin:
+        if spec is None or spec.is_builtin:
+            continue
+        from simulator.learning.models.user import user_model_is_prunable  # torch: only for user models
+
+        if not user_model_is_prunable(spec.name):
             raise InputError(
-                f"algorithm '{algorithm.name}' prunes ({', '.join(cuts)}), but {key} '{spec.name}' is a "
-                "module:Class model, which fleetsim trains whole (one block, no prunable axes); change "
-                "algorithm.name to a preset that does not prune, or set algorithm.pruning to "
-                "{width: none, depth: none}, or give a built-in model family (README, 'Your own model')",
+                f"algorithm '{algorithm.name}' prunes ({', '.join(cuts)}), but {key} '{spec.name}' is a plain "
+                "nn.Module, which fleetsim trains whole (one block, no prunable axes); change algorithm.name "
+                "to a preset that does not prune, or set algorithm.pruning to {width: none, depth: none}, or "
+                "make it a block-model builder (README, 'Your own model')",
                 file=file, field="algorithm.name", value=algorithm.name,
-                accepted="fedavg, fedasync, fedbuff (no pruning) with a module:Class model",
+                accepted="fedavg, fedasync, fedbuff (no pruning) with a plain nn.Module model",
             )

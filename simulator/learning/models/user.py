@@ -1,6 +1,8 @@
 """User models given as ``package.module:Name``: any ``nn.Module`` class (or factory returning one).
 
-The module is wrapped as a one-block :class:`BlockModel` with no axes (``is_block_model = False``):
+A callable that names a ``width_ratio`` parameter is a *block-model builder*: it returns a
+:class:`BlockModel` at any width ratio and depth and is pruned like a built-in family. Anything else is
+wrapped as a one-block :class:`BlockModel` with no axes (``is_block_model = False``):
 the stem and exit are identities and the user's module is ``blocks[0]``, so its parameters are named
 ``blocks.0.<user name>``. It can be trained and merged like any other model, but not pruned: width or
 depth reduction is refused with an InputError. Constructor arguments come from ``ModelSpec.kwargs``;
@@ -63,12 +65,49 @@ def _call_with(obj: Any, kwargs: dict[str, Any], num_classes: int, input_shape: 
     return obj(**args)
 
 
+def is_block_builder(obj: Any) -> bool:
+    """A user's *block-model builder*: a callable naming a ``width_ratio`` parameter (and usually
+    ``depth``) that returns a :class:`BlockModel` — prunable like a built-in family."""
+    try:
+        return "width_ratio" in inspect.signature(obj).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def user_model_is_prunable(name: str) -> bool:
+    """Whether ``module:Name`` is a block-model builder (imports the module: it runs the user's code)."""
+    return is_block_builder(resolve(name))
+
+
+def _build_block_model(name: str, builder: Any, kwargs: dict[str, Any], num_classes: int,
+                       input_shape: tuple[int, ...], width_ratio: float, depth: int | None) -> BlockModel:
+    names = set(inspect.signature(builder).parameters)
+    args = dict(kwargs)
+    for key, value in (("num_classes", num_classes), ("input_shape", tuple(input_shape)),
+                       ("width_ratio", float(width_ratio)), ("depth", depth)):
+        if key in names:
+            args[key] = value
+    try:
+        model = builder(**args)
+    except Exception as exc:
+        raise InputError(f"building {name!r} at width {width_ratio:g}, depth {depth} failed "
+                         f"({type(exc).__name__}: {exc})", field="workload.model.kwargs", value=kwargs,
+                         accepted="a builder that accepts these arguments at every width ratio and depth") from None
+    if not isinstance(model, BlockModel):
+        raise InputError(f"{name!r} takes width_ratio, so it must return a simulator.learning.models.BlockModel, "
+                         f"not a {type(model).__name__}", field=FIELD, value=name,
+                         accepted="a block-model builder (README, 'Your own model') or a plain nn.Module class")
+    return model
+
+
 def build_user(name: str, kwargs: dict[str, Any], num_classes: int, input_shape: tuple[int, ...],
                width_ratio: float, depth: int | None) -> BlockModel:
+    obj = resolve(name)
+    if is_block_builder(obj):
+        return _build_block_model(name, obj, kwargs, num_classes, input_shape, width_ratio, depth)
     if width_ratio != 1.0 or depth not in (None, 1):
         raise InputError("a user model cannot be width- or depth-pruned (it declares no blocks or axes)",
                          field=FIELD, value=name, accepted="width_ratio 1.0 and depth 1 for user models")
-    obj = resolve(name)
     try:
         module = _call_with(obj, kwargs, num_classes, input_shape)
     except Exception as exc:
