@@ -285,3 +285,26 @@ class Transport:
 
     def close(self) -> None:
         raise NotImplementedError
+
+
+class DispatchingExecutor:
+    """What the process pool and the Ray executor share: a :class:`Dispatcher` made by ``bind``
+    (each its own transport), jobs submitted to it, and the start-up facts of the last bind kept
+    after ``shutdown`` (``last_run``, read by the benchmarks)."""
+
+    def __init__(self) -> None:
+        self._dispatcher: Dispatcher | None = None
+        self.last_run: dict[str, Any] = {}
+
+    def submit(self, job: TrainJob) -> JobFuture[TrainResult]:
+        if self._dispatcher is None:
+            raise RuntimeError("executor not bound to a worker context (Learner.__init__ binds it)")
+        return self._dispatcher.submit(job)
+
+    def shutdown(self) -> None:
+        if self._dispatcher is not None:
+            self._dispatcher.close()
+            self.last_run = {"ready_after_s": self._dispatcher.ready_after_s,
+                             "trained_here": self._dispatcher.trained_here}
+            self._dispatcher = None
+

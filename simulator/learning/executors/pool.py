@@ -20,10 +20,9 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from simulator.errors import InputError
-from simulator.learning.executors.common import JobFuture, WorkerContext, WorkerData, pack, unpack
-from simulator.learning.executors.dispatch import Dispatcher, Task, Transport
+from simulator.learning.executors.common import WorkerContext, WorkerData, pack, unpack
+from simulator.learning.executors.dispatch import Dispatcher, DispatchingExecutor, Task, Transport
 from simulator.learning.executors.shared import SharedMemoryReader, SharedMemoryStore, full_shapes
-from simulator.learning.trainer import TrainJob, TrainResult
 
 _READY = b"ready"
 
@@ -164,7 +163,7 @@ class _PipeTransport(Transport):
             self._store = None
 
 
-class ProcessPoolExecutor:
+class ProcessPoolExecutor(DispatchingExecutor):
     """``workers`` persistent local processes fed longest-first (see :mod:`.dispatch`)."""
 
     PRELOAD = _PipeTransport.PRELOAD
@@ -178,24 +177,11 @@ class ProcessPoolExecutor:
         if start_method not in ("spawn", "forkserver"):
             raise InputError("unsupported start method", field="start_method", value=start_method,
                              accepted="spawn, forkserver")
+        super().__init__()
         self.workers = workers
         self.start_method = start_method
-        self._dispatcher: Dispatcher | None = None
-        self.last_run: dict[str, Any] = {}  # start-up facts of the last bind, kept after shutdown
 
     def bind(self, context: WorkerContext, data: WorkerData | None = None) -> None:
         self.shutdown()
         self._dispatcher = Dispatcher(_PipeTransport(self.workers, self.start_method), self.workers)
         self._dispatcher.start(context, data)
-
-    def submit(self, job: TrainJob) -> JobFuture[TrainResult]:
-        if self._dispatcher is None:
-            raise RuntimeError("executor not bound to a worker context (Learner.__init__ binds it)")
-        return self._dispatcher.submit(job)
-
-    def shutdown(self) -> None:
-        if self._dispatcher is not None:
-            self._dispatcher.close()
-            self.last_run = {"ready_after_s": self._dispatcher.ready_after_s,
-                             "trained_here": self._dispatcher.trained_here}
-            self._dispatcher = None

@@ -18,10 +18,9 @@ import torch
 from torch import Tensor
 
 from simulator.errors import InputError
-from simulator.learning.executors.common import JobFuture, WorkerContext, WorkerData, pack, unpack
-from simulator.learning.executors.dispatch import Dispatcher, Task, Transport
+from simulator.learning.executors.common import WorkerContext, WorkerData, pack, unpack
+from simulator.learning.executors.dispatch import Dispatcher, DispatchingExecutor, Task, Transport
 from simulator.learning.executors.shared import WeightStore, full_shapes
-from simulator.learning.trainer import TrainJob, TrainResult
 
 
 @dataclass(frozen=True)
@@ -169,7 +168,7 @@ class _RayTransport(Transport):
                 self._store = None
 
 
-class RayExecutor:
+class RayExecutor(DispatchingExecutor):
     """Persistent actors on a local or remote Ray cluster (``address``); ``num_cpus`` = actors."""
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None, keep_actors: bool = False) -> None:
@@ -183,9 +182,8 @@ class RayExecutor:
                              value="ray", accepted="inline or process, or install it: pip install 'fleetsim[ray]'") from None
         if num_cpus is not None and (not isinstance(num_cpus, int) or num_cpus < 1):
             raise InputError("Ray needs at least one CPU", field="workers", value=num_cpus, accepted="an integer >= 1")
+        super().__init__()
         self.address, self.num_cpus, self.keep_actors = address, num_cpus, keep_actors
-        self._dispatcher: Dispatcher | None = None
-        self.last_run: dict[str, Any] = {}  # start-up facts of the last bind, kept after shutdown
         self._started_ray = False
 
     def bind(self, context: WorkerContext, data: WorkerData | None = None) -> None:
@@ -200,17 +198,8 @@ class RayExecutor:
         self._dispatcher = Dispatcher(_RayTransport(actors, self.keep_actors and not self._started_ray), actors)
         self._dispatcher.start(context, data)
 
-    def submit(self, job: TrainJob) -> JobFuture[TrainResult]:
-        if self._dispatcher is None:
-            raise RuntimeError("executor not bound to a worker context (Learner.__init__ binds it)")
-        return self._dispatcher.submit(job)
-
     def shutdown(self) -> None:
-        if self._dispatcher is not None:
-            self._dispatcher.close()
-            self.last_run = {"ready_after_s": self._dispatcher.ready_after_s,
-                             "trained_here": self._dispatcher.trained_here}
-            self._dispatcher = None
+        super().shutdown()
         if self._started_ray:
             import ray
 
