@@ -23,7 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from core_throughput import scenario  # noqa: E402
-from trace_fingerprint import TABLES, content_hash  # noqa: E402
+from trace_fingerprint import TABLES, content_hash, save_or_check  # noqa: E402
 
 # name → (devices, rounds, Co-S²P K or 0 for FedAvg, access points); a smaller server link in the last
 # one makes the server bind (the cells' star on it), not only the cells
@@ -64,20 +64,7 @@ def main() -> int:
     parser.add_argument("--save", type=Path, help="write fingerprints to this JSON file")
     parser.add_argument("--check", type=Path, help="compare with fingerprints saved earlier")
     args = parser.parse_args()
-    prints = fingerprint()
-    if args.save:
-        args.save.write_text(json.dumps(prints, indent=1, sort_keys=True))
-    if args.check:
-        expected = json.loads(args.check.read_text())
-        bad = [(n, t) for n, tables in prints.items() for t, h in tables.items() if expected.get(n, {}).get(t) != h]
-        for name, table in bad:
-            print(f"DIFFERENT: {name} {table}")
-        print("identical" if not bad else f"{len(bad)} files differ")
-        return 1 if bad else 0
-    if not args.save:
-        print(json.dumps(prints, indent=1, sort_keys=True))
-    return 0
-
+    return save_or_check(fingerprint(), args.save, args.check)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -149,17 +149,22 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", help="scenario names to run (default: all)")
     parser.add_argument("--keep", type=Path, help="keep the run folders under this folder")
     args = parser.parse_args()
-    prints = fingerprint(args.only, args.keep)
-    if args.save:
-        args.save.write_text(json.dumps(prints, indent=1, sort_keys=True))
-    if args.check:
-        expected = json.loads(args.check.read_text())
+    return save_or_check(fingerprint(args.only, args.keep), args.save, args.check)
+
+
+def save_or_check(prints: dict[str, dict[str, str]], save: Path | None, check: Path | None) -> int:
+    """Write `prints` to `save`, compare them with `check` (exit status 1 if any file differs), or
+    print them; shared with core_fingerprint.py."""
+    if save:
+        save.write_text(json.dumps(prints, indent=1, sort_keys=True))
+    if check:
+        expected = json.loads(check.read_text())
         bad = [(n, t) for n, tables in prints.items() for t, h in tables.items() if expected.get(n, {}).get(t) != h]
         for name, table in bad:
             print(f"DIFFERENT: {name} {table}")
         print("identical" if not bad else f"{len(bad)} files differ")
         return 1 if bad else 0
-    if not args.save:
+    if not save:
         print(json.dumps(prints, indent=1, sort_keys=True))
     return 0
 
