@@ -43,11 +43,8 @@ def register(app: typer.Typer) -> None:
 
         Plug-ins (module:Class) are not imported unless --import-plugins is given; the output says so."""
         from simulator.cli.validate import not_imported_note, plugins_in, without_plugins
-        from simulator.config.algorithm import resolve_algorithm
         from simulator.engine import Simulation
         from simulator.engine.failure import preparing_failure
-        from simulator.engine.simulation import refuse_pruned_user_models
-        from simulator.server.registry import policy_params
         from simulator.server.registry import add_plugin_paths
 
         for file in files:
@@ -59,13 +56,9 @@ def register(app: typer.Typer) -> None:
             elif plugins:
                 checked = without_plugins(scenario)
             try:
-                # on the scenario as written (the stand-ins are module:Class models too), with the
-                # algorithm the checked copy resolves to (pruning does not depend on the policy)
-                algorithm = resolve_algorithm(checked.algorithm, policy_params)
-                refuse_pruned_user_models(scenario.workload, algorithm, str(file), import_models=import_plugins)
                 Simulation(checked, Path("."), scenario_file=str(file), base_dir=file.resolve().parent, timing_only=True)
             except InputError as err:
-                raise err.with_file(file) from None  # resolve_algorithm's errors name no file of their own
+                raise err.with_file(file) from None
             except Exception as exc:  # noqa: BLE001 - an imported plug-in failing while being sized or built
                 raise preparing_failure(exc, scenario) from None
             console.print(f"[green]ok[/] {file}: {scenario.num_devices} devices, algorithm {scenario.algorithm.name}",

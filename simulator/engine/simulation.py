@@ -137,16 +137,16 @@ class Simulation:
         return scenario_plugin_files(self.scenario)
 
 
-def refuse_pruned_user_models(workload: Any, algorithm: Any, file: str | None, *, import_models: bool = True) -> None:
+def refuse_pruned_user_models(workload: Any, algorithm: Any, file: str | None) -> None:
     """Width or depth pruning needs a block model: a ``module:Class`` that is a plain ``nn.Module`` is
     wrapped whole (one block, no prunable axes), so a pruning preset with it is refused before anything
     runs — by ``fleetsim validate`` too — instead of the run failing when it first builds a submodel.
     A block-model builder (a callable taking ``width_ratio``) is prunable. Telling the two apart
-    imports the user's module; with ``import_models`` False (validate without --import-plugins) user
-    models are not checked. `workload` is a WorkloadSpec, `algorithm` a ResolvedAlgorithm."""
+    imports the user's module (validate without --import-plugins checks its stand-in, a builder, so
+    it cannot tell and says so). `workload` is a WorkloadSpec, `algorithm` a ResolvedAlgorithm."""
     pruning = algorithm.pruning
     cuts = [f"{axis}: {how}" for axis, how in (("width", pruning.width), ("depth", pruning.depth)) if how != "none"]
-    if not cuts or not import_models:
+    if not cuts:
         return
     for key, spec in (("workload.model", workload.model), ("workload.train_model", workload.train_model)):
         if spec is None or spec.is_builtin:
