@@ -175,6 +175,9 @@ def pack(obj: Any) -> bytes:
 
 
 def unpack(data: bytes) -> Any:
+    """The inverse of :func:`pack`. Only ever given bytes this run's own worker processes (pipes) or
+    Ray actors sent it, never anything read from a file: a run folder holds no pickles (checkpoints
+    are safetensors + JSON), so a crafted folder cannot reach this."""
     return pickle.loads(data)
 
 
