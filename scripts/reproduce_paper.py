@@ -4,14 +4,17 @@
 Runs the sweep files below — Co-S²P against every baseline preset on the reconstructed 16-Jetson
 testbed for an image task under two proxies and a sequence task, Co-S²P's ablations and its
 knowledge-transfer modes (image task) — over their seeds (0 … 4), every run for real (PyTorch
-training of the proxy model), in a process pool of ``--jobs`` workers with one torch thread each. Run
-folders go to ``reports/paper/<sweep>/<variant>/`` (git-ignored; wiped first unless ``--reuse``). Then
-the page is written from those folders only: per method mean ± std, seed-paired differences with 95 %
+training of the proxy model), in a process pool of ``--jobs`` workers with one torch thread each, seed
+by seed (so an interrupted run leaves whole seeds behind). Run folders go to
+``reports/paper/<sweep>/<variant>/`` (git-ignored; each replaced by its new run unless ``--reuse`` or
+``--resume``; the script deletes nothing else). Then
+the page is written from the planned runs' folders only: per method mean ± std, seed-paired differences with 95 %
 intervals, the ablations' verdicts, and Kendall's τ of the methods' ranks across proxies and tasks.
 
     python scripts/reproduce_paper.py --quick          # 2 seeds, ¼ budget: a look, plus the full run's estimate
     python scripts/reproduce_paper.py                  # everything (the estimate --quick prints)
     python scripts/reproduce_paper.py --reuse          # rebuild the page from reports/paper/ only
+    python scripts/reproduce_paper.py --resume         # run only what an interrupted run left undone
     python scripts/reproduce_paper.py --seeds 0 --sweeps paper_comparison --page /tmp/r.md   # one sweep, one seed
 """
 
@@ -21,7 +24,6 @@ import argparse
 import json
 import multiprocessing
 import platform
-import shutil
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -123,10 +125,11 @@ def _run_one(scenario: dict[str, Any], run_dir: str) -> tuple[float, str | None,
         return time.perf_counter() - start, f"{type(exc).__name__}: {exc}", time.process_time() - cpu
 
 
-def execute(planned: list[Planned], jobs: int) -> dict[str, tuple[float, str | None, float]]:
-    """Run everything in a spawn process pool, longest first; host seconds, errors and CPU seconds per
-    run dir."""
-    todo = sorted(planned, key=lambda p: -p.cost)
+def execute(planned: list[Planned], jobs: int, out: Path) -> dict[str, tuple[float, str | None, float]]:
+    """Run everything in a spawn process pool, seed by seed and longest first within a seed (the pool
+    still ends evenly, and stopping part-way leaves whole seeds); host seconds, errors and CPU seconds
+    per run dir, each also merged into ``<out>/timings.json`` the moment it ends (what --resume keeps)."""
+    todo = sorted(planned, key=lambda p: (p.seed, -p.cost))
     done: dict[str, tuple[float, str | None, float]] = {}
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context) as pool:
@@ -140,6 +143,7 @@ def execute(planned: list[Planned], jobs: int) -> dict[str, tuple[float, str | N
                 except Exception as exc:  # noqa: BLE001 - the worker died
                     done[str(p.run_dir)] = (0.0, f"worker failed: {exc}", 0.0)
                 host_s, error, cpu_s = done[str(p.run_dir)]
+                save_timings(out, {str(p.run_dir): done[str(p.run_dir)]})
                 print(f"[{len(done):3d}/{len(planned)}] {p.sweep}/{p.name}: {host_s:.1f} s ({cpu_s:.1f} CPU-s)"
                       + (f"  FAILED {error}" if error else ""), flush=True)
     return done
@@ -206,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "paper")
     parser.add_argument("--page", type=Path, default=ROOT / "docs" / "results.md")
     parser.add_argument("--reuse", action="store_true", help="do not run; rebuild the page from the run folders")
+    parser.add_argument("--resume", action="store_true", help=(
+        "keep every planned run that finished (its summary.json and timing are there), run the others, "
+        "then write the page from all of them"))
     parser.add_argument("--quick", action="store_true", help=(
         f"seeds {', '.join(map(str, QUICK_SEEDS))} at {QUICK_BUDGET:g} of every budget, page to reports/paper/quick.md; "
         "prints the full run's estimated time"))
@@ -220,13 +227,18 @@ def main(argv: list[str] | None = None) -> int:
     planned = plan(args.sweeps, args.seeds, args.out, QUICK_BUDGET if args.quick else 1.0)
     print(f"{len(planned)} runs planned in {len(args.sweeps)} sweeps, {args.jobs} workers", flush=True)
     timings: dict[str, tuple[float, str | None, float]] = {}
-    if not args.reuse:
-        for stem in args.sweeps:
-            shutil.rmtree(args.out / stem, ignore_errors=True)  # from scratch: no stale run survives
-        timings = execute(planned, args.jobs)
-        save_timings(args.out, timings)
-    else:
+    if args.reuse:
         timings = load_timings(args.out, planned)
+    else:
+        # each run replaces its own folder (fleetsim's --force: only a folder it wrote); folders of
+        # variants no longer planned are left alone and never read (the page reads planned runs only)
+        kept = load_timings(args.out, planned) if args.resume else {}
+        kept = {k: v for k, v in kept.items() if v[1] is None}
+        todo = [p for p in planned if str(p.run_dir) not in kept]
+        if kept:
+            print(f"--resume: {len(kept)} finished runs kept, {len(todo)} to run", flush=True)
+        timings = {**kept, **execute(todo, args.jobs, args.out)}
+        save_timings(args.out, timings)
     results = collect(planned)
     elapsed_s = time.perf_counter() - start
     estimate = None

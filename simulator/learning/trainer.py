@@ -155,9 +155,13 @@ def forward_trainable(model: nn.Module, x: Tensor, plan: SubmodelPlan, final_onl
 
 
 def _optimizer(params: list[nn.Parameter], s: TrainingSettings) -> torch.optim.Optimizer:
+    """``foreach=True``: on CPU torch defaults to one Python-level update per tensor; the multi-tensor
+    path does the same arithmetic in one call, bit-identical (checked on the vit-b-proxy's 219 tensors
+    over 40 steps) and 17 % faster per Adam training step of that proxy (BENCHMARKS.md §2). ``fused``
+    would be 7× faster still in the optimizer but rounds differently, so traces would change."""
     if s.optimizer == "adam":
-        return torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay)
-    return torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
+        return torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay, foreach=True)
+    return torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay, foreach=True)
 
 
 def taylor_importance(model: nn.Module, plan: SubmodelPlan, batches: list[tuple[Tensor, Tensor]],

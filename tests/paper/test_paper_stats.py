@@ -81,3 +81,30 @@ def test_timings_survive_for_a_reused_page(tmp_path: Path) -> None:
     loaded = rp.load_timings(tmp_path, planned)
     # only runs whose folder still holds a summary come back (the third's folder is gone)
     assert loaded == {str(planned[0].run_dir): (12.0, None, 4.5), str(planned[1].run_dir): (3.0, "boom", 1.0)}
+
+
+def test_resume_runs_only_what_did_not_finish_and_keeps_the_rest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    planned = rp.plan(["paper_distillation"], [0, 1], tmp_path)
+    finished, failed, folder_gone = planned[0], planned[1], planned[2]
+    rp.save_timings(tmp_path, {str(finished.run_dir): (12.0, None, 4.5), str(failed.run_dir): (3.0, "boom", 1.0),
+                               str(folder_gone.run_dir): (7.0, None, 2.0)})
+    for p in (finished, failed):
+        p.run_dir.mkdir(parents=True)
+        (p.run_dir / "summary.json").write_text("{}")
+    asked: list[list[str]] = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_execute(todo: list, jobs: int, out: Path) -> dict:
+        asked.append([str(p.run_dir) for p in todo])
+        raise Stop  # the selection is what is under test; no run, no page
+
+    monkeypatch.setattr(rp, "execute", fake_execute)
+    with pytest.raises(Stop):
+        rp.main(["--resume", "--sweeps", "paper_distillation", "--seeds", "0", "1", "--out", str(tmp_path),
+                 "--page", str(tmp_path / "page.md")])
+    # the finished run is kept; the failed one and the one whose folder is gone run again, with the rest
+    assert asked == [[str(p.run_dir) for p in planned if p is not finished]]
+    assert (finished.run_dir / "summary.json").exists()
+
