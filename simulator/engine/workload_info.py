@@ -129,16 +129,21 @@ class WorkloadInfo:
         return getattr(self, "_label_histograms", None)
 
     def write_clients_table(self, path: Path, device_names: list[str], profiles: list[str]) -> None:
-        """clients.parquet: each client's shard size and label histogram, stored with the run."""
-        import pandas as pd
+        """clients.parquet: each client's shard size and label histogram, stored with the run, with the
+        declared schema (trace.columns.CLIENTS), so its types do not depend on what pandas would infer
+        (an all-empty histogram column was list<null>)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from simulator.trace.columns import CLIENTS
 
         hist = self.label_histograms()
-        table = pd.DataFrame({
+        table = pa.table({
             "device": np.arange(len(device_names), dtype=np.int32), "device_name": device_names,
             "profile": profiles, "num_samples": self.shard_sizes.astype(np.int64),
             "label_histogram": [list(map(int, row)) for row in hist] if hist is not None else [[]] * len(device_names),
-        })
-        table.to_parquet(path, index=False)
+        }, schema=CLIENTS.schema())
+        pq.write_table(table, path)
 
     def samples(self, device_index: int) -> int:
         return int(self.shard_sizes[device_index])
