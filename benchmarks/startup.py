@@ -70,10 +70,11 @@ def plan_worker(model: str) -> None:
     from simulator.learning.models.registry import full_depth
     from simulator.engine.planning import Planner
     from simulator.engine.world import device_budget
+    from simulator.server.registry import policy_params
 
     spec_data, classes, shape = MODELS[model]
     spec = ModelSpec(**spec_data)
-    pruning = resolve_algorithm(AlgorithmSpec(name="co-s2p")).pruning
+    pruning = resolve_algorithm(AlgorithmSpec(name="co-s2p"), policy_params).pruning
     budgets = [device_budget(p, p.default_power_mode) for p in list_builtin_profiles()]
     cpu0, wall0 = time.process_time(), time.perf_counter()
     planner = Planner(spec, classes, shape, full_depth(spec), 32, "momentum", int(1.0e9), pruning, exits="all")
