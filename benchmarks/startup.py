@@ -8,6 +8,7 @@ schema, profiles, explain and --help under 1 s.
     python benchmarks/startup.py                 # 5 rounds of every command
     python benchmarks/startup.py --times 9
     python benchmarks/startup.py --planning      # also: cold vs warm planning of ViT-B and BERT-base
+    python benchmarks/startup.py --planning-only --against /tmp/base   # only that, both trees alternating
     python benchmarks/startup.py --against /tmp/base   # also the same commands from another checkout
                                                        # (e.g. `git archive <commit> | tar -x -C /tmp/base`),
                                                        # alternating with this one: before/after in one run
@@ -70,10 +71,11 @@ def plan_worker(model: str) -> None:
     from simulator.learning.models.registry import full_depth
     from simulator.engine.planning import Planner
     from simulator.engine.world import device_budget
+    from simulator.server.registry import policy_params
 
     spec_data, classes, shape = MODELS[model]
     spec = ModelSpec(**spec_data)
-    pruning = resolve_algorithm(AlgorithmSpec(name="co-s2p")).pruning
+    pruning = resolve_algorithm(AlgorithmSpec(name="co-s2p"), policy_params).pruning
     budgets = [device_budget(p, p.default_power_mode) for p in list_builtin_profiles()]
     cpu0, wall0 = time.process_time(), time.perf_counter()
     planner = Planner(spec, classes, shape, full_depth(spec), 32, "momentum", int(1.0e9), pruning, exits="all")
@@ -83,10 +85,11 @@ def plan_worker(model: str) -> None:
                       "candidates": len(planner.candidates)}))
 
 
-def plan_once(model: str, cache_dir: Path) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, "--plan-worker", model], cwd=ROOT, check=True,
-                         capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT), "FLEETSIM_CACHE_DIR": str(cache_dir)})
+def plan_once(model: str, cache_dir: Path, tree: Path = ROOT) -> dict[str, float]:
+    """One --plan-worker process (this script) planning with `tree`'s simulator package."""
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--plan-worker", model], cwd=tree,
+                         check=True, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(tree), "FLEETSIM_CACHE_DIR": str(cache_dir)})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -118,24 +121,31 @@ def startup(times: int, against: Path | None = None) -> None:
         print(line)
 
 
-def planning(times: int) -> None:
-    print(f"\n{'planning (Co-S²P, all profiles)':<30} {'cold cpu s':>10} {'warm cpu s':>10} {'cold wall s':>11} "
+def planning(times: int, against: Path | None = None) -> None:
+    """Cold and warm planning per model (min over `times`), this tree and `against` alternating."""
+    trees = [("", ROOT)] + ([("against", against)] if against else [])
+    print(f"\n{'planning (Co-S²P, all profiles)':<34} {'cold cpu s':>10} {'warm cpu s':>10} {'cold wall s':>11} "
           f"{'warm wall s':>11}")
     for model in MODELS:
-        cold, warm = [], []
+        cold: dict[str, list[dict[str, float]]] = {label: [] for label, _ in trees}
+        warm: dict[str, list[dict[str, float]]] = {label: [] for label, _ in trees}
         for _ in range(times):
-            with tempfile.TemporaryDirectory() as folder:
-                cold.append(plan_once(model, Path(folder)))
-                warm.append(plan_once(model, Path(folder)))
-        print(f"{model:<30} {min(c['cpu_s'] for c in cold):>10.2f} {min(w['cpu_s'] for w in warm):>10.2f} "
-              f"{min(c['wall_s'] for c in cold):>11.2f} {min(w['wall_s'] for w in warm):>11.2f}"
-              f"   ({cold[0]['candidates']} candidates)")
+            for label, tree in trees:
+                with tempfile.TemporaryDirectory() as folder:
+                    cold[label].append(plan_once(model, Path(folder), tree))
+                    warm[label].append(plan_once(model, Path(folder), tree))
+        for label, _ in trees:
+            c, w = cold[label], warm[label]
+            print(f"{model + (' (against)' if label else ''):<34} {min(x['cpu_s'] for x in c):>10.2f} "
+                  f"{min(x['cpu_s'] for x in w):>10.2f} {min(x['wall_s'] for x in c):>11.2f} "
+                  f"{min(x['wall_s'] for x in w):>11.2f}   ({c[0]['candidates']} candidates)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--times", type=int, default=5)
     parser.add_argument("--planning", action="store_true")
+    parser.add_argument("--planning-only", action="store_true", help="cold vs warm planning, no start-up commands")
     parser.add_argument("--against", type=Path, help="another checkout whose commands alternate with these")
     parser.add_argument("--plan-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -143,9 +153,11 @@ def main() -> None:
         plan_worker(args.plan_worker)
         return
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)")
-    startup(args.times, args.against.resolve() if args.against else None)
-    if args.planning:
-        planning(max(1, min(args.times, 3)))
+    if not args.planning_only:
+        startup(args.times, args.against.resolve() if args.against else None)
+    if args.planning or args.planning_only:
+        planning(max(1, min(args.times, 3)), args.against.resolve() if args.against else None)
+    print(f"load at the end: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
 
 
 if __name__ == "__main__":

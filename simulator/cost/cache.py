@@ -1,10 +1,12 @@
 """On-disk cache of the cost model's per-block traces, shared by every run on this machine.
 
 Why: tracing a model on the meta device (:mod:`simulator.cost.meta_trace`, forward and backward of every
-block) takes about 0.2 s per width ratio for a ViT-B/BERT-base planning model, and a planner asks for
-up to eight ratios, so every run of a paper-scale scenario would pay 1-2 s before its first event, and a
-sweep once per point. A trace is a pure function of the model code, the torch version and (spec,
-classes, input shape, width ratio), so it is kept on disk under a key that hashes all of these.
+distinct block) needs torch and, on its first trace in a process, torch's lazily imported meta-kernel
+machinery (``torch._dynamo``; together ~2 s of CPU), then ~0.07 s per width ratio for a ViT-B/BERT-base
+planning model; a planner asks for up to eight ratios, so every run of a paper-scale scenario would pay
+2-3 s before its first event, and a sweep once per point. A trace is a pure function of the model code,
+the torch version and (spec, classes, input shape, width ratio), so it is kept on disk under a key that
+hashes all of these.
 
 - Location: ``$FLEETSIM_CACHE_DIR``, else ``$XDG_CACHE_HOME/fleetsim``, else ``~/.cache/fleetsim``;
   ``FLEETSIM_CACHE_DIR=off`` turns the cache off.

@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from simulator.trace.packed import EVENT_CODES, EVENT_FIELDS, UPDATE_FIELDS, PackedTableWriter
 from simulator.trace.tables import PARTS_DIR, SCHEMAS, PartWriter, TableWriter, TraceWriteError
+
+if TYPE_CHECKING:  # pandas (~0.3 s to import) only where a table is read: pyarrow's to_pandas imports it
+    import pandas as pd
 
 __all__ = ["EVENT_CODES", "PARTS_DIR", "SCHEMAS", "PackedTableWriter", "TableWriter", "TraceRecorder", "TraceWriteError",
            "read_table"]
