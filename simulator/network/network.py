@@ -193,15 +193,20 @@ class Network:
             self._arm(clock, now)
 
     def _push_head(self, flow_class: FlowClass, star: LinkLevel) -> None:
-        """Enter a member's head in its star's heap, with a new sequence (its older entry is stale
-        then). Always a new one: members whose heads are due at one instant complete in the order
-        of these sequences, which orders that instant's rows."""
+        """Enter a member's head in its star's heap, with a new sequence: members whose heads are due
+        at one instant complete in the order of these sequences, which orders that instant's rows.
+        An entry already in the heap at the same position stands (a start behind the head moves
+        nothing): :meth:`_complete_members` orders equal positions by the newest sequence."""
         tag = flow_class.head_tag()
         if tag is None:
-            flow_class.member_seq = -1
+            flow_class.member_seq = flow_class.entry_seq = -1
             return
         seq = flow_class.member_seq = next(self._seq)
-        heappush(star.heads, (tag - flow_class.offset, seq, flow_class))
+        position = tag - flow_class.offset
+        if flow_class.entry_seq >= 0 and flow_class.entry_star is star and flow_class.entry_position == position:
+            return
+        flow_class.entry_seq, flow_class.entry_star, flow_class.entry_position = seq, star, position
+        heappush(star.heads, (position, seq, flow_class))
 
     def _arm(self, clock: Clock, now: float) -> None:
         """Make sure `clock`'s completion timer fires when its next completion is due (or earlier);
@@ -231,8 +236,8 @@ class Network:
     def _arm_star(self, star: LinkLevel, now: float) -> None:
         """:meth:`_arm` of a star's clock: its members' earliest head."""
         heads = star.heads
-        while heads and (heads[0][2].star is not star or heads[0][2].member_seq != heads[0][1]):
-            heappop(heads)
+        while heads and (heads[0][2].star is not star or heads[0][2].entry_seq != heads[0][1]):
+            _drop(heappop(heads))
         rate = star.rate_bps
         if not heads or rate <= 0:
             star.timer = None
@@ -271,23 +276,69 @@ class Network:
             self._redivide(changed, now)
 
     def _complete_members(self, star: LinkLevel) -> list[FlowClass]:
-        """The members of `star` whose head is due at its clock now: complete their due transfers."""
+        """The members of `star` whose head is due at its clock now: complete their due transfers,
+        in the order of (position, member sequence)."""
         heads = star.heads
         virtual_bits = star.virtual_bits
-        changed = []
+        changed: list[FlowClass] = []
         while heads:
             position, seq, flow_class = heads[0]
-            if flow_class.star is not star or flow_class.member_seq != seq:
-                heappop(heads)
+            if flow_class.star is not star or flow_class.entry_seq != seq:
+                _drop(heappop(heads))
                 continue
-            tag = position + flow_class.offset
-            if tag - (virtual_bits + flow_class.offset) > REL_EPS * (tag if tag > 1.0 else 1.0):
+            size = len(heads)
+            if (size > 1 and heads[1][0] == position) or (size > 2 and heads[2][0] == position):
+                if self._complete_tied(star, changed):  # (the next smallest is heads[1] or heads[2])
+                    continue
+                break
+            if not _due(position + flow_class.offset, virtual_bits + flow_class.offset):
                 break
             heappop(heads)
-            flow_class.member_seq = -1
+            flow_class.member_seq = flow_class.entry_seq = -1
             flow_class.complete_due(virtual_bits + flow_class.offset)
             changed.append(flow_class)
         return changed
+
+    def _complete_tied(self, star: LinkLevel, changed: list[FlowClass]) -> bool:
+        """:meth:`_complete_members` of the members at the smallest position, several: in the order
+        of their member sequences (their entries may be older). False if one is not due: it and
+        those after it go back in the heap."""
+        heads = star.heads
+        position = heads[0][0]
+        tied = []
+        while heads and heads[0][0] == position:
+            entry = heappop(heads)
+            flow_class = entry[2]
+            if flow_class.star is star and flow_class.entry_seq == entry[1]:
+                tied.append(flow_class)
+            else:
+                _drop(entry)
+        tied.sort(key=_member_seq)
+        virtual_bits = star.virtual_bits
+        for i, flow_class in enumerate(tied):
+            if not _due(position + flow_class.offset, virtual_bits + flow_class.offset):
+                for rest in tied[i:]:
+                    heappush(heads, (position, rest.entry_seq, rest))
+                return False
+            flow_class.member_seq = flow_class.entry_seq = -1
+            flow_class.complete_due(virtual_bits + flow_class.offset)
+            changed.append(flow_class)
+        return True
+
+
+def _due(tag: float, virtual_bits: float) -> bool:
+    """A finish tag reached by a clock reading `virtual_bits` (FlowClass.complete_due's test)."""
+    return not tag - virtual_bits > REL_EPS * (tag if tag > 1.0 else 1.0)
+
+
+def _drop(entry: tuple[float, int, FlowClass]) -> None:
+    """A heap entry taken out as stale: if it was its class's entry, the class has none now."""
+    if entry[2].entry_seq == entry[1]:
+        entry[2].entry_seq = -1
+
+
+def _member_seq(flow_class: FlowClass) -> int:
+    return flow_class.member_seq
 
 
 def _read(flow_class: FlowClass, now: float) -> float:

@@ -93,6 +93,23 @@ class StarSharing:
         star.transfers -= transfers
         flow_class.hub = None
 
+    def _recount_member(self, star: Star, flow_class: Any) -> None:
+        """:meth:`_remove_member` then :meth:`_add_member` at the same bound, without the sorted
+        insert: the member goes last in the star's orders (its members, its bound's group and, if it is
+        alone at its bound, the order of bounds), as it would out and in again."""
+        bound = star.bound_of[flow_class]
+        transfers = star.members.pop(flow_class)
+        star.members[flow_class] = flow_class.active
+        group = star.by_bound[bound]
+        if len(group) == 1:
+            del star.by_bound[bound]
+            star.by_bound[bound] = group
+        else:
+            del group[flow_class]
+            group[flow_class] = None
+        star.transfers_at[bound] += flow_class.active - transfers
+        star.transfers += flow_class.active - transfers
+
     def _status(self, star: Star, flow_class: Any) -> float | None:
         """The member's level if held below λ, None if in the λ group."""
         return star.below.get(star.bound_of[flow_class])
@@ -107,8 +124,11 @@ class StarSharing:
             return False
         was = self._status(star, flow_class)
         self._unplace(star, flow_class, was)
-        self._remove_member(star, flow_class)  # (and in again last: the order members are re-placed
-        self._add_member(star, flow_class, bound)  # in orders the timers of one instant)
+        if star.bound_of[flow_class] == bound:
+            self._recount_member(star, flow_class)
+        else:
+            self._remove_member(star, flow_class)  # (and in again last: the order members are re-placed
+            self._add_member(star, flow_class, bound)  # in orders the timers of one instant)
         return self._settle_star(star, ((flow_class, was),))
 
     def _join_star(self, flow_class: Any, star: Star, bound: float) -> bool:
