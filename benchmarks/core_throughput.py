@@ -70,7 +70,7 @@ class _EnvSpy:
         import simpy
 
         self.env: Any = None
-        self.run_s = self.run_cpu_s = 0.0
+        self.run_s = self.run_cpu_s = self.run_thread_cpu_s = 0.0
         spy = self
         original_init, original_run = simpy.Environment.__init__, simpy.Environment.run
 
@@ -79,12 +79,13 @@ class _EnvSpy:
             spy.env = env
 
         def run(env: Any, until: Any = None) -> Any:
-            start, start_cpu = time.perf_counter(), time.process_time()
+            start, start_cpu, start_thread = time.perf_counter(), time.process_time(), time.thread_time()
             try:
                 return original_run(env, until)
             finally:
                 spy.run_s += time.perf_counter() - start
                 spy.run_cpu_s += time.process_time() - start_cpu
+                spy.run_thread_cpu_s += time.thread_time() - start_thread
 
         simpy.Environment.__init__ = init  # type: ignore[method-assign]
         simpy.Environment.run = run  # type: ignore[method-assign]
@@ -161,7 +162,7 @@ def measure(devices: int, rounds: int, repeat: int, semi_async_k: int = 0, acces
         run(scenario(10, 1), out=Path(tmp) / "warmup", timing_only=True, force=True, report=False)
         rss_before_mb = _rss_mb()
         for _ in range(repeat):
-            spy.run_s = spy.run_cpu_s = 0.0
+            spy.run_s = spy.run_cpu_s = spy.run_thread_cpu_s = 0.0
             start, start_cpu = time.perf_counter(), time.process_time()
             result = run(copy.deepcopy(scenario(devices, rounds, semi_async_k, access_points)), out=Path(tmp) / "run",
                          timing_only=True,
@@ -170,6 +171,7 @@ def measure(devices: int, rounds: int, repeat: int, semi_async_k: int = 0, acces
             keep("total_cpu_s", time.process_time() - start_cpu)
             keep("loop_s", spy.run_s)
             keep("loop_cpu_s", spy.run_cpu_s)
+            keep("loop_thread_cpu_s", spy.run_thread_cpu_s)  # the loop's own thread, without the trace writer's
             events = spy.processed_events()
             spy.env = None
             bare_s, bare_cpu_s, bare_events = bare_loop(devices, events)
