@@ -255,6 +255,7 @@ class Network:
 
     def _on_class_timer(self, flow_class: FlowClass, timer: simpy.Event) -> None:
         if timer is not flow_class.timer:
+            self.env.idle_events += 1
             return  # stale: re-armed or disarmed since
         flow_class.timer = None
         now = self.env.now
@@ -262,10 +263,12 @@ class Network:
         if flow_class.complete_due(flow_class.advance(now, flow_class.rate_bps)) != active:
             self._redivide_one(flow_class, now)
         else:
+            self.env.idle_events += 1
             self._arm_class(flow_class, now)  # early: its rate fell since it was armed
 
     def _on_star_timer(self, star: LinkLevel, timer: simpy.Event) -> None:
         if timer is not star.timer:
+            self.env.idle_events += 1  # stale
             return
         star.timer = None
         now = self.env.now
@@ -274,6 +277,8 @@ class Network:
         self._arm_star(star, now)
         if changed:
             self._redivide(changed, now)
+        else:
+            self.env.idle_events += 1  # early
 
     def _complete_members(self, star: LinkLevel) -> list[FlowClass]:
         """The members of `star` whose head is due at its clock now: complete their due transfers,

@@ -213,3 +213,22 @@ def test_downloads_and_uploads_on_one_cell_share_it() -> None:
     ends = _run_transfers([(0.0, (cell, down), 6e6 / 8, None), (0.0, (cell, down), 6e6 / 8, None),
                            (0.0, (cell, up), 6e6 / 8, None)])
     assert ends == pytest.approx([1.5, 1.5, 1.5], rel=1e-12)
+
+
+def test_idle_timers_are_counted_and_change_no_completion() -> None:
+    """A (8 Mbit) and B (8 Mbit) start together on 8 Mbit/s; B is cancelled at 1.5 s. A's timer, armed
+    at 1 s when it was alone, fires early (both at 4 Mbit/s: nothing due, it re-arms for 2 s); the
+    cancel re-arms it for 1.75 s (6 Mbit received, 2 left at 8 Mbit/s), so the 2 s timer fires stale.
+    Two idle timers, which the core benchmark leaves out of its bare loop, and A still ends at 1.75 s."""
+    env = Environment()
+    net = Network(env)
+    link = Link("ap", capacity_bps=8e6)
+    a = net.transfer((link,), 1e6)
+    b = net.transfer((link,), 1e6)
+    ends: dict[str, float] = {}
+    a.callbacks.append(lambda _event: ends.setdefault("a", env.now))
+    env.call_at(1.5, lambda _event: ends.setdefault("b received bits", net.cancel(b)))
+    env.run()
+    assert ends == {"b received bits": 6e6, "a": 1.75}
+    assert env.idle_events == 2
+    assert env.now == 2.0  # the stale timer was still processed: the model's time is SimPy's
