@@ -141,19 +141,21 @@ class Network:
             moves.clear()
             return
         # No class changed clocks (the usual case): only rates moved.
+        armed: dict[Clock, None] = {}  # clocks armed here, their heads unchanged since
         for clock, old_rate in old_rates.items():
             if clock.rate_bps != old_rate:
                 if clock.updated_s != now:
                     clock.advance(now, old_rate)
                 if clock not in changed:
                     self._arm(clock, now)
+                    armed[clock] = None
         for flow_class in changed:
             star = flow_class.star
             if star is None:
                 self._arm_class(flow_class, now)
-            else:
-                self._push_head(flow_class, star)  # its head may have changed
-                self._arm_star(star, now)
+            elif self._push_head(flow_class, star) or star not in armed:  # its head may have changed
+                self._arm_star(star, now)  # (else arming again would find the same head and keep its timer)
+                armed[star] = None
         old_rates.clear()
 
     def _apply(self, old_rates: dict, moves: dict, changed: Iterable[FlowClass], now: float) -> None:
@@ -192,21 +194,23 @@ class Network:
         for clock in touched:
             self._arm(clock, now)
 
-    def _push_head(self, flow_class: FlowClass, star: LinkLevel) -> None:
+    def _push_head(self, flow_class: FlowClass, star: LinkLevel) -> bool:
         """Enter a member's head in its star's heap, with a new sequence: members whose heads are due
         at one instant complete in the order of these sequences, which orders that instant's rows.
         An entry already in the heap at the same position stands (a start behind the head moves
-        nothing): :meth:`_complete_members` orders equal positions by the newest sequence."""
+        nothing): :meth:`_complete_members` orders equal positions by the newest sequence. True if it
+        entered one (the star's earliest head may be earlier now)."""
         tag = flow_class.head_tag()
         if tag is None:
             flow_class.member_seq = flow_class.entry_seq = -1
-            return
+            return False
         seq = flow_class.member_seq = next(self._seq)
         position = tag - flow_class.offset
         if flow_class.entry_seq >= 0 and flow_class.entry_star is star and flow_class.entry_position == position:
-            return
+            return False
         flow_class.entry_seq, flow_class.entry_star, flow_class.entry_position = seq, star, position
         heappush(star.heads, (position, seq, flow_class))
+        return True
 
     def _arm(self, clock: Clock, now: float) -> None:
         """Make sure `clock`'s completion timer fires when its next completion is due (or earlier);
