@@ -7,8 +7,14 @@ For each fleet size N, a fresh Python process (so peak memory of one size never 
    of five Jetson profiles, FedAvg, 256 samples per client, timing-only, no report) for R rounds with
    ``simulator.api.run``, timing the whole call and the event loop inside it (``Environment.run``),
    and counting the SimPy events it processed (scheduled minus still queued: no per-event hook);
-3. runs, in the same process, a bare SimPy loop processing exactly as many events: N processes each
-   yielding ``env.timeout(random())`` until the event budget is spent;
+3. runs, in the same process, a bare SimPy loop processing exactly as many events as the model's
+   steps took: the events processed less the network's *idle* timers (a completion timer found stale
+   or early, which stands for no step of the model: ``Environment.idle_events``). N processes each
+   yield ``env.timeout(random())`` until the event budget is spent. (Before the fifth session the bare
+   loop also got the idle timers: a fleet on 1,000 cells makes about one per client-round, each a
+   full timeout for the bare loop, which flattered the simulator by up to 15 %.) A simulator tree
+   that does not count them (older commits) is given the count with ``--worker ... IDLE``: an A/B
+   of two trees whose traces are identical has the same idle timers;
 4. repeats 2–3 (``--repeat``) and keeps the minimum of each time (the machine may be shared);
 5. reports client-rounds per second, the times, their ratios and the process's peak RSS.
 
@@ -70,7 +76,7 @@ class _EnvSpy:
         import simpy
 
         self.env: Any = None
-        self.run_s = self.run_cpu_s = 0.0
+        self.run_s = self.run_cpu_s = self.run_thread_cpu_s = 0.0
         spy = self
         original_init, original_run = simpy.Environment.__init__, simpy.Environment.run
 
@@ -79,12 +85,13 @@ class _EnvSpy:
             spy.env = env
 
         def run(env: Any, until: Any = None) -> Any:
-            start, start_cpu = time.perf_counter(), time.process_time()
+            start, start_cpu, start_thread = time.perf_counter(), time.process_time(), time.thread_time()
             try:
                 return original_run(env, until)
             finally:
                 spy.run_s += time.perf_counter() - start
                 spy.run_cpu_s += time.process_time() - start_cpu
+                spy.run_thread_cpu_s += time.thread_time() - start_thread
 
         simpy.Environment.__init__ = init  # type: ignore[method-assign]
         simpy.Environment.run = run  # type: ignore[method-assign]
@@ -94,6 +101,10 @@ class _EnvSpy:
         from simulator.environment import processed_events
 
         return processed_events(self.env)
+
+    def idle_events(self) -> int | None:
+        """The network's idle timers among them (None: this simulator does not count them)."""
+        return getattr(self.env, "idle_events", None)
 
 
 def bare_loop(processes: int, events: int, seed: int = 0) -> tuple[float, float, int]:
@@ -143,8 +154,10 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-def measure(devices: int, rounds: int, repeat: int, semi_async_k: int = 0, access_points: int = 0) -> dict[str, Any]:
+def measure(devices: int, rounds: int, repeat: int, semi_async_k: int = 0, access_points: int = 0,
+            idle_given: int | None = None) -> dict[str, Any]:
     """One size, in this process: warm-up, then `repeat` × (simulator run, bare loop); minima kept.
+    `idle_given`: the idle timers of a simulator that does not count them (see the module).
 
     The machine is shared, so each figure is the minimum over the repeats, and the run and its bare
     loop alternate so that both see the same load.
@@ -161,7 +174,7 @@ def measure(devices: int, rounds: int, repeat: int, semi_async_k: int = 0, acces
         run(scenario(10, 1), out=Path(tmp) / "warmup", timing_only=True, force=True, report=False)
         rss_before_mb = _rss_mb()
         for _ in range(repeat):
-            spy.run_s = spy.run_cpu_s = 0.0
+            spy.run_s = spy.run_cpu_s = spy.run_thread_cpu_s = 0.0
             start, start_cpu = time.perf_counter(), time.process_time()
             result = run(copy.deepcopy(scenario(devices, rounds, semi_async_k, access_points)), out=Path(tmp) / "run",
                          timing_only=True,
@@ -170,10 +183,15 @@ def measure(devices: int, rounds: int, repeat: int, semi_async_k: int = 0, acces
             keep("total_cpu_s", time.process_time() - start_cpu)
             keep("loop_s", spy.run_s)
             keep("loop_cpu_s", spy.run_cpu_s)
+            keep("loop_thread_cpu_s", spy.run_thread_cpu_s)  # the loop's own thread, without the trace writer's
             events = spy.processed_events()
+            idle = spy.idle_events()
+            idle_source = "counted"
+            if idle is None:
+                idle, idle_source = (idle_given, "given") if idle_given is not None else (0, "not counted")
             spy.env = None
-            bare_s, bare_cpu_s, bare_events = bare_loop(devices, events)
-            assert bare_events == events, (bare_events, events)
+            bare_s, bare_cpu_s, bare_events = bare_loop(devices, events - idle)
+            assert bare_events == events - idle, (bare_events, events, idle)
             keep("bare_s", bare_s)
             keep("bare_cpu_s", bare_cpu_s)
     summary = result.summary
@@ -182,6 +200,7 @@ def measure(devices: int, rounds: int, repeat: int, semi_async_k: int = 0, acces
         "devices": devices, "rounds": rounds, "repeat": repeat, "semi_async_k": semi_async_k, "access_points": access_points,
         "versions": summary["versions"],
         "client_rounds": client_rounds, "events": events, "events_per_client_round": events / client_rounds,
+        "idle_events": idle, "idle_events_source": idle_source, "bare_events": bare_events,
         **best,
         "client_rounds_per_s": client_rounds / best["total_s"], "loop_client_rounds_per_s": client_rounds / best["loop_s"],
         "ratio_total": best["total_s"] / best["bare_s"], "ratio_loop": best["loop_s"] / best["bare_s"],
@@ -191,10 +210,11 @@ def measure(devices: int, rounds: int, repeat: int, semi_async_k: int = 0, acces
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
-    print(f"{'devices':>8} {'rounds':>6} {'client-rounds':>13} {'events':>10} {'ev/cr':>5} {'run s':>7} {'loop s':>7} "
-          f"{'bare s':>7} {'cr/s (run)':>10} {'run/bare':>8} {'loop/bare':>9} {'run/bare CPU':>12} {'peak RSS MB':>11}")
+    print(f"{'devices':>8} {'rounds':>6} {'client-rounds':>13} {'events':>10} {'idle':>8} {'ev/cr':>5} {'run s':>7} "
+          f"{'loop s':>7} {'bare s':>7} {'cr/s (run)':>10} {'run/bare':>8} {'loop/bare':>9} {'run/bare CPU':>12} "
+          f"{'peak RSS MB':>11}")
     for r in rows:
-        print(f"{r['devices']:>8} {r['rounds']:>6} {r['client_rounds']:>13,} {r['events']:>10,} "
+        print(f"{r['devices']:>8} {r['rounds']:>6} {r['client_rounds']:>13,} {r['events']:>10,} {r['idle_events']:>8,} "
               f"{r['events_per_client_round']:>5.2f} {r['total_s']:>7.2f} {r['loop_s']:>7.2f} {r['bare_s']:>7.2f} "
               f"{r['client_rounds_per_s']:>10,.0f} {r['ratio_total']:>8.2f} {r['ratio_loop']:>9.2f} "
               f"{r['ratio_total_cpu']:>12.2f} {r['peak_rss_mb']:>11,.0f}")
@@ -211,7 +231,7 @@ def main() -> int:
                         help="Co-S²P merging every K arrivals instead of FedAvg (versions = merges)")
     parser.add_argument("--access-points", type=int, default=0, metavar="N",
                         help="split the fleet over N Wi-Fi access points instead of Ethernet")
-    parser.add_argument("--worker", type=int, nargs="+", metavar="N", help=argparse.SUPPRESS)  # N R REPEAT [K APS]
+    parser.add_argument("--worker", type=int, nargs="+", metavar="N", help=argparse.SUPPRESS)  # N R REPEAT [K APS [IDLE]]
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(measure(*args.worker)))
@@ -226,7 +246,8 @@ def main() -> int:
         print(f"  {devices} devices done", file=sys.stderr)
     _print_table(rows)
     print("run = simulator.api.run wall time (validate, build, plan, event loop, write Parquet); loop = its "
-          "Environment.run; bare = a bare SimPy loop with the same number of events in the same process; "
+          "Environment.run; bare = a bare SimPy loop with as many events as the run's model steps (its events "
+          "less the network's idle timers) in the same process; "
           "CPU = the same ratio in process CPU time. Minimum of --repeat runs each.")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

@@ -194,8 +194,12 @@ def group_summaries(devices: list[Device], wall_s: float, plans: list[dict[str, 
     (name, profile, power mode, link, submodel, memory, step time) plus the group's time shares,
     energy, job counts and what limits it (group_limit)."""
     out: list[dict[str, Any]] = []
+    by_group: list[list[Device]] = [[] for _ in plans]  # one pass (1,000 cells are 1,000 groups)
+    for d in devices:
+        if d.group < len(by_group):
+            by_group[d.group].append(d)
     for g, plan in enumerate(plans):
-        members = [d for d in devices if d.group == g]
+        members = by_group[g]
         compute_s = sum(d.compute_s for d in members)
         comm_s = sum(d.comm_s for d in members)
         offline_s = sum(d.offline_s for d in members)

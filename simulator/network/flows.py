@@ -122,7 +122,13 @@ class FlowClass(Clock):
     star: "LinkLevel | None" = None  # the star whose clock it reads (its λ group), if any
     hub: "LinkLevel | None" = None  # the star it belongs to, if any (kept by Sharing)
     offset: float = 0.0
-    member_seq: int = -1  # its entry in the star's heap of member heads (−1: none)
+    # in its star's heap of member heads: the sequence its head was last entered with, which orders
+    # members due at one instant (−1: none); and its entry there, kept while its head's position is
+    # unchanged (entry_seq −1: none; else the entry (entry_position, entry_seq, it) is in entry_star's heap)
+    member_seq: int = -1
+    entry_seq: int = -1
+    entry_star: "LinkLevel | None" = None
+    entry_position: float = 0.0
     # kept by the network's Sharing (incremental.py)
     load_bps: float = 0.0
     tight: tuple = ()

@@ -141,19 +141,21 @@ class Network:
             moves.clear()
             return
         # No class changed clocks (the usual case): only rates moved.
+        armed: dict[Clock, None] = {}  # clocks armed here, their heads unchanged since
         for clock, old_rate in old_rates.items():
             if clock.rate_bps != old_rate:
                 if clock.updated_s != now:
                     clock.advance(now, old_rate)
                 if clock not in changed:
                     self._arm(clock, now)
+                    armed[clock] = None
         for flow_class in changed:
             star = flow_class.star
             if star is None:
                 self._arm_class(flow_class, now)
-            else:
-                self._push_head(flow_class, star)  # its head may have changed
-                self._arm_star(star, now)
+            elif self._push_head(flow_class, star) or star not in armed:  # its head may have changed
+                self._arm_star(star, now)  # (else arming again would find the same head and keep its timer)
+                armed[star] = None
         old_rates.clear()
 
     def _apply(self, old_rates: dict, moves: dict, changed: Iterable[FlowClass], now: float) -> None:
@@ -192,16 +194,23 @@ class Network:
         for clock in touched:
             self._arm(clock, now)
 
-    def _push_head(self, flow_class: FlowClass, star: LinkLevel) -> None:
-        """Enter a member's head in its star's heap, with a new sequence (its older entry is stale
-        then). Always a new one: members whose heads are due at one instant complete in the order
-        of these sequences, which orders that instant's rows."""
+    def _push_head(self, flow_class: FlowClass, star: LinkLevel) -> bool:
+        """Enter a member's head in its star's heap, with a new sequence: members whose heads are due
+        at one instant complete in the order of these sequences, which orders that instant's rows.
+        An entry already in the heap at the same position stands (a start behind the head moves
+        nothing): :meth:`_complete_members` orders equal positions by the newest sequence. True if it
+        entered one (the star's earliest head may be earlier now)."""
         tag = flow_class.head_tag()
         if tag is None:
-            flow_class.member_seq = -1
-            return
+            flow_class.member_seq = flow_class.entry_seq = -1
+            return False
         seq = flow_class.member_seq = next(self._seq)
-        heappush(star.heads, (tag - flow_class.offset, seq, flow_class))
+        position = tag - flow_class.offset
+        if flow_class.entry_seq >= 0 and flow_class.entry_star is star and flow_class.entry_position == position:
+            return False
+        flow_class.entry_seq, flow_class.entry_star, flow_class.entry_position = seq, star, position
+        heappush(star.heads, (position, seq, flow_class))
+        return True
 
     def _arm(self, clock: Clock, now: float) -> None:
         """Make sure `clock`'s completion timer fires when its next completion is due (or earlier);
@@ -231,8 +240,8 @@ class Network:
     def _arm_star(self, star: LinkLevel, now: float) -> None:
         """:meth:`_arm` of a star's clock: its members' earliest head."""
         heads = star.heads
-        while heads and (heads[0][2].star is not star or heads[0][2].member_seq != heads[0][1]):
-            heappop(heads)
+        while heads and (heads[0][2].star is not star or heads[0][2].entry_seq != heads[0][1]):
+            _drop(heappop(heads))
         rate = star.rate_bps
         if not heads or rate <= 0:
             star.timer = None
@@ -250,6 +259,7 @@ class Network:
 
     def _on_class_timer(self, flow_class: FlowClass, timer: simpy.Event) -> None:
         if timer is not flow_class.timer:
+            self.env.idle_events += 1
             return  # stale: re-armed or disarmed since
         flow_class.timer = None
         now = self.env.now
@@ -257,10 +267,12 @@ class Network:
         if flow_class.complete_due(flow_class.advance(now, flow_class.rate_bps)) != active:
             self._redivide_one(flow_class, now)
         else:
+            self.env.idle_events += 1
             self._arm_class(flow_class, now)  # early: its rate fell since it was armed
 
     def _on_star_timer(self, star: LinkLevel, timer: simpy.Event) -> None:
         if timer is not star.timer:
+            self.env.idle_events += 1  # stale
             return
         star.timer = None
         now = self.env.now
@@ -269,25 +281,73 @@ class Network:
         self._arm_star(star, now)
         if changed:
             self._redivide(changed, now)
+        else:
+            self.env.idle_events += 1  # early
 
     def _complete_members(self, star: LinkLevel) -> list[FlowClass]:
-        """The members of `star` whose head is due at its clock now: complete their due transfers."""
+        """The members of `star` whose head is due at its clock now: complete their due transfers,
+        in the order of (position, member sequence)."""
         heads = star.heads
         virtual_bits = star.virtual_bits
-        changed = []
+        changed: list[FlowClass] = []
         while heads:
             position, seq, flow_class = heads[0]
-            if flow_class.star is not star or flow_class.member_seq != seq:
-                heappop(heads)
+            if flow_class.star is not star or flow_class.entry_seq != seq:
+                _drop(heappop(heads))
                 continue
-            tag = position + flow_class.offset
-            if tag - (virtual_bits + flow_class.offset) > REL_EPS * (tag if tag > 1.0 else 1.0):
+            size = len(heads)
+            if (size > 1 and heads[1][0] == position) or (size > 2 and heads[2][0] == position):
+                if self._complete_tied(star, changed):  # (the next smallest is heads[1] or heads[2])
+                    continue
+                break
+            if not _due(position + flow_class.offset, virtual_bits + flow_class.offset):
                 break
             heappop(heads)
-            flow_class.member_seq = -1
+            flow_class.member_seq = flow_class.entry_seq = -1
             flow_class.complete_due(virtual_bits + flow_class.offset)
             changed.append(flow_class)
         return changed
+
+    def _complete_tied(self, star: LinkLevel, changed: list[FlowClass]) -> bool:
+        """:meth:`_complete_members` of the members at the smallest position, several: in the order
+        of their member sequences (their entries may be older). False if one is not due: it and
+        those after it go back in the heap."""
+        heads = star.heads
+        position = heads[0][0]
+        tied = []
+        while heads and heads[0][0] == position:
+            entry = heappop(heads)
+            flow_class = entry[2]
+            if flow_class.star is star and flow_class.entry_seq == entry[1]:
+                tied.append(flow_class)
+            else:
+                _drop(entry)
+        tied.sort(key=_member_seq)
+        virtual_bits = star.virtual_bits
+        for i, flow_class in enumerate(tied):
+            if not _due(position + flow_class.offset, virtual_bits + flow_class.offset):
+                for rest in tied[i:]:
+                    heappush(heads, (position, rest.entry_seq, rest))
+                return False
+            flow_class.member_seq = flow_class.entry_seq = -1
+            flow_class.complete_due(virtual_bits + flow_class.offset)
+            changed.append(flow_class)
+        return True
+
+
+def _due(tag: float, virtual_bits: float) -> bool:
+    """A finish tag reached by a clock reading `virtual_bits` (FlowClass.complete_due's test)."""
+    return not tag - virtual_bits > REL_EPS * (tag if tag > 1.0 else 1.0)
+
+
+def _drop(entry: tuple[float, int, FlowClass]) -> None:
+    """A heap entry taken out as stale: if it was its class's entry, the class has none now."""
+    if entry[2].entry_seq == entry[1]:
+        entry[2].entry_seq = -1
+
+
+def _member_seq(flow_class: FlowClass) -> int:
+    return flow_class.member_seq
 
 
 def _read(flow_class: FlowClass, now: float) -> float:

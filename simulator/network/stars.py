@@ -93,6 +93,23 @@ class StarSharing:
         star.transfers -= transfers
         flow_class.hub = None
 
+    def _recount_member(self, star: Star, flow_class: Any) -> None:
+        """:meth:`_remove_member` then :meth:`_add_member` at the same bound, without the sorted
+        insert: the member goes last in the star's orders (its members, its bound's group and, if it is
+        alone at its bound, the order of bounds), as it would out and in again."""
+        bound = star.bound_of[flow_class]
+        transfers = star.members.pop(flow_class)
+        star.members[flow_class] = flow_class.active
+        group = star.by_bound[bound]
+        if len(group) == 1:
+            del star.by_bound[bound]
+            star.by_bound[bound] = group
+        else:
+            del group[flow_class]
+            group[flow_class] = None
+        star.transfers_at[bound] += flow_class.active - transfers
+        star.transfers += flow_class.active - transfers
+
     def _status(self, star: Star, flow_class: Any) -> float | None:
         """The member's level if held below λ, None if in the λ group."""
         return star.below.get(star.bound_of[flow_class])
@@ -106,10 +123,14 @@ class StarSharing:
             self._dissolve(star)
             return False
         was = self._status(star, flow_class)
-        self._unplace(star, flow_class, was)
-        self._remove_member(star, flow_class)  # (and in again last: the order members are re-placed
-        self._add_member(star, flow_class, bound)  # in orders the timers of one instant)
-        return self._settle_star(star, ((flow_class, was),))
+        if was is not None:  # (a member of the λ group stays counted at λ: _settle_star unplaces it if it moves)
+            self._unplace(star, flow_class, was)
+        if star.bound_of[flow_class] == bound:
+            self._recount_member(star, flow_class)
+        else:
+            self._remove_member(star, flow_class)  # (and in again last: the order members are re-placed
+            self._add_member(star, flow_class, bound)  # in orders the timers of one instant)
+        return self._settle_star(star, ((flow_class, was),), flow_class if was is None else None)
 
     def _join_star(self, flow_class: Any, star: Star, bound: float) -> bool:
         """A class that came in flight on a star's link (its other tight links private) joins it."""
@@ -138,31 +159,45 @@ class StarSharing:
         else:
             self.levels.count(was, -1)
 
-    def _settle_star(self, star: Star, changed: tuple) -> bool:
-        """Re-divide the star; `changed` = (member, its former status or "new"), already unplaced.
-        False (the star dissolved) if its link no longer binds or a slack link overflows."""
+    def _settle_star(self, star: Star, changed: tuple, counted: Any = None) -> bool:
+        """Re-divide the star; `changed` = (member, its former status or "new"), already unplaced but
+        for `counted`, a member of the λ group still counted there: if it stays in the λ group and no
+        bound's level moves (the usual change), only λ moves and it is only booked again (the levels
+        end as if it had been unplaced and placed again). False (the star dissolved) if its link no
+        longer binds or a slack link overflows."""
         movers = dict(changed)
         while True:
             below, rate = star_levels(star.link.capacity_bps, star.transfers_at, star.bounds, star.transfers)
-            if rate == INF:
-                self._dissolve(star, unplaced=movers)
-                return False
-            old_below = star.below
-            for bound, group in star.by_bound.items() if old_below != below else ():  # (equal: none moves)
-                was, now = old_below.get(bound), below.get(bound)
-                if was != now:  # this bound's classes move, in the members' order
-                    for flow_class in group:
-                        if flow_class not in movers:
-                            self._unplace(star, flow_class, was)
-                            movers[flow_class] = was
-            star.below = below
-            if rate != star.rate_bps:
-                self.old.setdefault(star, star.rate_bps)  # type: ignore[attr-defined]
-                if star.in_lambda:
+            if counted is not None and rate != INF and below == star.below and counted.hub is star \
+                    and below.get(star.bound_of[counted]) is None:
+                if rate != star.rate_bps:
+                    self.old.setdefault(star, star.rate_bps)  # type: ignore[attr-defined]
                     self.levels.move(star.rate_bps, rate, star.in_lambda)
-                star.rate_bps = rate
-            overflow = self._place_all(star, movers)
+                    star.rate_bps = rate
+                overflow = self._book(counted, counted.active * star.ceiling)  # type: ignore[attr-defined]
+            else:
+                if counted is not None:
+                    self._unplace(star, counted, None)
+                if rate == INF:
+                    self._dissolve(star, unplaced=movers)
+                    return False
+                old_below = star.below
+                for bound, group in star.by_bound.items() if old_below != below else ():  # (equal: none moves)
+                    was, now = old_below.get(bound), below.get(bound)
+                    if was != now:  # this bound's classes move, in the members' order
+                        for flow_class in group:
+                            if flow_class not in movers:
+                                self._unplace(star, flow_class, was)
+                                movers[flow_class] = was
+                star.below = below
+                if rate != star.rate_bps:
+                    self.old.setdefault(star, star.rate_bps)  # type: ignore[attr-defined]
+                    if star.in_lambda:
+                        self.levels.move(star.rate_bps, rate, star.in_lambda)
+                    star.rate_bps = rate
+                overflow = self._place_all(star, movers)
             movers = {}
+            counted = None
             if overflow or not star.ceiling / 4 <= rate <= star.ceiling:
                 # Λ afresh (2λ, or less where a slack link has no more room): λ passed it, fell far
                 # below it, or a booking overflowed

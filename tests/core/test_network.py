@@ -213,3 +213,50 @@ def test_downloads_and_uploads_on_one_cell_share_it() -> None:
     ends = _run_transfers([(0.0, (cell, down), 6e6 / 8, None), (0.0, (cell, down), 6e6 / 8, None),
                            (0.0, (cell, up), 6e6 / 8, None)])
     assert ends == pytest.approx([1.5, 1.5, 1.5], rel=1e-12)
+
+
+def test_idle_timers_are_counted_and_change_no_completion() -> None:
+    """A (8 Mbit) and B (8 Mbit) start together on 8 Mbit/s; B is cancelled at 1.5 s. A's timer, armed
+    at 1 s when it was alone, fires early (both at 4 Mbit/s: nothing due, it re-arms for 2 s); the
+    cancel re-arms it for 1.75 s (6 Mbit received, 2 left at 8 Mbit/s), so the 2 s timer fires stale.
+    Two idle timers, which the core benchmark leaves out of its bare loop, and A still ends at 1.75 s."""
+    env = Environment()
+    net = Network(env)
+    link = Link("ap", capacity_bps=8e6)
+    a = net.transfer((link,), 1e6)
+    b = net.transfer((link,), 1e6)
+    ends: dict[str, float] = {}
+    a.callbacks.append(lambda _event: ends.setdefault("a", env.now))
+    env.call_at(1.5, lambda _event: ends.setdefault("b received bits", net.cancel(b)))
+    env.run()
+    assert ends == {"b received bits": 6e6, "a": 1.75}
+    assert env.idle_events == 2
+    assert env.now == 2.0  # the stale timer was still processed: the model's time is SimPy's
+
+
+def test_star_members_due_together_complete_in_the_order_of_their_last_change() -> None:
+    """Three cells (100 Mbit/s each) under a 10 Mbit/s server link: a star on it. A, B and C (8 Mbit
+    each) start together, so their heads are due at one instant; B2 starts in
+    B's cell at 0.1 s and A2 in A's at 0.2 s, behind their heads. Members due at one instant complete
+    in the order of their last change (C, then B, then A), as when each change entered a fresh head
+    in the star's heap; the heads' entries stand, so this checks the tie rule that keeps that order.
+    Closed form: 10/3 Mbit/s each until 0.1, 2.5 until 0.2, then 2: each of A, B, C has 0.333… +
+    0.25 + 2·(t − 0.2) Mbit at t, so all three end at t = 0.2 + (8 − 0.58333…)/2 = 3.908333… s."""
+    env = Environment()
+    net = Network(env)
+    server = Link("server", capacity_bps=10e6)
+    cells = [Link(f"ap{i}", capacity_bps=100e6) for i in range(3)]
+    ends: list[tuple[str, float]] = []
+
+    def start(cell: int, name: str) -> None:
+        transfer = net.transfer((cells[cell], server), 1e6)
+        transfer.callbacks.append(lambda _event: ends.append((name, env.now)))
+
+    for cell, name in enumerate("ABC"):
+        start(cell, name)
+    env.call_at(0.1, lambda _event: start(1, "B2"))
+    env.call_at(0.2, lambda _event: start(0, "A2"))
+    env.run()
+    assert [name for name, _ in ends] == ["C", "B", "A", "B2", "A2"]
+    assert [t for _, t in ends[:3]] == pytest.approx([0.2 + (8 - 1 / 3 - 0.25) / 2] * 3, rel=1e-12)
+    assert ends[0][1] == ends[1][1] == ends[2][1]
