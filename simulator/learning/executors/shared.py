@@ -96,6 +96,7 @@ class WeightStore:
         self.full_shapes = full_shapes
         self._gens: OrderedDict[int, dict[str, Tensor]] = OrderedDict()  # gen -> name -> published view
         self._bits: dict[int, dict[str, Any]] = {}                           # the same as raw-bit arrays
+        self._sources: dict[int, dict[str, Tensor]] = {}                     # the tensors published
         self._refs: dict[int, int] = {}
         self._next = 0
 
@@ -121,9 +122,11 @@ class WeightStore:
             if full is None or tuple(t.shape) != full[0] or t.dtype != full[1] or t.device.type != "cpu":
                 out[name] = t
                 continue
-            bits = _bits_of(t)
-            hit = next((g for g in reversed(self._gens) if name in self._gens[g]
-                        and _equal_bits(self._bits[g][name], bits)), None)
+            hit = next((g for g in reversed(self._gens) if self._sources[g].get(name) is t), None)
+            if hit is None:
+                bits = _bits_of(t)
+                hit = next((g for g in reversed(self._gens) if name in self._gens[g]
+                            and _equal_bits(self._bits[g][name], bits)), None)
             if hit is None:
                 missing[name] = t
             else:
@@ -134,6 +137,7 @@ class WeightStore:
             self._next += 1
             self._gens[gen] = self._create(gen, missing)
             self._bits[gen] = {k: _bits_of(v) for k, v in self._gens[gen].items()}
+            self._sources[gen] = missing
             self._refs[gen] = 0
             for name in missing:
                 out[name] = self._ref(gen, name)
@@ -156,12 +160,12 @@ class WeightStore:
     def _collect(self) -> None:
         newest = list(self._gens)[-self.KEEP:]
         for g in [g for g in self._gens if self._refs[g] <= 0 and g not in newest]:
-            del self._gens[g], self._refs[g], self._bits[g]
+            del self._gens[g], self._refs[g], self._bits[g], self._sources[g]
             self._free(g)
 
     def close(self) -> None:
         for g in list(self._gens):
-            del self._gens[g], self._bits[g]
+            del self._gens[g], self._bits[g], self._sources[g]
             self._free(g)
         self._refs.clear()
 
