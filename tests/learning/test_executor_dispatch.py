@@ -7,6 +7,7 @@ import dataclasses
 import importlib.util
 import threading
 import time
+from queue import Queue
 
 import pytest
 import torch
@@ -163,6 +164,7 @@ class _FakeTransport(Transport):
     def __init__(self, ready: int, data: WorkerData) -> None:
         self.ready, self.data, self.sent = ready, data, []
         self.released = 0
+        self.queues, self.lock = {}, threading.Lock()
 
     def start(self, context, dispatcher, data):
         self.d = dispatcher
@@ -175,7 +177,18 @@ class _FakeTransport(Transport):
 
     def send(self, slot, task):
         self.sent.append(task.job.job_id)
-        threading.Thread(target=lambda: self.d.completed(slot, self.data.run(task.payload))).start()
+        # a worker trains the jobs it holds (up to Dispatcher.DEPTH) one after another, as a process does
+        with self.lock:
+            queue = self.queues.get(slot)
+            if queue is None:
+                queue = self.queues[slot] = Queue()
+                threading.Thread(target=self._worker, args=(slot, queue), daemon=True).start()
+        queue.put(task)
+
+    def _worker(self, slot, queue):
+        while True:
+            task = queue.get()
+            self.d.completed(slot, self.data.run(task.payload), None, task)
 
     def finished(self, task):
         if task.release is not None:
@@ -218,6 +231,42 @@ def test_the_largest_pending_job_goes_first():
     for j, r in zip(work, results):
         assert_same(inline.submit(j).result(), r)
     assert transport.released == len(work) + 2
+
+
+def test_a_worker_holds_the_next_job_while_it_trains_one_and_results_find_their_jobs():
+    """Dispatcher.DEPTH jobs per worker: the second is sent before the first is done; replies
+    reported with their task land on that task's future even when they come back out of order."""
+    data = WorkerData(CONTEXT)
+
+    class Held(_FakeTransport):
+        def send(self, slot, task):
+            self.sent.append(task.job.job_id)
+            self.held.append((slot, task))
+
+    transport = Held(1, data)
+    transport.held = []
+    d = Dispatcher(transport, 1)
+    d.start(CONTEXT, data)
+    try:
+        work = _with_steps(data, [3, 5, 4])
+        futures = [d.submit(j) for j in work]
+        d.flush()
+        deadline = time.monotonic() + 30
+        while len(transport.sent) < d.DEPTH and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.05)
+        assert transport.sent == [1, 2]  # the two largest, nothing done yet; job 0 waits for room
+        (s1, t1), (s2, t2) = transport.held
+        d.completed(s2, data.run(t2.payload), None, t2)  # job 2 reported first
+        assert futures[2].result(timeout=5).job_id == 2 and not futures[1].done()
+        while len(transport.sent) < 3 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert transport.sent == [1, 2, 0]  # its room went to the last job
+        for slot, task in transport.held[::-1][:1] + [(s1, t1)]:
+            d.completed(slot, data.run(task.payload), None, task)
+        assert [f.result(timeout=5).job_id for f in futures] == [0, 1, 2]
+    finally:
+        d.close()
 
 
 def test_while_no_worker_is_ready_the_waiting_thread_trains():

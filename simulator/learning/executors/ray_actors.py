@@ -85,11 +85,10 @@ class _RayTransport(Transport):
         self.ray, self.workers, self.keep = ray, workers, keep_actors
         self._key: tuple[str, WorkerContext, int] | None = None
         self._lock = threading.Lock()
-        self._outstanding: dict[Any, tuple[int, str]] = {}
+        self._outstanding: dict[Any, tuple[int, Task | None]] = {}  # ref -> (slot, its task; None: ready)
         self._actors: list[Any] = []
         self._store: _RayStore | None = None
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def start(self, context: WorkerContext, dispatcher: Dispatcher, data: WorkerData) -> None:
         self._dispatcher = dispatcher
@@ -100,35 +99,33 @@ class _RayTransport(Transport):
             actor = self.ray.remote(num_cpus=1)(_Actor)
             kept = [actor.remote(context) for _ in range(self.workers)]
         self._actors = kept
-        with self._lock:  # a kept actor answers at once (after any job of the last run it still runs)
-            for slot, a in enumerate(self._actors):
-                self._outstanding[a.ready.remote()] = (slot, "ready")
-        self._thread = threading.Thread(target=self._receive, name="fleetsim-ray", daemon=True)
-        self._thread.start()
+        for slot, a in enumerate(self._actors):  # a kept actor answers at once (after any job it still runs)
+            self._watch(a.ready.remote(), slot, None)
 
-    def _receive(self) -> None:
-        while not self._stop.is_set():
-            with self._lock:
-                refs = list(self._outstanding)
-            if not refs:
-                self._stop.wait(0.002)
-                continue
-            # short: a job sent after this call started is only watched from the next one
-            ready, _ = self.ray.wait(refs, num_returns=1, timeout=0.005)
-            for ref in ready:
-                with self._lock:
-                    slot, kind = self._outstanding.pop(ref)
-                try:
-                    value = self.ray.get(ref)
-                except Exception as exc:  # the actor died
-                    if not self._stop.is_set():
-                        self._dispatcher.worker_lost(slot, exc)
-                    continue
-                if kind == "ready":
-                    self._dispatcher.worker_ready(slot)
-                else:
-                    ok, result = unpack(value)
-                    self._dispatcher.completed(slot, result if ok else None, None if ok else result)
+    def _watch(self, ref: Any, slot: int, task: Task | None) -> None:
+        """Report `ref` to the dispatcher once it is ready: a ``concurrent.futures`` callback on Ray's
+        own thread, instead of a thread polling ``ray.wait`` (which cost the driver a core-share of
+        polls and up to its timeout in latency per job)."""
+        with self._lock:
+            self._outstanding[ref] = (slot, task)
+        ref.future().add_done_callback(lambda fut: self._arrived(ref, fut))
+
+    def _arrived(self, ref: Any, fut: Any) -> None:
+        with self._lock:
+            known = self._outstanding.pop(ref, None)
+        if known is None or self._stop.is_set():
+            return
+        slot, task = known
+        try:
+            value = fut.result()
+        except Exception as exc:  # the actor died
+            self._dispatcher.worker_lost(slot, exc)
+            return
+        if task is None:
+            self._dispatcher.worker_ready(slot)
+        else:  # an actor's replies may come back out of order: say which job this is
+            ok, result = unpack(value)
+            self._dispatcher.completed(slot, result if ok else None, None if ok else result, task)
 
     def encode(self, task: Task) -> None:
         assert self._store is not None
@@ -143,7 +140,7 @@ class _RayTransport(Transport):
         with self._lock:
             ids = sorted(set(task.release))
             refs = [self._store.refs[g] for g in ids]
-            self._outstanding[self._actors[slot].run.remote(task.payload, ids, *refs)] = (slot, "job")
+        self._watch(self._actors[slot].run.remote(task.payload, ids, *refs), slot, task)
 
     def finished(self, task: Task) -> None:
         if self._store is not None and task.release is not None:
@@ -153,8 +150,6 @@ class _RayTransport(Transport):
 
     def close(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
         if self.keep and self._key is not None and self.ray.is_initialized():
             _KEPT[self._key] = self._actors
         else:
