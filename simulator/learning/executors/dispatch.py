@@ -36,8 +36,6 @@ class Task:
     cost: float
     future: cf.Future = field(default_factory=cf.Future)
     state: str = "pending"            # pending | sent | running-here | done | cancelled
-    payload: Any = None               # what the transport sends (set by Transport.encode)
-    release: Any = None               # what to release when the task ends (weight generations)
 
 
 class _TaskFuture(JobFuture[TrainResult]):
@@ -118,7 +116,6 @@ class Dispatcher:
 
     def submit(self, job: TrainJob) -> JobFuture[TrainResult]:
         task = Task(next(self._seq), job, self.estimate(job))
-        self.transport.encode(task)
         with self._cond:
             if self._failed is not None:
                 raise RuntimeError("the training workers failed") from self._failed
@@ -237,7 +234,6 @@ class Dispatcher:
     def _end(self, task: Task, result: TrainResult | None = None, error: BaseException | None = None,
              cancelled: bool = False) -> None:
         task.state = "cancelled" if cancelled else "done"
-        self.transport.finished(task)
         if task.future.done():
             return
         if cancelled:
@@ -295,15 +291,9 @@ class Transport:
     def start(self, context: WorkerContext, dispatcher: Dispatcher, data: WorkerData) -> None:
         raise NotImplementedError
 
-    def encode(self, task: Task) -> None:
-        """Prepare ``task.payload`` (called in the submitting thread, in submission order)."""
-        raise NotImplementedError
-
     def send(self, slot: int, task: Task) -> None:
+        """Send ``task.job`` to `slot` (called in the feeding thread, never the engine's)."""
         raise NotImplementedError
-
-    def finished(self, task: Task) -> None:
-        """The task ended (result, error or cancel): release what encode took."""
 
     def close(self) -> None:
         raise NotImplementedError
