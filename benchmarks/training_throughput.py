@@ -131,14 +131,14 @@ def fleetsim_run(data: dict[str, Any], out: Path, kind: str, workers: int, keep_
     """One ``simulator.api.run`` with the named executor; wall time, accuracies, trace bytes."""
     import copy
 
-    from simulator import cost
     from simulator.api import run
+    from simulator.cost import cache as cost_cache
     from simulator.learning.executors import make_executor
 
     executor = make_executor(kind, workers=workers if kind != "inline" else None)
     if kind == "ray" and keep_actors:
         executor.keep_actors = True
-    cost._trace.cache_clear()  # plan from the on-disk cache, as a fresh `fleetsim run` does
+    cost_cache.trace.cache_clear()  # plan from the on-disk cache, as a fresh `fleetsim run` does
     start, cpu = time.perf_counter(), time.process_time()
     try:
         result = run(copy.deepcopy(data), out=out, force=True, report=False, executor=executor)

@@ -62,6 +62,7 @@ class SimulationRun:
         self.hooks = LearnerHooks(learner, live=sim.replay.live) if learner is not None else TimingHooks()
         self.eval_rows: list[EvalRow] = []
         self.evals: list[tuple[float, int, float]] = []  # (time_s, version, accuracy)
+        self.pending_evals: list[tuple[float, int, Any]] = []  # (time_s, version, future): evaluate()
         self.policy = build_policy(dict(sim.algorithm.aggregation))
         self.deadline_s = aggregation_deadline(sim.algorithm)
         self.stop_event = env.event()
@@ -146,21 +147,40 @@ class SimulationRun:
             self.stop("max_versions")
 
     def evaluate(self) -> None:
-        """Evaluate the global model (or replay the evaluation a resumed run recorded) and check the target."""
+        """Evaluate the global model (or replay the evaluation a resumed run recorded) and check the target.
+
+        Without a target to check now, the evaluation runs in the learner's thread while the next
+        jobs train (issue 16) and its row, with this instant's time and version, is recorded once it
+        is done: at a later evaluation, a checkpoint or the end, in the order they were asked for."""
+        if self.hooks.live and self.target_rule is None:  # type: ignore[union-attr]
+            self.pending_evals.append((self.env.now, self.server.version, self.learner.evaluate_later()))
+            self.settle_evals(wait=False)
+            return
+        self.settle_evals()
         if self.hooks.live:  # type: ignore[union-attr]
             result = self.learner.evaluate()  # type: ignore[union-attr]
             row: EvalRow = (self.env.now, self.server.version, result.accuracy, result.loss,
                             list(result.exit_accuracy))
         else:
             row = self.sim.replay.next_eval()
-        self.eval_rows.append(row)
-        self.recorder.evals.append(*row)
-        self.evals.append((row[0], row[1], row[2]))
+        self.record_eval(row)
         if self.target_rule is not None and self.time_to_target_s is None:
             reached_s = self.target_rule.observe(self.env.now, row[2])  # N consecutive evaluations (stop spec)
             if reached_s is not None:
                 self.time_to_target_s = reached_s
                 self.stop("target_accuracy")
+
+    def settle_evals(self, wait: bool = True) -> None:
+        """Record the evaluations started earlier, oldest first (`wait` False: only those done)."""
+        while self.pending_evals and (wait or self.pending_evals[0][2].done()):
+            now_s, version, future = self.pending_evals.pop(0)
+            result = future.result()
+            self.record_eval((now_s, version, result.accuracy, result.loss, list(result.exit_accuracy)))
+
+    def record_eval(self, row: EvalRow) -> None:
+        self.eval_rows.append(row)
+        self.recorder.evals.append(*row)
+        self.evals.append((row[0], row[1], row[2]))
 
     def stop(self, reason: str) -> None:
         if not self.stop_event.triggered:
@@ -227,6 +247,11 @@ class SimulationRun:
         """Close the accounts and the traces, write summary.json; raise if the run did not complete."""
         sim, scenario, devices, server = self.sim, self.scenario, self.devices, self.server
         end_s = self.env.now
+        try:
+            self.settle_evals()
+        except Exception as exc:  # noqa: BLE001 - an evaluation failed in the learner's thread
+            failure = failure or describe_failure(exc, sim.plugin_files())
+            self.stop_reason = failure.stop_reason
         server.finish()
         self._progress(end_s, server.version)
         close_device_accounts(devices, end_s, self.recorder)
@@ -264,6 +289,7 @@ class SimulationRun:
     # ------------------------------------------------------------------ processes
 
     def _accuracy(self) -> float | None:
+        self.settle_evals(wait=False)
         return self.evals[-1][2] if self.evals else None
 
     def _progress(self, sim_s: float, version: int) -> None:
@@ -293,6 +319,7 @@ class SimulationRun:
                     self.hooks.live = True
                 replay.live = True
             if replay.live:
+                self.settle_evals()
                 self.recorder.flush()
                 save_checkpoint(sim.run_dir, Checkpoint(
                     time_s=env.now, tick=tick, learner=learner.snapshot() if learner is not None else None,

@@ -11,6 +11,7 @@ needs them.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -26,7 +27,7 @@ from simulator.config.workload import DatasetSpec, ModelSpec, PartitionSpec
 from simulator.learning.data import label_histograms
 from simulator.learning.executors import Executor, InlineExecutor, JobFuture, WorkerContext, WorkerData
 from simulator.learning.pruning import Pruner, PruningSettings
-from simulator.learning.submodel import SubmodelPlan, extract, merge, state_bytes, subtract
+from simulator.learning.submodel import MergeSum, SubmodelPlan, extract, state_bytes, subtract
 from simulator.learning.trainer import TrainingSettings, TrainJob, TrainResult, single_thread
 
 _MODEL_TAG, _JOB_TAG = 0x6D6F64, 0x6A6F62
@@ -89,6 +90,7 @@ class Learner:
         self.version = 0
         self.eval_batch_size = int(eval_batch_size)
         self._jobs: dict[int, _Job] = {}
+        self._eval_thread: cf.ThreadPoolExecutor | None = None  # started by the first evaluation
         self.executor: Executor = executor if executor is not None else InlineExecutor()
         self.executor.bind(context, self.data)
 
@@ -163,7 +165,9 @@ class Learner:
         job = self._jobs[job_id]
         if job.future is not None:
             raise ValueError(f"job {job_id} started twice")
-        sub = extract(job.base, job.plan, self.param_axes)
+        # no copies: a job only reads its state (load_state_dict copies it into the model), and the
+        # global state is never written in place; a clone per tensor was ~0.4 s of a pool run's engine
+        sub = extract(job.base, job.plan, self.param_axes, copy=False)
         train_job = TrainJob(job_id, job.client, self.job_seed(job.client, job_id), job.plan, sub, job.client,
                              int(local_steps), self.settings, self._teacher(job))
         job.future = self.executor.submit(train_job)
@@ -210,23 +214,40 @@ class Learner:
         where n is each result's sample count, w = n·s(τ) the policy's weight and η = `global_weight`
         (the server learning rate); see :func:`simulator.learning.submodel.merge`.
         """
-        subs = []
+        sums = self._merge_sum(mode, global_weight)
         for res, plan, w in contributions:
-            if mode in ("delta", "damped"):
-                job = self._jobs.get(res.job_id)
-                if job is None:
-                    raise ValueError(f"{mode} merge needs job {res.job_id}'s base version; it was discarded or merged")
-                base = extract(job.base, plan, self.param_axes)
-                subs.append((subtract(res.state, base), plan, w))
-            else:
-                subs.append((res.state, plan, w))
+            self._add(sums, res, plan, w, mode)
+        return self._commit(sums, contributions)
+
+    def merge_jobs(self, weighted: Sequence[tuple[int, float]], mode: str = "absolute",
+                   global_weight: float = 0.0) -> list[int]:
+        """``merge`` by job ids, streamed: each result is added to the weighted sums as soon as it is
+        in (in the order given, so the bits are ``merge``'s), while later ones still train."""
+        sums = self._merge_sum(mode, global_weight)
+        contributions = []
+        for j, w in weighted:
+            res, plan = self.result(j), self._jobs[j].plan
+            self._add(sums, res, plan, w, mode)
+            contributions.append((res, plan, w))
+        return self._commit(sums, contributions)
+
+    def _merge_sum(self, mode: str, global_weight: float) -> MergeSum:
         if mode == "damped":
-            new_state, coverage = merge(self._state, subs, self.param_axes, self.num_blocks, mode=mode,
-                                        norm_weights=[float(res.num_samples) for res, _, _ in contributions],
-                                        server_lr=global_weight)
+            return MergeSum(self._state, self.param_axes, self.num_blocks, mode=mode, server_lr=global_weight)
+        return MergeSum(self._state, self.param_axes, self.num_blocks, mode=mode, base_weight=global_weight)
+
+    def _add(self, sums: MergeSum, res: TrainResult, plan: SubmodelPlan, w: float, mode: str) -> None:
+        if mode in ("delta", "damped"):
+            job = self._jobs.get(res.job_id)
+            if job is None:
+                raise ValueError(f"{mode} merge needs job {res.job_id}'s base version; it was discarded or merged")
+            sub = subtract(res.state, extract(job.base, plan, self.param_axes, copy=False))
         else:
-            new_state, coverage = merge(self._state, subs, self.param_axes, self.num_blocks, mode=mode,
-                                        base_weight=global_weight)
+            sub = res.state
+        sums.add(sub, plan, w, float(res.num_samples) if mode == "damped" else None)
+
+    def _commit(self, sums: MergeSum, contributions: Sequence[tuple[TrainResult, SubmodelPlan, float]]) -> list[int]:
+        new_state, coverage = sums.result()
         self.pruner.observe([(self._jobs[res.job_id].client if res.job_id in self._jobs else -1,
                               res.importance, plan, w) for res, plan, w in contributions])
         self._state = new_state
@@ -235,28 +256,36 @@ class Learner:
             self._jobs.pop(res.job_id, None)
         return coverage
 
-    def merge_jobs(self, weighted: Sequence[tuple[int, float]], mode: str = "absolute",
-                   global_weight: float = 0.0) -> list[int]:
-        """``merge`` by job ids (waits for their results)."""
-        contributions = [(self.result(j), self._jobs[j].plan, w) for j, w in weighted]
-        return self.merge(contributions, mode, global_weight)
-
     # ------------------------------------------------------------------ evaluation
 
     def evaluate(self) -> EvalResult:
         """Accuracy and loss of the full global model (deepest exit) on the held-out split, plus the
-        accuracy of every exit.
+        accuracy of every exit; waits for it (see :meth:`evaluate_later`)."""
+        return self.evaluate_later().result()
 
-        Runs on ONE intra-op thread, like every training job: the numbers then do not depend on the
-        host's core count, and with a process pool the main process's OpenMP threads no longer fight
-        the workers for the cores (on 2 cores with 2 workers that made evaluation ~18x slower).
+    def evaluate_later(self) -> cf.Future[EvalResult]:
+        """Start evaluating the current version in the learner's evaluation thread; its future.
+
+        Why (issue 16): with a process pool, the 21 evaluations of the small-clients benchmark were
+        ~0.4 s of the main process's serial work, the workers idle meanwhile. Started here and
+        collected later, an evaluation of version v runs while the workers train the jobs of v+1
+        (torch releases the GIL in its ops). Same numbers: the version's state is immutable (merges
+        build new tensors), and the thread runs torch on ONE intra-op thread, like every training
+        job, so they do not depend on the host's core count either (with a pool, the main process's
+        OpenMP threads no longer fight the workers for the cores: on 2 cores with 2 workers that made
+        evaluation ~18x slower). One thread, so evaluations finish in the order they were asked for.
         """
-        with single_thread():
-            return self._evaluate()
+        if self._eval_thread is None:
+            self._eval_thread = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleetsim-eval")
+        return self._eval_thread.submit(self._evaluate_one_thread, self._state, self.version)
+
+    def _evaluate_one_thread(self, state: dict[str, Tensor], version: int) -> EvalResult:
+        with single_thread():  # the intra-op thread count is per thread (OpenMP): set it in this one
+            return self._evaluate(state, version)
 
     @torch.no_grad()
-    def _evaluate(self) -> EvalResult:
-        self.model.load_state_dict(self._state)
+    def _evaluate(self, state: dict[str, Tensor], version: int) -> EvalResult:
+        self.model.load_state_dict(state)
         self.model.eval()
         x, y = self.data.dataset.x_test, self.data.dataset.y_test
         correct = torch.zeros(self.num_blocks, dtype=torch.int64)
@@ -269,7 +298,7 @@ class Learner:
             loss_sum += float(F.cross_entropy(outs[-1].double(), yb, reduction="sum"))
         n = max(len(y), 1)
         acc = (correct.double() / n).tolist()
-        return EvalResult(self.version, acc[-1], loss_sum / n, tuple(acc))
+        return EvalResult(version, acc[-1], loss_sum / n, tuple(acc))
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -297,7 +326,11 @@ class Learner:
         }
 
     def close(self) -> None:
-        """Shut the executor down and forget pending jobs."""
+        """Shut the executor and the evaluation thread down (evaluations asked for still finish) and
+        forget pending jobs."""
         for job_id in list(self._jobs):
             self.discard(job_id)
         self.executor.shutdown()
+        if self._eval_thread is not None:
+            self._eval_thread.shutdown(wait=True)
+            self._eval_thread = None

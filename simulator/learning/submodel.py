@@ -164,10 +164,13 @@ def _flat_index(shape: Sequence[int], idx: list[Tensor | None]) -> Tensor:
 # ------------------------------------------------------------------ extract / merge
 
 
-def extract(global_state: Mapping[str, Tensor], plan: SubmodelPlan, param_axes: AxesMap) -> dict[str, Tensor]:
+def extract(global_state: Mapping[str, Tensor], plan: SubmodelPlan, param_axes: AxesMap,
+            copy: bool = True) -> dict[str, Tensor]:
     """The sub-state of `plan`: blocks ``< plan.depth`` only, every axis sliced to ``plan.keep``.
 
-    Returns new tensors (copies), so a job's input can never alias the global state.
+    Returns new tensors (copies), so a job's input can never alias the global state; `copy` False
+    returns the global state's own tensors where the plan keeps them whole, for a caller that never
+    writes to them (the learner's jobs: the global state is immutable, merges build new tensors).
     """
     out: dict[str, Tensor] = {}
     for name, tensor in global_state.items():
@@ -177,7 +180,7 @@ def extract(global_state: Mapping[str, Tensor], plan: SubmodelPlan, param_axes: 
         for d, i in enumerate(_dim_indices(tensor.shape, param_axes.get(name), plan)):
             if i is not None:
                 sub = sub.index_select(d, i)
-        out[name] = sub.clone() if sub is tensor else sub
+        out[name] = sub.clone() if copy and sub is tensor else sub
     return out
 
 
@@ -241,62 +244,97 @@ def merge(
     Returns the new state and, per block, the number of (weight > 0) clients that trained it.
     Accumulation is in float64, so one full client of weight 1 reproduces its state exactly.
     """
-    if mode not in MERGE_MODES:
-        raise ValueError(f"unknown merge mode {mode!r}; accepted {MERGE_MODES}")
-    g = _check_weight(base_weight, "base_weight")
-    lr = _check_weight(server_lr, "server_lr")
     if mode == "damped" and (norm_weights is None or len(norm_weights) != len(contributions)):
         raise ValueError("damped merges need one norm weight per contribution")
-    active = []
+    sums = MergeSum(global_state, param_axes, num_blocks, mode=mode, base_weight=base_weight, server_lr=server_lr)
     for i, (sub, plan, w) in enumerate(contributions):
-        w = _check_weight(w, "merge weights")
-        m = _check_weight(norm_weights[i], "norm weights") if mode == "damped" else w
-        if w > 0:
-            if mode == "damped" and m <= 0:
-                raise ValueError("a damped contribution with weight > 0 needs a norm weight > 0")
-            active.append((sub, plan, w, m))
-    coverage = block_coverage((p for _, p, _, _ in active), num_blocks)
-    new_state: dict[str, Tensor] = {}
-    for name, old in global_state.items():
-        block = param_block(name)
-        items = [(sub[name], plan, w, m) for sub, plan, w, m in active if plan.trains(block) and name in sub]
-        if not items:
-            new_state[name] = old
-            continue
-        acc, cnt = _accumulate(name, old, items, param_axes)
-        base = old.detach().to(torch.float64)
-        covered = cnt > 0
-        if mode == "absolute":
-            merged = torch.where(covered, (acc + g * base) / (cnt + g).clamp_min(1e-300), base)
-        elif mode == "delta":
-            merged = base + torch.where(covered, acc / (cnt + g).clamp_min(1e-300), torch.zeros_like(base))
-        else:
-            merged = base + torch.where(covered, lr * acc / cnt.clamp_min(1e-300), torch.zeros_like(base))
-        if not old.is_floating_point():
-            merged = merged.round()
-        new_state[name] = merged.to(old.dtype)
-    return new_state, coverage
+        sums.add(sub, plan, w, norm_weights[i] if mode == "damped" else None)  # type: ignore[index]
+    return sums.result()
 
 
-def _accumulate(name: str, old: Tensor, items: list[tuple[Tensor, SubmodelPlan, float, float]],
-                param_axes: AxesMap) -> tuple[Tensor, Tensor]:
-    """Per element of `old`: Σ w_i·value_i and Σ m_i over the contributions that hold it (float64)."""
-    acc = torch.zeros(old.shape, dtype=torch.float64)
-    cnt = torch.zeros(old.shape, dtype=torch.float64)
-    for tensor, plan, w, m in items:
-        idx = _dim_indices(old.shape, param_axes.get(name), plan)
-        want = tuple(int(n) if i is None else int(i.numel()) for n, i in zip(old.shape, idx))
-        if tuple(tensor.shape) != want:
-            raise ValueError(f"{name}: contribution has shape {tuple(tensor.shape)}, plan implies {want}")
-        values = tensor.detach().to(torch.float64)
-        if all(i is None for i in idx):
-            acc += values * w
-            cnt += m
+class MergeSum:
+    """A :func:`merge` taken one contribution at a time: ``add`` each (in the merge's order), then
+    ``result``.
+
+    Why (issue 16): the learner adds each result as soon as it has it, while the workers still train
+    the others, so only the last addition and the division remain once the round's last result is in.
+    Every element's float64 sums are built by the same additions in the same order (the order of
+    ``add``, whatever order the results reached the process in), so the bits are :func:`merge`'s.
+    Holds one float64 sum and count per covered tensor (16 bytes per parameter) until ``result``.
+    """
+
+    def __init__(self, global_state: Mapping[str, Tensor], param_axes: AxesMap, num_blocks: int, *,
+                 mode: str = "absolute", base_weight: float = 0.0, server_lr: float = 1.0) -> None:
+        if mode not in MERGE_MODES:
+            raise ValueError(f"unknown merge mode {mode!r}; accepted {MERGE_MODES}")
+        self.global_state, self.param_axes, self.num_blocks, self.mode = global_state, param_axes, num_blocks, mode
+        self.g = _check_weight(base_weight, "base_weight")
+        self.lr = _check_weight(server_lr, "server_lr")
+        self._sums: dict[str, tuple[Tensor, Tensor]] = {}
+        self._plans: list[SubmodelPlan] = []
+
+    def add(self, sub: Mapping[str, Tensor], plan: SubmodelPlan, weight: float, norm_weight: float | None = None) -> None:
+        """One contribution; `norm_weight` (its share m, ``damped`` only) defaults to `weight`."""
+        w = _check_weight(weight, "merge weights")
+        if self.mode == "damped":
+            if norm_weight is None:
+                raise ValueError("damped merges need one norm weight per contribution")
+            m = _check_weight(norm_weight, "norm weights")
         else:
-            flat = _flat_index(old.shape, idx)
-            acc.view(-1).index_add_(0, flat, values.reshape(-1) * w)
-            cnt.view(-1).index_add_(0, flat, torch.full((flat.numel(),), m, dtype=torch.float64))
-    return acc, cnt
+            m = w
+        if w <= 0:
+            return
+        if self.mode == "damped" and m <= 0:
+            raise ValueError("a damped contribution with weight > 0 needs a norm weight > 0")
+        self._plans.append(plan)
+        for name, old in self.global_state.items():
+            if name not in sub or not plan.trains(param_block(name)):
+                continue
+            sums = self._sums.get(name)
+            if sums is None:
+                sums = self._sums[name] = (torch.zeros(old.shape, dtype=torch.float64),
+                                           torch.zeros(old.shape, dtype=torch.float64))
+            _accumulate(name, old, sub[name], plan, w, m, self.param_axes, *sums)
+
+    def result(self) -> tuple[dict[str, Tensor], list[int]]:
+        """The new state and, per block, the number of (weight > 0) contributions that trained it."""
+        g, lr, mode = self.g, self.lr, self.mode
+        new_state: dict[str, Tensor] = {}
+        for name, old in self.global_state.items():
+            sums = self._sums.get(name)
+            if sums is None:
+                new_state[name] = old
+                continue
+            acc, cnt = sums
+            base = old.detach().to(torch.float64)
+            covered = cnt > 0
+            if mode == "absolute":
+                merged = torch.where(covered, (acc + g * base) / (cnt + g).clamp_min(1e-300), base)
+            elif mode == "delta":
+                merged = base + torch.where(covered, acc / (cnt + g).clamp_min(1e-300), torch.zeros_like(base))
+            else:
+                merged = base + torch.where(covered, lr * acc / cnt.clamp_min(1e-300), torch.zeros_like(base))
+            if not old.is_floating_point():
+                merged = merged.round()
+            new_state[name] = merged.to(old.dtype)
+        return new_state, block_coverage(self._plans, self.num_blocks)
+
+
+def _accumulate(name: str, old: Tensor, tensor: Tensor, plan: SubmodelPlan, w: float, m: float,
+                param_axes: AxesMap, acc: Tensor, cnt: Tensor) -> None:
+    """Add ``w·value`` and ``m`` to `acc` and `cnt` (float64, `old`'s shape) where the contribution holds it."""
+    idx = _dim_indices(old.shape, param_axes.get(name), plan)
+    want = tuple(int(n) if i is None else int(i.numel()) for n, i in zip(old.shape, idx))
+    if tuple(tensor.shape) != want:
+        raise ValueError(f"{name}: contribution has shape {tuple(tensor.shape)}, plan implies {want}")
+    values = tensor.detach().to(torch.float64)
+    if all(i is None for i in idx):
+        acc += values * w
+        cnt += m
+    else:
+        flat = _flat_index(old.shape, idx)
+        acc.view(-1).index_add_(0, flat, values.reshape(-1) * w)
+        cnt.view(-1).index_add_(0, flat, torch.full((flat.numel(),), m, dtype=torch.float64))
 
 
 def subtract(a: Mapping[str, Tensor], b: Mapping[str, Tensor]) -> dict[str, Tensor]:

@@ -7,6 +7,7 @@ import dataclasses
 import importlib.util
 import threading
 import time
+from queue import Queue
 
 import pytest
 import torch
@@ -16,9 +17,6 @@ from simulator.learning.executors import (
     InlineExecutor, ProcessPoolExecutor, WorkerData, make_executor,
 )
 from simulator.learning.executors.dispatch import Dispatcher, Transport
-from simulator.learning.executors.shared import (
-    SharedMemoryReader, SharedMemoryStore, SharedRef, WeightStore, full_shapes, same_bits,
-)
 from simulator.learning.trainer import run_job
 from tests.learning.test_executors import CONTEXT, assert_same, jobs
 
@@ -70,90 +68,6 @@ def test_models_with_dropout_are_built_per_job_as_before(monkeypatch):
     assert data.model_for(2, 1.0) is built[-1] is not second
 
 
-# ------------------------------------------------------------------ weights once per version
-
-
-def _state(seed: int) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return {"a": torch.randn(4, 3, generator=g), "b": torch.randn(5, generator=g)}
-
-
-class _CountingStore(WeightStore):
-    def __init__(self) -> None:
-        super().__init__({"a": ((4, 3), torch.float32), "b": ((5,), torch.float32)})
-        self.created: list[list[str]] = []
-        self.freed: list[int] = []
-
-    def _create(self, gen, tensors):
-        self.created.append(sorted(tensors))
-        return {k: v.clone() for k, v in tensors.items()}
-
-    def _free(self, gen):
-        self.freed.append(gen)
-
-
-def test_equal_states_are_published_once_and_slices_travel_by_value():
-    store = _CountingStore()
-    v0 = _state(0)
-    enc1, gens1 = store.encode({k: t.clone() for k, t in v0.items()})
-    enc2, gens2 = store.encode({k: t.clone() for k, t in v0.items()})   # a second client, same version
-    assert store.created == [["a", "b"]] and gens1 == gens2 == [0]
-    assert enc1 == enc2 == {"a": (0, "a"), "b": (0, "b")}
-    enc3, gens3 = store.encode({"a": v0["a"].clone()})                 # a shallower plan: a prefix
-    assert enc3 == {"a": (0, "a")} and store.created == [["a", "b"]]
-    sliced = v0["a"][:2].clone()                                        # a width-pruned slice
-    enc4, gens4 = store.encode({"a": sliced})
-    assert enc4["a"] is sliced and gens4 == []
-    enc5, gens5 = store.encode(_state(1))                              # the next version
-    assert gens5 == [1] and store.created[-1] == ["a", "b"]
-
-
-def test_bitwise_comparison_tells_negative_zero_and_keeps_nan():
-    z = torch.zeros(3)
-    assert not same_bits(z, -z) and bool(torch.equal(z, -z))
-    nan = torch.full((2,), float("nan"))
-    assert same_bits(nan, nan.clone()) and not torch.equal(nan, nan)
-    store = _CountingStore()
-    store.encode({"a": torch.zeros(4, 3), "b": torch.zeros(5)})
-    _, gens = store.encode({"a": -torch.zeros(4, 3), "b": torch.zeros(5)})
-    assert store.created == [["a", "b"], ["a"]] and gens == [0, 1]
-
-
-def test_generations_are_freed_when_released_and_not_newest():
-    store = _CountingStore()
-    gens = [store.encode(_state(v))[1] for v in range(4)]
-    assert gens == [[0], [1], [2], [3]] and store.freed == []  # every one is still referenced
-    store.release([0])
-    store.release([2])
-    assert store.freed == [0] and store.live == [1, 2, 3]       # 2 is among the KEEP newest
-    store.release([1])
-    assert store.freed == [0, 1]
-
-
-def test_shared_memory_round_trip_is_exact_and_segments_are_unlinked():
-    data = WorkerData(CONTEXT)
-    state = {k: v.clone() for k, v in data.build(seed=5).state_dict().items()}
-    state["exits.0.fc.weight"][0, 0] = -0.0
-    store = SharedMemoryStore(full_shapes(data))
-    reader = SharedMemoryReader()
-    try:
-        encoded, gens = store.encode(state)
-        assert all(isinstance(v, SharedRef) for v in encoded.values())
-        names = {g: store.segment_name(g) for g in gens}
-        back = reader.decode(encoded, names)
-        assert list(back) == list(state)
-        assert all(same_bits(back[k], state[k]) for k in state)
-        del back
-        segment = names[gens[0]]
-    finally:
-        store.close()
-        reader.drop(list(names.values()))
-    from multiprocessing import shared_memory
-
-    with pytest.raises(FileNotFoundError):
-        shared_memory.SharedMemory(name=segment)
-
-
 # ------------------------------------------------------------------ feeding, helping, errors
 
 
@@ -162,25 +76,27 @@ class _FakeTransport(Transport):
 
     def __init__(self, ready: int, data: WorkerData) -> None:
         self.ready, self.data, self.sent = ready, data, []
-        self.released = 0
+        self.queues, self.lock = {}, threading.Lock()
 
     def start(self, context, dispatcher, data):
         self.d = dispatcher
         for slot in range(self.ready):
             dispatcher.worker_ready(slot)
 
-    def encode(self, task):
-        task.payload = task.job
-        task.release = ["x"]
-
     def send(self, slot, task):
         self.sent.append(task.job.job_id)
-        threading.Thread(target=lambda: self.d.completed(slot, self.data.run(task.payload))).start()
+        # a worker trains the jobs it holds (up to Dispatcher.DEPTH) one after another, as a process does
+        with self.lock:
+            queue = self.queues.get(slot)
+            if queue is None:
+                queue = self.queues[slot] = Queue()
+                threading.Thread(target=self._worker, args=(slot, queue), daemon=True).start()
+        queue.put(task)
 
-    def finished(self, task):
-        if task.release is not None:
-            self.released += 1
-            task.release = None
+    def _worker(self, slot, queue):
+        while True:
+            task = queue.get()
+            self.d.completed(slot, self.data.run(task.job), None, task)
 
     def close(self):
         pass
@@ -217,7 +133,42 @@ def test_the_largest_pending_job_goes_first():
     inline.bind(CONTEXT, data)
     for j, r in zip(work, results):
         assert_same(inline.submit(j).result(), r)
-    assert transport.released == len(work) + 2
+
+
+def test_a_worker_holds_the_next_job_while_it_trains_one_and_results_find_their_jobs():
+    """Dispatcher.DEPTH jobs per worker: the second is sent before the first is done; replies
+    reported with their task land on that task's future even when they come back out of order."""
+    data = WorkerData(CONTEXT)
+
+    class Held(_FakeTransport):
+        def send(self, slot, task):
+            self.sent.append(task.job.job_id)
+            self.held.append((slot, task))
+
+    transport = Held(1, data)
+    transport.held = []
+    d = Dispatcher(transport, 1)
+    d.start(CONTEXT, data)
+    try:
+        work = _with_steps(data, [3, 5, 4])
+        futures = [d.submit(j) for j in work]
+        d.flush()
+        deadline = time.monotonic() + 30
+        while len(transport.sent) < d.DEPTH and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.05)
+        assert transport.sent == [1, 2]  # the two largest, nothing done yet; job 0 waits for room
+        (s1, t1), (s2, t2) = transport.held
+        d.completed(s2, data.run(t2.job), None, t2)  # job 2 reported first
+        assert futures[2].result(timeout=5).job_id == 2 and not futures[1].done()
+        while len(transport.sent) < 3 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert transport.sent == [1, 2, 0]  # its room went to the last job
+        for slot, task in transport.held[::-1][:1] + [(s1, t1)]:
+            d.completed(slot, data.run(task.job), None, task)
+        assert [f.result(timeout=5).job_id for f in futures] == [0, 1, 2]
+    finally:
+        d.close()
 
 
 def test_while_no_worker_is_ready_the_waiting_thread_trains():

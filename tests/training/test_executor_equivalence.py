@@ -34,21 +34,9 @@ def test_inline_and_process_pool_give_identical_traces(tmp_path: Path, profile_d
 
 
 @pytest.mark.slow
-def test_full_model_jobs_through_shared_weights_give_identical_traces(tmp_path: Path, profile_dir: Path,
-                                                                     monkeypatch) -> None:
-    """FedAvg: every job carries the whole global model, so the pool sends it as references into
-    one shared-memory generation per version; the traces must still be the inline run's."""
-    from simulator.learning.executors import shared
-
-    published: set[int] = set()  # the shared-memory generations the jobs' states were sent as
-    real_encode = shared.SharedMemoryStore.encode
-
-    def encode(self, state):
-        encoded, gens = real_encode(self, state)
-        published.update(gens)
-        return encoded, gens
-
-    monkeypatch.setattr(shared.SharedMemoryStore, "encode", encode)
+def test_full_model_jobs_give_identical_traces(tmp_path: Path, profile_dir: Path) -> None:
+    """FedAvg: every job carries the whole global model (by value, two jobs in flight per worker,
+    the evaluations in the learner's thread); the traces must still be the inline run's."""
     scenario = executor_scenario(tmp_path, profile_dir)
     scenario["algorithm"] = {"name": "fedavg"}
     runs = {}
@@ -59,8 +47,6 @@ def test_full_model_jobs_through_shared_weights_give_identical_traces(tmp_path: 
             executor.shutdown()
         runs[name] = _parquet_bytes(run.run_dir)
     assert runs["inline"] == runs["pool"] and len(run.evals) == 6
-    # one generation per version at most, however many jobs carried it (versions 0..4 are trained on)
-    assert 1 <= len(published) <= 5
 
 
 @pytest.mark.slow

@@ -1,8 +1,8 @@
 """Where training jobs run: inline, in a pool of persistent local processes, or on Ray actors.
 
 ``common``: the worker context and data (one kept model per submodel shape), futures, packing, the
-inline executor. ``dispatch``: the longest-first heap and streamed results the pool and Ray share.
-``shared``: global weights sent once per version. ``pool`` / ``ray_actors``: the two transports.
+inline executor. ``dispatch``: the longest-first heap, two jobs in flight per worker and streamed
+results, which the pool and Ray share. ``pool`` / ``ray_actors``: the two transports (jobs by value).
 ``factory.make_executor``: the one set of names, for the CLI and the API.
 """
 

@@ -2,10 +2,15 @@
 
 Each worker is started once per run from a fork server that has already imported torch and this
 package (else with ``spawn``), loads the dataset and partition itself from the :class:`WorkerContext`,
-keeps one model per submodel shape and trains every job it is sent in place. A job travels as a few
-hundred bytes: its settings, its plan and references into the shared-memory generation that holds
-the global weights of its version (:mod:`.shared`), plus by value only the width-pruned slices. The
-result (the trainable entries) comes back over the worker's pipe, packed with NumPy arrays.
+keeps one model per submodel shape and trains every job it is sent in place. A job travels by value
+over the worker's pipe, its tensors packed as NumPy arrays (:func:`.common.pack`), and so does its
+result (the trainable entries). A thread of the worker reads the pipe while the job before trains, so
+a send never waits for the worker to finish one (the dispatcher keeps two jobs per worker in flight).
+
+Why by value, not the global weights once per version in shared memory: that store (referenced
+generations compared bit for bit) was A/B-tested on issue 16's workload, 3 alternating pairs, three
+times, and showed no gain (median by-value/store wall 0.89, 1.00, 1.04; main-process CPU 1.03, 1.01,
+1.08; BENCHMARKS.md section 2). Packing 620 KB is ~0.1 ms against jobs of 10-50 ms; simpler code won.
 
 As with any non-fork start method, a script that builds a pool must guard its entry point with
 ``if __name__ == "__main__":``. Fork itself is not used: the main process already runs torch threads.
@@ -13,8 +18,8 @@ As with any non-fork start method, a script that builds a pool must guard its en
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing
+import queue
 import threading
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -22,7 +27,6 @@ from typing import Any
 from simulator.errors import InputError
 from simulator.learning.executors.common import WorkerContext, WorkerData, pack, unpack
 from simulator.learning.executors.dispatch import Dispatcher, DispatchingExecutor, Task, Transport
-from simulator.learning.executors.shared import SharedMemoryReader, SharedMemoryStore, full_shapes
 
 _READY = b"ready"
 
@@ -33,25 +37,33 @@ def _worker_main(conn: Connection, context: WorkerContext) -> None:
 
     torch.set_num_threads(1)
     data = WorkerData(context)
-    reader = SharedMemoryReader()
+    inbox: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+    threading.Thread(target=_read_pipe, args=(conn, inbox), name="fleetsim-inbox", daemon=True).start()
     conn.send_bytes(_READY)
     while True:
-        try:
-            message = conn.recv_bytes()
-        except (EOFError, OSError):  # the owner is gone
+        message = inbox.get()
+        if not message:  # told to stop, or the owner is gone
             return
-        if not message:
-            return
-        job, names, drop = unpack(message)
-        reader.drop(drop)
+        job = unpack(message)
         try:
-            job = dataclasses.replace(job, state=reader.decode(job.state, names),
-                                      teacher=reader.decode(job.teacher, names))
             reply = pack((True, data.run(job)))
         except Exception as exc:  # reported to the learner as the job's error
             reply = pack((False, RuntimeError(f"training job {job.job_id} failed: {exc!r} (in a worker process)")))
         del job
         conn.send_bytes(reply)
+
+
+def _read_pipe(conn: Connection, inbox: "queue.SimpleQueue[bytes]") -> None:
+    """The worker's reading thread: jobs wait in `inbox`, not in the pipe, so the owner's send of the
+    next job (hundreds of KB) does not block until this one is trained."""
+    while True:
+        try:
+            message = conn.recv_bytes()
+        except (EOFError, OSError):
+            message = b""
+        inbox.put(message)
+        if not message:
+            return
 
 
 class _PipeTransport(Transport):
@@ -61,16 +73,11 @@ class _PipeTransport(Transport):
         self.workers, self.start_method = workers, start_method
         self._conns: list[Connection | None] = [None] * workers
         self._procs: list[Any] = []
-        self._store: SharedMemoryStore | None = None
-        self._lock = threading.Lock()
-        self._sent_to: list[set[int]] = [set() for _ in range(workers)]
-        self._dropped: list[list[str]] = [[] for _ in range(workers)]
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self, context: WorkerContext, dispatcher: Dispatcher, data: WorkerData) -> None:
         self._dispatcher = dispatcher
-        self._store = SharedMemoryStore(full_shapes(data))
         self._thread = threading.Thread(target=self._run, args=(context,), name="fleetsim-pool", daemon=True)
         self._thread.start()
 
@@ -106,36 +113,10 @@ class _PipeTransport(Transport):
                 ok, value = unpack(message)
                 self._dispatcher.completed(slot, value if ok else None, None if ok else value)
 
-    def encode(self, task: Task) -> None:
-        assert self._store is not None
-        with self._lock:
-            state, gens = self._store.encode(task.job.state)
-            teacher, tgens = self._store.encode(task.job.teacher)
-        task.release = gens + tgens
-        task.payload = dataclasses.replace(task.job, state=state, teacher=teacher)
-
     def send(self, slot: int, task: Task) -> None:
-        assert self._store is not None
-        with self._lock:
-            names = {g: self._store.segment_name(g) for g in set(task.release)}
-            self._sent_to[slot].update(names)
-            drop, self._dropped[slot] = self._dropped[slot], []
         conn = self._conns[slot]
         assert conn is not None
-        conn.send_bytes(pack((task.payload, names, drop)))
-
-    def finished(self, task: Task) -> None:
-        if self._store is None or task.release is None:
-            return
-        with self._lock:
-            before = {g: self._store.segment_name(g) for g in self._store.live}
-            self._store.release(task.release)
-            task.release = None
-            gone = set(before) - set(self._store.live)
-            for slot, sent in enumerate(self._sent_to):
-                for g in gone & sent:
-                    self._dropped[slot].append(before[g])
-                sent -= gone
+        conn.send_bytes(pack(task.job))
 
     def close(self) -> None:
         self._stop.set()
@@ -157,10 +138,6 @@ class _PipeTransport(Transport):
                 conn.close()
         self._conns = [None] * self.workers
         self._procs = []
-        if self._store is not None:
-            with self._lock:
-                self._store.close()
-            self._store = None
 
 
 class ProcessPoolExecutor(DispatchingExecutor):

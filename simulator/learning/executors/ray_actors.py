@@ -1,59 +1,23 @@
 """Jobs on Ray (``--executor ray``): one persistent actor per CPU, fed like the process pool.
 
-Each actor (``num_cpus=1``) loads the data once, keeps its models and trains jobs in place; the
-global weights of a version go into Ray's object store once (one ``ray.put`` per generation of
-:class:`~simulator.learning.executors.shared.WeightStore`) and reach the actors as zero-copy NumPy
-arrays; the longest-first heap, the streamed results and the help-while-starting rule are the
-pool's (:mod:`.dispatch`). On a remote cluster (``address``) the actors run where Ray places them.
+Each actor (``num_cpus=1``) loads the data once, keeps its models and trains jobs in place; a job
+travels by value, packed as for the pool (Ray moves arguments over 100 KB through its object store);
+the longest-first heap, two jobs in flight per worker, the streamed results and the
+help-while-starting rule are the pool's (:mod:`.dispatch`). Results are reported by a completion
+callback per job (``ObjectRef.future()``), not by a thread polling ``ray.wait``. On a remote
+cluster (``address``) the actors run where Ray places them.
 """
 
 from __future__ import annotations
 
 import threading
-import warnings
-from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from simulator.errors import InputError
 from simulator.learning.executors.common import WorkerContext, WorkerData, pack, unpack
 from simulator.learning.executors.dispatch import Dispatcher, DispatchingExecutor, Task, Transport
-from simulator.learning.executors.shared import WeightStore, full_shapes
-
-
-@dataclass(frozen=True)
-class RayRef:
-    """A tensor of a generation put into Ray's object store."""
-
-    generation: int
-    name: str
-
-
-class _RayStore(WeightStore):
-    def __init__(self, shapes: dict[str, Any], ray: Any) -> None:
-        super().__init__(shapes)
-        self._ray, self.refs = ray, {}
-
-    def _create(self, gen: int, tensors: dict[str, Tensor]) -> dict[str, Tensor]:
-        self.refs[gen] = self._ray.put({k: t.numpy() for k, t in tensors.items()})
-        return {k: t.clone() for k, t in tensors.items()}
-
-    def _ref(self, gen: int, name: str) -> Any:
-        return RayRef(gen, name)
-
-    def _free(self, gen: int) -> None:
-        self.refs.pop(gen, None)
-
-
-def _decode(state: dict[str, Any] | None, gens: dict[int, dict[str, Any]]) -> dict[str, Tensor] | None:
-    if state is None:
-        return None
-    with warnings.catch_warnings():  # object-store arrays are read-only; load_state_dict only copies them
-        warnings.simplefilter("ignore", UserWarning)
-        return {k: torch.from_numpy(gens[v.generation][v.name]) if isinstance(v, RayRef) else v
-                for k, v in state.items()}
 
 
 class _Actor:
@@ -64,11 +28,9 @@ class _Actor:
     def ready(self) -> bool:
         return True
 
-    def run(self, payload: bytes, gen_ids: list[int], *arrays: dict[str, Any]) -> bytes:
+    def run(self, payload: bytes) -> bytes:
         job = unpack(payload)
-        gens = dict(zip(gen_ids, arrays))
         try:
-            job = replace(job, state=_decode(job.state, gens), teacher=_decode(job.teacher, gens))
             return pack((True, self.data.run(job)))
         except Exception as exc:
             return pack((False, RuntimeError(f"training job {job.job_id} failed: {exc!r} (in a Ray actor)")))
@@ -85,76 +47,51 @@ class _RayTransport(Transport):
         self.ray, self.workers, self.keep = ray, workers, keep_actors
         self._key: tuple[str, WorkerContext, int] | None = None
         self._lock = threading.Lock()
-        self._outstanding: dict[Any, tuple[int, str]] = {}
+        self._outstanding: dict[Any, tuple[int, Task | None]] = {}  # ref -> (slot, its task; None: ready)
         self._actors: list[Any] = []
-        self._store: _RayStore | None = None
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def start(self, context: WorkerContext, dispatcher: Dispatcher, data: WorkerData) -> None:
         self._dispatcher = dispatcher
-        self._store = _RayStore(full_shapes(data), self.ray)
         self._key = (self.ray.get_runtime_context().get_job_id(), context, self.workers)
         kept = _KEPT.pop(self._key, None) if self.keep else None
         if kept is None:
             actor = self.ray.remote(num_cpus=1)(_Actor)
             kept = [actor.remote(context) for _ in range(self.workers)]
         self._actors = kept
-        with self._lock:  # a kept actor answers at once (after any job of the last run it still runs)
-            for slot, a in enumerate(self._actors):
-                self._outstanding[a.ready.remote()] = (slot, "ready")
-        self._thread = threading.Thread(target=self._receive, name="fleetsim-ray", daemon=True)
-        self._thread.start()
+        for slot, a in enumerate(self._actors):  # a kept actor answers at once (after any job it still runs)
+            self._watch(a.ready.remote(), slot, None)
 
-    def _receive(self) -> None:
-        while not self._stop.is_set():
-            with self._lock:
-                refs = list(self._outstanding)
-            if not refs:
-                self._stop.wait(0.002)
-                continue
-            # short: a job sent after this call started is only watched from the next one
-            ready, _ = self.ray.wait(refs, num_returns=1, timeout=0.005)
-            for ref in ready:
-                with self._lock:
-                    slot, kind = self._outstanding.pop(ref)
-                try:
-                    value = self.ray.get(ref)
-                except Exception as exc:  # the actor died
-                    if not self._stop.is_set():
-                        self._dispatcher.worker_lost(slot, exc)
-                    continue
-                if kind == "ready":
-                    self._dispatcher.worker_ready(slot)
-                else:
-                    ok, result = unpack(value)
-                    self._dispatcher.completed(slot, result if ok else None, None if ok else result)
-
-    def encode(self, task: Task) -> None:
-        assert self._store is not None
+    def _watch(self, ref: Any, slot: int, task: Task | None) -> None:
+        """Report `ref` to the dispatcher once it is ready: a ``concurrent.futures`` callback on Ray's
+        own thread, instead of a thread polling ``ray.wait`` (which cost the driver a core-share of
+        polls and up to its timeout in latency per job)."""
         with self._lock:
-            state, gens = self._store.encode(task.job.state)
-            teacher, tgens = self._store.encode(task.job.teacher)
-        task.release = gens + tgens
-        task.payload = pack(replace(task.job, state=state, teacher=teacher))
+            self._outstanding[ref] = (slot, task)
+        ref.future().add_done_callback(lambda fut: self._arrived(ref, fut))
+
+    def _arrived(self, ref: Any, fut: Any) -> None:
+        with self._lock:
+            known = self._outstanding.pop(ref, None)
+        if known is None or self._stop.is_set():
+            return
+        slot, task = known
+        try:
+            value = fut.result()
+        except Exception as exc:  # the actor died
+            self._dispatcher.worker_lost(slot, exc)
+            return
+        if task is None:
+            self._dispatcher.worker_ready(slot)
+        else:  # an actor's replies may come back out of order: say which job this is
+            ok, result = unpack(value)
+            self._dispatcher.completed(slot, result if ok else None, None if ok else result, task)
 
     def send(self, slot: int, task: Task) -> None:
-        assert self._store is not None
-        with self._lock:
-            ids = sorted(set(task.release))
-            refs = [self._store.refs[g] for g in ids]
-            self._outstanding[self._actors[slot].run.remote(task.payload, ids, *refs)] = (slot, "job")
-
-    def finished(self, task: Task) -> None:
-        if self._store is not None and task.release is not None:
-            with self._lock:
-                self._store.release(task.release)
-            task.release = None
+        self._watch(self._actors[slot].run.remote(pack(task.job)), slot, task)
 
     def close(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
         if self.keep and self._key is not None and self.ray.is_initialized():
             _KEPT[self._key] = self._actors
         else:
@@ -163,9 +100,6 @@ class _RayTransport(Transport):
         self._actors = []
         with self._lock:
             self._outstanding.clear()
-            if self._store is not None:
-                self._store.close()
-                self._store = None
 
 
 class RayExecutor(DispatchingExecutor):
