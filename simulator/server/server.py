@@ -17,12 +17,10 @@ import simpy
 from simulator.fleet.device import ClientRound, Device, Job, JobShape, share_latency_streams
 from simulator.server.policy import AGGREGATE_MODES, AggregationPolicy, JobView, PolicyCallError
 from simulator.server.registry import policy_label
-from simulator.trace.recorder import EVENT_CODES, TraceRecorder
+from simulator.trace.recorder import TraceRecorder
 
 _NAN = float("nan")
 _INF = float("inf")
-# updates.parquet codes of the fixed vocabulary (every packed writer starts with it)
-_CODE_ACCEPTED, _CODE_NO_REASON = EVENT_CODES["accepted"], EVENT_CODES[""]
 
 
 def _job_text(job: object) -> str:
@@ -207,9 +205,6 @@ class Server:
         jobs: list[tuple[Job, float]] = []
         staleness: list[int] = []
         shapes: dict[JobShape, int] = {}  # identity-hashed: a fleet has a few distinct shapes
-        # the row of _write_update, written out with its constant codes: this runs once per
-        # client-round, and an accepted job has arrived (arrival_s is set)
-        row = self.recorder.updates.append_codes
         for view, weight in weighted:
             job = waiting.pop(view.job_id)
             jobs.append((job, weight))
@@ -218,11 +213,8 @@ class Server:
             shape = job.shape
             shapes[shape] = shapes.get(shape, 0) + 1
             job.outcome = "accepted"
-            device = job.device
-            device.counts["accepted"] += 1
-            row(job.job_id, device.index, job.dispatch_s, job.arrival_s, job.base_version, version, tau, weight,
-                _CODE_ACCEPTED, _CODE_NO_REASON, shape.depth, shape.width_ratio, shape.submodel_params,
-                shape.download_bytes, shape.upload_bytes, shape.peak_memory_bytes, shape.local_steps)
+            job.device.counts["accepted"] += 1
+            self._write_update(job, version, tau, weight, "")
         spans: dict[tuple[int, int], int] = {}
         for shape, count in shapes.items():
             span = (shape.trainable_from, shape.depth)
