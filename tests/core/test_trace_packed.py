@@ -134,3 +134,31 @@ def test_many_distinct_reasons_do_not_overflow_the_text_codes(tmp_path: Path) ->
     assert table.num_rows == 40_001
     assert table.column("reason")[39_999].as_py() == "staleness 39999 > max_staleness 8"
     assert table.column("outcome")[40_000].as_py() == "a brand-new outcome"
+
+
+def test_parts_read_back_the_rows_and_skip_what_only_a_filtered_read_needs(tmp_path: Path) -> None:
+    """A killed run's parts hold exactly the rows of the final file; they are written without column
+    statistics and with dictionaries for text columns only (cheaper to encode beside the loop), while
+    the final file keeps Parquet's defaults."""
+    import pyarrow as pa
+
+    writer = PackedTableWriter(tmp_path, "updates", 4, None, UPDATE_FIELDS, DEVICES)
+    for i in range(10):
+        writer.append(*_update_row(i))
+    writer.flush()
+    part_paths = sorted((tmp_path / "_parts" / "updates").glob("part-*.parquet"))
+    assert len(part_paths) == 3
+    from_parts = pa.concat_tables([pq.read_table(p) for p in part_paths])
+    text = {f.name for f in from_parts.schema if pa.types.is_string(f.type)}
+    assert text == {"profile", "outcome", "reason"}
+    for path in part_paths:
+        meta = pq.ParquetFile(path).metadata
+        for i in range(meta.num_columns):
+            column = meta.row_group(0).column(i)
+            assert not column.is_stats_set, column.path_in_schema
+            assert column.has_dictionary_page == (column.path_in_schema in text), column.path_in_schema
+    writer.close()
+    final = pq.read_table(tmp_path / "updates.parquet")
+    assert from_parts.to_pandas().equals(final.to_pandas())  # NaN-aware
+    final_meta = pq.ParquetFile(tmp_path / "updates.parquet").metadata.row_group(0)
+    assert all(final_meta.column(i).is_stats_set for i in range(final_meta.num_columns))
