@@ -13,6 +13,7 @@ from simulator.config.profiles import DeviceProfile
 from simulator.config.scenario import Scenario
 from simulator.engine.planning import Planner, SubmodelChoice
 from simulator.engine.step_times import step_time_sources
+from simulator.engine.summary import devices_by_group
 from simulator.engine.workload_info import WorkloadInfo
 from simulator.engine.world import device_budget
 from simulator.fleet.device import Device
@@ -55,15 +56,13 @@ def group_plans(scenario: Scenario, profiles: list[DeviceProfile], devices: list
     """Per scenario group (fleet[i], named as the engine names its devices): its static facts and
     the plan with the largest memory peak among its devices, with every distinct (depth, width)."""
     out: list[dict[str, Any]] = []
-    members: list[list[tuple[Device, SubmodelChoice]]] = [[] for _ in scenario.fleet]  # (one pass: a fleet
-    for device, plan in zip(devices, plans):  # of 1,000 cells is 1,000 groups)
-        members[device.group].append((device, plan))
+    members = devices_by_group(devices, len(scenario.fleet))
     for g, (group, profile) in enumerate(zip(scenario.fleet, profiles)):
         entry: dict[str, Any] = {"name": group.name or profile.name, "index": g, "profile": profile.name,
                                  "power_mode": group.power_mode or profile.default_power_mode,
                                  "link": group.link, "variants": {}}
         worst: SubmodelChoice | None = None
-        for device, plan in members[g]:
+        for device, plan in ((devices[i], plans[i]) for i in members[g]):
             if worst is None or plan.peak_memory_bytes > worst.peak_memory_bytes:
                 worst, entry["usable_memory_bytes"] = plan, device.usable_memory_bytes
             key = f"depth {plan.depth}, width {plan.width_ratio:g}"

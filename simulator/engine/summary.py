@@ -189,17 +189,25 @@ def _energy_j(d: Device, wall_s: float) -> float:
     return d.busy_power_w * d.compute_s + d.idle_power_w * max(0.0, online_s - d.compute_s)
 
 
+def devices_by_group(devices: list[Device], n_groups: int) -> list[list[int]]:
+    """Indices of each fleet group's devices (groups past `n_groups` are left out), in one pass over
+    the fleet: a fleet of 1,000 cells is 1,000 groups, and a scan per group was ~7 s of CPU at 30,000
+    devices."""
+    members: list[list[int]] = [[] for _ in range(n_groups)]
+    for i, d in enumerate(devices):
+        if d.group < n_groups:
+            members[d.group].append(i)
+    return members
+
+
 def group_summaries(devices: list[Device], wall_s: float, plans: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One entry per scenario group (fleet[i]), in file order: the plan facts the engine gives
     (name, profile, power mode, link, submodel, memory, step time) plus the group's time shares,
     energy, job counts and what limits it (group_limit)."""
     out: list[dict[str, Any]] = []
-    by_group: list[list[Device]] = [[] for _ in plans]  # one pass (1,000 cells are 1,000 groups)
-    for d in devices:
-        if d.group < len(by_group):
-            by_group[d.group].append(d)
+    by_group = devices_by_group(devices, len(plans))
     for g, plan in enumerate(plans):
-        members = by_group[g]
+        members = [devices[i] for i in by_group[g]]
         compute_s = sum(d.compute_s for d in members)
         comm_s = sum(d.comm_s for d in members)
         offline_s = sum(d.offline_s for d in members)
