@@ -22,11 +22,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from simulator.config.loading import read_yaml, validate_data
+from simulator.config.based_file import BasedFile, load_based_file
 from simulator.config.scenario import MIN_DURATION_S, Availability, AlwaysOn
 from simulator.errors import InputError
 
@@ -152,23 +152,15 @@ class PlanSpec(_Strict):
 
 
 @dataclass(frozen=True)
-class LoadedPlan:
+class LoadedPlan(BasedFile[PlanSpec]):
     """A plan file with its base scenario read (not yet validated as a Scenario)."""
 
-    spec: PlanSpec
-    file: Path                  # the plan file
-    base: dict[str, Any]        # the base scenario mapping
-    base_file: Path | None      # where the base came from (None: inline)
-    base_dir: Path              # relative paths inside the base resolve against this folder
-
-    @property
-    def name(self) -> str:
-        return self.spec.name or self.file.stem
+    OUTPUT_DIR: ClassVar[str] = "plans"
 
     @property
     def plan_dir(self) -> Path:
         """The plan file's folder: catalogue profile paths resolve against it."""
-        return self.file.resolve().parent
+        return self.file_dir
 
     @property
     def seed(self) -> int:
@@ -181,27 +173,10 @@ class LoadedPlan:
     def labels(self) -> list[str]:
         return [e.label for e in self.spec.catalogue]
 
-    def default_output(self) -> Path:
-        return Path(self.spec.output) if self.spec.output else Path("reports") / "plans" / self.name
-
 
 def load_plan(path: str | Path) -> LoadedPlan:
     """Read and check a plan YAML and its base scenario file; InputError naming the file on problems."""
-    file = Path(path)
-    spec = validate_data(read_yaml(file), PlanSpec, file=file)
-    if isinstance(spec.base, str):
-        base_file = Path(spec.base)
-        if not base_file.is_absolute():
-            base_file = file.resolve().parent / base_file
-        if not base_file.is_file():
-            raise InputError("the base scenario file is not found", file=file, field="base", value=spec.base,
-                             accepted="a scenario YAML path relative to the plan file, or an inline mapping")
-        base = read_yaml(base_file)
-        if not isinstance(base, dict):
-            raise InputError("the base scenario must be a mapping of keys to values", file=base_file,
-                             value=base, accepted="a scenario YAML (see `fleetsim schema`)")
-        return LoadedPlan(spec, file, base, base_file, base_file.resolve().parent)
-    return LoadedPlan(spec, file, dict(spec.base), None, file.resolve().parent)
+    return load_based_file(path, PlanSpec, LoadedPlan)
 
 
 def plan_schema() -> dict[str, Any]:

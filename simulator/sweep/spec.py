@@ -22,13 +22,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from simulator.config.numbers import NoBoolNumbers
 
-from simulator.config.loading import read_yaml, validate_data
+from simulator.config.based_file import BasedFile, load_based_file
 from simulator.errors import InputError
 from simulator.sweep.keys import parse_key
 
@@ -87,40 +87,17 @@ class SweepSpec(NoBoolNumbers):
 
 
 @dataclass(frozen=True)
-class LoadedSweep:
+class LoadedSweep(BasedFile[SweepSpec]):
     """A sweep file with its base scenario read (not yet validated as a Scenario)."""
 
-    spec: SweepSpec
-    file: Path                  # the sweep file
-    base: dict[str, Any]        # the base scenario mapping
-    base_file: Path | None      # where the base came from (None: inline)
-    base_dir: Path              # relative paths inside the base resolve against this folder
-
-    @property
-    def name(self) -> str:
-        return self.spec.name or self.file.stem
+    OUTPUT_DIR: ClassVar[str] = "sweeps"
 
     @property
     def sweep_dir(self) -> Path:
         """The sweep file's folder: relative paths in grid/zip values resolve against it."""
-        return self.file.resolve().parent
-
-    def default_output(self) -> Path:
-        return Path(self.spec.output) if self.spec.output else Path("reports") / "sweeps" / self.name
+        return self.file_dir
 
 
 def load_sweep(path: str | Path) -> LoadedSweep:
     """Read and check a sweep YAML and its base scenario file; InputError naming the file on problems."""
-    file = Path(path)
-    data = read_yaml(file)
-    spec = validate_data(data, SweepSpec, file=file)
-    if isinstance(spec.base, str):
-        base_file = Path(spec.base)
-        if not base_file.is_absolute():
-            base_file = file.resolve().parent / base_file
-        base = read_yaml(base_file)
-        if not isinstance(base, dict):
-            raise InputError("the base scenario must be a mapping of keys to values", file=base_file,
-                             value=base, accepted="a scenario YAML (see `fleetsim schema`)")
-        return LoadedSweep(spec, file, base, base_file, base_file.resolve().parent)
-    return LoadedSweep(spec, file, dict(spec.base), None, file.resolve().parent)
+    return load_based_file(path, SweepSpec, LoadedSweep)

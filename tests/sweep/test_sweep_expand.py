@@ -118,6 +118,32 @@ def test_an_error_in_the_base_names_the_base_file(tmp_path: Path) -> None:
     assert info.value.file == str(tmp_path / "base.yaml") and info.value.field == "stop.sim_time_s"
 
 
+
+def test_a_missing_or_non_mapping_base_names_the_field_in_sweep_and_plan_files(tmp_path: Path) -> None:
+    """Sweep and plan files read their ``base:`` with one loader, so both report it the same way."""
+    from simulator.plan.spec import load_plan
+
+    (tmp_path / "list.yaml").write_text("- not\n- a mapping\n")
+    sweep = {"grid": {"algorithm.name": ["fedavg"]}}
+    plan = {"catalogue": [{"profile": "jetson-nano-4gb", "unit_price": 129, "link": "ethernet", "max_count": 2}],
+            "goal": {"versions": 5, "deadline_s": 600}, "minimise": "price"}
+    for name, body, load in (("s.yaml", sweep, load_sweep), ("p.yaml", plan, load_plan)):
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump({**body, "base": "missing.yaml"}))
+        with pytest.raises(InputError) as info:
+            load(path)
+        assert (info.value.file, info.value.field, info.value.value) == (str(path), "base", "missing.yaml")
+        assert "not found" in info.value.problem and name in (info.value.accepted or "")
+        path.write_text(yaml.safe_dump({**body, "base": "list.yaml"}))
+        with pytest.raises(InputError) as info:
+            load(path)
+        assert info.value.file == str(tmp_path / "list.yaml") and "mapping" in info.value.problem
+        path.write_text(yaml.safe_dump({**body, "base": {"name": "inline"}}))
+        loaded = load(path)
+        assert loaded.base == {"name": "inline"} and loaded.base_file is None and loaded.base_dir == tmp_path
+        assert loaded.name == path.stem and loaded.file_dir == tmp_path.resolve()
+
+
 @pytest.mark.slow
 def test_shipped_sweeps_expand_to_valid_scenarios() -> None:
     policies = expand(load_sweep(ROOT / "scenarios" / "sweeps" / "straggler_policies.yaml"))
