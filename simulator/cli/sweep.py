@@ -45,14 +45,19 @@ def register(app: typer.Typer) -> None:
         task = progress.add_task("sweep", total=None, last="")
 
         def update(finished: int, total: int, name: str, status: str) -> None:
+            if not progress.live.is_started:  # shown once the file is read and expanded, not before its errors
+                progress.start()
             progress.update(task, completed=finished, total=total, last=f"{status}: {name}")
             if not err_console.is_terminal and not quiet:  # a log file: one line per variant, not a final bar
                 err_console.print(f"variants: {finished}/{total} {status}: {name}", markup=False, highlight=False,
                                   soft_wrap=True)
 
-        with progress:
+        try:
             result = run_sweep(sweep_file, jobs=jobs, backend=backend, ray_address=ray_address, force=force,
                                out=out, timing_only=timing_only, report=not no_report, progress=update)
+        finally:
+            if progress.live.is_started:
+                progress.stop()
         lines = err_console if fmt != "table" else console
         if fmt == "table":
             print_grid(grid_from_rich(result.table()), console)

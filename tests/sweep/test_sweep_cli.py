@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from simulator.cli import app
 from simulator.config.profiles import StepPoint, load_profile
+from tests.helpers.cli import assert_bad_input, cli_subprocess
 from tests.helpers.sweep import write_sweep
 
 runner = CliRunner()
@@ -34,6 +35,18 @@ def test_sweep_with_a_bad_key_is_one_clear_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["sweep", str(sweep), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
     assert "grid.algorithm.aggregation.kk" in result.output and "Traceback" not in result.output
+
+
+
+def test_a_sweep_whose_base_is_missing_prints_only_the_error(tmp_path: Path) -> None:
+    """A real process: the error names the sweep file and its ``base`` field, and it is the whole
+    output, with no progress bar drawn before the file was read and expanded."""
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("base: nothere.yaml\ngrid: {algorithm.name: [fedavg]}\n")
+    result = cli_subprocess("sweep", str(sweep), "--out", str(tmp_path / "o"))
+    assert_bad_input(result, file=sweep, field="base", value="'nothere.yaml'")
+    assert result.stderr.startswith("fleetsim: bad input") and "variants" not in result.text
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.slow
