@@ -7,7 +7,10 @@ Definitions (the page repeats them):
 
 - accuracy at the budget: the global model's accuracy at the last evaluation at or before the
   scenario's ``stop.sim_time_s`` (the summary's ``final_accuracy``); at half budget likewise;
-- time to target: simulated time of the first evaluation reaching the target (NaN if never);
+- time to target: simulated time of the first of :data:`TARGET_PATIENCE` consecutive evaluations at
+  or above the target (the scenario rule ``stop.target_patience``, one definition:
+  :class:`simulator.config.scenario.TargetRule`), so a curve that crosses, dips and crosses again is
+  timed from where it stayed up; NaN if it never holds;
 - utilization: fleet compute-busy seconds ÷ (devices × wall seconds), the summary's
   ``fleet_utilization`` — a device that runs out of memory never computes and counts as 0;
 - peak memory of a device: the largest training footprint it actually allocated (devices.parquet);
@@ -32,6 +35,8 @@ CLASS_ORDER = ("jetson-nano-4gb", "jetson-tx2", "jetson-xavier-nx", "jetson-agx-
 SHORT = {"jetson-nano-4gb": "Nano 4GB", "jetson-tx2": "TX2", "jetson-xavier-nx": "Xavier NX",
          "jetson-agx-xavier": "AGX Xavier", "jetson-agx-orin-64gb": "AGX Orin 64GB"}
 GB = 1e9
+# evaluations the target must hold for (every 60 simulated s on the paper testbed: three minutes)
+TARGET_PATIENCE = 3
 
 
 def accuracy_at(evals: pd.DataFrame, time_s: float) -> float:
@@ -47,10 +52,17 @@ def tail_accuracy(evals: pd.DataFrame, budget_s: float, share: float = 0.1) -> f
     return float(tail["accuracy"].mean()) if len(tail) else math.nan
 
 
-def time_to(evals: pd.DataFrame, target: float) -> float:
-    """Simulated time of the first evaluation whose accuracy reaches `target` (NaN if none)."""
-    hit = evals[evals["accuracy"] >= target]
-    return float(hit["time_s"].iloc[0]) if len(hit) else math.nan
+def time_to(evals: pd.DataFrame, target: float, patience: int = TARGET_PATIENCE) -> float:
+    """Simulated time of the first of `patience` consecutive evaluations (in time order) whose
+    accuracy reaches `target`; NaN if the target never holds that long."""
+    from simulator.config.scenario import TargetRule
+
+    rule = TargetRule(target, patience)
+    for time_s, accuracy in zip(evals["time_s"], evals["accuracy"]):
+        reached = rule.observe(float(time_s), float(accuracy))
+        if reached is not None:
+            return reached
+    return math.nan
 
 
 def run_metrics(run_dir: Path, target: float, budget_s: float) -> dict[str, Any]:

@@ -29,8 +29,15 @@ def test_accuracy_at_time_to_and_tail() -> None:
     assert pm.accuracy_at(ev, 179.9) == 0.8
     assert pm.accuracy_at(ev, 180.0) == 0.7
     assert math.isnan(pm.accuracy_at(ev, -1.0))
-    assert pm.time_to(ev, 0.75) == 120.0
-    assert math.isnan(pm.time_to(ev, 0.95))
+    assert pm.time_to(ev, 0.75, patience=1) == 120.0          # the first crossing
+    assert math.isnan(pm.time_to(ev, 0.95, patience=1))
+    assert math.isnan(pm.time_to(ev, 0.75, patience=2))       # 0.8 then 0.7: never two in a row
+    assert pm.time_to(ev, 0.65, patience=3) == 120.0          # 0.8, 0.7, 0.9 hold from 120 s
+    # a crossing, a dip and a crossing that holds is timed from where it stayed up (the page's rule)
+    dip = _evals([(0, 0.1), (60, 0.46), (120, 0.15), (180, 0.51), (240, 0.52), (300, 0.55), (360, 0.6)])
+    assert pm.TARGET_PATIENCE == 3
+    assert pm.time_to(dip, 0.45, patience=1) == 60.0 and pm.time_to(dip, 0.45) == 180.0
+    assert math.isnan(pm.time_to(dip.iloc[:5], 0.45))          # only two evaluations after the dip
     # last 25 % of a 240 s budget: evaluations at 180 and 240
     assert pm.tail_accuracy(ev, 240.0, share=0.25) == pytest.approx(0.8)
 
