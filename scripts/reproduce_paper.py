@@ -202,6 +202,22 @@ def host_info() -> str:
             f"torch {torch.__version__}")
 
 
+def partial_note(planned: list[Planned], full: list[Planned], quick: bool) -> str | None:
+    """What part of the full run (the sweep files' seeds at their budgets) a page holds; None if all."""
+    seeds, all_seeds = sorted({p.seed for p in planned}), sorted({p.seed for p in full})
+    parts = []
+    if seeds != all_seeds:
+        parts.append(f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} of the sweep files' "
+                     f"{', '.join(map(str, all_seeds))}")
+    if quick:
+        parts.append(f"{QUICK_BUDGET:g} of every simulated budget")
+    if not parts:
+        return None
+    return (f"This page holds {' at '.join(parts)} ({len(planned)} of {len(full)} runs): fewer seed pairs "
+            "make every interval wider, so more differences read as ties. The full page: "
+            "`python scripts/reproduce_paper.py --resume`.")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
@@ -253,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "python scripts/reproduce_paper.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
     write_page(args.page, results=results, planned=planned, timings=timings, command=command.strip(),
                elapsed_s=elapsed_s, host=host_info(), reused=args.reuse,
-               validation_file=ROOT / "docs" / "cost_model_validation.md", estimate=estimate)
+               validation_file=ROOT / "docs" / "cost_model_validation.md", estimate=estimate,
+               partial=partial_note(planned, plan(args.sweeps, None, args.out), args.quick))
     (args.out).mkdir(parents=True, exist_ok=True)
     for stem, entry in results.items():
         if entry["agg"] is not None:

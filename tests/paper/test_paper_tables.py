@@ -257,3 +257,18 @@ def test_ablation_verdicts_come_from_seed_paired_intervals() -> None:
     assert "**hurts** where the interval is below 0: none" in head
     k12 = next(line for line in lines if line.startswith("- `abl-k12`"))
     assert "no difference shown" in k12
+
+
+def test_a_page_from_part_of_the_runs_says_so() -> None:
+    """reproduce_paper.partial_note: which seeds and budget a page holds, None for the full run."""
+    import reproduce_paper as rp
+
+    def runs(seeds: list[int]) -> list[rp.Planned]:
+        return [rp.Planned("s", f"v{v}__seed={k}", f"v{v}", k, {}, Path("/x"), 100.0, 1.0) for v in range(2) for k in seeds]
+
+    full = runs([0, 1, 2, 3, 4])
+    assert rp.partial_note(full, full, quick=False) is None
+    note = rp.partial_note(runs([0]), full, quick=False)
+    assert note is not None and "seed 0 of the sweep files' 0, 1, 2, 3, 4 (2 of 10 runs)" in note and "--resume" in note
+    note = rp.partial_note(runs([0, 1]), full, quick=True)
+    assert note is not None and "seeds 0, 1 of" in note and f"{rp.QUICK_BUDGET:g} of every simulated budget" in note
