@@ -29,6 +29,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,6 +87,26 @@ def plan(sweeps: list[str], seeds: list[int] | None, out: Path, budget_scale: fl
     return planned
 
 
+Rates = dict[tuple[str, str], list[float]]
+
+
+def cpu_rates(measured: list[Planned], timings: dict[str, tuple[float, str | None, float]]) -> Rates:
+    """CPU seconds per simulated second of every finished run, by (sweep, variant label)."""
+    rates: Rates = {}
+    for p in measured:
+        _host_s, error, cpu_s = timings.get(str(p.run_dir), (0.0, "not run", 0.0))
+        if error is None and p.budget_s > 0:
+            rates.setdefault((p.sweep, p.label), []).append(cpu_s / p.budget_s)
+    return rates
+
+
+def expected_cpu_s(p: Planned, rates: Rates) -> float:
+    """CPU seconds `p` should take: its variant's mean rate, else its sweep's, else everything's."""
+    pool = rates.get((p.sweep, p.label)) or [r for (s, _), rs in rates.items() if s == p.sweep for r in rs] or \
+        [r for rs in rates.values() for r in rs]
+    return (sum(pool) / len(pool) if pool else 0.0) * p.budget_s
+
+
 def estimate_full_s(measured: list[Planned], timings: dict[str, tuple[float, str | None, float]], sweeps: list[str],
                     jobs: int) -> tuple[float, int]:
     """Seconds the full run (the sweep files' own seeds and budgets) would take on `jobs` otherwise idle
@@ -93,19 +114,13 @@ def estimate_full_s(measured: list[Planned], timings: dict[str, tuple[float, str
     seeds; variants not measured count at the mean rate of their sweep (else of everything measured).
     CPU seconds, not wall seconds: they do not depend on what else the host runs. Returns (seconds,
     full run count)."""
-    rates: dict[tuple[str, str], list[float]] = {}
-    for p in measured:
-        _host_s, error, cpu_s = timings.get(str(p.run_dir), (0.0, "not run", 0.0))
-        if error is None and p.budget_s > 0:
-            rates.setdefault((p.sweep, p.label), []).append(cpu_s / p.budget_s)
+    rates = cpu_rates(measured, timings)
     full = plan(sweeps, None, Path("/nonexistent"))
-    total = 0.0
-    for p in full:
-        own = rates.get((p.sweep, p.label))
-        pool = own or [r for (s, _), rs in rates.items() if s == p.sweep for r in rs] or \
-            [r for rs in rates.values() for r in rs]
-        total += (sum(pool) / len(pool) if pool else 0.0) * p.budget_s
-    return total / max(1, jobs), len(full)
+    return sum(expected_cpu_s(p, rates) for p in full) / max(1, jobs), len(full)
+
+
+def _left(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
 
 
 def _run_one(scenario: dict[str, Any], run_dir: str) -> tuple[float, str | None, float]:
@@ -125,12 +140,18 @@ def _run_one(scenario: dict[str, Any], run_dir: str) -> tuple[float, str | None,
         return time.perf_counter() - start, f"{type(exc).__name__}: {exc}", time.process_time() - cpu
 
 
-def execute(planned: list[Planned], jobs: int, out: Path) -> dict[str, tuple[float, str | None, float]]:
+def execute(planned: list[Planned], jobs: int, out: Path, known: Sequence[Planned] = (),
+            known_timings: dict[str, tuple[float, str | None, float]] | None = None,
+            ) -> dict[str, tuple[float, str | None, float]]:
     """Run everything in a spawn process pool, seed by seed and longest first within a seed (the pool
     still ends evenly, and stopping part-way leaves whole seeds); host seconds, errors and CPU seconds
-    per run dir, each also merged into ``<out>/timings.json`` the moment it ends (what --resume keeps)."""
+    per run dir, each also merged into ``<out>/timings.json`` the moment it ends (what --resume keeps).
+    Each line it prints ends with the time the runs still to go should take on `jobs` idle cores, from
+    the CPU rates of the runs finished so far (`known` with `known_timings`: those --resume kept)."""
     todo = sorted(planned, key=lambda p: (p.seed, -p.cost))
     done: dict[str, tuple[float, str | None, float]] = {}
+    ended: list[Planned] = list(known)
+    timings_so_far = dict(known_timings or {})
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context) as pool:
         pending = {pool.submit(_run_one, p.scenario, str(p.run_dir)): p for p in todo}
@@ -144,8 +165,14 @@ def execute(planned: list[Planned], jobs: int, out: Path) -> dict[str, tuple[flo
                     done[str(p.run_dir)] = (0.0, f"worker failed: {exc}", 0.0)
                 host_s, error, cpu_s = done[str(p.run_dir)]
                 save_timings(out, {str(p.run_dir): done[str(p.run_dir)]})
+                ended.append(p)
+                timings_so_far[str(p.run_dir)] = done[str(p.run_dir)]
+                rates = cpu_rates(ended, timings_so_far)
+                left_s = sum(expected_cpu_s(q, rates) for q in pending.values()) / max(1, jobs)
                 print(f"[{len(done):3d}/{len(planned)}] {p.sweep}/{p.name}: {host_s:.1f} s ({cpu_s:.1f} CPU-s)"
-                      + (f"  FAILED {error}" if error else ""), flush=True)
+                      + (f"  FAILED {error}" if error else "")
+                      + (f"; {len(pending)} to go, about {_left(left_s)} on {jobs} idle cores" if pending else ""),
+                      flush=True)
     return done
 
 
@@ -253,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         todo = [p for p in planned if str(p.run_dir) not in kept]
         if kept:
             print(f"--resume: {len(kept)} finished runs kept, {len(todo)} to run", flush=True)
-        timings = {**kept, **execute(todo, args.jobs, args.out)}
+        timings = {**kept, **execute(todo, args.jobs, args.out,
+                                     known=[p for p in planned if str(p.run_dir) in kept], known_timings=kept)}
         save_timings(args.out, timings)
     results = collect(planned)
     elapsed_s = time.perf_counter() - start

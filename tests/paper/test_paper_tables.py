@@ -272,3 +272,22 @@ def test_a_page_from_part_of_the_runs_says_so() -> None:
     assert note is not None and "seed 0 of the sweep files' 0, 1, 2, 3, 4 (2 of 10 runs)" in note and "--resume" in note
     note = rp.partial_note(runs([0, 1]), full, quick=True)
     assert note is not None and "seeds 0, 1 of" in note and f"{rp.QUICK_BUDGET:g} of every simulated budget" in note
+
+
+def test_the_remaining_time_comes_from_the_cpu_rates_of_finished_runs() -> None:
+    """reproduce_paper's estimate: a variant's own mean CPU-s per simulated second, else its sweep's,
+    else every finished run's; failed runs do not count."""
+    import reproduce_paper as rp
+
+    def run(sweep: str, label: str, seed: int, budget_s: float) -> rp.Planned:
+        return rp.Planned(sweep, f"{label}__seed={seed}", label, seed, {}, Path(f"/r/{sweep}/{label}/{seed}"), budget_s, 1.0)
+
+    a0, a1, b0, bad = run("s", "a", 0, 100.0), run("s", "a", 1, 100.0), run("s", "b", 0, 200.0), run("t", "c", 0, 50.0)
+    timings = {str(a0.run_dir): (9.0, None, 10.0), str(a1.run_dir): (9.0, None, 30.0),
+               str(b0.run_dir): (9.0, None, 100.0), str(bad.run_dir): (9.0, "boom", 999.0)}
+    rates = rp.cpu_rates([a0, a1, b0, bad], timings)
+    assert rates == {("s", "a"): [0.1, 0.3], ("s", "b"): [0.5]}
+    assert rp.expected_cpu_s(run("s", "a", 2, 1000.0), rates) == pytest.approx(200.0)      # own mean 0.2
+    assert rp.expected_cpu_s(run("s", "new", 0, 100.0), rates) == pytest.approx(30.0)      # sweep mean 0.3
+    assert rp.expected_cpu_s(run("u", "x", 0, 10.0), rates) == pytest.approx(3.0)         # everything's
+    assert rp.expected_cpu_s(run("u", "x", 0, 10.0), {}) == 0.0
