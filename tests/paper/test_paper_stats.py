@@ -96,8 +96,9 @@ def test_resume_runs_only_what_did_not_finish_and_keeps_the_rest(tmp_path: Path,
     class Stop(Exception):
         pass
 
-    def fake_execute(todo: list, jobs: int, out: Path) -> dict:
+    def fake_execute(todo: list, jobs: int, out: Path, known: list = (), known_timings: dict | None = None) -> dict:
         asked.append([str(p.run_dir) for p in todo])
+        assert [str(p.run_dir) for p in known] == [str(finished.run_dir)] and set(known_timings) == {str(finished.run_dir)}
         raise Stop  # the selection is what is under test; no run, no page
 
     monkeypatch.setattr(rp, "execute", fake_execute)
