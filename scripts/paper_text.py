@@ -66,6 +66,10 @@ CAVEATS = """- **Proxy model.** Accuracy comes from a proxy much narrower than t
   so known to ±60 s): the time of the first of them, the rule `stop.target_patience: 3` applies to a
   run. A curve that crosses, dips and crosses again is timed from where it stayed up, not from a lucky
   first crossing. Its value depends on the target chosen.
+- **Many intervals at once.** Each interval is a 95 % Student-t interval over the seed pairs of one
+  comparison, not corrected for how many comparisons the page makes (nine baselines, several figures,
+  three tasks, thirteen ablations): among some hundred intervals a few exclude 0 by chance alone. One
+  difference in one task is weak evidence; the same direction in all three tasks is stronger.
 - **Everything else the paper did not publish** (K, deadline, staleness law, importance formula,
   distillation weights, device mix, datasets) is our reconstruction, listed in
   `../shared/reference/paper.md`. Device speeds come from the built-in Jetson profiles: the Nano's
