@@ -226,10 +226,10 @@ class DatasetSpec(_Spec):
       to ``image_size`` (default 16); ``channels: 3`` tiles the grey image.
     - ``synthetic-image`` / ``synthetic-sequence``: seeded class-conditional data; ``difficulty`` in
       [0, 1] moves from well separated (0) to pure noise (1).
-    - ``synthetic-shapes`` / ``synthetic-motifs``: seeded compositional tasks (an ordered pair of parts
-      above one another / an ordered token pair at a class-specific gap) that need depth and approach
-      their ceiling slowly; ``difficulty`` adds noise, ``overlap`` distractors shared between classes
-      (see simulator.learning.data.structured).
+    - ``synthetic-shapes`` / ``synthetic-motifs``: seeded compositional tasks (a class is a pair of 4×4
+      textures pasted anywhere on the canvas / a pair of motif tokens at random positions, each part
+      shared by about three classes) that need depth and approach their ceiling slowly; ``difficulty``
+      adds noise, ``overlap`` distractors shared between classes (see simulator.learning.data.structured).
     - ``npz``: a file with arrays ``x`` and ``y`` (and optionally ``x_test``, ``y_test``).
     - ``folder``: one sub-folder per class holding ``.npy`` arrays (or images if Pillow is installed).
     ``test_fraction`` is the server's held-out split.
