@@ -71,8 +71,9 @@ CAVEATS = """- **Proxy model.** Accuracy comes from a proxy much narrower than t
   three tasks, thirteen ablations): among some hundred intervals a few exclude 0 by chance alone. One
   difference in one task is weak evidence; the same direction in all three tasks is stronger.
 - **Everything else the paper did not publish** (K, deadline, staleness law, importance formula,
-  distillation weights, device mix, datasets) is our reconstruction, listed in
-  `../shared/reference/paper.md`. Device speeds come from the built-in Jetson profiles: the Nano's
+  distillation weights, device mix, datasets) is our reconstruction: the presets in
+  `simulator/config/algorithm.py` (each choice's reason in its comment), the testbed in
+  `scenarios/paper_testbed.yaml` and the Setup table above. Device speeds come from the built-in Jetson profiles: the Nano's
   training efficiency is fitted to a published ResNet-18 training measurement on a Nano; the other
   boards carry that efficiency over and take peak FP32, memory bandwidth and power from vendor
   figures. On the three held-out published points the profiles are off by a median of about 35 %
