@@ -47,8 +47,8 @@ def _verdict(wins: list[str], ties: list[str], losses: list[str], adverse: list[
     if not losses:
         return "**agrees**" if len(wins) > len(ties) else "**agrees in part** (half or more are ties)"
     if len(losses) > len(wins):
-        return "**disagrees**"
-    return "**agrees in part**"
+        return f"**disagrees** (worse than {_names(losses)}; better than {_names(wins)})"
+    return f"**agrees in part** (better than {_names(wins)}; worse than {_names(losses)})"
 
 
 def _span(values: pd.Series, scale: float = 100.0) -> str:

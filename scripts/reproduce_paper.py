@@ -190,11 +190,14 @@ def save_timings(out: Path, timings: dict[str, tuple[float, str | None, float]])
 
 
 def load_timings(out: Path, planned: list[Planned]) -> dict[str, tuple[float, str | None, float]]:
-    """The stored timings of the planned runs whose folders still hold a summary."""
+    """The stored timings of the planned runs whose folders still hold a summary. Folders are matched
+    by their resolved paths, so the timings still apply when ``--out`` is reached another way (a
+    symlink, a relative path, a moved checkout holding the same folders)."""
     path = out / TIMINGS_FILE
     known = json.loads(path.read_text()) if path.exists() else {}
-    return {str(p.run_dir): tuple(known[str(p.run_dir)]) for p in planned  # type: ignore[misc]
-            if str(p.run_dir) in known and (p.run_dir / "summary.json").exists()}
+    by_resolved = {str(Path(k).resolve()): v for k, v in known.items()}
+    return {str(p.run_dir): tuple(by_resolved[str(p.run_dir.resolve())]) for p in planned  # type: ignore[misc]
+            if str(p.run_dir.resolve()) in by_resolved and (p.run_dir / "summary.json").exists()}
 
 
 def collect(planned: list[Planned]) -> dict[str, dict[str, Any]]:

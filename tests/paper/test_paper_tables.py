@@ -172,8 +172,8 @@ VERDICT_CASES = [  # (baselines, beats, ties, loses to, the verdict)
     ({"a": WIN, "b": TIE}, ["a"], ["b"], [], "**agrees in part** (half or more are ties)"),  # exactly half
     ({"a": WIN, "b": WIN, "c": ADVERSE}, ["a", "b"], ["c"], [],
      "**agrees in part** (worse on average than `c`, within seed noise)"),
-    ({"a": WIN, "b": LOSS, "c": LOSS}, ["a"], [], ["b", "c"], "**disagrees**"),
-    ({"a": WIN, "b": LOSS}, ["a"], [], ["b"], "**agrees in part**"),
+    ({"a": WIN, "b": LOSS, "c": LOSS}, ["a"], [], ["b", "c"], "**disagrees** (worse than `b`, `c`; better than `a`)"),
+    ({"a": WIN, "b": LOSS}, ["a"], [], ["b"], "**agrees in part** (better than `a`; worse than `b`)"),
 ]
 
 
