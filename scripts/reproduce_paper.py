@@ -10,9 +10,12 @@ by seed (so an interrupted run leaves whole seeds behind). Run folders go to
 ``--resume``; the script deletes nothing else). Then
 the page is written from the planned runs' folders only: per method mean ± std, seed-paired differences with 95 %
 intervals, the ablations' verdicts, and Kendall's τ of the methods' ranks across proxies and tasks.
+Each finished run prints a line with how long the runs still to go should take on ``--jobs`` idle
+cores (from the CPU time per simulated second of the runs so far). A page built from fewer seeds or
+shorter budgets than the sweep files' says so under its header.
 
     python scripts/reproduce_paper.py --quick          # 2 seeds, ¼ budget: a look, plus the full run's estimate
-    python scripts/reproduce_paper.py                  # everything (the estimate --quick prints)
+    python scripts/reproduce_paper.py                  # everything: about 7 h on two idle cores (51,000 CPU-s)
     python scripts/reproduce_paper.py --reuse          # rebuild the page from reports/paper/ only
     python scripts/reproduce_paper.py --resume         # run only what an interrupted run left undone
     python scripts/reproduce_paper.py --seeds 0 --sweeps paper_comparison --page /tmp/r.md   # one sweep, one seed
