@@ -19,6 +19,7 @@ because nothing in fleetsim ever modifies a state tensor in place (jobs pin old 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,8 +32,10 @@ from simulator.learning.models.base import AxisRef, scaled_units
 AxesMap = Mapping[str, Sequence["AxisRef | None"]]
 
 
+@functools.lru_cache(maxsize=4096)
 def param_block(name: str) -> int:
-    """The block a state-dict entry belongs to, from its name prefix.
+    """The block a state-dict entry belongs to, from its name prefix (cached: merges ask it for
+    every tensor of every contribution, and a model has a few hundred names at most).
 
     ``stem.*`` -> 0, ``blocks.{b}.*`` -> b, ``exits.{b}.*`` -> b. Anything else is a contract
     violation by the model family (every BlockModel parameter lives under stem/blocks/exits).
