@@ -14,7 +14,7 @@ from simulator.config.algorithm import resolve_algorithm
 from simulator.config.scenario import Scenario
 from simulator.engine.failure import RunOutcome, scenario_plugin_files
 from simulator.engine.faults import fault_device_indices
-from simulator.engine.planning import Planner, SubmodelChoice, exit_mode, local_steps
+from simulator.engine.planning import DeviceBudget, Planner, SubmodelChoice, exit_mode, local_steps
 from simulator.engine.run import SimulationRun
 from simulator.engine.workload_info import WorkloadInfo, describe_workload
 from simulator.engine.world import aggregation_deadline, device_budget, load_profiles, optimizer_kind
@@ -98,9 +98,11 @@ class Simulation:
         planner = self.make_planner()
         deadline = aggregation_deadline(self.algorithm)
         choices = []
+        budgets: dict[tuple[int, str], DeviceBudget] = {}  # one per group and mode, not per device
         for device in devices:
             profile = self.profiles[device.group]
-            budget = device_budget(profile, device.power_mode)
+            key = (device.group, device.power_mode)
+            budget = budgets.get(key) or budgets.setdefault(key, device_budget(profile, device.power_mode))
             steps = self.steps(device.index)
             compute_budget = None
             if deadline is not None:
