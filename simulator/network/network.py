@@ -51,8 +51,14 @@ class Network:
         now = env.now
         size_bits = float(size_bytes) * 8.0
         star = flow_class.star
-        virtual_bits = (flow_class.advance(now, flow_class.rate_bps) if star is None
-                        else star.advance(now, star.rate_bps) + flow_class.offset)
+        if star is None:  # its own clock: Clock.advance, written out (twice per client-round)
+            dt = now - flow_class.updated_s
+            if dt > 0:
+                flow_class.virtual_bits += flow_class.rate_bps * dt
+            flow_class.updated_s = now
+            virtual_bits = flow_class.virtual_bits
+        else:
+            virtual_bits = star.advance(now, star.rate_bps) + flow_class.offset
         transfer = Transfer(env, size_bits, flow_class, virtual_bits + size_bits, now)
         if size_bits == 0:
             transfer.finished = True
@@ -60,8 +66,14 @@ class Network:
             return transfer
         flow_class.push((transfer.finish_tag, next(self._seq), transfer))
         flow_class.active += 1
-        flow_class.complete_due(virtual_bits)
-        self._redivide_one(flow_class, now)
+        tag, _, head = flow_class.queue[0]
+        if head.cancelled or not tag - virtual_bits > REL_EPS * (tag if tag > 1.0 else 1.0):
+            flow_class.complete_due(virtual_bits)  # one is due already (its timer has not fired yet)
+        sharing = self.sharing  # _redivide_one, written out
+        if sharing.update_one(flow_class) and not sharing.old and not sharing.moves:
+            self._arm_class(flow_class, now)
+        else:
+            self._settle(sharing.old, sharing.moves, (flow_class,), now)
         return transfer
 
     def cancel(self, transfer: Transfer) -> float:
@@ -235,7 +247,10 @@ class Network:
             flow_class.timer = None
             return
         remaining_bits = queue[0][0] - flow_class.virtual_bits
-        self._set_timer(flow_class, now + (remaining_bits if remaining_bits > 0.0 else 0.0) / rate, now)
+        at = now + (remaining_bits if remaining_bits > 0.0 else 0.0) / rate
+        if flow_class.timer is None or not now <= flow_class.timer_at <= at:  # (_set_timer, written out)
+            flow_class.timer_at = at
+            flow_class.timer = self.env.call_at(at, flow_class.on_timer)
 
     def _arm_star(self, star: LinkLevel, now: float) -> None:
         """:meth:`_arm` of a star's clock: its members' earliest head."""
@@ -264,8 +279,16 @@ class Network:
         flow_class.timer = None
         now = self.env.now
         active = flow_class.active
-        if flow_class.complete_due(flow_class.advance(now, flow_class.rate_bps)) != active:
-            self._redivide_one(flow_class, now)
+        dt = now - flow_class.updated_s  # Clock.advance, written out
+        if dt > 0:
+            flow_class.virtual_bits += flow_class.rate_bps * dt
+        flow_class.updated_s = now
+        if flow_class.complete_due(flow_class.virtual_bits) != active:
+            sharing = self.sharing  # _redivide_one, written out
+            if sharing.update_one(flow_class) and not sharing.old and not sharing.moves:
+                self._arm_class(flow_class, now)
+            else:
+                self._settle(sharing.old, sharing.moves, (flow_class,), now)
         else:
             self.env.idle_events += 1
             self._arm_class(flow_class, now)  # early: its rate fell since it was armed
