@@ -248,29 +248,32 @@ class Network:
             return
         remaining_bits = queue[0][0] - flow_class.virtual_bits
         at = now + (remaining_bits if remaining_bits > 0.0 else 0.0) / rate
-        if flow_class.timer is None or not now <= flow_class.timer_at <= at:  # (_set_timer, written out)
+        # A pending timer that fires no later is kept: it re-arms when it fires (starting transfers
+        # only ever push completions later, so this saves most timers).
+        if flow_class.timer is None or not now <= flow_class.timer_at <= at:
             flow_class.timer_at = at
             flow_class.timer = self.env.call_at(at, flow_class.on_timer)
 
     def _arm_star(self, star: LinkLevel, now: float) -> None:
         """:meth:`_arm` of a star's clock: its members' earliest head."""
+        at = self._star_due(star, now)
+        if at is None:
+            star.timer = None
+        elif star.timer is None or not now <= star.timer_at <= at:  # (else kept, as in _arm_class)
+            star.timer_at = at
+            star.timer = self.env.call_at(at, star.on_timer)
+
+    def _star_due(self, star: LinkLevel, now: float) -> float | None:
+        """When the star's earliest head is due (stale heads dropped), its clock reading now; None if
+        it has none or rate 0."""
         heads = star.heads
         while heads and (heads[0][2].star is not star or heads[0][2].entry_seq != heads[0][1]):
             _drop(heappop(heads))
         rate = star.rate_bps
         if not heads or rate <= 0:
-            star.timer = None
-            return
+            return None
         remaining_bits = heads[0][0] - star.virtual_bits
-        self._set_timer(star, now + (remaining_bits if remaining_bits > 0.0 else 0.0) / rate, now)
-
-    def _set_timer(self, clock: Clock, at: float, now: float) -> None:
-        """A timer at `at` for `clock`, unless its pending one fires no later: that one re-arms when it
-        fires (starting transfers only ever push completions later, so this saves most timers)."""
-        if clock.timer is not None and now <= clock.timer_at <= at:
-            return
-        clock.timer_at = at
-        clock.timer = self.env.call_at(at, clock.on_timer)
+        return now + (remaining_bits if remaining_bits > 0.0 else 0.0) / rate
 
     def _on_class_timer(self, flow_class: FlowClass, timer: simpy.Event) -> None:
         if timer is not flow_class.timer:
@@ -298,14 +301,29 @@ class Network:
             self.env.idle_events += 1  # stale
             return
         star.timer = None
-        now = self.env.now
+        env = self.env
+        now = env.now
         star.advance(now, star.rate_bps)
         changed = self._complete_members(star)
-        self._arm_star(star, now)
-        if changed:
-            self._redivide(changed, now)
-        else:
-            self.env.idle_events += 1  # early
+        if not changed:
+            self._arm_star(star, now)
+            env.idle_events += 1  # early
+            return
+        # Armed at its next head at today's λ before the re-division (which arms it only if earlier),
+        # but its timer is held back: λ usually rises as members complete, the re-division re-arms
+        # it earlier, and this one would only have fired stale. Its place among the events of this
+        # instant is taken now (Environment.hold_at), so queueing it afterwards changes no order.
+        at = self._star_due(star, now)
+        held = None
+        if at is not None:
+            held = env.hold_at(at, star.on_timer)
+            star.timer, star.timer_at = held[3], at
+        self._redivide(changed, now)
+        if held is not None:
+            if star.timer is held[3]:
+                env.push(held)
+            else:
+                env.drop(held)  # superseded
 
     def _complete_members(self, star: LinkLevel) -> list[FlowClass]:
         """The members of `star` whose head is due at its clock now: complete their due transfers,
