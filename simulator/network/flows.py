@@ -162,7 +162,6 @@ class FlowClass(Clock):
         how many stay in flight. Cancelled transfers met at the head are dropped."""
         active = self.active
         queue = self.queue
-        in_order = self.in_order  # (pop, written out: once per completion)
         while queue:
             tag, _, transfer = queue[0]
             if not transfer.cancelled:
@@ -171,10 +170,7 @@ class FlowClass(Clock):
                 active -= 1
                 transfer.finished = True
                 transfer.env.succeed_now(transfer)
-            if in_order:
-                queue.popleft()  # type: ignore[union-attr]
-            else:
-                heapq.heappop(queue)  # type: ignore[arg-type]
+            self.pop()
         self.active = active
         return active
 
