@@ -102,6 +102,9 @@ class Device:
     # One transfer's latency (s): the draw function for this device's spec, chosen once (scalar draws
     # from `rng`; share_latency_streams may switch it to block draws).
     latency_s: LatencyFn = field(init=False, repr=False)
+    # Its downloads' and uploads' flow classes (Network.route), kept from its first transfer on.
+    down_route: object = field(default=None, init=False, repr=False)
+    up_route: object = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.latency_s = latency_fn(self.latency_mean_s, self.latency_jitter_s, self.latency_distribution, self.rng)
@@ -198,15 +201,21 @@ class RoundProcess:
         """Start the download and wait for it (the transfer is the event that succeeds). Waiting on it
         after starting it is the same as before: it is processed only after this callback returns.
         (Written out here and in :meth:`_upload_start`: a shared helper was a frame per transfer.)"""
-        transfer = self.transfer = self.owner.network.transfer(self.device.down_links, self.job.shape.download_bytes,
-                                                               self.device.cap_bps)
+        device, network = self.device, self.owner.network
+        route = device.down_route
+        if route is None:
+            route = device.down_route = network.route(device.down_links, device.cap_bps)
+        transfer = self.transfer = network.transfer_in(route, self.job.shape.download_bytes)
         done = self._download_done
         transfer.callbacks.append(done)
         self.phase, self._target, self._callback = _DOWN, transfer, done
 
     def _upload_start(self, _event: simpy.Event) -> None:
-        transfer = self.transfer = self.owner.network.transfer(self.device.up_links, self.job.shape.upload_bytes,
-                                                               self.device.cap_bps)
+        device, network = self.device, self.owner.network
+        route = device.up_route
+        if route is None:
+            route = device.up_route = network.route(device.up_links, device.cap_bps)
+        transfer = self.transfer = network.transfer_in(route, self.job.shape.upload_bytes)
         done = self._upload_done
         transfer.callbacks.append(done)
         self.phase, self._target, self._callback = _UP, transfer, done

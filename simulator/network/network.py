@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 from functools import partial
 from heapq import heappop, heappush
+from operator import attrgetter
 from typing import Iterable
 
 import simpy
@@ -42,9 +43,16 @@ class Network:
     def transfer(self, links: tuple[Link, ...], size_bytes: float, cap_bps: float | None = None) -> Transfer:
         """Start moving `size_bytes` across all `links` at once, at most `cap_bps` for this transfer;
         the returned transfer is the event that succeeds when its last bit arrives."""
+        return self.transfer_in(self.route(links, cap_bps), size_bytes)
+
+    def route(self, links: tuple[Link, ...], cap_bps: float | None = None) -> FlowClass:
+        """The flow class of transfers across `links` at most `cap_bps` each (made the first time): a
+        caller starting many on one path keeps it for :meth:`transfer_in` (no key built and hashed)."""
         flow_class = self._classes.get((links, cap_bps))
-        if flow_class is None:
-            flow_class = self._new_class(links, cap_bps)
+        return self._new_class(links, cap_bps) if flow_class is None else flow_class
+
+    def transfer_in(self, flow_class: FlowClass, size_bytes: float) -> Transfer:
+        """:meth:`transfer` on the path of a class from :meth:`route`."""
         if size_bytes < 0:
             raise ValueError("a transfer cannot have a negative size")
         env = self.env
@@ -111,8 +119,7 @@ class Network:
 
     def rate_bps(self, transfer: Transfer) -> float:
         """The rate the transfer gets right now."""
-        flow_class = transfer.flow_class
-        return (flow_class.star or flow_class).rate_bps
+        return (transfer.flow_class.star or transfer.flow_class).rate_bps
 
     # ------------------------------------------------------------------ internals
 
@@ -248,8 +255,7 @@ class Network:
             return
         remaining_bits = queue[0][0] - flow_class.virtual_bits
         at = now + (remaining_bits if remaining_bits > 0.0 else 0.0) / rate
-        # A pending timer that fires no later is kept: it re-arms when it fires (starting transfers
-        # only ever push completions later, so this saves most timers).
+        # a pending timer firing no later is kept: it re-arms when it fires (starts only delay the head)
         if flow_class.timer is None or not now <= flow_class.timer_at <= at:
             flow_class.timer_at = at
             flow_class.timer = self.env.call_at(at, flow_class.on_timer)
@@ -309,10 +315,9 @@ class Network:
             self._arm_star(star, now)
             env.idle_events += 1  # early
             return
-        # Armed at its next head at today's λ before the re-division (which arms it only if earlier),
-        # but its timer is held back: λ usually rises as members complete, the re-division re-arms
-        # it earlier, and this one would only have fired stale. Its place among the events of this
-        # instant is taken now (Environment.hold_at), so queueing it afterwards changes no order.
+        # Armed at its next head at today's λ, but held back (Environment.hold_at: its place among
+        # this instant's events taken now): λ usually rises as members complete, the re-division
+        # re-arms it earlier, and this timer would only have fired stale.
         at = self._star_due(star, now)
         held = None
         if at is not None:
@@ -363,7 +368,7 @@ class Network:
                 tied.append(flow_class)
             else:
                 _drop(entry)
-        tied.sort(key=_member_seq)
+        tied.sort(key=attrgetter("member_seq"))
         virtual_bits = star.virtual_bits
         for i, flow_class in enumerate(tied):
             if not _due(position + flow_class.offset, virtual_bits + flow_class.offset):
@@ -385,10 +390,6 @@ def _drop(entry: tuple[float, int, FlowClass]) -> None:
     """A heap entry taken out as stale: if it was its class's entry, the class has none now."""
     if entry[2].entry_seq == entry[1]:
         entry[2].entry_seq = -1
-
-
-def _member_seq(flow_class: FlowClass) -> int:
-    return flow_class.member_seq
 
 
 def _read(flow_class: FlowClass, now: float) -> float:

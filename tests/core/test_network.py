@@ -234,6 +234,24 @@ def test_idle_timers_are_counted_and_change_no_completion() -> None:
     assert env.now == 2.0  # the stale timer was still processed: the model's time is SimPy's
 
 
+def test_a_kept_route_is_the_class_transfer_finds() -> None:
+    """Network.route gives the flow class transfer() puts a path's transfers in (made once): two
+    transfers of 4 Mbit on a 8 Mbit/s cell, one through each entry, share it and end together at 1 s."""
+    env = Environment()
+    net = Network(env)
+    cell = Link("cell", 8e6)
+    route = net.route((cell,), 6e6)
+    assert net.route((cell,), 6e6) is route and net.route((cell,), None) is not route
+    a = net.transfer_in(route, 4e6 / 8)
+    b = net.transfer((cell,), 4e6 / 8, 6e6)
+    assert a.flow_class is b.flow_class is route and route.active == 2
+    ends: list[float] = []
+    for transfer in (a, b):
+        transfer.callbacks.append(lambda _event: ends.append(env.now))
+    env.run()
+    assert ends == pytest.approx([1.0, 1.0], rel=1e-12)
+
+
 def test_a_star_completion_queues_no_timer_that_would_fire_stale() -> None:
     """Two cells (100 Mbit/s) under a 10 Mbit/s server link: a star on it, λ = 5 Mbit/s. A (1 Mbit)
     ends at 0.2 s; B (2 Mbit, 1 received) is then alone at 10 Mbit/s and ends at 0.3 s. At A's end the
