@@ -47,13 +47,19 @@ class Environment(simpy.Environment):
         # early (nothing due yet: it only re-arms). The network counts them; the core benchmark gives
         # its bare SimPy loop the events of the model, not these (benchmarks/core_throughput.py).
         self.idle_events = 0
+        # The latest time of a held timer dropped unqueued (hold_at, drop): a run whose queue empties
+        # ends there if that is later than its last event, as it did when such timers fired for nothing.
+        self.dropped_until_s = initial_time
 
     def step(self) -> None:
         """SimPy 4.1's ``Environment.step`` (the same statements: STEP_SOURCE_SHA256 is the hash of
-        its source), which also sets :attr:`now`."""
+        its source), which also sets :attr:`now` and, when the queue is empty, moves the clock to the
+        last dropped timer's time if that is later (:meth:`drop`)."""
         try:
             self._now, _, _, event = heappop(self._queue)
         except IndexError:
+            if self.dropped_until_s > self._now:  # (not in SimPy's step: see drop)
+                self._now = self.now = self.dropped_until_s
             raise EmptySchedule from None
         self.now = self._now
         # Process callbacks of the event. Set the events callbacks to None immediately to prevent
@@ -102,6 +108,34 @@ class Environment(simpy.Environment):
         event._ok = True
         heappush(self._queue, (time_s, NORMAL, next(self._eid), event))
         return event
+
+    def hold_at(self, time_s: float, callback: Callback) -> tuple[float, EventPriority, int, Timeout]:
+        """:meth:`call_at`'s timeout and queue entry, not queued yet: :meth:`push` queues it later in
+        this callback, in the place it has now among the events of its instant (its event id is
+        taken now, and the queue orders by time, priority, id). A caller that finds the timer
+        superseded before then drops it (:meth:`drop`) instead: it would only have fired for nothing."""
+        delay_s = time_s - self._now
+        if delay_s < 0:
+            raise ValueError(f"{time_s} is in the past (now {self._now})")
+        event = _new_object(Timeout)
+        event.env = self
+        event.callbacks = [callback]
+        event._value = None
+        event._delay = delay_s
+        event._ok = True
+        return (time_s, NORMAL, next(self._eid), event)
+
+    def push(self, entry: tuple[float, EventPriority, int, Event]) -> None:
+        """Queue an entry from :meth:`hold_at` (in the callback that made it: time has not moved)."""
+        heappush(self._queue, entry)
+
+    def drop(self, entry: tuple[float, EventPriority, int, Event]) -> None:
+        """Never queue an entry from :meth:`hold_at`: a timer that would have fired for nothing. It is
+        booked as if it had: its id is spent (:func:`processed_events` counts it), it is an idle
+        event, and a run whose queue empties ends no earlier than its time."""
+        self.idle_events += 1
+        if entry[0] > self.dropped_until_s:
+            self.dropped_until_s = entry[0]
 
     def succeed_now(self, event: Event, value: Any = None) -> None:
         """``event.succeed(value)``: processed at this instant, after what is already queued for it."""

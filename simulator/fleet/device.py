@@ -102,6 +102,9 @@ class Device:
     # One transfer's latency (s): the draw function for this device's spec, chosen once (scalar draws
     # from `rng`; share_latency_streams may switch it to block draws).
     latency_s: LatencyFn = field(init=False, repr=False)
+    # Its downloads' and uploads' flow classes (Network.route), kept from its first transfer on.
+    down_route: object = field(default=None, init=False, repr=False)
+    up_route: object = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.latency_s = latency_fn(self.latency_mean_s, self.latency_jitter_s, self.latency_distribution, self.rng)
@@ -195,35 +198,37 @@ class RoundProcess:
         self._target = self.env.call_later(self.device.latency_s(), self._download_start)
 
     def _download_start(self, _event: simpy.Event) -> None:
-        self._transfer(_DOWN, self.device.down_links, self.job.shape.download_bytes, self._download_done)
+        """Start the download and wait for it (the transfer is the event that succeeds). Waiting on it
+        after starting it is the same as before: it is processed only after this callback returns.
+        (Written out here and in :meth:`_upload_start`: a shared helper was a frame per transfer.)"""
+        device, network = self.device, self.owner.network
+        route = device.down_route
+        if route is None:
+            route = device.down_route = network.route(device.down_links, device.cap_bps)
+        transfer = self.transfer = network.transfer_in(route, self.job.shape.download_bytes)
+        done = self._download_done
+        transfer.callbacks.append(done)
+        self.phase, self._target, self._callback = _DOWN, transfer, done
 
     def _upload_start(self, _event: simpy.Event) -> None:
-        self._transfer(_UP, self.device.up_links, self.job.shape.upload_bytes, self._upload_done)
-
-    def _transfer(self, phase: int, links: tuple[Link, ...], size_bytes: int,
-                  done: Callable[[simpy.Event], None]) -> None:
-        """Start this phase's transfer and wait for it (the transfer is the event that succeeds)."""
-        # Waiting on the transfer after starting it is the same as before: it is processed only after
-        # this callback returns.
-        transfer = self.transfer = self.owner.network.transfer(links, size_bytes, self.device.cap_bps)
+        device, network = self.device, self.owner.network
+        route = device.up_route
+        if route is None:
+            route = device.up_route = network.route(device.up_links, device.cap_bps)
+        transfer = self.transfer = network.transfer_in(route, self.job.shape.upload_bytes)
+        done = self._upload_done
         transfer.callbacks.append(done)
-        self.phase, self._target, self._callback = phase, transfer, done
-
-    def _transfer_done(self, phase_code: int, nbytes: int) -> float:
-        """Book a finished transfer (time, bytes, its events row) and return the time now."""
-        now = self.env.now
-        job = self.job
-        self.device.comm_s += now - self.phase_start_s
-        self.owner.events.append_codes(self.device.index, phase_code, self.phase_start_s, now, job.job_id,
-                                       job.base_version, nbytes, 0.0, _TEXT_DONE)
-        self.transfer = None
-        return now
+        self.phase, self._target, self._callback = _UP, transfer, done
 
     def _download_done(self, _event: simpy.Event) -> None:
         job, device, owner = self.job, self.device, self.owner
         shape = job.shape
         device.bytes_down += shape.download_bytes
-        now = self._transfer_done(_TEXT_DOWNLOAD, shape.download_bytes)
+        now = self.env.now  # book the transfer (its time, bytes and events row), as _upload_done does
+        device.comm_s += now - self.phase_start_s
+        owner.events.append_codes(device.index, _TEXT_DOWNLOAD, self.phase_start_s, now, job.job_id,
+                                  job.base_version, shape.download_bytes, 0.0, _TEXT_DONE)
+        self.transfer = None
         if shape.peak_memory_bytes > device.usable_memory_bytes:
             owner.record(job, "oom", now, 0, 0.0, "oom")
             owner.on_failure(
@@ -236,7 +241,7 @@ class RoundProcess:
             device.peak_memory_bytes = shape.peak_memory_bytes
         if owner.on_compute_start is not None:
             owner.on_compute_start(job)
-        self.phase_start_s = self.env.now
+        self.phase_start_s = now  # (the hook cannot move the clock)
         self.phase, self._callback = _COMPUTE, self._compute_done
         self._target = self.env.call_later(shape.compute_s, self._compute_done)
 
@@ -251,10 +256,14 @@ class RoundProcess:
         self._target = self.env.call_later(device.latency_s(), self._upload_start)
 
     def _upload_done(self, _event: simpy.Event) -> None:
-        job = self.job
+        job, device = self.job, self.device
         nbytes = job.shape.upload_bytes
-        self.device.bytes_up += nbytes
-        job.arrival_s = self._transfer_done(_TEXT_UPLOAD, nbytes)
+        device.bytes_up += nbytes
+        now = job.arrival_s = self.env.now
+        device.comm_s += now - self.phase_start_s
+        self.owner.events.append_codes(device.index, _TEXT_UPLOAD, self.phase_start_s, now, job.job_id,
+                                       job.base_version, nbytes, 0.0, _TEXT_DONE)
+        self.transfer = None
         self.owner.on_arrival(job)
         self._end()
 

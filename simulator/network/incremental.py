@@ -55,7 +55,8 @@ class Sharing(StarSharing):
         """:meth:`update` of one class; True if it was alone on each of its tight links (none crossed
         twice) and got a rate of its own (then, if the report is empty, nothing else moved)."""
         active = flow_class.active
-        if active <= 0 or flow_class not in self.busy or flow_class.hub is not None or self.levels.ties:
+        levels = self.levels
+        if active <= 0 or flow_class.hub is not None or levels.ties or flow_class not in self.busy:
             return self._update_other(flow_class)
         tight = flow_class.tight if flow_class.tight_valid else self._tight(flow_class)
         rate = flow_class.own_bound  # lone_rate over the tight links, while checking it is alone
@@ -69,7 +70,6 @@ class Sharing(StarSharing):
         old_rate = flow_class.rate_bps
         if rate != old_rate or load != flow_class.load_bps:
             if rate != old_rate:
-                levels = self.levels
                 if levels.active:
                     levels.move(old_rate, rate)
                 flow_class.rate_bps = rate
@@ -78,7 +78,7 @@ class Sharing(StarSharing):
             else:
                 flow_class.load_bps = load  # (booked as soon as one of its links turns slack)
                 overflow = ()
-            if overflow or self.levels.ties:  # a slack link lost its margin, or levels tie: the general way
+            if overflow or levels.ties:  # a slack link lost its margin, or levels tie: the general way
                 for link in overflow:
                     self._set_tight(link)
                 self._divide([flow_class] + [c for link in overflow for c in link.users])

@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 from functools import partial
 from heapq import heappop, heappush
+from operator import attrgetter
 from typing import Iterable
 
 import simpy
@@ -42,17 +43,30 @@ class Network:
     def transfer(self, links: tuple[Link, ...], size_bytes: float, cap_bps: float | None = None) -> Transfer:
         """Start moving `size_bytes` across all `links` at once, at most `cap_bps` for this transfer;
         the returned transfer is the event that succeeds when its last bit arrives."""
+        return self.transfer_in(self.route(links, cap_bps), size_bytes)
+
+    def route(self, links: tuple[Link, ...], cap_bps: float | None = None) -> FlowClass:
+        """The flow class of transfers across `links` at most `cap_bps` each (made the first time): a
+        caller starting many on one path keeps it for :meth:`transfer_in` (no key built and hashed)."""
         flow_class = self._classes.get((links, cap_bps))
-        if flow_class is None:
-            flow_class = self._new_class(links, cap_bps)
+        return self._new_class(links, cap_bps) if flow_class is None else flow_class
+
+    def transfer_in(self, flow_class: FlowClass, size_bytes: float) -> Transfer:
+        """:meth:`transfer` on the path of a class from :meth:`route`."""
         if size_bytes < 0:
             raise ValueError("a transfer cannot have a negative size")
         env = self.env
         now = env.now
         size_bits = float(size_bytes) * 8.0
         star = flow_class.star
-        virtual_bits = (flow_class.advance(now, flow_class.rate_bps) if star is None
-                        else star.advance(now, star.rate_bps) + flow_class.offset)
+        if star is None:  # its own clock: Clock.advance, written out (twice per client-round)
+            dt = now - flow_class.updated_s
+            if dt > 0:
+                flow_class.virtual_bits += flow_class.rate_bps * dt
+            flow_class.updated_s = now
+            virtual_bits = flow_class.virtual_bits
+        else:
+            virtual_bits = star.advance(now, star.rate_bps) + flow_class.offset
         transfer = Transfer(env, size_bits, flow_class, virtual_bits + size_bits, now)
         if size_bits == 0:
             transfer.finished = True
@@ -60,8 +74,14 @@ class Network:
             return transfer
         flow_class.push((transfer.finish_tag, next(self._seq), transfer))
         flow_class.active += 1
-        flow_class.complete_due(virtual_bits)
-        self._redivide_one(flow_class, now)
+        tag, _, head = flow_class.queue[0]
+        if head.cancelled or not tag - virtual_bits > REL_EPS * (tag if tag > 1.0 else 1.0):
+            flow_class.complete_due(virtual_bits)  # one is due already (its timer has not fired yet)
+        sharing = self.sharing  # _redivide_one, written out
+        if sharing.update_one(flow_class) and not sharing.old and not sharing.moves:
+            self._arm_class(flow_class, now)
+        else:
+            self._settle(sharing.old, sharing.moves, (flow_class,), now)
         return transfer
 
     def cancel(self, transfer: Transfer) -> float:
@@ -99,8 +119,7 @@ class Network:
 
     def rate_bps(self, transfer: Transfer) -> float:
         """The rate the transfer gets right now."""
-        flow_class = transfer.flow_class
-        return (flow_class.star or flow_class).rate_bps
+        return (transfer.flow_class.star or transfer.flow_class).rate_bps
 
     # ------------------------------------------------------------------ internals
 
@@ -235,27 +254,32 @@ class Network:
             flow_class.timer = None
             return
         remaining_bits = queue[0][0] - flow_class.virtual_bits
-        self._set_timer(flow_class, now + (remaining_bits if remaining_bits > 0.0 else 0.0) / rate, now)
+        at = now + (remaining_bits if remaining_bits > 0.0 else 0.0) / rate
+        # a pending timer firing no later is kept: it re-arms when it fires (starts only delay the head)
+        if flow_class.timer is None or not now <= flow_class.timer_at <= at:
+            flow_class.timer_at = at
+            flow_class.timer = self.env.call_at(at, flow_class.on_timer)
 
     def _arm_star(self, star: LinkLevel, now: float) -> None:
         """:meth:`_arm` of a star's clock: its members' earliest head."""
+        at = self._star_due(star, now)
+        if at is None:
+            star.timer = None
+        elif star.timer is None or not now <= star.timer_at <= at:  # (else kept, as in _arm_class)
+            star.timer_at = at
+            star.timer = self.env.call_at(at, star.on_timer)
+
+    def _star_due(self, star: LinkLevel, now: float) -> float | None:
+        """When the star's earliest head is due (stale heads dropped), its clock reading now; None if
+        it has none or rate 0."""
         heads = star.heads
         while heads and (heads[0][2].star is not star or heads[0][2].entry_seq != heads[0][1]):
             _drop(heappop(heads))
         rate = star.rate_bps
         if not heads or rate <= 0:
-            star.timer = None
-            return
+            return None
         remaining_bits = heads[0][0] - star.virtual_bits
-        self._set_timer(star, now + (remaining_bits if remaining_bits > 0.0 else 0.0) / rate, now)
-
-    def _set_timer(self, clock: Clock, at: float, now: float) -> None:
-        """A timer at `at` for `clock`, unless its pending one fires no later: that one re-arms when it
-        fires (starting transfers only ever push completions later, so this saves most timers)."""
-        if clock.timer is not None and now <= clock.timer_at <= at:
-            return
-        clock.timer_at = at
-        clock.timer = self.env.call_at(at, clock.on_timer)
+        return now + (remaining_bits if remaining_bits > 0.0 else 0.0) / rate
 
     def _on_class_timer(self, flow_class: FlowClass, timer: simpy.Event) -> None:
         if timer is not flow_class.timer:
@@ -264,8 +288,16 @@ class Network:
         flow_class.timer = None
         now = self.env.now
         active = flow_class.active
-        if flow_class.complete_due(flow_class.advance(now, flow_class.rate_bps)) != active:
-            self._redivide_one(flow_class, now)
+        dt = now - flow_class.updated_s  # Clock.advance, written out
+        if dt > 0:
+            flow_class.virtual_bits += flow_class.rate_bps * dt
+        flow_class.updated_s = now
+        if flow_class.complete_due(flow_class.virtual_bits) != active:
+            sharing = self.sharing  # _redivide_one, written out
+            if sharing.update_one(flow_class) and not sharing.old and not sharing.moves:
+                self._arm_class(flow_class, now)
+            else:
+                self._settle(sharing.old, sharing.moves, (flow_class,), now)
         else:
             self.env.idle_events += 1
             self._arm_class(flow_class, now)  # early: its rate fell since it was armed
@@ -275,14 +307,28 @@ class Network:
             self.env.idle_events += 1  # stale
             return
         star.timer = None
-        now = self.env.now
+        env = self.env
+        now = env.now
         star.advance(now, star.rate_bps)
         changed = self._complete_members(star)
-        self._arm_star(star, now)
-        if changed:
-            self._redivide(changed, now)
-        else:
-            self.env.idle_events += 1  # early
+        if not changed:
+            self._arm_star(star, now)
+            env.idle_events += 1  # early
+            return
+        # Armed at its next head at today's λ, but held back (Environment.hold_at: its place among
+        # this instant's events taken now): λ usually rises as members complete, the re-division
+        # re-arms it earlier, and this timer would only have fired stale.
+        at = self._star_due(star, now)
+        held = None
+        if at is not None:
+            held = env.hold_at(at, star.on_timer)
+            star.timer, star.timer_at = held[3], at
+        self._redivide(changed, now)
+        if held is not None:
+            if star.timer is held[3]:
+                env.push(held)
+            else:
+                env.drop(held)  # superseded
 
     def _complete_members(self, star: LinkLevel) -> list[FlowClass]:
         """The members of `star` whose head is due at its clock now: complete their due transfers,
@@ -322,7 +368,7 @@ class Network:
                 tied.append(flow_class)
             else:
                 _drop(entry)
-        tied.sort(key=_member_seq)
+        tied.sort(key=attrgetter("member_seq"))
         virtual_bits = star.virtual_bits
         for i, flow_class in enumerate(tied):
             if not _due(position + flow_class.offset, virtual_bits + flow_class.offset):
@@ -344,10 +390,6 @@ def _drop(entry: tuple[float, int, FlowClass]) -> None:
     """A heap entry taken out as stale: if it was its class's entry, the class has none now."""
     if entry[2].entry_seq == entry[1]:
         entry[2].entry_seq = -1
-
-
-def _member_seq(flow_class: FlowClass) -> int:
-    return flow_class.member_seq
 
 
 def _read(flow_class: FlowClass, now: float) -> float:

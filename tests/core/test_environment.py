@@ -115,3 +115,24 @@ def test_nothing_else_now_and_processed_events() -> None:
     env.run(until=1.5)
     assert answers == [False, True]  # the first one saw the second still due at t = 1
     assert processed_events(env) == 3  # two timeouts and run's own until-event
+
+
+def test_a_held_timer_keeps_its_place_and_a_dropped_one_is_booked_as_fired() -> None:
+    """hold_at takes a timer's place among the events of its instant when it is made: pushed later in
+    the same callback it still runs before a timeout for the same time made in between. A dropped one
+    never runs, but is booked as a timer that fired for nothing: processed, idle, and the clock of a
+    run whose queue empties ends at its time (2 s here, after the last event at 1 s)."""
+    env = Environment()
+    log: list[str] = []
+
+    def at_start(_event: object) -> None:
+        held = env.hold_at(1.0, lambda _e: log.append("held"))
+        env.call_at(1.0, lambda _e: log.append("made after"))
+        env.push(held)
+        env.drop(env.hold_at(2.0, lambda _e: log.append("dropped")))
+
+    env.call_later(0.0, at_start)
+    env.run()
+    assert log == ["held", "made after"]
+    assert env.now == 2.0 and env.idle_events == 1
+    assert processed_events(env) == 4  # the start, the two at 1 s and the dropped one

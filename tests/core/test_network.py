@@ -234,6 +234,53 @@ def test_idle_timers_are_counted_and_change_no_completion() -> None:
     assert env.now == 2.0  # the stale timer was still processed: the model's time is SimPy's
 
 
+def test_a_kept_route_is_the_class_transfer_finds() -> None:
+    """Network.route gives the flow class transfer() puts a path's transfers in (made once): two
+    transfers of 4 Mbit on a 8 Mbit/s cell, one through each entry, share it and end together at 1 s."""
+    env = Environment()
+    net = Network(env)
+    cell = Link("cell", 8e6)
+    route = net.route((cell,), 6e6)
+    assert net.route((cell,), 6e6) is route and net.route((cell,), None) is not route
+    a = net.transfer_in(route, 4e6 / 8)
+    b = net.transfer((cell,), 4e6 / 8, 6e6)
+    assert a.flow_class is b.flow_class is route and route.active == 2
+    ends: list[float] = []
+    for transfer in (a, b):
+        transfer.callbacks.append(lambda _event: ends.append(env.now))
+    env.run()
+    assert ends == pytest.approx([1.0, 1.0], rel=1e-12)
+
+
+def test_a_star_completion_queues_no_timer_that_would_fire_stale() -> None:
+    """Two cells (100 Mbit/s) under a 10 Mbit/s server link: a star on it, λ = 5 Mbit/s. A (1 Mbit)
+    ends at 0.2 s; B (2 Mbit, 1 received) is then alone at 10 Mbit/s and ends at 0.3 s. At A's end the
+    star's next head is due at 0.4 s at the old λ, but the re-division re-arms it for 0.3 s: that
+    timer is never queued (the star's callback runs twice, not three times), yet it is booked as
+    before, as an idle timer that fired for nothing at 0.4 s: the run ends there. (The other idle
+    timer is A's own, armed for 0.1 s while it was alone, stale once B's start made the star.)"""
+    env = Environment()
+    net = Network(env)
+    calls: list[float] = []
+    on_star_timer = net._on_star_timer
+
+    def counting(star, timer):  # bound into each star as it is made (Network._new_star)
+        calls.append(env.now)
+        on_star_timer(star, timer)
+
+    net._on_star_timer = counting  # type: ignore[method-assign]
+    server = Link("server", 10e6)
+    a = net.transfer((Link("cell a", 100e6), server), 1e6 / 8)
+    b = net.transfer((Link("cell b", 100e6), server), 2e6 / 8)
+    ends: dict[str, float] = {}
+    a.callbacks.append(lambda _event: ends.setdefault("a", env.now))
+    b.callbacks.append(lambda _event: ends.setdefault("b", env.now))
+    env.run()
+    assert ends == pytest.approx({"a": 0.2, "b": 0.3}, rel=1e-12)
+    assert calls == pytest.approx([0.2, 0.3], rel=1e-12)
+    assert env.idle_events == 2 and env.now == pytest.approx(0.4, rel=1e-12)
+
+
 def test_star_members_due_together_complete_in_the_order_of_their_last_change() -> None:
     """Three cells (100 Mbit/s each) under a 10 Mbit/s server link: a star on it. A, B and C (8 Mbit
     each) start together, so their heads are due at one instant; B2 starts in
