@@ -97,17 +97,9 @@ class Environment(simpy.Environment):
     def call_at(self, time_s: float, callback: Callback) -> Timeout:
         """:meth:`call_later` at the absolute time `time_s` (not now + a delay: the same float as
         when `time_s` was computed, whenever this is called)."""
-        delay_s = time_s - self._now
-        if delay_s < 0:
-            raise ValueError(f"{time_s} is in the past (now {self._now})")
-        event = _new_object(Timeout)
-        event.env = self
-        event.callbacks = [callback]
-        event._value = None
-        event._delay = delay_s
-        event._ok = True
-        heappush(self._queue, (time_s, NORMAL, next(self._eid), event))
-        return event
+        entry = self.hold_at(time_s, callback)
+        heappush(self._queue, entry)
+        return entry[3]
 
     def hold_at(self, time_s: float, callback: Callback) -> tuple[float, EventPriority, int, Timeout]:
         """:meth:`call_at`'s timeout and queue entry, not queued yet: :meth:`push` queues it later in

@@ -23,6 +23,7 @@ from simulator.network import Link, Network, Transfer
 from simulator.trace.recorder import EVENT_CODES
 
 if TYPE_CHECKING:
+    from simulator.network.flows import FlowClass
     from simulator.trace.recorder import TraceRecorder
 
 
@@ -198,27 +199,25 @@ class RoundProcess:
         self._target = self.env.call_later(self.device.latency_s(), self._download_start)
 
     def _download_start(self, _event: simpy.Event) -> None:
-        """Start the download and wait for it (the transfer is the event that succeeds). Waiting on it
-        after starting it is the same as before: it is processed only after this callback returns.
-        (Written out here and in :meth:`_upload_start`: a shared helper was a frame per transfer.)"""
-        device, network = self.device, self.owner.network
+        device = self.device
         route = device.down_route
-        if route is None:
-            route = device.down_route = network.route(device.down_links, device.cap_bps)
-        transfer = self.transfer = network.transfer_in(route, self.job.shape.download_bytes)
-        done = self._download_done
-        transfer.callbacks.append(done)
-        self.phase, self._target, self._callback = _DOWN, transfer, done
+        if route is None:  # kept from the first transfer on: no path key built per transfer
+            route = device.down_route = self.owner.network.route(device.down_links, device.cap_bps)
+        self._wait_transfer(_DOWN, route, self.job.shape.download_bytes, self._download_done)
 
     def _upload_start(self, _event: simpy.Event) -> None:
-        device, network = self.device, self.owner.network
+        device = self.device
         route = device.up_route
         if route is None:
-            route = device.up_route = network.route(device.up_links, device.cap_bps)
-        transfer = self.transfer = network.transfer_in(route, self.job.shape.upload_bytes)
-        done = self._upload_done
+            route = device.up_route = self.owner.network.route(device.up_links, device.cap_bps)
+        self._wait_transfer(_UP, route, self.job.shape.upload_bytes, self._upload_done)
+
+    def _wait_transfer(self, phase: int, route: FlowClass, size_bytes: int, done: Callable[[simpy.Event], None]) -> None:
+        """Start this phase's transfer on `route` and wait for it (the transfer is the event that
+        succeeds; waiting on it after starting it is the same: it is processed after this callback)."""
+        transfer = self.transfer = self.owner.network.transfer_in(route, size_bytes)
         transfer.callbacks.append(done)
-        self.phase, self._target, self._callback = _UP, transfer, done
+        self.phase, self._target, self._callback = phase, transfer, done
 
     def _download_done(self, _event: simpy.Event) -> None:
         job, device, owner = self.job, self.device, self.owner
