@@ -47,7 +47,7 @@ def group_plans(scenario: Scenario, file: Path) -> list[dict[str, Any]]:
     from simulator.engine import Simulation
     from simulator.environment import Environment
     from simulator.engine.planning import local_steps
-    from simulator.engine.world import aggregation_deadline, build_devices, build_network, device_budget
+    from simulator.engine.world import aggregation_deadline, build_devices, build_network
 
     sim = Simulation(scenario, Path("."), scenario_file=str(file), base_dir=file.resolve().parent, timing_only=True)
     planner = sim.make_planner()
@@ -62,7 +62,7 @@ def group_plans(scenario: Scenario, file: Path) -> list[dict[str, Any]]:
                                  "variants": {}}
         worst = None
         for device in (d for d in devices if d.group == g):
-            budget = device_budget(profile, device.power_mode)
+            budget = sim.budgets[g]
             steps = local_steps(sim.workload.samples(device.index), wl.batch_size, wl.local_epochs, wl.local_steps)
             compute_budget = None
             if deadline is not None:  # as the engine does: the round's deadline less a model's download and upload

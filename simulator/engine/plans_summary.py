@@ -15,17 +15,16 @@ from simulator.engine.planning import DeviceBudget, Planner, SubmodelChoice
 from simulator.engine.step_times import step_time_sources
 from simulator.engine.summary import devices_by_group
 from simulator.engine.workload_info import WorkloadInfo
-from simulator.engine.world import device_budget
 from simulator.fleet.device import Device
 
 
-def plans_extra(workload: WorkloadInfo, scenario: Scenario, profiles: list[DeviceProfile], planner: Planner,
+def plans_extra(workload: WorkloadInfo, scenario: Scenario, profiles: list[DeviceProfile],
+                budgets: dict[int, DeviceBudget], planner: Planner,
                 devices: list[Device], plans: list[SubmodelChoice]) -> dict[str, Any]:
     """Per device class: the plan with the largest memory peak (the class's worst case, what a
     planner sizes for), how many devices the class has, and every distinct (depth, width) chosen
     in it: power modes and shard sizes (local steps against a deadline) can differ within a class."""
     by_profile: dict[str, dict[str, Any]] = {}
-    budgets: dict[tuple[int, str], DeviceBudget] = {}
     for device, plan in zip(devices, plans):
         entry = by_profile.get(device.profile_name)
         if entry is None or plan.peak_memory_bytes > entry["peak_memory_bytes"]:
@@ -48,17 +47,10 @@ def plans_extra(workload: WorkloadInfo, scenario: Scenario, profiles: list[Devic
         "exits": planner.exits,
         "submodels_by_profile": by_profile,
         "step_times": step_time_sources(planner, [
-            (profiles[d.group], _budget(budgets, profiles, d.group, d.power_mode), plan)
+            (profiles[d.group], budgets[d.group], plan)
             for d, plan in zip(devices, plans)]),
     }
 
-
-def _budget(cache: dict[tuple[int, str], DeviceBudget], profiles: list[DeviceProfile], group: int, mode: str) -> DeviceBudget:
-    """A group's device budget in `mode`, built once (a 100,000-device fleet has a few dozen)."""
-    key = (group, mode)
-    if key not in cache:
-        cache[key] = device_budget(profiles[group], mode)
-    return cache[key]
 
 def group_plans(scenario: Scenario, profiles: list[DeviceProfile], devices: list[Device],
                 plans: list[SubmodelChoice]) -> list[dict[str, Any]]:

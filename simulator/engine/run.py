@@ -23,7 +23,7 @@ from simulator.engine.faults import schedule_faults
 from simulator.engine.model_hooks import LearnerHooks, TimingHooks
 from simulator.engine.plans_summary import group_plans, plans_extra
 from simulator.engine.summary import build_summary, close_device_accounts, write_device_rows
-from simulator.engine.world import (aggregation_deadline, build_devices, build_network, device_budget,
+from simulator.engine.world import (aggregation_deadline, build_devices, build_network,
                                     start_availability)
 from simulator.environment import Environment
 from simulator.fleet.device import ClientRound, Device, Job, JobShape
@@ -70,8 +70,7 @@ class SimulationRun:
         self.time_to_target_s: float | None = None
         self.target_rule = scenario.stop.target_rule()
         self.rolling = sim.algorithm.pruning.depth == "rolling"
-        self.budgets = {g: device_budget(p, scenario.fleet[g].power_mode or p.default_power_mode)
-                        for g, p in enumerate(sim.profiles)}
+        self.budgets = sim.budgets
         # A job's shape depends only on its device's plan: computed once per device (devices with equal
         # shapes share one), unless rolling depth windows move the plan from job to job.
         self.job_shapes: dict[int, JobShape] = {}
@@ -264,7 +263,7 @@ class SimulationRun:
                 self.stop_reason = failure.stop_reason
         if self.learner is not None:
             self.learner.close()
-        extra = plans_extra(sim.workload, scenario, sim.profiles, self.planner, devices, self.plans)
+        extra = plans_extra(sim.workload, scenario, sim.profiles, self.budgets, self.planner, devices, self.plans)
         summary = build_summary(
             scenario_name=scenario.name, algorithm=sim.algorithm.name, seed=scenario.seed,
             timing_only=self.learner is None, devices=devices, wall_s=end_s, versions=server.version, totals=totals,

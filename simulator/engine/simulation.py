@@ -14,10 +14,10 @@ from simulator.config.algorithm import resolve_algorithm
 from simulator.config.scenario import Scenario
 from simulator.engine.failure import RunOutcome, scenario_plugin_files
 from simulator.engine.faults import fault_device_indices
-from simulator.engine.planning import DeviceBudget, Planner, SubmodelChoice, exit_mode, local_steps
+from simulator.engine.planning import Planner, SubmodelChoice, exit_mode, local_steps
 from simulator.engine.run import SimulationRun
 from simulator.engine.workload_info import WorkloadInfo, describe_workload
-from simulator.engine.world import aggregation_deadline, device_budget, load_profiles, optimizer_kind
+from simulator.engine.world import aggregation_deadline, group_budgets, load_profiles, optimizer_kind
 from simulator.errors import InputError
 from simulator.fleet.device import Device
 from simulator.output.checkpoint import Checkpoint, ReplayClock
@@ -61,6 +61,7 @@ class Simulation:
             raise err.with_file(scenario_file) if scenario_file else err
         refuse_pruned_user_models(scenario.workload, self.algorithm, scenario_file)
         self.profiles = load_profiles(scenario, self.base_dir, scenario_file)
+        self.budgets = group_budgets(scenario, self.profiles)  # the planner's view of each group's devices
         self._check_k()
         self.fault_devices = self._resolve_fault_devices()
         self.workload: WorkloadInfo = describe_workload(scenario, self.base_dir, timing_only, scenario_file)
@@ -98,11 +99,8 @@ class Simulation:
         planner = self.make_planner()
         deadline = aggregation_deadline(self.algorithm)
         choices = []
-        budgets: dict[tuple[int, str], DeviceBudget] = {}  # one per group and mode, not per device
         for device in devices:
-            profile = self.profiles[device.group]
-            key = (device.group, device.power_mode)
-            budget = budgets.get(key) or budgets.setdefault(key, device_budget(profile, device.power_mode))
+            budget = self.budgets[device.group]
             steps = self.steps(device.index)
             compute_budget = None
             if deadline is not None:

@@ -69,6 +69,13 @@ def device_budget(profile: DeviceProfile, mode: str) -> DeviceBudget:
     )
 
 
+def group_budgets(scenario: Scenario, profiles: list[DeviceProfile]) -> dict[int, DeviceBudget]:
+    """Each fleet group's device budget: its devices share its profile and power mode, so one object
+    per group serves them all (the planner's caches key on the budget: one per device, each with its
+    own closure, never hit; a 100,000-device set-up built 200,000 of them)."""
+    return {g: device_budget(p, scenario.fleet[g].power_mode or p.default_power_mode) for g, p in enumerate(profiles)}
+
+
 def aggregation_deadline(algorithm: ResolvedAlgorithm) -> float | None:
     value = algorithm.aggregation.get("deadline_s")
     return float(value) if value is not None else None
