@@ -5,7 +5,7 @@ whatever the numbers are."""
 PAPER = {"acc_pp": 8.8, "util_x": 1.2, "mem_rel": -0.22, "time_rel": -0.24}
 
 ABLATION_NOTES = {
-    "abl-default": "Co-S²P as in the comparison: semi-async K = 8 / 120 s with absolute staleness damping, per-client "
+    "abl-default": "Co-S²P as in the comparison: semi-async K = 8 / 120 s with relative staleness weights, per-client "
                    "importance width + rolling depth, deepest-exit KD",
     "abl-agg-sync": "synchronous rounds with the same 120 s deadline (same submodels; updates not in by then are dropped)",
     "abl-memfit-semi-async": "semi-async K = 8 / 120 s; submodels fitted to memory only",
@@ -32,7 +32,7 @@ SETUP = """| | the paper | fleetsim here |
 | model scale | "up to 0.11 B parameters", CV and NLP | time, traffic and memory planned for ViT-B/16 at 224² (86 M) and BERT-base at 128 tokens (110 M), Adam |
 | what is trained | the large model itself | proxies with the planned family and its 12 blocks (`vit-b-proxy`, `bert-base-proxy`: width 32, 8 heads), so a planned submodel trains the same blocks; a second image proxy (`vit small`: 4 blocks of width 64) for rank stability |
 | data | unpublished datasets, non-IID | seeded compositional tasks that need more than a linear read-out and rise slowly: `synthetic-shapes` (16×16 images, a class = two textures anywhere, distractors, noise) and `synthetic-motifs` (16 tokens, a class = two motif tokens shared with other classes, distractors, noisy evidence); Dirichlet α = 0.5 |
-| Co-S²P mechanism | only named in the abstract | reconstructed: semi-async K = 8 / 120 s deadline, polynomial staleness (a = 0.5, max 8) damping each update absolutely (FedBuff's form), per-client Taylor-importance width + rolling depth fitted to memory and deadline (importance batches charged to the device), deepest-exit self-distillation |
+| Co-S²P mechanism | only named in the abstract | reconstructed: semi-async K = 8 / 120 s deadline, polynomial staleness (a = 0.5, max 8) as relative weights within each merge (the ablation's choice over FedBuff's absolute damping), per-client Taylor-importance width + rolling depth fitted to memory and deadline (importance batches charged to the device), deepest-exit self-distillation |
 | baselines | "state-of-the-art", unnamed | FedAvg, HeteroFL, FedRolex, DepthFL, FedAsync, FedBuff (K = 4, server lr 0.5, absolute staleness damping), FedBuff with memory-fitted HeteroFL submodels (`fedbuff-fit`), TimelyFL (same K and deadline; partial training of the output-side blocks, steps cut to fit), 50 % unstructured magnitude pruning |
 | optimizer | unknown | Adam, lr 0.001, batch 32, 3 local epochs |"""
 

@@ -11,13 +11,15 @@ by seed (so an interrupted run leaves whole seeds behind). Run folders go to
 the page is written from the planned runs' folders only: per method mean ± std, seed-paired differences with 95 %
 intervals, the ablations' verdicts, and Kendall's τ of the methods' ranks across proxies and tasks.
 Each finished run prints a line with how long the runs still to go should take on ``--jobs`` idle
-cores (from the CPU time per simulated second of the runs so far). A page built from fewer seeds or
-shorter budgets than the sweep files' says so under its header.
+cores (from the CPU time per simulated second of the runs so far). A page built from fewer seeds,
+shorter budgets or fewer runs than the sweep files' says so under its header. A run counts only if its
+folder's ``scenario.yaml`` is the scenario planned now, resolved (so a preset changed since is run
+again by ``--resume`` and left off by ``--reuse``).
 
     python scripts/reproduce_paper.py --quick          # 2 seeds, ¼ budget: a look, plus the full run's estimate
     python scripts/reproduce_paper.py                  # everything: about 7 h on two idle cores (51,000 CPU-s)
     python scripts/reproduce_paper.py --reuse          # rebuild the page from reports/paper/ only
-    python scripts/reproduce_paper.py --resume         # run only what an interrupted run left undone
+    python scripts/reproduce_paper.py --resume         # run only what is undone or out of date
     python scripts/reproduce_paper.py --seeds 0 --sweeps paper_comparison --page /tmp/r.md   # one sweep, one seed
 """
 
@@ -193,14 +195,37 @@ def save_timings(out: Path, timings: dict[str, tuple[float, str | None, float]])
 
 
 def load_timings(out: Path, planned: list[Planned]) -> dict[str, tuple[float, str | None, float]]:
-    """The stored timings of the planned runs whose folders still hold a summary. Folders are matched
-    by their resolved paths, so the timings still apply when ``--out`` is reached another way (a
-    symlink, a relative path, a moved checkout holding the same folders)."""
+    """The stored timings of the planned runs whose folders hold a summary and record the very scenario
+    planned now (see `is_current`). Folders are matched by their resolved paths, so the timings still
+    apply when ``--out`` is reached another way (a symlink, a relative path, a moved checkout holding
+    the same folders)."""
     path = out / TIMINGS_FILE
     known = json.loads(path.read_text()) if path.exists() else {}
     by_resolved = {str(Path(k).resolve()): v for k, v in known.items()}
     return {str(p.run_dir): tuple(by_resolved[str(p.run_dir.resolve())]) for p in planned  # type: ignore[misc]
-            if str(p.run_dir.resolve()) in by_resolved and (p.run_dir / "summary.json").exists()}
+            if str(p.run_dir.resolve()) in by_resolved and is_current(p)}
+
+
+def is_current(p: Planned) -> bool:
+    """Whether `p`'s folder holds a finished run of the scenario planned now: its summary is there and
+    its ``scenario.yaml`` equals the planned scenario resolved as a run records it (preset merged,
+    every default filled in). A run made before a preset or a sweep file changed is not current:
+    ``--resume`` runs it again and ``--reuse`` leaves it off the page (which then says it is partial).
+    The record is read as plain YAML (safe loader), never executed."""
+    import yaml
+
+    from simulator.config.loading import validate_data
+    from simulator.config.scenario import Scenario
+    from simulator.engine.resolved import resolved_document
+
+    record = p.run_dir / "scenario.yaml"
+    if not (p.run_dir / "summary.json").is_file() or not record.is_file():
+        return False
+    try:
+        recorded = yaml.safe_load(record.read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    return recorded == resolved_document(validate_data(p.scenario, Scenario))
 
 
 def collect(planned: list[Planned]) -> dict[str, dict[str, Any]]:
@@ -210,7 +235,7 @@ def collect(planned: list[Planned]) -> dict[str, dict[str, Any]]:
         task, target = SWEEPS[p.sweep]
         entry = by_sweep.setdefault(p.sweep, {"task": task, "target": target, "budget_s": p.budget_s,
                                               "rows": [], "missing": []})
-        if not (p.run_dir / "summary.json").exists():
+        if not is_current(p):  # not run, failed, or made under an older preset or sweep file
             entry["missing"].append(p.name)
             continue
         row = run_metrics(p.run_dir, target, p.budget_s)
@@ -235,8 +260,9 @@ def host_info() -> str:
             f"torch {torch.__version__}")
 
 
-def partial_note(planned: list[Planned], full: list[Planned], quick: bool) -> str | None:
-    """What part of the full run (the sweep files' seeds at their budgets) a page holds; None if all."""
+def partial_note(planned: list[Planned], full: list[Planned], quick: bool, missing: int = 0) -> str | None:
+    """What part of the full run (the sweep files' seeds at their budgets) a page holds; None if all.
+    `missing`: planned runs with no current result (not run, failed, or made under an older scenario)."""
     seeds, all_seeds = sorted({p.seed for p in planned}), sorted({p.seed for p in full})
     parts = []
     if seeds != all_seeds:
@@ -244,11 +270,14 @@ def partial_note(planned: list[Planned], full: list[Planned], quick: bool) -> st
                      f"{', '.join(map(str, all_seeds))}")
     if quick:
         parts.append(f"{QUICK_BUDGET:g} of every simulated budget")
-    if not parts:
+    if not parts and not missing:
         return None
-    return (f"This page holds {' at '.join(parts)} ({len(planned)} of {len(full)} runs): fewer seed pairs "
-            "make every interval wider, so more differences read as ties. The full page: "
-            "`python scripts/reproduce_paper.py --resume`.")
+    held = f"{' at '.join(parts)} ({len(planned) - missing} of {len(full)} runs)" if parts else \
+        f"{len(planned) - missing} of the {len(full)} runs"
+    absent = (f"; {missing} planned runs are not on it (not run yet, failed, or made under an older preset or "
+              "sweep file)") if missing else ""
+    return (f"This page holds {held}{absent}: fewer seed pairs make every interval wider, so more differences "
+            "read as ties. The full page: `python scripts/reproduce_paper.py --resume`.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,10 +287,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweeps", nargs="+", default=list(SWEEPS), choices=list(SWEEPS))
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "paper")
     parser.add_argument("--page", type=Path, default=ROOT / "docs" / "results.md")
-    parser.add_argument("--reuse", action="store_true", help="do not run; rebuild the page from the run folders")
+    parser.add_argument("--reuse", action="store_true", help=(
+        "do not run; rebuild the page from the run folders (a run whose scenario.yaml is not the "
+        "planned scenario, say one made under an older preset, is left off and the page says so)"))
     parser.add_argument("--resume", action="store_true", help=(
-        "keep every planned run that finished (its summary.json and timing are there), run the others, "
-        "then write the page from all of them"))
+        "keep every planned run that finished (its summary.json and timing are there) and records the "
+        "very scenario planned now (its scenario.yaml), run the others, then write the page from all of them"))
     parser.add_argument("--quick", action="store_true", help=(
         f"seeds {', '.join(map(str, QUICK_SEEDS))} at {QUICK_BUDGET:g} of every budget, page to reports/paper/quick.md; "
         "prints the full run's estimated time"))
@@ -304,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     write_page(args.page, results=results, planned=planned, timings=timings, command=command.strip(),
                elapsed_s=elapsed_s, host=host_info(), reused=args.reuse,
                validation_file=ROOT / "docs" / "cost_model_validation.md", estimate=estimate,
-               partial=partial_note(planned, plan(args.sweeps, None, args.out), args.quick))
+               partial=partial_note(planned, plan(args.sweeps, None, args.out), args.quick,
+                                    missing=sum(len(e["missing"]) for e in results.values())))
     (args.out).mkdir(parents=True, exist_ok=True)
     for stem, entry in results.items():
         if entry["agg"] is not None:

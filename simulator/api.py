@@ -19,6 +19,7 @@ from simulator.output.checkpoint import CHECKPOINT_FILE, RUN_OPTIONS_FILE, load_
 from simulator.config.input_files import read_input_text
 from simulator.config.loading import load_yaml_model, validate_data
 from simulator.config.scenario import Scenario
+from simulator.engine.resolved import resolved_document
 from simulator.engine.simulation import ProgressFn, Simulation
 from simulator.errors import InputError, RunError
 from simulator.engine.failure import RunFailed, RunInterrupted, preparing_failure
@@ -139,9 +140,7 @@ def run(
     folder = claim_run_dir(resolve_run_dir(scenario, out), force, scenario_file=file)
     try:
         simulation.run_dir = folder.path
-        resolved = scenario.model_dump(mode="json")
-        resolved["algorithm"] = simulation.algorithm.as_dict()
-        write_yaml(folder.path / "scenario.yaml", resolved)
+        write_yaml(folder.path / "scenario.yaml", resolved_document(scenario))
         write_run_options(folder.path, {"base_dir": str(base_dir), "timing_only": timing_only,
                                         "checkpoint_every_s": checkpoint_every_s, "scenario_file": file})
     except BaseException as exc:

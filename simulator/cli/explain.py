@@ -17,16 +17,6 @@ from typing import Any
 from simulator.config.scenario import Scenario
 
 
-def resolved_document(scenario: Scenario) -> dict[str, Any]:
-    """The scenario with its algorithm resolved (preset merged with overrides, every key present)."""
-    from simulator.config.algorithm import resolve_algorithm
-    from simulator.server.registry import policy_params
-
-    document = scenario.model_dump(mode="json")
-    document["algorithm"] = resolve_algorithm(scenario.algorithm, policy_params).as_dict()
-    return document
-
-
 def unset_notes(scenario: Scenario, aggregation: dict[str, Any]) -> dict[str, str]:
     """What each aggregation key left at null means, from the policy's own field description."""
     from simulator.server.registry import resolve_policy

@@ -122,7 +122,8 @@ def register(app: typer.Typer) -> None:
         scenario group: width, depth, peak vs usable memory, step time."""
         import yaml
 
-        from simulator.cli.explain import PLAN_HEADERS, group_plans, plan_rows, resolved_document, unset_notes
+        from simulator.cli.explain import PLAN_HEADERS, group_plans, plan_rows, unset_notes
+        from simulator.engine.resolved import resolved_document
 
         check_format(fmt, ("table", "json"))
         scenario = _load(scenario_file)

@@ -210,12 +210,15 @@ def test_staleness_mode_picks_relative_or_absolute_damping(policy: str, mode: st
         assert merge_mode == "delta" and g == pytest.approx((30 + 25) * 0.5 / 0.5)
 
 
-def test_fedbuff_presets_damp_absolutely_and_default_policies_stay_relative() -> None:
+def test_fedbuff_presets_damp_absolutely_and_co_s2p_and_default_policies_stay_relative() -> None:
+    """FedBuff as published damps absolutely; Co-S²P uses relative weights, as its ablation supports."""
     from simulator.config.algorithm import resolve_algorithm
     from simulator.server.registry import policy_params
     from simulator.config.scenario import AlgorithmSpec
 
     for name in ("fedbuff", "fedbuff-fit"):
         assert resolve_algorithm(AlgorithmSpec(name=name), policy_params).aggregation["staleness_mode"] == "absolute"
+    co_s2p = resolve_algorithm(AlgorithmSpec(name="co-s2p", aggregation={"k": 8}), policy_params)
+    assert co_s2p.aggregation["staleness_mode"] == "relative"
     plain = resolve_algorithm(AlgorithmSpec(name="fedavg", aggregation={"policy": "buffered"}), policy_params)
     assert plain.aggregation["staleness_mode"] == "relative"

@@ -71,13 +71,24 @@ def test_the_full_run_estimate_scales_measured_rates_to_the_full_plan(tmp_path: 
 
 
 @pytest.mark.slow
+def _finish(p: rp.Planned) -> None:
+    """What a finished run leaves that the script reads: its summary and its resolved scenario."""
+    from simulator.config.loading import validate_data
+    from simulator.config.scenario import Scenario
+    from simulator.engine.resolved import resolved_document
+    from simulator.output.folder import write_yaml
+
+    p.run_dir.mkdir(parents=True)
+    (p.run_dir / "summary.json").write_text("{}")
+    write_yaml(p.run_dir / "scenario.yaml", resolved_document(validate_data(p.scenario, Scenario)))
+
+
 def test_timings_survive_for_a_reused_page(tmp_path: Path) -> None:
     planned = rp.plan(["paper_distillation"], [0], tmp_path)
     rp.save_timings(tmp_path, {str(planned[0].run_dir): (12.0, None, 4.5), str(planned[1].run_dir): (3.0, "boom", 1.0)})
     rp.save_timings(tmp_path, {str(planned[2].run_dir): (7.0, None, 2.0)})  # merged, not replaced
     for p in planned[:2]:
-        p.run_dir.mkdir(parents=True)
-        (p.run_dir / "summary.json").write_text("{}")
+        _finish(p)
     loaded = rp.load_timings(tmp_path, planned)
     # only runs whose folder still holds a summary come back (the third's folder is gone)
     assert loaded == {str(planned[0].run_dir): (12.0, None, 4.5), str(planned[1].run_dir): (3.0, "boom", 1.0)}
@@ -89,8 +100,7 @@ def test_resume_runs_only_what_did_not_finish_and_keeps_the_rest(tmp_path: Path,
     rp.save_timings(tmp_path, {str(finished.run_dir): (12.0, None, 4.5), str(failed.run_dir): (3.0, "boom", 1.0),
                                str(folder_gone.run_dir): (7.0, None, 2.0)})
     for p in (finished, failed):
-        p.run_dir.mkdir(parents=True)
-        (p.run_dir / "summary.json").write_text("{}")
+        _finish(p)
     asked: list[list[str]] = []
 
     class Stop(Exception):

@@ -291,3 +291,42 @@ def test_the_remaining_time_comes_from_the_cpu_rates_of_finished_runs() -> None:
     assert rp.expected_cpu_s(run("s", "new", 0, 100.0), rates) == pytest.approx(30.0)      # sweep mean 0.3
     assert rp.expected_cpu_s(run("u", "x", 0, 10.0), rates) == pytest.approx(3.0)         # everything's
     assert rp.expected_cpu_s(run("u", "x", 0, 10.0), {}) == 0.0
+
+
+def test_resume_and_reuse_keep_only_runs_of_the_scenario_planned_now(tmp_path: Path) -> None:
+    """reproduce_paper.is_current / load_timings: a finished run counts only while its scenario.yaml is
+    the planned scenario resolved; a run made under another preset (here: the staleness mode the
+    co-s2p preset had before) or with a broken record is run again, never read."""
+    import copy
+    import json
+
+    import yaml
+
+    import reproduce_paper as rp
+    from simulator.config.loading import validate_data
+    from simulator.config.scenario import Scenario
+    from simulator.engine.resolved import resolved_document
+    from simulator.output.folder import write_yaml
+
+    scenario = yaml.safe_load((ROOT / "scenarios" / "quickstart.yaml").read_text())
+    run_dir = tmp_path / "paper_comparison_sequence" / "v__seed=0"
+    run_dir.mkdir(parents=True)
+    planned = rp.Planned("paper_comparison_sequence", "v__seed=0", "co-s2p", 0, scenario, run_dir, 100.0, 1.0)
+    assert not rp.is_current(planned)                               # nothing there yet
+    write_yaml(run_dir / "scenario.yaml", resolved_document(validate_data(scenario, Scenario)))
+    assert not rp.is_current(planned)                               # no summary: not finished
+    (run_dir / "summary.json").write_text("{}")
+    assert rp.is_current(planned)
+    (tmp_path / rp.TIMINGS_FILE).write_text(json.dumps({str(run_dir): [1.0, None, 2.0]}))
+    assert rp.load_timings(tmp_path, [planned]) == {str(run_dir): (1.0, None, 2.0)}
+
+    older = copy.deepcopy(scenario)                                 # the record of an older preset
+    older["algorithm"]["aggregation"]["staleness_mode"] = "absolute"
+    write_yaml(run_dir / "scenario.yaml", resolved_document(validate_data(older, Scenario)))
+    assert not rp.is_current(planned) and rp.load_timings(tmp_path, [planned]) == {}
+    entry = rp.collect([planned])["paper_comparison_sequence"]     # the page leaves it off
+    assert entry["missing"] == ["v__seed=0"] and entry["rows"] == []
+    (run_dir / "scenario.yaml").write_text("algorithm: [unclosed\n")  # a broken record
+    assert not rp.is_current(planned)
+    note = rp.partial_note([planned], [planned], quick=False, missing=1)
+    assert note is not None and "0 of the 1 runs; 1 planned runs are not on it" in note
