@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Co-S²P on the quickstart with relative vs absolute staleness damping, seed-paired.
 
-The evidence behind the co-s2p preset's ``staleness_mode`` (simulator/config/algorithm.py): the
+Evidence on the quickstart for the co-s2p preset's ``staleness_mode`` (simulator/config/algorithm.py;
+the preset follows the paper-testbed ablation ``abl-staleness-absolute`` of
+scenarios/sweeps/paper_ablations.yaml, where the two differ; on the quickstart they do not): the
 quickstart scenario (16 Jetsons, K = 8, 120 s deadline, polynomial s(τ) = (1+τ)^-0.5, server_lr 1)
 run for its whole 7,200 simulated seconds (no target stop) under each mode, seeds 0 … 4, in a pool of
 ``--jobs`` workers. Prints one JSON line per run and the seed-paired differences (absolute minus
