@@ -19,6 +19,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +44,20 @@ class Variant:
     scenario: dict[str, Any]    # the full scenario mapping (paths absolute, seed set, report off)
     timing_only: bool
 
-    def fingerprint(self) -> str:
-        """Changes whenever what this variant would compute changes (for safe resuming)."""
-        text = json.dumps({"scenario": self.scenario, "timing_only": self.timing_only}, sort_keys=True, default=str)
+    @cached_property
+    def _fingerprint(self) -> str:
+        from simulator.engine.resolved import resolved_document
+
+        resolved = resolved_document(validate_data(self.scenario, Scenario))
+        text = json.dumps({"scenario": resolved, "timing_only": self.timing_only}, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def fingerprint(self) -> str:
+        """Changes whenever what this variant would compute changes (for safe resuming): a hash of the
+        scenario as the run records it, every default filled in and the algorithm's preset resolved, so
+        a preset or a default changed in fleetsim since a variant ran makes it run again, as an edited
+        sweep file does. (Device profile files are named, not hashed: an edited profile is not seen.)"""
+        return self._fingerprint
 
 
 # ------------------------------------------------------------------ names

@@ -1,9 +1,10 @@
 """``run_sweep``: expand a sweep file, run what is not finished yet, write the tables and the report.
 
 Resuming. The sweep folder keeps ``manifest.json``: every variant's name and a fingerprint of its
-full scenario. A variant counts as finished when its folder has ``summary.json`` (the engine writes it
-last, atomically) *and* its fingerprint matches the current sweep file — so editing the base or a
-value re-runs exactly the variants it changed. Anything else (never started, killed half-way, failed)
+full scenario, resolved as the run records it. A variant counts as finished when its folder has
+``summary.json`` (the engine writes it last, atomically) *and* its fingerprint matches the current
+sweep file — so editing the base or a value, or a fleetsim whose presets or defaults changed, re-runs
+exactly the variants it changed. Anything else (never started, killed half-way, failed)
 is run again into a fresh folder. ``force`` re-runs every variant.
 """
 

@@ -155,3 +155,25 @@ def test_shipped_sweeps_expand_to_valid_scenarios() -> None:
     capacity = expand(load_sweep(ROOT / "scenarios" / "sweeps" / "capacity_plan.yaml"))
     assert len({tuple(g["count"] for g in v.scenario["fleet"]) for v in capacity}) > 3
     assert all(v.scenario["stop"].get("target_accuracy") for v in capacity)
+
+
+def test_a_preset_changed_since_a_variant_ran_makes_it_unfinished(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The resume fingerprint is of the scenario resolved as the run records it: the same sweep file
+    under a fleetsim whose preset changed (here co-s2p's staleness mode, as it did once) is not the
+    same computation, and `is_finished` says so although the summary is there."""
+    from simulator.config.algorithm import PRESETS
+    from simulator.sweep.runner import is_finished
+
+    path = write_sweep(tmp_path, {"grid": {"algorithm.name": ["co-s2p", "fedavg"]}, "timing_only": True})
+    before = expand(load_sweep(path))
+    out = tmp_path / "out"
+    manifest = {"variants": {v.name: {"fingerprint": v.fingerprint()} for v in before}}
+    for v in before:
+        (out / v.name).mkdir(parents=True)
+        (out / v.name / "summary.json").write_text("{}")
+    assert all(is_finished(out, v, manifest) for v in expand(load_sweep(path)))   # nothing changed
+    aggregation = dict(PRESETS["co-s2p"]["aggregation"], staleness_mode="absolute")
+    monkeypatch.setitem(PRESETS["co-s2p"], "aggregation", aggregation)
+    after = {v.values["algorithm.name"]: is_finished(out, v, manifest) for v in expand(load_sweep(path))}
+    assert after == {"co-s2p": False, "fedavg": True}
