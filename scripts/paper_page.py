@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from paper_metrics import claims, claims_table, markdown_table, memory_table, method_table, utilization_table
+from paper_parts import parts_section
 from paper_stats import kendall_tau, paired_differences, ranking, verdict
 from paper_text import ABLATION_NOTES, BUDGET_NOTE, CAVEATS, PAPER, SETUP
 
@@ -316,7 +317,7 @@ def _summary_table(claim_lines: dict[str, list[str]], tasks: list[dict[str, Any]
             cells.append(found[-1] if found else "–")
         rows.append([title.split(" (")[0], title.split("paper: ")[1].rstrip(")")] + cells)
     return ["## In short", "", markdown_table(["claim", "paper"] + [t["task"] for t in tasks], rows, "ll" + "l" * len(tasks)),
-            "", "Details, with the numbers behind each verdict:", ""]
+            ""]
 
 
 def _engine_notes(abl: dict[str, Any] | None) -> list[str]:
@@ -377,7 +378,8 @@ def write_page(path: Path, *, results: dict[str, Any], planned: list[Any], timin
     for title, fn in CLAIMS:
         claim_lines[title] = [fn(e["task"], e) for e in tasks.values()]
         lines += [f"### {title}", ""] + claim_lines[title] + [""]
-    lines[summary_at:summary_at] = _summary_table(claim_lines, list(tasks.values()))
+    lines[summary_at:summary_at] = (_summary_table(claim_lines, list(tasks.values())) + parts_section(results)
+                                    + ["Details, with the numbers behind each verdict:", ""])
     lines += ["## Setup: the paper's and ours", "", SETUP, "", "## What was run", "",
               _runs_table(results, planned, timings), "", BUDGET_NOTE + (f" Here, {estimate}." if estimate else ""), ""]
     failures = {k: t[1] for k, t in timings.items() if t[1]}

@@ -259,6 +259,38 @@ def test_ablation_verdicts_come_from_seed_paired_intervals() -> None:
     assert "no difference shown" in k12
 
 
+def test_parts_section_names_what_helps_and_what_hurts_from_the_pair_that_differs_in_it(tmp_path: Path) -> None:
+    """Each part is judged by its own pair of runs: relative weights (default − absolute, +2…+4 pp in
+    every seed) and width pruning (default − depth-only, +20 pp) help; rolling (depth-only − depth-fixed, −3…−5 pp in every seed) hurts although the
+    default beats depth-fixed; K = 8 against 4 swings both ways (no difference shown); self-distillation
+    comes from the distillation sweep; a part whose runs are absent is left out."""
+    abl, kd = [], []
+    for s, base in enumerate([0.60, 0.70, 0.65, 0.55]):
+        abl += [_row("abl-default", s, acc_budget=base, acc_tail=base),
+                _row("abl-staleness-absolute", s, acc_budget=base - 0.02 - 0.01 * (s % 3), acc_tail=base - 0.03),
+                _row("abl-k4", s, acc_budget=base + (0.1 if s % 2 else -0.1), acc_tail=base),
+                _row("abl-prune-depth-only", s, acc_budget=base - 0.2, acc_tail=base - 0.2),
+                _row("abl-prune-depth-fixed", s, acc_budget=base - 0.2 + 0.03 + 0.01 * (s % 3), acc_tail=base - 0.15)]
+        kd += [_row("kd-deepest", s, acc_budget=base, acc_tail=base),
+               _row("kd-off", s, acc_budget=base - 0.05 - 0.01 * (s % 2), acc_tail=base - 0.05)]
+    results = {"paper_ablations": _ablation_entry(abl), "paper_distillation": _ablation_entry(kd)}
+    page = _page(tmp_path, results)
+    section = _section(page, "### Co-S²P's parts, one at a time")
+    assert page.index("## In short") < page.index("### Co-S²P's parts") < page.index("Details, with the numbers")
+    assert ("over 4 seeds: **helps**: relative staleness weights rather than FedBuff's absolute damping; width pruning "
+            "beside depth pruning; deepest-exit "
+            "self-distillation rather than none. **Hurts**: rolling the trained blocks rather than always the first ones "
+            "(depth pruning only).") in section
+    rows = {line.split(" | ")[1]: line for line in section.splitlines() if line.startswith("| `") or "` − `" in line}
+    assert rows["`abl-default` − `abl-k4`"].endswith("| no difference shown |")
+    assert rows["`abl-default` − `abl-staleness-absolute`"].endswith("| **helps** |")
+    assert rows["`abl-prune-depth-only` − `abl-prune-depth-fixed`"].endswith("| **hurts** |")
+    assert "`abl-agg-sync`" not in section and "`kd-global`" not in section  # no runs, no row
+    mean = 100 * (0.02 + sum(0.01 * (s % 3) for s in range(4)) / 4)
+    assert f"+{mean:.1f} pp [" in rows["`abl-default` − `abl-staleness-absolute`"]
+    assert "### Co-S²P's parts" not in _page(tmp_path, {})
+
+
 def test_a_page_from_part_of_the_runs_says_so() -> None:
     """reproduce_paper.partial_note: which seeds and budget a page holds, None for the full run."""
     import reproduce_paper as rp
