@@ -227,18 +227,31 @@ def paired_table(entry: dict[str, Any]) -> str:
     return markdown_table(header, rows)
 
 
+def _tau_reading(tau: float) -> str:
+    """Kendall's τ in words: the bands a reader needs to tell agreement from noise among ~10 methods."""
+    if tau >= 0.6:
+        return "the orders agree closely"
+    if tau >= 0.3:
+        return "the orders agree loosely"
+    if tau > -0.3:
+        return "the orders are unrelated"
+    return "the orders are reversed"
+
+
 def rank_lines(results: dict[str, Any], metrics: tuple[str, ...] = ("acc_budget", "acc_tail")) -> list[str]:
     """Kendall's τ of the methods' ranks between every two comparison sweeps (proxies or tasks)."""
     comps = [(s, e) for s, e in results.items() if not s.endswith(("ablations", "distillation")) and e["agg"] is not None]
     if len(comps) < 2:
         return []
-    rows = []
+    rows, readings = [], []
     for i, (sa, ea) in enumerate(comps):
         for sb, eb in comps[i + 1:]:
             cells = [f"{ea['task']} vs {eb['task']}"]
             for m in metrics:
                 tau, n = kendall_tau(ea["agg"], eb["agg"], m)
                 cells.append("–" if math.isnan(tau) else f"{tau:+.2f} ({n} methods)")
+                if m == metrics[-1] and not math.isnan(tau):
+                    readings.append(f"{ea['task']} and {eb['task']}: {_tau_reading(tau)}")
             rows.append(cells)
     orders = [f"- {e['task']}: " + " > ".join(f"`{x}`" for x in ranking(e["agg"], "acc_tail")) for _, e in comps]
     return ["## Rank stability across proxies and tasks", "",
@@ -246,6 +259,9 @@ def rank_lines(results: dict[str, Any], metrics: tuple[str, ...] = ("acc_budget"
             "−1: reversed). The same task under two proxy models tells whether the ranking is the proxy's; two tasks, "
             "whether it is the task's.", "",
             markdown_table(["setups", "τ, accuracy at budget", "τ, mean accuracy last 10 %"], rows), "",
+            "Read plainly (τ of the last 10 %): " + "; ".join(readings) + ". Where the orders are unrelated, a ranking "
+            "of these methods is the setup's as much as the method's: trust a difference between two methods only where "
+            "it holds in every setup.", "",
             "Order by mean accuracy over the last 10 % of the budget:", ""] + orders + [""]
 
 

@@ -17,7 +17,7 @@ folder's ``scenario.yaml`` is the scenario planned now, resolved (so a preset ch
 again by ``--resume`` and left off by ``--reuse``).
 
     python scripts/reproduce_paper.py --quick          # 2 seeds, ¼ budget: a look, plus the full run's estimate
-    python scripts/reproduce_paper.py                  # everything: about 7 h on two idle cores (51,000 CPU-s)
+    python scripts/reproduce_paper.py                  # everything: about 7.4 h on two idle cores (53,500 CPU-s)
     python scripts/reproduce_paper.py --reuse          # rebuild the page from reports/paper/ only
     python scripts/reproduce_paper.py --resume         # run only what is undone or out of date
     python scripts/reproduce_paper.py --seeds 0 --sweeps paper_comparison --page /tmp/r.md   # one sweep, one seed

@@ -83,9 +83,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # staleness_mode relative, as the ablation supports (issue 15, point 1): on the paper testbed (image
     # task, 12-block vit-b-proxy, seeds 0-3 of scenarios/sweeps/paper_ablations.yaml) relative weights led
     # absolute damping by 3.4 pp [1.5, 5.4] in accuracy at the budget and 3.4 pp [1.6, 5.1] over its last
-    # 10 % (seed-paired, 95 % intervals; docs/results.md holds the 5-seed ablation, now absolute as the
-    # variant `abl-staleness-absolute`). On the quickstart (5 seeds) the two differ by +1.3 pp [-1.9, +4.5]
-    # over the last 10 % (python scripts/paper_staleness_ablation.py): no difference shown there.
+    # 10 % (seed-paired, 95 % intervals); at all 5 seeds, rebuilt under this preset (docs/results.md,
+    # variant `abl-staleness-absolute`), 3.8 pp [2.2, 5.3] and 4.0 pp [2.0, 5.9]. On the quickstart
+    # (5 seeds) the two differ by +1.3 pp [-1.9, +4.5] over the last 10 %
+    # (python scripts/paper_staleness_ablation.py): no difference shown there.
     "co-s2p": {
         "aggregation": {"policy": "semi-async", "staleness": {"fn": "polynomial", "a": 0.5}, "max_staleness": 8,
                         "staleness_mode": "relative"},

@@ -362,3 +362,18 @@ def test_resume_and_reuse_keep_only_runs_of_the_scenario_planned_now(tmp_path: P
     assert not rp.is_current(planned)
     note = rp.partial_note([planned], [planned], quick=False, missing=1)
     assert note is not None and "0 of the 1 runs; 1 planned runs are not on it" in note
+
+
+def test_rank_stability_is_read_in_words_from_each_pairs_tau() -> None:
+    """Five methods in one order under the first proxy, the same order under a second (τ = +1: "agree
+    closely") and the reverse under a task (τ = −1: "reversed"); the words come from τ, not fixed text."""
+    def entry(task: str, accs: list[float]) -> dict:
+        rows = [_row(f"m{i}", 0, acc_budget=a, acc_tail=a) for i, a in enumerate(accs)]
+        return {"task": task, "agg": pm.aggregate(rows, "label"), "rows": rows}
+
+    up = [0.1, 0.2, 0.3, 0.4, 0.5]
+    lines = pp.rank_lines({"paper_a": entry("A", up), "paper_b": entry("B", up), "paper_c": entry("C", up[::-1])})
+    reading = next(line for line in lines if line.startswith("Read plainly"))
+    assert "A and B: the orders agree closely; A and C: the orders are reversed; B and C: the orders are reversed." in reading
+    assert [pp._tau_reading(t) for t in (0.45, 0.0, -0.29)] == [
+        "the orders agree loosely", "the orders are unrelated", "the orders are unrelated"]
