@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from paper_metrics import claims, claims_table, markdown_table, memory_table, method_table, utilization_table
-from paper_parts import parts_section
+from paper_parts import paired_difference, parts_section
 from paper_stats import kendall_tau, paired_differences, ranking, verdict
 from paper_text import ABLATION_NOTES, BUDGET_NOTE, CAVEATS, PAPER, SETUP
 
@@ -161,11 +161,9 @@ def _pair_text(entry: dict[str, Any], label: str) -> str:
     other = PAIRED.get(label)
     if other is None:
         return ""
-    d = paired_differences(entry["rows"], "acc_budget", label)
-    hit = d[d["other"] == other]
-    if hit.empty:
+    r = paired_difference(entry["rows"], "acc_budget", label, other)
+    if r is None:
         return ""
-    r = hit.iloc[0]
     return f" Against `{other}` (same submodel rule): {_ci_text(r['mean'], r['low'], r['high'])} → {verdict(r['low'], r['high'])}."
 
 

@@ -49,7 +49,8 @@ def _pp(mean: float, low: float, high: float) -> str:
     return f"{100 * mean:+.1f} pp [{100 * low:+.1f}, {100 * high:+.1f}]"
 
 
-def _difference(rows: list[dict[str, Any]], metric: str, with_part: str, without: str) -> dict[str, Any] | None:
+def paired_difference(rows: list[dict[str, Any]], metric: str, with_part: str, without: str) -> dict[str, Any] | None:
+    """The seed-paired difference (with − without: n, mean, low, high) of one pair of labels, or None."""
     d = paired_differences(rows, metric, with_part)
     hit = d[d["other"] == without]
     return None if hit.empty else hit.iloc[0].to_dict()
@@ -65,10 +66,10 @@ def parts_section(results: dict[str, Any]) -> list[str]:
         entry = entries[kind]
         if entry is None:
             continue
-        at_budget = _difference(entry["rows"], "acc_budget", with_part, without)
+        at_budget = paired_difference(entry["rows"], "acc_budget", with_part, without)
         if at_budget is None:
             continue
-        tail = _difference(entry["rows"], "acc_tail", with_part, without)
+        tail = paired_difference(entry["rows"], "acc_tail", with_part, without)
         word = verdict(at_budget["low"], at_budget["high"])
         shown = WORDS.get(word, word)
         (helps if word == "better" else hurts if word == "worse" else []).append(part)
