@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-import click
 import typer
 from rich.console import Console
 from rich.text import Text
@@ -44,8 +43,8 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             detail = str(stop) or "traces written so far are kept in the run folder"
             err_console.print(f"[yellow]Interrupted: {detail}.[/]")
             raise typer.Exit(130) from None
-        except (typer.Exit, click.exceptions.ClickException, click.exceptions.Abort):
-            raise  # the CLI's own exits and usage errors
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # the CLI's own exits and usage errors (typer >= 0.29 carries its own click: no click import)
         except Exception as exc:  # noqa: BLE001 - the last net: one paragraph, never a traceback
             if os.environ.get("FLEETSIM_TRACEBACK"):
                 raise
