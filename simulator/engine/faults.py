@@ -16,9 +16,7 @@ def fault_device_indices(faults: list[Any], names: list[str], file: str | None) 
     """For each ``devices_offline`` fault (by its position in ``faults``), the indices of the devices it
     names (an index or a name such as ``jetson-tx2#3``); InputError naming the field for one that does
     not exist. The one place fault device references are checked."""
-    index_of: dict[str, int] = {}
-    for i, name in enumerate(names):
-        index_of.setdefault(name, i)  # two groups may share a name: the first device of it, as before
+    index_of = {name: i for i, name in enumerate(names)}  # names are unique (engine.world.device_names)
     found: dict[int, list[int]] = {}
     for i, fault in enumerate(faults):
         if not isinstance(fault, DevicesOffline):

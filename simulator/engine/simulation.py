@@ -17,7 +17,7 @@ from simulator.engine.faults import fault_device_indices
 from simulator.engine.planning import Planner, SubmodelChoice, exit_mode, local_steps
 from simulator.engine.run import SimulationRun
 from simulator.engine.workload_info import WorkloadInfo, describe_workload
-from simulator.engine.world import aggregation_deadline, group_budgets, load_profiles, optimizer_kind
+from simulator.engine.world import aggregation_deadline, device_names, group_budgets, load_profiles, optimizer_kind
 from simulator.errors import InputError
 from simulator.fleet.device import Device
 from simulator.output.checkpoint import Checkpoint, ReplayClock
@@ -69,8 +69,7 @@ class Simulation:
     def _resolve_fault_devices(self) -> dict[int, list[int]]:
         """Devices named by faults must exist: checked here, once, before any output is written; the
         run's fault processes take the indices found (engine.faults.fault_device_indices)."""
-        names = [f"{g.name or p.name}#{k}" for g, p in zip(self.scenario.fleet, self.profiles) for k in range(g.count)]
-        return fault_device_indices(self.scenario.faults, names, self.file)
+        return fault_device_indices(self.scenario.faults, device_names(self.scenario, self.profiles), self.file)
 
     def _check_k(self) -> None:
         n = self.scenario.num_devices

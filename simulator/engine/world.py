@@ -81,6 +81,21 @@ def aggregation_deadline(algorithm: ResolvedAlgorithm) -> float | None:
     return float(value) if value is not None else None
 
 
+def device_names(scenario: Scenario, profiles: list[DeviceProfile]) -> list[str]:
+    """Every device's name, in index order: its group's label (the group's `name`, else its
+    profile's name) and a number counted over all the groups with that label, so that two groups of
+    one profile give ``jetson-tx2#0 … #9`` and ``jetson-tx2#10 … #19``, never two ``jetson-tx2#0``.
+    Names must be unique: faults, reports and exports name devices by them."""
+    names: list[str] = []
+    seen: dict[str, int] = {}
+    for group, profile in zip(scenario.fleet, profiles):
+        label = group.name or profile.name
+        first = seen.get(label, 0)
+        names.extend(f"{label}#{k}" for k in range(first, first + group.count))
+        seen[label] = first + group.count
+    return names
+
+
 def build_devices(scenario: Scenario, profiles: list[DeviceProfile], network_links: dict[str, Link],
                   rng_root: np.random.SeedSequence) -> list[Device]:
     """Every device of the fleet, with its links, power and a shared latency stream."""
@@ -88,6 +103,7 @@ def build_devices(scenario: Scenario, profiles: list[DeviceProfile], network_lin
     devices: list[Device] = []
     latency_seeds = rng_root.spawn(1)[0]
     latency_rng = np.random.default_rng(latency_seeds)
+    names = device_names(scenario, profiles)
     for g, (group, profile) in enumerate(zip(scenario.fleet, profiles)):
         mode = group.power_mode or profile.default_power_mode
         if group.link == "ethernet":
@@ -102,11 +118,10 @@ def build_devices(scenario: Scenario, profiles: list[DeviceProfile], network_lin
             spec = net.access_points[group.link]
             cap = spec.max_client_mbps * 1e6 if spec.max_client_mbps else None
             latency = spec.latency
-        label = group.name or profile.name
-        for k in range(group.count):
+        for _ in range(group.count):
             devices.append(
                 Device(
-                    index=len(devices), name=f"{label}#{k}", profile_name=profile.name, group=g, power_mode=mode,
+                    index=len(devices), name=names[len(devices)], profile_name=profile.name, group=g, power_mode=mode,
                     usable_memory_bytes=int(profile.usable_memory_bytes),
                     busy_power_w=float(profile.busy_power_w(mode)), idle_power_w=float(profile.idle_power_w),
                     down_links=down, up_links=up, cap_bps=cap, latency_mean_s=latency.mean_ms / 1e3,

@@ -117,8 +117,8 @@ class Table:
 
 def _device_columns() -> tuple[Column, ...]:
     return (
-        Column("device_name", "text", "", "`<fleet entry's name, or its profile>#<k>`, k counting from 0 within "
-               "its `fleet:` entry", per_device=True),
+        Column("device_name", "text", "", "`<fleet entry's name, or its profile>#<k>`, k counting from 0 over "
+               "the `fleet:` entries of that label, so every name is unique", per_device=True),
         Column("profile", "text", "", "name of the device profile it runs", per_device=True),
         Column("group", "int32", "", "index of its entry in the scenario's `fleet:` list, from 0", per_device=True),
     )

@@ -129,3 +129,21 @@ def test_fault_naming_an_unknown_device_is_an_input_error(tmp_path: Path, profil
         simulator.run(scenario, timing_only=True)
     assert "faults[0].devices[0]" in str(info.value) and "dev#0" in str(info.value)
     assert not (tmp_path / "runs").exists()
+
+
+def test_two_groups_of_one_profile_number_their_devices_on_so_a_fault_names_one_device(
+        tmp_path: Path, profile_dir: Path) -> None:
+    """Two unnamed groups of one profile: the second group's devices are dev#2 and dev#3, not a second
+    dev#0 and dev#1, so the devices table, the report's per-device charts and a fault's device list
+    each mean one device."""
+    dev = write_profile(profile_dir, "dev", step_s=1.0)
+    scenario = base_scenario(tmp_path, [{"profile": str(dev), "count": 2}, {"profile": str(dev), "count": 2},
+                                        {"profile": str(dev), "count": 1, "name": "spare"}])
+    scenario["algorithm"] = {"name": "fedasync"}
+    scenario["faults"] = [{"kind": "devices_offline", "devices": ["dev#2"], "start_s": 0.5, "end_s": 30}]
+    scenario["stop"] = {"sim_time_s": 20}
+    run = simulator.run(scenario, timing_only=True)
+    assert run.devices.sort_values("device").device_name.tolist() == ["dev#0", "dev#1", "dev#2", "dev#3", "spare#0"]
+    assert run.devices.sort_values("device").group.tolist() == [0, 0, 1, 1, 2]
+    offline = run.events[run.events.phase == "offline"]
+    assert offline.device.tolist() == [2]  # the second group's first device, not the first group's
