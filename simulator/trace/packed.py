@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -95,15 +95,15 @@ class PackedTableWriter(TableWriter):
         if len(buffer) >= self.flush_bytes:
             self.flush()
 
-    def flush(self) -> None:
+    def _take_rows(self) -> tuple[Callable[[], pa.Table], int] | None:
         buffer = self.buffer
         if not buffer:
-            return
+            return None
         # A copy of the rows and of the strings known now; decoding them (NumPy, Arrow) runs on the
         # writer thread, off the event loop. The buffer is emptied in place: hot callers hold it.
         data = bytes(buffer)
-        self._store(partial(self._build, data, list(self._strings)), len(data) // self.row_bytes)
         buffer.clear()
+        return partial(self._build, data, list(self._strings)), len(data) // self.row_bytes
 
     def _build(self, data: bytes, strings_seen: list[str]) -> pa.Table:  # type: ignore[override]
         records = np.frombuffer(data, dtype=self.dtype)

@@ -25,7 +25,19 @@ from simulator.trace.columns import SCHEMAS as COLUMN_SCHEMAS
 SCHEMAS = COLUMN_SCHEMAS
 
 PARTS_DIR = "_parts"
-ROW_GROUP_ROWS = 1 << 18
+# The final file's row group. Rows wait in memory until a whole group is theirs, and those still
+# waiting when the loop ends are encoded while the run waits: 2^16 rather than 2^18 took 0.03-0.06 s
+# off the end of a 1,000-device, 100-round run (BENCHMARKS.md §1, ninth session).
+ROW_GROUP_ROWS = 1 << 16
+
+
+def _dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The columns the final file dictionary-encodes: all but the floating-point ones. Floats here are
+    measured times and sizes, nearly all distinct: Parquet would build their dictionary and then fall
+    back to plain encoding, spending a quarter to a third of the events table's encoding on it, and
+    the file came out larger (100,000 events rows by ``pq.write_table``: 16.4 against 21.9 ms of CPU,
+    1.90 against 2.18 MB)."""
+    return [field.name for field in schema if not pa.types.is_floating(field.type)]
 
 
 class TraceWriteError(OSError):
@@ -136,7 +148,7 @@ class JoinedFile:
         whole = joined.num_rows - joined.num_rows % ROW_GROUP_ROWS
         try:
             if self._writer is None:
-                self._writer = pq.ParquetWriter(self.tmp, self.schema)
+                self._writer = pq.ParquetWriter(self.tmp, self.schema, use_dictionary=_dictionary_columns(self.schema))
             # one chunk per column: Parquet's page and dictionary-fallback cuts follow Arrow chunk
             # boundaries, which follow part boundaries; combined, the bytes depend on the rows alone
             self._writer.write_table(joined.slice(0, whole).combine_chunks(), row_group_size=ROW_GROUP_ROWS)
@@ -151,7 +163,8 @@ class JoinedFile:
         rest = pa.concat_tables(self._pending).combine_chunks() if self._pending else self.schema.empty_table()
         try:
             if self._writer is None:
-                pq.write_table(rest, self.tmp, row_group_size=ROW_GROUP_ROWS)
+                pq.write_table(rest, self.tmp, row_group_size=ROW_GROUP_ROWS,
+                               use_dictionary=_dictionary_columns(self.schema))
             else:
                 if rest.num_rows:
                     self._writer.write_table(rest, row_group_size=ROW_GROUP_ROWS)
@@ -204,44 +217,76 @@ class TableWriter:
 
     def flush(self) -> None:
         """Hand the buffered rows to the part writer (or write them here without one)."""
+        taken = self._take_rows()
+        if taken is not None:
+            self._store(*taken)
+
+    def _take_rows(self) -> tuple[Callable[[], pa.Table], int] | None:
+        """Empty the buffer: a function making its rows' Arrow table, and their number (None: no rows)."""
         if not self.rows:
-            return
+            return None
         rows = self.rows
         width = self.row_type.num_fields
         if set(map(len, rows)) != {width}:
             bad = next(row for row in rows if len(row) != width)
             raise ValueError(f"{self.table} row has {len(bad)} values, {width} expected: {bad!r}")
         table = self._build(rows)  # here: converting Python objects holds the GIL anyway
-        self._store(lambda: table, table.num_rows)
         rows.clear()
+        return (lambda: table), table.num_rows
+
+    def _next_part(self, num_rows: int) -> Path:
+        path = self.parts_dir / f"part-{self.part_count:06d}.parquet"
+        self.part_count += 1
+        self.rows_written += num_rows
+        return path
 
     def _store(self, build: Callable[[], pa.Table], num_rows: int) -> None:
         """Write the table `build` makes as the next part file and add it to the joined file; both,
         and `build` itself, run on the writer thread when there is one."""
-        path = self.parts_dir / f"part-{self.part_count:06d}.parquet"
+        path = self._next_part(num_rows)
         if self.parts is not None:
             self.parts.submit(self._store_now, build, path)
         else:
             self._store_now(build, path)
-        self.part_count += 1
-        self.rows_written += num_rows
 
     def _store_now(self, build: Callable[[], pa.Table], path: Path) -> None:
         table = build()
         _write_part(table, path)
         self.joined.add(table)
 
+    def _finish_now(self, taken: tuple[Callable[[], pa.Table], Path] | None) -> None:
+        """The last rows go straight into the joined file, which is then completed. Why no part for
+        them: a part guards rows while the run may still be killed, and the joined file is about to
+        hold them; writing it too was a fifth of the work left after the loop of a 1,000-device run.
+        Should the joined file fail (a full disk), they are written as a part after all, so that the
+        parts still hold every row written."""
+        table = None
+        try:
+            if taken is not None:
+                build, path = taken
+                table = build()
+                self.joined.add(table)
+            self.joined.finish()
+        except OSError:
+            if table is not None:
+                try:
+                    _write_part(table, path)
+                except OSError:
+                    pass  # the disk refuses this too: the joined file's error is the one to report
+            raise
+
     def _build(self, rows: list[tuple[Any, ...]]) -> pa.Table:
         return pa.Table.from_struct_array(pa.array(rows, type=self.row_type))
 
     def close(self) -> None:
         """Finish ``<run>/<table>.parquet`` and remove the parts."""
-        self.flush()
+        taken = self._take_rows()
+        last = None if taken is None else (taken[0], self._next_part(taken[1]))
         if self.parts is not None:
-            self.parts.submit(self.joined.finish)
+            self.parts.submit(self._finish_now, last)
             self.parts.wait()
             if self.parts.failed is not None:
                 return  # the joined file would miss rows: the parts are what was written
         else:
-            self.joined.finish()
+            self._finish_now(last)
         shutil.rmtree(self.parts_dir, ignore_errors=True)

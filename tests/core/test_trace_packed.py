@@ -96,7 +96,8 @@ def test_joined_file_bytes_do_not_depend_on_part_sizes(tmp_path: Path, monkeypat
     assert pq.ParquetFile(files[0]).metadata.num_row_groups == 4  # 7 + 7 + 7 + 2
     assert files[0].read_bytes() == files[1].read_bytes() == files[2].read_bytes()
     reference = tmp_path / "reference.parquet"
-    pq.write_table(pq.read_table(files[0]).combine_chunks(), reference, row_group_size=7)
+    rows = pq.read_table(files[0]).combine_chunks()
+    pq.write_table(rows, reference, row_group_size=7, use_dictionary=tables._dictionary_columns(rows.schema))
     assert files[0].read_bytes() == reference.read_bytes()
 
 
@@ -139,7 +140,7 @@ def test_many_distinct_reasons_do_not_overflow_the_text_codes(tmp_path: Path) ->
 def test_parts_read_back_the_rows_and_skip_what_only_a_filtered_read_needs(tmp_path: Path) -> None:
     """A killed run's parts hold exactly the rows of the final file; they are written without column
     statistics and with dictionaries for text columns only (cheaper to encode beside the loop), while
-    the final file keeps Parquet's defaults."""
+    the final file has statistics and dictionaries for every column but the floating-point ones."""
     import pyarrow as pa
 
     writer = PackedTableWriter(tmp_path, "updates", 4, None, UPDATE_FIELDS, DEVICES)
@@ -162,3 +163,52 @@ def test_parts_read_back_the_rows_and_skip_what_only_a_filtered_read_needs(tmp_p
     assert from_parts.to_pandas().equals(final.to_pandas())  # NaN-aware
     final_meta = pq.ParquetFile(tmp_path / "updates.parquet").metadata.row_group(0)
     assert all(final_meta.column(i).is_stats_set for i in range(final_meta.num_columns))
+    floats = {f.name for f in final.schema if pa.types.is_floating(f.type)}
+    assert floats == {"dispatch_s", "arrival_s", "weight", "width_ratio"}
+    for i in range(final_meta.num_columns):
+        column = final_meta.column(i)
+        assert column.has_dictionary_page == (column.path_in_schema not in floats), column.path_in_schema
+
+
+def test_the_last_rows_skip_the_part_unless_the_final_file_fails(tmp_path: Path, monkeypatch) -> None:
+    """At close the rows still buffered go straight into the final file (a part would only guard
+    them against a kill); if the final file cannot be finished they are written as a part after all,
+    so the parts still hold every row."""
+    import simulator.trace.tables as tables
+    from simulator.trace.recorder import read_table
+    from simulator.trace.tables import PartWriter
+
+    part_rows: list[int] = []
+    real_write_part = tables._write_part
+
+    def counting_write_part(table, path):
+        part_rows.append(table.num_rows)
+        real_write_part(table, path)
+
+    monkeypatch.setattr(tables, "_write_part", counting_write_part)
+
+    def rows_written(run: Path) -> None:
+        parts = PartWriter()
+        writer = PackedTableWriter(run, "updates", 4, parts, UPDATE_FIELDS, DEVICES)
+        for i in range(10):
+            writer.append(*_update_row(i))
+        try:
+            writer.close()
+        finally:
+            parts.close()
+
+    rows_written(tmp_path / "ok")
+    assert part_rows == [4, 4]
+    assert pq.read_table(tmp_path / "ok" / "updates.parquet").column("job_id").to_pylist() == list(range(10))
+    assert not (tmp_path / "ok" / "_parts" / "updates").exists()
+
+    def disk_full(self) -> None:
+        raise tables.TraceWriteError(self.tmp, OSError(28, "No space left on device"))
+
+    monkeypatch.setattr(tables.JoinedFile, "finish", disk_full)
+    part_rows.clear()
+    with pytest.raises(tables.TraceWriteError, match="No space left on device"):
+        rows_written(tmp_path / "full")
+    assert part_rows == [4, 4, 2]
+    assert not (tmp_path / "full" / "updates.parquet").exists()
+    assert read_table(tmp_path / "full", "updates")["job_id"].tolist() == list(range(10))
