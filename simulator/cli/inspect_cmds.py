@@ -21,10 +21,9 @@ FORMAT_HELP = "table (for people) | json | csv (for scripts and spreadsheets)"
 
 
 def _load(file: Path):  # noqa: ANN202 - a Scenario
-    from simulator.config.loading import load_yaml_model
-    from simulator.config.scenario import Scenario
+    from simulator.config.scenario import load_scenario_file
 
-    return load_yaml_model(file, Scenario)
+    return load_scenario_file(file)
 
 
 def register(app: typer.Typer) -> None:
