@@ -44,7 +44,8 @@ def test_findings_are_computed_from_the_traces(small_run, small_report):
     share = (idle["idle_s"] / idle["wall_s"]).sort_values(ascending=False)
     assert any(f.startswith(f"The {share.index[0]} devices idled {100 * share.iloc[0]:.0f} % "
                             "of the time") for f in found), found
-    assert any(f.startswith("The jetson-nano-4gb devices limit the round") for f in found), found
+    limit = [f for f in found if f.startswith("The jetson-nano-4gb devices limit the round")]
+    assert len(limit) == 1 and "; their busy time is " in limit[0], found  # the group's, not "its"
     ttt = summary["time_to_target_s"]
     assert any(f.startswith(f"Reached the target accuracy 80.0 % at {ttt:,.0f} s") for f in found)
     counts = updates["outcome"].value_counts()
