@@ -114,7 +114,7 @@ def test_10k_devices_report_is_small_and_fast(big_report):
     assert size < BUDGET_10K_BYTES, f"{size / 1e6:.1f} MB"
     assert seconds < 10 * read_s, f"{seconds:.1f} s to build, {read_s:.1f} s to read its tables"
     assert_self_contained(page, len(CHART_IDS))
-    assert "Showing" in page and "of 10000 devices" in page
+    assert "Showing" in page and "of 10,000 devices" in page
     assert any(re.match(r"\d+ jetson-nano-4gb devices ran out of memory", f)
                for f in findings_text(page))
 
