@@ -37,7 +37,7 @@ COMPARE_COLUMNS = (("simulated s", "makespan_s", ",.0f"), ("versions", "versions
 
 
 def _compare_grid(records: list[dict[str, Any]]) -> Grid:
-    grid = Grid(f"{len(records)} runs", ["run", *(h for h, _, _ in COMPARE_COLUMNS)],
+    grid = Grid(f"{len(records)} run{'' if len(records) == 1 else 's'}", ["run", *(h for h, _, _ in COMPARE_COLUMNS)],
                 right=frozenset(range(1, len(COMPARE_COLUMNS) + 1)))
     for r in records:
         cells = [r["run"] + ("" if r["complete"] else " (interrupted)")]
