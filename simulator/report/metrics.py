@@ -141,7 +141,9 @@ def run_metrics(run: RunData) -> dict[str, Any]:
         "seed": pick("seed", run.scenario.get("seed")),
         "model": _model_text(run),
         "dataset": _named(pick("dataset", _dig(run.scenario, "workload", "dataset"))),
-        "devices": int(_num(pick("devices", len(dev))) or 0),
+        # a killed run has no summary and may have no device rows yet: its scenario's fleet still counts
+        "devices": int(_num(pick("devices", len(dev) if not dev.empty else sum(devices_by_profile(run).values())))
+                       or 0),
         "devices_by_profile": devices_by_profile(run),
         "makespan_s": _num(pick("makespan_s", run.makespan_s)),
         "versions": _num(pick("versions", run.versions["version"].max())),
@@ -162,7 +164,7 @@ def run_metrics(run: RunData) -> dict[str, Any]:
         "lost": _num(pick("lost", count("lost"))),
         "accepted": _num(pick("accepted", count("accepted"))),
         "jobs": len(up),
-        "timing_only": bool(pick("timing_only", ev.empty)),
+        "timing_only": bool(pick("timing_only", ev.empty if run.timing_only is None else run.timing_only)),
         "staleness": _staleness(run),
         **_tightest_memory(peak, ratio),
         **completeness(run),
