@@ -72,7 +72,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @friendly
     def compare(
-        run_dirs: list[Path] = typer.Argument(..., help="the run folders to compare (one alone: its headline figures and page)"),
+        run_dirs: list[Path] = typer.Argument(
+            ..., help="the run folders to compare (one alone: its headline figures and page)"),
         out: Path = typer.Option(Path("comparison.html"), "--out", "-o", help="HTML file to write"),
         fmt: str = typer.Option("table", "--format", "-f",
                                 help="table | json | csv: the runs' headline figures on stdout (json/csv: the "

@@ -28,7 +28,8 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from simulator.config.input_files import check_input_file
-from simulator.config.loading import deep_merge, load_yaml_model, read_yaml, validate_data, validation_error_to_input_error
+from simulator.config.loading import (deep_merge, load_yaml_model, read_yaml, validate_data,
+                                      validation_error_to_input_error)
 from simulator.config.numbers import NoBoolNumbers
 from simulator.config.measured import MeasuredStepTime, StepPoint, lookup_step_s, unmatched_reason
 from simulator.errors import InputError
