@@ -63,6 +63,6 @@ def test_the_plan_variants_have_a_heading() -> None:
     done = cli("explain", str(ROOT / "scenarios" / "quickstart.yaml"))
     assert done.code == 0, done.text
     lines = done.stdout.rstrip().splitlines()
-    assert lines[-3].startswith("Groups whose devices differ (shard sizes against the deadline, power modes)")
+    assert lines[-3].startswith("Groups whose devices differ (their shards' local steps against the deadline)")
     assert lines[-2:] == ["  jetson-nano-4gb: depth 4, width 1 ×3; depth 2, width 1 ×1",
                           "  jetson-xavier-nx: depth 12, width 1 ×3; depth 9, width 1 ×1"]
