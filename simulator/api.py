@@ -18,7 +18,7 @@ import pandas as pd
 from simulator.output.checkpoint import CHECKPOINT_FILE, RUN_OPTIONS_FILE, load_checkpoint, read_run_options, write_run_options
 from simulator.config.input_files import read_input_text
 from simulator.config.loading import load_yaml_model, validate_data
-from simulator.config.scenario import Scenario
+from simulator.config.scenario import Scenario, load_scenario_file
 from simulator.engine.resolved import resolved_document
 from simulator.engine.simulation import ProgressFn, Simulation
 from simulator.errors import InputError, RunError
@@ -74,7 +74,7 @@ class Run:
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario YAML (InputError naming file, field, value on any problem)."""
-    return load_yaml_model(path, Scenario)
+    return load_scenario_file(path)
 
 
 def check_seed(seed: int | None, field: str = "seed") -> None:

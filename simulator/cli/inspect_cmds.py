@@ -21,10 +21,9 @@ FORMAT_HELP = "table (for people) | json | csv (for scripts and spreadsheets)"
 
 
 def _load(file: Path):  # noqa: ANN202 - a Scenario
-    from simulator.config.loading import load_yaml_model
-    from simulator.config.scenario import Scenario
+    from simulator.config.scenario import load_scenario_file
 
-    return load_yaml_model(file, Scenario)
+    return load_scenario_file(file)
 
 
 def register(app: typer.Typer) -> None:
@@ -144,6 +143,9 @@ def register(app: typer.Typer) -> None:
             grid = Grid("Plan per group (the largest memory peak among its devices)", PLAN_HEADERS,
                         plan_rows(plans), right=frozenset({1, 3, 4, 5, 6, 7, 8}))
             print_grid(grid, console)
+            if any(len(p["variants"]) > 1 for p in plans):  # the rows above show each group's largest
+                console.print(Text("Groups whose devices differ (their shards' local steps against the deadline): "
+                                   "submodel ×devices"), soft_wrap=True)
             for p in plans:
                 if len(p["variants"]) > 1:
                     shown = "; ".join(f"{k} ×{n}" for k, n in p["variants"].items())

@@ -65,7 +65,8 @@ def register(app: typer.Typer) -> None:
                               budget_runs=budget_runs, method=method, force=force, report=not no_report,
                               progress=update)
         finally:
-            progress.stop()
+            if progress.live.is_started:  # stopping a bar never drawn printed a blank line before an error
+                progress.stop()
         for table in summary_tables(result.loaded, result.table, result.loaded.spec.minimise):
             print_grid(grid_from_rich(table), console)
         o = result.outcome

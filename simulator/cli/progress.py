@@ -80,8 +80,10 @@ class RunProgress:
             parts.append(versions / self.max_versions)
         return min(1.0, max(parts)) if parts else None
 
-    def line(self, sim_s: float, versions: int, accuracy: float | None, elapsed_s: float) -> str:
-        """The plain progress line: simulated time, versions, accuracy, rate, elapsed and ETA."""
+    def line(self, sim_s: float, versions: int, accuracy: float | None, elapsed_s: float,
+             final: bool = False) -> str:
+        """The plain progress line: simulated time, versions, accuracy, rate, elapsed and ETA (none on the
+        final line: a run that stopped early, at its target accuracy, has nothing left to wait for)."""
         parts = [f"t={sim_s:,.0f} s" + (f" of {self.horizon_s:,.0f} s" if self.horizon_s else "")]
         done = self.fraction(sim_s, versions)
         if done is not None:
@@ -92,7 +94,7 @@ class RunProgress:
         if elapsed_s > 0:
             parts.append(f"{sim_s / elapsed_s:,.1f} sim-s/wall-s")
         parts.append(f"elapsed {duration_text(elapsed_s)}")
-        if done is not None and 0 < done < 1:
+        if done is not None and 0 < done < 1 and not final:
             parts.append(f"ETA {duration_text(elapsed_s * (1 - done) / done)}")
         return "progress: " + " · ".join(parts)
 
@@ -162,7 +164,7 @@ class RunProgress:
         if self._bar is not None:
             self._bar.stop()
         if self._state is not None and self._state != self._shown_state and self._start is not None:
-            self._emit(self.line(*self._state, self.clock() - self._start))
+            self._emit(self.line(*self._state, self.clock() - self._start, final=True))
         self._close_log()
 
 

@@ -37,7 +37,7 @@ COMPARE_COLUMNS = (("simulated s", "makespan_s", ",.0f"), ("versions", "versions
 
 
 def _compare_grid(records: list[dict[str, Any]]) -> Grid:
-    grid = Grid(f"{len(records)} runs", ["run", *(h for h, _, _ in COMPARE_COLUMNS)],
+    grid = Grid(f"{len(records)} run{'' if len(records) == 1 else 's'}", ["run", *(h for h, _, _ in COMPARE_COLUMNS)],
                 right=frozenset(range(1, len(COMPARE_COLUMNS) + 1)))
     for r in records:
         cells = [r["run"] + ("" if r["complete"] else " (interrupted)")]
@@ -72,7 +72,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @friendly
     def compare(
-        run_dirs: list[Path] = typer.Argument(..., help="two or more run folders"),
+        run_dirs: list[Path] = typer.Argument(
+            ..., help="the run folders to compare (one alone: its headline figures and page)"),
         out: Path = typer.Option(Path("comparison.html"), "--out", "-o", help="HTML file to write"),
         fmt: str = typer.Option("table", "--format", "-f",
                                 help="table | json | csv: the runs' headline figures on stdout (json/csv: the "

@@ -36,6 +36,19 @@ def _executor(kind: str, workers: int, address: str | None) -> Any:
     return make_executor(kind, workers, address)
 
 
+# learning.executors.factory's EXECUTORS and ALIASES, repeated here because importing that package imports
+# torch, which a timing-only run must not pay for (tests/cli/test_executor_names.py keeps the two equal)
+EXECUTOR_NAMES = ("inline", "process", "ray", "pool")
+
+
+def _check_executor(kind: str) -> None:
+    """Refuse an unknown --executor before anything runs, timing-only too: there no executor is made, so
+    a typo (`--executor gpu`) was silently ignored, and a later run without --timing-only failed on it."""
+    if kind not in EXECUTOR_NAMES:
+        raise InputError("unknown executor", field="--executor", value=kind,
+                         accepted="inline, process, ray (pool is another name for process)")
+
+
 def register(app: typer.Typer) -> None:
     """Add run and resume to the app."""
 
@@ -67,6 +80,7 @@ def register(app: typer.Typer) -> None:
         from simulator.api import check_seed, load_scenario, resolve_run_dir, run as run_scenario
 
         check_seed(seed, "--seed")
+        _check_executor(executor)
         if workers < 0:
             raise InputError("not a number of worker processes", field="--workers", value=workers,
                              accepted="0 (train in this process) or a positive integer")
@@ -101,6 +115,7 @@ def register(app: typer.Typer) -> None:
         from simulator.api import load_scenario, resume as resume_run
         from simulator.output.checkpoint import read_run_options
 
+        _check_executor(executor)
         timing_only = bool(read_run_options(run_dir).get("timing_only", False))
         loaded = load_scenario(run_dir / "scenario.yaml")
         exec_obj = None if timing_only else _executor(executor, workers, ray_address)

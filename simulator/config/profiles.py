@@ -28,7 +28,8 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from simulator.config.input_files import check_input_file
-from simulator.config.loading import deep_merge, load_yaml_model, validation_error_to_input_error
+from simulator.config.loading import (deep_merge, load_yaml_model, read_yaml, validate_data,
+                                      validation_error_to_input_error)
 from simulator.config.numbers import NoBoolNumbers
 from simulator.config.measured import MeasuredStepTime, StepPoint, lookup_step_s, unmatched_reason
 from simulator.errors import InputError
@@ -310,6 +311,21 @@ def _accepted_names(base_dir: Path | None) -> str:
     return f"{builtin}, or a path to a profile .yaml file ({where})"
 
 
+def _load_profile_file(path: Path) -> DeviceProfile:
+    """A user's profile YAML. A scenario, sweep or plan file named as a profile (`fleetsim profiles
+    scenario.yaml`, `profile: other.yaml` pointing at the wrong file) is named as such: read as a profile
+    it only said "at 'compute': this required field is missing (13 more problems…)"."""
+    data = read_yaml(path)
+    if isinstance(data, dict) and "compute" not in data and ({"fleet", "base"} & set(data)):
+        kind = "scenario" if "fleet" in data else "plan" if "catalogue" in data else "sweep"
+        # no file= (as for a missing file): the file at fault is the one naming this path (the caller adds it)
+        raise InputError(f"{path} is a {kind} file, not a device profile (it has "
+                         f"'{'fleet' if 'fleet' in data else 'base'}' and no 'compute')", value=path.name,
+                         accepted="a device profile YAML (name, compute, memory, power_modes, …; "
+                                  "`fleetsim calibrate` writes one), or a built-in profile name")
+    return validate_data(data, DeviceProfile, file=path)
+
+
 def load_profile(name_or_path: str, base_dir: Path | None = None) -> DeviceProfile:
     """A built-in profile by name, or a user profile YAML by path (relative paths resolve against base_dir)."""
     text = str(name_or_path).strip()
@@ -327,7 +343,7 @@ def load_profile(name_or_path: str, base_dir: Path | None = None) -> DeviceProfi
                     else "not found" if err.problem == "file not found" else err.problem)
             accepted = err.accepted if "too large" in err.problem else _accepted_names(base_dir)
             raise InputError(f"device profile file {what} ({path})", value=text, accepted=accepted) from None
-        return load_yaml_model(path, DeviceProfile)
+        return _load_profile_file(path)
     path = _builtin_path(text)
     if path is None:
         raise InputError("unknown device profile", value=text, accepted=_accepted_names(base_dir))

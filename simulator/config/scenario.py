@@ -292,3 +292,20 @@ class Scenario(Strict):
 
 def finite(value: float) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def load_scenario_file(path: Any) -> Scenario:
+    """Read and validate a scenario YAML. A sweep or plan file given where a scenario is asked for (`run`,
+    `validate`, `explain` on scenarios/sweeps/…) is named as such, with the command that takes it: read as a
+    scenario it only said "at 'fleet': this required field is missing", which hides the mistake."""
+    from simulator.config.loading import read_yaml, validate_data
+
+    data = read_yaml(path)
+    if isinstance(data, dict) and "base" in data and "fleet" not in data:
+        kind, command = ("plan", "plan") if "catalogue" in data else ("sweep", "sweep")
+        if "catalogue" not in data and not ({"grid", "zip", "seeds"} & set(data)):
+            kind, command = "sweep or plan", "sweep` or `fleetsim plan"
+        raise InputError(f"is a {kind} file (it has 'base' and no 'fleet'), not a scenario", file=path,
+                         accepted=f"a scenario file (fleet, network, workload, …); `fleetsim {command} {path}` "
+                                  f"takes this one")
+    return validate_data(data, Scenario, file=path)

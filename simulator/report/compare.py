@@ -209,7 +209,7 @@ def comparison_table(labels: list[RunLabel], metrics: list[dict[str, Any]]) -> s
     learned = not all(m["timing_only"] for m in metrics)
     header = ["run", "algorithm", "devices", "simulated time", "versions"]
     header += ["target", "time to target", "final accuracy"] if learned else []
-    header += ["fleet utilization", "staleness mean / p95", "peak memory (of usable)",
+    header += ["fleet utilization", "staleness mean / p95", "peak memory (of usable), tightest device",
                "energy" + (" (per hour)" if per_h else ""), "traffic down / up", "updates accepted / "
                "dropped / lost / OOM"]
     rows, details = [], []

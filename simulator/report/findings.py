@@ -102,8 +102,9 @@ def round_limit_findings(run: RunData) -> list[Finding]:
     slow, slow_s = trip.index[0], float(trip.iloc[0])
     busy = run.devices[run.devices[_key(run.devices)] == slow][["compute_s", "comm_s"]].sum()
     split = ""
-    if busy.sum() > 0:
-        split = (f"; its busy time is {fmt_pct(busy['compute_s'] / busy.sum())} computing and "
+    if busy.sum() > 0:  # whose: the group just named ("their"), or with one group the fleet's devices
+        whose = "the devices'" if len(trip) == 1 else "their"
+        split = (f"; {whose} busy time is {fmt_pct(busy['compute_s'] / busy.sum())} computing and "
                  f"{fmt_pct(busy['comm_s'] / busy.sum())} communicating")
     if len(trip) == 1:
         return [Finding(f"An update takes {fmt_s(slow_s)} from dispatch to arrival (median){split}.")]

@@ -48,6 +48,7 @@ class RunData:
     summary: dict[str, Any] = field(default_factory=dict)
     scenario: dict[str, Any] = field(default_factory=dict)
     makespan_s: float = 0.0
+    timing_only: bool | None = None  # run.json's, written when the run starts: a killed run has no summary
 
     @property
     def name(self) -> str:
@@ -113,6 +114,19 @@ def read_summary(path: Path) -> dict[str, Any]:
         raise InputError("must hold a JSON object", file=path, value=type(data).__name__,
                          accepted="a JSON object of summary figures")
     return data
+
+
+def _read_timing_only(path: Path) -> bool | None:
+    """run.json's `timing_only` (the run's own, --timing-only included; scenario.yaml keeps the file's
+    key), or None when there is none to trust: a report never fails on it."""
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(read_input_text(path, "the run.json written by fleetsim"))
+    except (InputError, ValueError):
+        return None
+    value = data.get("timing_only") if isinstance(data, dict) else None
+    return value if isinstance(value, bool) else None
 
 
 def _read_scenario(path: Path) -> dict[str, Any]:
@@ -214,4 +228,5 @@ def load_run(run_dir: Path | str) -> RunData:
     devices = devices.sort_values(["group", "device"], kind="stable").reset_index(drop=True)
     return RunData(run_dir=run_dir, events=tables["events"], updates=tables["updates"],
                    versions=tables["versions"], evals=tables["evals"], devices=devices,
-                   summary=summary, scenario=scenario, makespan_s=float(makespan))
+                   summary=summary, scenario=scenario, makespan_s=float(makespan),
+                   timing_only=_read_timing_only(run_dir / "run.json"))

@@ -106,6 +106,18 @@ def time_to_target_text(m: dict[str, Any]) -> str:
     return "not reached" if m.get("complete", True) else "interrupted before the target"
 
 
+def _tightest_memory(peak: np.ndarray, ratio: np.ndarray) -> dict[str, float | None]:
+    """The peak memory and its share of usable memory of one device, the tightest (largest share), so that
+    "5.8 GB (90 %)" in the comparison table means 5.8 GB is 90 % of a device's usable memory — the largest
+    peak and the largest share are often different devices (a TX2's 5.8 GB of 6.6, a Nano's 2.3 of 2.6).
+    Without any usable memory known, the largest peak alone."""
+    if np.isfinite(ratio).any():
+        tightest = int(np.nanargmax(ratio))
+        return {"peak_memory_bytes": _num(peak[tightest]), "peak_memory_ratio": _num(ratio[tightest])}
+    return {"peak_memory_bytes": _num(np.nanmax(peak)) if np.isfinite(peak).any() else None,
+            "peak_memory_ratio": None}
+
+
 def run_metrics(run: RunData) -> dict[str, Any]:
     """Every figure the header, the findings and the comparison table use."""
     s, dev, up, ev = run.summary, run.devices, run.updates, run.evals
@@ -129,7 +141,9 @@ def run_metrics(run: RunData) -> dict[str, Any]:
         "seed": pick("seed", run.scenario.get("seed")),
         "model": _model_text(run),
         "dataset": _named(pick("dataset", _dig(run.scenario, "workload", "dataset"))),
-        "devices": int(_num(pick("devices", len(dev))) or 0),
+        # a killed run has no summary and may have no device rows yet: its scenario's fleet still counts
+        "devices": int(_num(pick("devices", len(dev) if not dev.empty else sum(devices_by_profile(run).values())))
+                       or 0),
         "devices_by_profile": devices_by_profile(run),
         "makespan_s": _num(pick("makespan_s", run.makespan_s)),
         "versions": _num(pick("versions", run.versions["version"].max())),
@@ -150,10 +164,9 @@ def run_metrics(run: RunData) -> dict[str, Any]:
         "lost": _num(pick("lost", count("lost"))),
         "accepted": _num(pick("accepted", count("accepted"))),
         "jobs": len(up),
-        "timing_only": bool(pick("timing_only", ev.empty)),
+        "timing_only": bool(pick("timing_only", ev.empty if run.timing_only is None else run.timing_only)),
         "staleness": _staleness(run),
-        "peak_memory_bytes": _num(np.nanmax(peak)) if np.isfinite(peak).any() else None,
-        "peak_memory_ratio": _num(np.nanmax(ratio)) if np.isfinite(ratio).any() else None,
+        **_tightest_memory(peak, ratio),
         **completeness(run),
     }
 

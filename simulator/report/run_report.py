@@ -97,8 +97,9 @@ def _planner(run: RunData) -> str:
         return H.section("Groups at a glance", H.empty_chart("planner-table", "No device table was recorded."),
                          section_id="planner")
     note = ("One row per scenario group (the fleet entry's name, else its profile). Submodel, peak "
-            "memory and step time are the group's largest planned job; shares are of all its "
-            "devices' wall time.")
+            "memory and step time are the group's largest planned job (\u201cjobs ran up to\u201d: the "
+            "largest peak of a job that ran, when higher: a rolling window's frozen blocks or a teacher "
+            "pass); shares are of all its devices' wall time.")
     if any(r.get("step_time_s") is None for r in rows):
         note += " Step time is n/a: this run folder's summary.json predates per-group plans."
     return H.section("Groups at a glance", planner_table(rows), note=note, section_id="planner")

@@ -36,9 +36,9 @@ class LaneSample:
         """A sentence telling the reader what is shown, or '' when every device is."""
         if not self.sampled:
             return ""
-        parts = ", ".join(f"{shown} of {total} {profile}"
+        parts = ", ".join(f"{shown:,} of {total:,} {profile}"
                           for profile, (shown, total) in self.shown_per_profile.items())
-        return (f"Showing {len(self.devices)} of {self.total} devices ({parts}): chosen evenly "
+        return (f"Showing {len(self.devices):,} of {self.total:,} devices ({parts}): chosen evenly "
                 f"across each group, devices that ran out of memory or went offline first. "
                 f"Per-group charts and the planner table include every device.")
 
@@ -46,7 +46,7 @@ class LaneSample:
         """For charts after the timeline: which devices their per-device bars show."""
         if not self.sampled:
             return ""
-        return (f"Per-device bars show the same {len(self.devices)} of {self.total} devices as the "
+        return (f"Per-device bars show the same {len(self.devices):,} of {self.total:,} devices as the "
                 f"device lanes; per-group figures include every device.")
 
 

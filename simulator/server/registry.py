@@ -56,6 +56,15 @@ def resolve_policy(name: str, field: str = "algorithm.aggregation.policy") -> ty
             field=field, value=name, accepted="an importable module on PYTHONPATH, as 'module:Class'",
         ) from None
     cls = getattr(module, attr, None)
+    if cls is None:  # a typo: say which module was imported (another one of that name may shadow yours)
+        defined = sorted(n for n, v in vars(module).items()
+                         if isinstance(v, type) and issubclass(v, AggregationPolicy) and v.__module__ == module.__name__)
+        raise InputError(
+            f"module '{module_name}' ({getattr(module, '__file__', None) or 'no file'}) has no '{attr}'",
+            field=field, value=name,
+            accepted=(", ".join(f"'{module_name}:{n}'" for n in defined) if defined
+                      else "a module that defines an AggregationPolicy subclass, as 'module:Class'"),
+        )
     if not (isinstance(cls, type) and issubclass(cls, AggregationPolicy)):
         raise InputError(
             f"'{attr}' in module '{module_name}' is not an AggregationPolicy subclass",

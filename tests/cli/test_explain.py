@@ -53,3 +53,16 @@ def test_explain_of_a_bad_file_is_bad_input(tmp_path: Path) -> None:
     path.write_text("fleet: []\nalgorithm: {name: nope}\n")
     done = fleetsim("explain", str(path))
     assert done.returncode == 2 and "Traceback" not in done.stderr and "bad input" in done.stderr
+
+
+def test_the_plan_variants_have_a_heading() -> None:
+    """The quickstart's explain ended with two bare lines ("  jetson-nano-4gb: depth 4, width 1 ×3; …")
+    under the plan table, saying neither what they were nor why a group's devices differ."""
+    from tests.helpers.cli import ROOT, cli
+
+    done = cli("explain", str(ROOT / "scenarios" / "quickstart.yaml"))
+    assert done.code == 0, done.text
+    lines = done.stdout.rstrip().splitlines()
+    assert lines[-3].startswith("Groups whose devices differ (their shards' local steps against the deadline)")
+    assert lines[-2:] == ["  jetson-nano-4gb: depth 4, width 1 ×3; depth 2, width 1 ×1",
+                          "  jetson-xavier-nx: depth 12, width 1 ×3; depth 9, width 1 ×1"]

@@ -50,6 +50,7 @@ def test_plain_lines_are_throttled_to_every_s_of_wall_time_and_the_last_state_is
     assert [line.split(" ·")[0] for line in lines] == [
         "progress: t=0 s of 1,000 s (0.0 %)", "progress: t=500 s of 1,000 s (50.0 %)",
         "progress: t=900 s of 1,000 s (90.0 %)"]
+    assert "ETA" in lines[1] and "ETA" not in lines[2]  # the final line: the run has ended (here at 90 %)
 
 
 def test_quiet_prints_nothing_but_the_log_gets_the_lines(tmp_path: Path) -> None:

@@ -85,3 +85,15 @@ def test_compare_prints_the_runs_as_records_and_still_writes_the_page(tmp_path: 
     assert table.returncode == 0 and "…" not in table.stdout
     shown = [line for line in table.stdout.splitlines() if not line.startswith("comparison: ")]  # paths stay whole
     assert max(len(line) for line in shown) <= 60 and "2 runs" in shown[0]
+
+
+def test_compare_of_one_run_says_1_run(tmp_path: Path) -> None:
+    import numpy as np
+
+    from tests.helpers.cli import cli
+    from tests.helpers.report_synthetic import write_run
+
+    run = write_run(tmp_path / "run", 3, 2, seed=1, oom_devices=np.array([], int), offline=[])
+    done = cli("compare", str(run), "-o", str(tmp_path / "c.html"))
+    assert done.code == 0, done.text
+    assert done.stdout.splitlines()[0].strip() == "1 run"  # not "1 runs"

@@ -47,3 +47,18 @@ def test_plugin_that_does_not_import(tmp_path: Path, profile_dir: Path) -> None:
     with pytest.raises(InputError) as info:
         simulator.run(scenario, timing_only=True)
     assert "does not import" in str(info.value) and "algorithm.aggregation.policy" in str(info.value)
+
+
+def test_a_misspelt_class_names_the_module_imported_and_its_policies(tmp_path: Path, profile_dir: Path) -> None:
+    """`my_policies:FirstHalff` said "'FirstHalff' … is not an AggregationPolicy subclass", as if it
+    existed; it names the module's file (another module of that name may be the one imported) and the
+    policies it does define."""
+    fast = write_profile(profile_dir, "fast", step_s=0.5)
+    scenario = base_scenario(tmp_path, [{"profile": str(fast), "count": 2}])
+    scenario["algorithm"] = {"name": "fedavg", "aggregation": {"policy": "my_policies:FirstHalff"}}
+    with pytest.raises(InputError) as info:
+        simulator.run(scenario, timing_only=True)
+    text = str(info.value)
+    assert f"module 'my_policies' ({EXAMPLES / 'my_policies.py'}) has no 'FirstHalff'" in text
+    assert "Accepted: 'my_policies:FirstHalf'." in text
+    assert "algorithm.aggregation.policy" in text

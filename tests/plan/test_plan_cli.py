@@ -178,3 +178,12 @@ def test_bad_options_are_one_paragraph(tmp_path: Path) -> None:
     path = write_plan(tmp_path / "e", plan={"search": {"method": "enumerate", "budget_runs": 5}})
     assert_bad_input(cli("plan", str(path)), file=path, field="search.budget_runs", value="5",
                      also=("enumerating needs 23 runs",))
+
+
+def test_bad_input_is_the_only_thing_on_stderr(tmp_path: Path) -> None:
+    """The progress bar, never drawn before the input is known good, printed a blank line when stopped:
+    `fleetsim plan scenario.yaml` showed an empty line above the error."""
+    path = write_plan(tmp_path, plan={"catalogue": []})
+    result = cli("plan", str(path))
+    assert_bad_input(result, file=path, field=None, value=None)
+    assert result.stderr.startswith("fleetsim: bad input: "), repr(result.stderr[:80])

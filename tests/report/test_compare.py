@@ -132,3 +132,20 @@ def test_comparison_needs_runs(tmp_path):
         write_comparison_report([], tmp_path / "c.html")
     with pytest.raises(InputError, match="is not a folder"):
         write_comparison_report([tmp_path / "nope"], tmp_path / "c.html")
+
+
+def test_peak_memory_and_its_share_are_of_one_device(small_run):
+    """The table's "5.8 GB (90 %)" must mean 5.8 GB is 90 % of some device's usable memory: the largest
+    peak (a TX2's 5.8 of 6.6 GB) and the largest share (a Nano's 2.34 of 2.6 GB) are different devices,
+    and the tightest device is the one shown (the quickstart's comparison said 5.8 GB (90 %) before)."""
+    import dataclasses
+
+    run = load_run(small_run)
+    devices = run.devices.copy()
+    devices["usable_memory_bytes"] = 6.6e9
+    devices["peak_memory_bytes"] = 1.0e9
+    devices.loc[0, ["usable_memory_bytes", "peak_memory_bytes"]] = [6.6e9, 5.78e9]   # 88 %
+    devices.loc[1, ["usable_memory_bytes", "peak_memory_bytes"]] = [2.6e9, 2.34e9]   # 90 %
+    m = run_metrics(dataclasses.replace(run, devices=devices))
+    assert m["peak_memory_bytes"] == 2.34e9
+    assert m["peak_memory_ratio"] == 2.34e9 / 2.6e9

@@ -33,7 +33,7 @@ def test_large_fleet_is_bounded_proportional_and_keeps_ooms():
     assert shown == {"a": (100, 5000), "b": (80, 4000), "c": (20, 1000)}
     assert lanes.devices["ooms"].sum() >= 3  # every profile shows some OOM devices
     assert lanes.devices["device"].is_unique
-    assert "Showing 200 of 10000 devices" in lanes.note()
+    assert "Showing 200 of 10,000 devices (100 of 5,000 a, 80 of 4,000 b, 20 of 1,000 c)" in lanes.note()
     again = choose_lanes(devices, 200)
     assert again.devices["device"].tolist() == lanes.devices["device"].tolist()
 
