@@ -169,7 +169,7 @@ class Learner:
         # global state is never written in place; a clone per tensor was ~0.4 s of a pool run's engine
         sub = extract(job.base, job.plan, self.param_axes, copy=False)
         train_job = TrainJob(job_id, job.client, self.job_seed(job.client, job_id), job.plan, sub, job.client,
-                             int(local_steps), self.settings, self._teacher(job))
+                             int(local_steps), self.settings, self._teacher(job), base_state=job.base)
         job.future = self.executor.submit(train_job)
 
     def _teacher(self, job: _Job) -> dict[str, Tensor] | None:

@@ -2,7 +2,8 @@
 
 ``common``: the worker context and data (one kept model per submodel shape), futures, packing, the
 inline executor. ``dispatch``: the longest-first heap, two jobs in flight per worker and streamed
-results, which the pool and Ray share. ``pool`` / ``ray_actors``: the two transports (jobs by value).
+results, which the pool and Ray share. ``bases``: the global weights sent once per worker and version,
+not with every job. ``pool`` / ``ray_actors``: the two transports.
 ``factory.make_executor``: the one set of names, for the CLI and the API.
 """
 

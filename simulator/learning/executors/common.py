@@ -53,6 +53,7 @@ class WorkerData:
         self.context = context
         self._models: dict[tuple[int | None, float], BlockModel] = {}
         self._reusable: bool | None = None
+        self._param_axes: dict[str, Any] | None = None
         self.dataset = load_dataset(context.dataset_spec, context.seed)
         labels = self.dataset.y_train.numpy()
         self.parts = [torch.from_numpy(p) for p in partition(labels, context.num_clients,
@@ -61,6 +62,14 @@ class WorkerData:
     def build(self, depth: int | None = None, width_ratio: float = 1.0, seed: int | None = None) -> BlockModel:
         return build_model(self.context.model_spec, self.dataset.num_classes, self.dataset.input_shape,
                            width_ratio, depth, seed=seed)
+
+    @property
+    def param_axes(self) -> dict[str, Any]:
+        """The full model's axes per tensor dimension (the learner's ``param_axes``), for rebuilding a
+        job's state from its base (executors.bases); built once, from a privately seeded model."""
+        if self._param_axes is None:
+            self._param_axes = self.build(seed=0).param_axes()
+        return self._param_axes
 
     def shard(self, client: int) -> tuple[Tensor, Tensor]:
         idx = self.parts[client]

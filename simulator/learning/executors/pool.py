@@ -2,15 +2,18 @@
 
 Each worker is started once per run from a fork server that has already imported torch and this
 package (else with ``spawn``), loads the dataset and partition itself from the :class:`WorkerContext`,
-keeps one model per submodel shape and trains every job it is sent in place. A job travels by value
-over the worker's pipe, its tensors packed as NumPy arrays (:func:`.common.pack`), and so does its
-result (the trainable entries). A thread of the worker reads the pipe while the job before trains, so
-a send never waits for the worker to finish one (the dispatcher keeps two jobs per worker in flight).
+keeps one model per submodel shape and trains every job it is sent in place. A job travels over the
+worker's pipe without its weights: the version's global state goes once per worker, with the first job
+that needs it, and the worker extracts each job's state itself (:mod:`.bases`); tensors are packed as
+NumPy arrays (:func:`.common.pack`), and so is the result (the trainable entries). A thread of the
+worker reads the pipe while the job before trains, so a send never waits for the worker to finish one
+(the dispatcher keeps two jobs per worker in flight).
 
-Why by value, not the global weights once per version in shared memory: that store (referenced
-generations compared bit for bit) was A/B-tested on issue 16's workload, 3 alternating pairs, three
-times, and showed no gain (median by-value/store wall 0.89, 1.00, 1.04; main-process CPU 1.03, 1.01,
-1.08; BENCHMARKS.md section 2). Packing 620 KB is ~0.1 ms against jobs of 10-50 ms; simpler code won.
+Why: on issue 16's workload (16 clients of a 155k-parameter CNN, 20 rounds) the jobs carried 197 MB
+per run through the pipes, 620 KB each; once per worker and version it is 25 MB, and the feeding
+thread's packing and sending fell from 0.56 to 0.17 s per run (BENCHMARKS.md section 2, ninth
+session). A model of 0.11 B parameters would have sent 440 MB with every job. (An earlier store of
+the weights in shared memory, which compared generations bit for bit, showed no gain and was removed.)
 
 As with any non-fork start method, a script that builds a pool must guard its entry point with
 ``if __name__ == "__main__":``. Fork itself is not used: the main process already runs torch threads.
@@ -25,8 +28,10 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from simulator.errors import InputError
+from simulator.learning.executors.bases import HeldBases, JobOnBase, WorkerBases
 from simulator.learning.executors.common import WorkerContext, WorkerData, pack, unpack
 from simulator.learning.executors.dispatch import Dispatcher, DispatchingExecutor, Task, Transport
+from simulator.learning.trainer import TrainJob
 
 _READY = b"ready"
 
@@ -40,17 +45,32 @@ def _worker_main(conn: Connection, context: WorkerContext) -> None:
     inbox: queue.SimpleQueue[bytes] = queue.SimpleQueue()
     threading.Thread(target=_read_pipe, args=(conn, inbox), name="fleetsim-inbox", daemon=True).start()
     conn.send_bytes(_READY)
+    bases = WorkerBases()
     while True:
         message = inbox.get()
         if not message:  # told to stop, or the owner is gone
             return
-        job = unpack(message)
+        item = unpack(message)
+        job_id = item[0].job.job_id if isinstance(item, tuple) else item.job_id
         try:
-            reply = pack((True, data.run(job)))
+            reply = pack((True, data.run(_job_of(item, bases, data))))
         except Exception as exc:  # reported to the learner as the job's error
-            reply = pack((False, RuntimeError(f"training job {job.job_id} failed: {exc!r} (in a worker process)")))
-        del job
+            reply = pack((False, RuntimeError(f"training job {job_id} failed: {exc!r} (in a worker process)")))
+        del item
         conn.send_bytes(reply)
+
+
+def _job_of(item: Any, bases: WorkerBases, data: WorkerData) -> TrainJob:
+    """The job a message carries: a whole job, or (a job on a base, the base if new here, keys to drop)."""
+    if not isinstance(item, tuple):
+        return item
+    sent, base, dropped = item
+    if base is not None:
+        bases.put(sent.base_key, base, dropped)
+    held = bases.get(sent.base_key)
+    if held is None:
+        raise RuntimeError(f"this worker does not hold base {sent.base_key} (sent jobs and bases disagree)")
+    return sent.rebuild(held, data.param_axes)
 
 
 def _read_pipe(conn: Connection, inbox: "queue.SimpleQueue[bytes]") -> None:
@@ -75,6 +95,7 @@ class _PipeTransport(Transport):
         self._procs: list[Any] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._held = HeldBases(workers)  # the global states each worker has been sent (executors.bases)
 
     def start(self, context: WorkerContext, dispatcher: Dispatcher, data: WorkerData) -> None:
         self._dispatcher = dispatcher
@@ -104,6 +125,7 @@ class _PipeTransport(Transport):
                     message = conn.recv_bytes()  # type: ignore[union-attr]
                 except (EOFError, OSError) as exc:
                     del live[conn]  # type: ignore[arg-type]
+                    self._held.lost(slot)
                     if not self._stop.is_set():
                         self._dispatcher.worker_lost(slot, exc)
                     continue
@@ -116,7 +138,12 @@ class _PipeTransport(Transport):
     def send(self, slot: int, task: Task) -> None:
         conn = self._conns[slot]
         assert conn is not None
-        conn.send_bytes(pack(task.job))
+        job = task.job
+        if job.base_state is None:
+            conn.send_bytes(pack(job))
+            return
+        key, with_base, dropped = self._held.place(slot, job.base_state)
+        conn.send_bytes(pack((JobOnBase.of(job, key), job.base_state if with_base else None, dropped)))
 
     def close(self) -> None:
         self._stop.set()

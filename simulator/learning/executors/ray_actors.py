@@ -1,7 +1,8 @@
 """Jobs on Ray (``--executor ray``): one persistent actor per CPU, fed like the process pool.
 
 Each actor (``num_cpus=1``) loads the data once, keeps its models and trains jobs in place; a job
-travels by value, packed as for the pool (Ray moves arguments over 100 KB through its object store);
+travels packed as for the pool, without its weights: its base (the version's global state) is put
+into Ray's object store once and fetched by each actor once (:mod:`.bases`);
 the longest-first heap, two jobs in flight per worker, the streamed results and the
 help-while-starting rule are the pool's (:mod:`.dispatch`). Results are reported by a completion
 callback per job (``ObjectRef.future()``), not by a thread polling ``ray.wait``. On a remote
@@ -11,29 +12,71 @@ cluster (``address``) the actors run where Ray places them.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from typing import Any
 
 import torch
 
 from simulator.errors import InputError
+from simulator.learning.executors.bases import HeldBases, JobOnBase, WorkerBases
 from simulator.learning.executors.common import WorkerContext, WorkerData, pack, unpack
 from simulator.learning.executors.dispatch import Dispatcher, DispatchingExecutor, Task, Transport
+from simulator.learning.trainer import TrainJob
 
 
 class _Actor:
     def __init__(self, context: WorkerContext) -> None:
         torch.set_num_threads(1)
         self.data = WorkerData(context)
+        self.bases = WorkerBases()
 
     def ready(self) -> bool:
         return True
 
-    def run(self, payload: bytes) -> bytes:
-        job = unpack(payload)
+    def run(self, payload: bytes, base_box: list[Any] | None = None) -> bytes:
+        """Train a job: a whole one, or one on a base (`base_box`: [its object ref], in a list so that
+        Ray passes the reference, fetched only when this actor does not hold that base yet)."""
+        item = unpack(payload)
+        job_id = item.job.job_id if base_box is not None else item.job_id
         try:
+            job = item if base_box is None else self._on_base(item, base_box[0])
             return pack((True, self.data.run(job)))
         except Exception as exc:
-            return pack((False, RuntimeError(f"training job {job.job_id} failed: {exc!r} (in a Ray actor)")))
+            return pack((False, RuntimeError(f"training job {job_id} failed: {exc!r} (in a Ray actor)")))
+
+    def _on_base(self, sent: JobOnBase, ref: Any) -> TrainJob:
+        base = self.bases.get(sent.base_key)
+        if base is None:
+            import ray
+
+            base = unpack(ray.get(ref))
+            self.bases.put(sent.base_key, base)
+        return sent.rebuild(base, self.data.param_axes)
+
+
+class _PutBases:
+    """Each base put into Ray's object store once (driver side): its key and reference, for the last
+    :attr:`KEEP` bases (as many as an actor holds); a job on an older one puts it again. Used by the
+    feeding thread alone."""
+
+    KEEP = HeldBases.HOLD
+
+    def __init__(self, ray: Any) -> None:
+        self.ray = ray
+        self._entries: OrderedDict[int, tuple[int, dict[str, Any], Any]] = OrderedDict()  # id -> (key, base, ref)
+        self._next_key = 0
+
+    def ref_for(self, base: dict[str, Any]) -> tuple[int, Any]:
+        entry = self._entries.get(id(base))
+        if entry is None:
+            entry = (self._next_key, base, self.ray.put(pack(base)))  # (the base held: its id stays its own)
+            self._next_key += 1
+            self._entries[id(base)] = entry
+            while len(self._entries) > self.KEEP:
+                self._entries.popitem(last=False)
+        else:
+            self._entries.move_to_end(id(base))
+        return entry[0], entry[2]
 
 
 # (job id of the Ray session, context, actors) -> actor handles kept by ``keep_actors`` executors
@@ -50,6 +93,7 @@ class _RayTransport(Transport):
         self._outstanding: dict[Any, tuple[int, Task | None]] = {}  # ref -> (slot, its task; None: ready)
         self._actors: list[Any] = []
         self._stop = threading.Event()
+        self._bases = _PutBases(ray)
 
     def start(self, context: WorkerContext, dispatcher: Dispatcher, data: WorkerData) -> None:
         self._dispatcher = dispatcher
@@ -88,7 +132,12 @@ class _RayTransport(Transport):
             self._dispatcher.completed(slot, result if ok else None, None if ok else result, task)
 
     def send(self, slot: int, task: Task) -> None:
-        self._watch(self._actors[slot].run.remote(pack(task.job)), slot, task)
+        job = task.job
+        if job.base_state is None:
+            self._watch(self._actors[slot].run.remote(pack(job)), slot, task)
+            return
+        key, ref = self._bases.ref_for(job.base_state)
+        self._watch(self._actors[slot].run.remote(pack(JobOnBase.of(job, key)), [ref]), slot, task)
 
     def close(self) -> None:
         self._stop.set()
