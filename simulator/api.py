@@ -129,6 +129,8 @@ def run(
         check_seed(seed)
         scenario = scenario.model_copy(update={"seed": seed})
     timing_only = timing_only or scenario.timing_only
+    if timing_only and not scenario.timing_only:  # the run folder's scenario.yaml records what ran:
+        scenario = scenario.model_copy(update={"timing_only": True})  # run again, it times, not trains
     try:
         simulation = Simulation(scenario, Path("."), scenario_file=file, base_dir=base_dir,
                                 timing_only=timing_only, executor=executor, progress=progress,
