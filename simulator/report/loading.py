@@ -117,8 +117,9 @@ def read_summary(path: Path) -> dict[str, Any]:
 
 
 def _read_timing_only(path: Path) -> bool | None:
-    """run.json's `timing_only` (the run's own, --timing-only included; scenario.yaml keeps the file's
-    key), or None when there is none to trust: a report never fails on it."""
+    """run.json's `timing_only` (the run's own, --timing-only included; folders written before
+    scenario.yaml recorded the flag keep the file's key there), or None when there is none to trust: a
+    report never fails on it."""
     if not path.exists():
         return None
     try:
