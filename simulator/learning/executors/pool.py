@@ -22,6 +22,7 @@ As with any non-fork start method, a script that builds a pool must guard its en
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import threading
 from multiprocessing.connection import Connection, wait
@@ -86,6 +87,27 @@ def _read_pipe(conn: Connection, inbox: "queue.SimpleQueue[bytes]") -> None:
             return
 
 
+def _start_fork_server() -> None:
+    """Start Python's fork server (once per process) without the working directory on its path.
+
+    Why: it runs ``python -c``, which puts the working directory first on ``sys.path``, and it ignores
+    the owner's path when it preloads; so a folder named ``simulator`` where the user runs fleetsim
+    (their own package, another checkout) took fleetsim's place in every worker, which then died
+    (tests/learning/test_pool_working_directory.py). ``PYTHONSAFEPATH`` (Python 3.11) leaves it off;
+    the environment is changed only while the server starts."""
+    from multiprocessing import forkserver
+
+    saved = os.environ.get("PYTHONSAFEPATH")
+    os.environ["PYTHONSAFEPATH"] = "1"
+    try:
+        forkserver.ensure_running()
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONSAFEPATH", None)
+        else:
+            os.environ["PYTHONSAFEPATH"] = saved
+
+
 class _PipeTransport(Transport):
     PRELOAD = ["simulator.learning.executors", "sklearn.datasets", "torch._dynamo"]
 
@@ -107,6 +129,7 @@ class _PipeTransport(Transport):
         ctx = multiprocessing.get_context(self.start_method)
         if self.start_method == "forkserver":
             ctx.set_forkserver_preload(self.PRELOAD)  # ignored if the fork server already runs
+            _start_fork_server()
         live: dict[Connection, int] = {}
         for slot in range(self.workers):
             if self._stop.is_set():
