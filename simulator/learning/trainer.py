@@ -72,7 +72,7 @@ class TrainJob:
     teacher: dict[str, Tensor] | None = None  # "global" distillation: the full global state of the base version
     # The global state `state` was extracted from (one dict shared by the jobs of a version, never
     # written in place). A worker process or actor is sent it once and rebuilds `state` itself
-    # (executors.common.JobOnBase), instead of receiving `state` with every job.
+    # (executors.bases.JobOnBase), instead of receiving `state` with every job.
     base_state: dict[str, Tensor] | None = None
 
 

@@ -137,6 +137,7 @@ class JoinedFile:
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
         self._writer: pq.ParquetWriter | None = None
+        self._dictionary = _dictionary_columns(schema)
 
     def add(self, table: pa.Table) -> None:
         """Queue rows; write every whole row group they complete."""
@@ -148,7 +149,7 @@ class JoinedFile:
         whole = joined.num_rows - joined.num_rows % ROW_GROUP_ROWS
         try:
             if self._writer is None:
-                self._writer = pq.ParquetWriter(self.tmp, self.schema, use_dictionary=_dictionary_columns(self.schema))
+                self._writer = pq.ParquetWriter(self.tmp, self.schema, use_dictionary=self._dictionary)
             # one chunk per column: Parquet's page and dictionary-fallback cuts follow Arrow chunk
             # boundaries, which follow part boundaries; combined, the bytes depend on the rows alone
             self._writer.write_table(joined.slice(0, whole).combine_chunks(), row_group_size=ROW_GROUP_ROWS)
@@ -163,8 +164,7 @@ class JoinedFile:
         rest = pa.concat_tables(self._pending).combine_chunks() if self._pending else self.schema.empty_table()
         try:
             if self._writer is None:
-                pq.write_table(rest, self.tmp, row_group_size=ROW_GROUP_ROWS,
-                               use_dictionary=_dictionary_columns(self.schema))
+                pq.write_table(rest, self.tmp, row_group_size=ROW_GROUP_ROWS, use_dictionary=self._dictionary)
             else:
                 if rest.num_rows:
                     self._writer.write_table(rest, row_group_size=ROW_GROUP_ROWS)

@@ -104,10 +104,6 @@ class HeldBases:
             if not any(key in held for held in self._held):
                 del self._keys[self._ids.pop(key)]
 
-    def __len__(self) -> int:
-        """Bases referenced (held by some worker)."""
-        return len(self._keys)
-
 
 class WorkerBases:
     """The bases a worker holds (worker side): what its owner sent, less what it said to drop."""
