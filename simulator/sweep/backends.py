@@ -11,11 +11,8 @@ A failing variant does not stop the sweep: its error comes back as text in the o
 
 from __future__ import annotations
 
-import atexit
 import multiprocessing
 import os
-import sys
-import tempfile
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
@@ -23,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from simulator.cluster.ray_start import start_ray
 from simulator.errors import InputError, RunError
 from simulator.server.registry import add_plugin_paths
 
@@ -141,42 +139,6 @@ def _python_path(extra: Iterable[str]) -> str:
     return os.pathsep.join(dict.fromkeys(parts))
 
 
-_EMPTY_DIR: str | None = None  # the empty folder ray.init runs in (one per process, made when first needed)
-
-
-def _remove_if_empty(path: str) -> None:
-    try:
-        os.rmdir(path)  # only if empty: what a variant may have written there is not fleetsim's to delete
-    except OSError:
-        pass
-
-
-@contextmanager
-def _away_from_the_working_directory() -> Iterator[None]:
-    """Run ``ray.init`` in an empty folder of fleetsim's; the caller's working directory is restored
-    after, also when it fails. Why: Ray puts the driver's working directory first on its workers'
-    ``sys.path``, ahead of the PYTHONPATH given here, so a folder named ``simulator`` where the user
-    runs fleetsim replaced it in every variant's task (tests/sweep/test_sweep_ray_working_directory.py).
-    The user's folder stays on the workers' path for plug-ins, after fleetsim's (``import_paths``);
-    variants get absolute paths, so a local cluster's workers running in the empty folder is no loss.
-    The same few lines as ``learning.executors.ray_actors._away_from_the_working_directory`` (whose
-    docstring says more), kept apart because sweep may not import learning (ARCHITECTURE.md)."""
-    global _EMPTY_DIR
-    if _EMPTY_DIR is None or not os.path.isdir(_EMPTY_DIR):
-        _EMPTY_DIR = tempfile.mkdtemp(prefix="fleetsim-ray-")
-        atexit.register(_remove_if_empty, _EMPTY_DIR)
-    home, script = os.getcwd(), sys.argv[0] if sys.argv else ""
-    if script:
-        sys.argv[0] = os.path.realpath(script)  # the script's folder, which Ray also adds, as it was
-    os.chdir(_EMPTY_DIR)
-    try:
-        yield
-    finally:
-        os.chdir(home)
-        if script:
-            sys.argv[0] = script
-
-
 @contextmanager
 def ray_cluster(jobs: int, address: str | None, import_paths: Iterable[str] = ()) -> Iterator[Any]:
     """Ray, initialised to run variants: a local cluster of `jobs` CPUs, or the one at `address`,
@@ -190,11 +152,10 @@ def ray_cluster(jobs: int, address: str | None, import_paths: Iterable[str] = ()
             "include_dashboard": False, "log_to_driver": False, "configure_logging": False,
             "runtime_env": {"env_vars": {"PYTHONPATH": _python_path(extra), "OMP_NUM_THREADS": "1"}},
         }
-        with _away_from_the_working_directory():
-            if address:
-                ray.init(address=address, **kwargs)
-            else:
-                ray.init(num_cpus=max(1, jobs), **kwargs)
+        if address:  # (away from the working directory: simulator.cluster.ray_start says why)
+            start_ray(ray, address=address, **kwargs)
+        else:
+            start_ray(ray, num_cpus=max(1, jobs), **kwargs)
         started = True
     try:
         yield ray

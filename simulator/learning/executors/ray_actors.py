@@ -7,22 +7,18 @@ the longest-first heap, two jobs in flight per worker, the streamed results and 
 help-while-starting rule are the pool's (:mod:`.dispatch`). Results are reported by a completion
 callback per job (``ObjectRef.future()``), not by a thread polling ``ray.wait``. On a remote
 cluster (``address``) the actors run where Ray places them. Ray is started away from the user's
-working directory (:func:`_away_from_the_working_directory`), so its workers import this fleetsim.
+working directory (:mod:`simulator.cluster.ray_start`), so its workers import this fleetsim.
 """
 
 from __future__ import annotations
 
-import atexit
-import os
-import sys
-import tempfile
 import threading
 from collections import OrderedDict
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
+from simulator.cluster.ray_start import start_ray
 from simulator.errors import InputError
 from simulator.learning.executors.bases import HeldBases, JobOnBase, WorkerBases
 from simulator.learning.executors.common import WorkerContext, WorkerData, pack, unpack
@@ -83,46 +79,6 @@ class _PutBases:
         else:
             self._entries.move_to_end(id(base))
         return entry[0], entry[2]
-
-
-_EMPTY_DIR: str | None = None  # the empty folder ray.init runs in (one per process, made when first needed)
-
-
-def _remove_if_empty(path: str) -> None:
-    try:
-        os.rmdir(path)  # only if empty: what a worker may have written there is not fleetsim's to delete
-    except OSError:
-        pass
-
-
-@contextmanager
-def _away_from_the_working_directory() -> Iterator[None]:
-    """Run what this wraps (``ray.init``) in an empty folder of fleetsim's; the caller's working
-    directory is restored after, also when ``ray.init`` fails.
-
-    Why: ``ray.init`` records the driver's working directory and Ray's workers put it first on their
-    ``sys.path``, ahead of PYTHONPATH (PYTHONSAFEPATH does not stop it), so a folder named
-    ``simulator`` where the user runs fleetsim (their own package, another checkout) replaced fleetsim
-    in every actor, which died (tests/learning/test_ray_working_directory.py). A cluster ``ray.init``
-    starts here also runs its workers in that folder (the paths fleetsim sends them are absolute); a
-    remote one (``address``) keeps its own and only gets a folder it may not have, which Python skips.
-    The script's folder, which Ray also puts on the workers' path, is resolved first (``sys.argv[0]``
-    made absolute meanwhile), so it is the one it would have been. Other threads of the process see
-    the empty folder as their working directory while Ray starts (seconds)."""
-    global _EMPTY_DIR
-    if _EMPTY_DIR is None or not os.path.isdir(_EMPTY_DIR):
-        _EMPTY_DIR = tempfile.mkdtemp(prefix="fleetsim-ray-")
-        atexit.register(_remove_if_empty, _EMPTY_DIR)
-    home, script = os.getcwd(), sys.argv[0] if sys.argv else ""
-    if script:
-        sys.argv[0] = os.path.realpath(script)
-    os.chdir(_EMPTY_DIR)
-    try:
-        yield
-    finally:
-        os.chdir(home)
-        if script:
-            sys.argv[0] = script
 
 
 # (job id of the Ray session, context, actors) -> actor handles kept by ``keep_actors`` executors
@@ -220,9 +176,8 @@ class RayExecutor(DispatchingExecutor):
 
         self.shutdown()
         if not ray.is_initialized():
-            with _away_from_the_working_directory():
-                ray.init(address=self.address, num_cpus=self.num_cpus if self.address is None else None,
-                         include_dashboard=False, log_to_driver=False)
+            start_ray(ray, address=self.address, num_cpus=self.num_cpus if self.address is None else None,
+                      include_dashboard=False, log_to_driver=False)
             self._started_ray = True
         actors = self.num_cpus or max(1, int(ray.available_resources().get("CPU", 1)))
         self._dispatcher = Dispatcher(_RayTransport(actors, self.keep_actors and not self._started_ray), actors)
