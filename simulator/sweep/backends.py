@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from simulator.cluster.ray_start import start_ray
 from simulator.errors import InputError, RunError
 from simulator.server.registry import add_plugin_paths
 
@@ -151,10 +152,10 @@ def ray_cluster(jobs: int, address: str | None, import_paths: Iterable[str] = ()
             "include_dashboard": False, "log_to_driver": False, "configure_logging": False,
             "runtime_env": {"env_vars": {"PYTHONPATH": _python_path(extra), "OMP_NUM_THREADS": "1"}},
         }
-        if address:
-            ray.init(address=address, **kwargs)
+        if address:  # (away from the working directory: simulator.cluster.ray_start says why)
+            start_ray(ray, address=address, **kwargs)
         else:
-            ray.init(num_cpus=max(1, jobs), **kwargs)
+            start_ray(ray, num_cpus=max(1, jobs), **kwargs)
         started = True
     try:
         yield ray

@@ -23,9 +23,10 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "environment": set(),
     "trace": set(),
+    "cluster": set(),
     "config": {"errors"},
     "network": {"environment"},
-    "learning": {"config", "errors"},
+    "learning": {"cluster", "config", "errors"},
     "output": {"config", "errors", "learning"},
     "fleet": {"config", "environment", "errors", "network", "trace"},
     "cost": {"config", "errors", "learning", "output"},
@@ -35,7 +36,7 @@ ALLOWED: dict[str, set[str]] = {
     "report": {"config", "engine", "errors", "output", "trace"},
     "export": {"config", "errors", "report", "trace"},
     "api": {"config", "engine", "errors", "output", "report", "server", "trace"},
-    "sweep": {"api", "config", "engine", "errors", "output", "report", "server"},
+    "sweep": {"api", "cluster", "config", "engine", "errors", "output", "report", "server"},
     "plan": {"config", "engine", "errors", "output", "report", "server", "sweep"},
 }
 CLI_ROOM = {"cli"}

@@ -6,7 +6,8 @@ into Ray's object store once and fetched by each actor once (:mod:`.bases`);
 the longest-first heap, two jobs in flight per worker, the streamed results and the
 help-while-starting rule are the pool's (:mod:`.dispatch`). Results are reported by a completion
 callback per job (``ObjectRef.future()``), not by a thread polling ``ray.wait``. On a remote
-cluster (``address``) the actors run where Ray places them.
+cluster (``address``) the actors run where Ray places them. Ray is started away from the user's
+working directory (:mod:`simulator.cluster.ray_start`), so its workers import this fleetsim.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import torch
 
+from simulator.cluster.ray_start import start_ray
 from simulator.errors import InputError
 from simulator.learning.executors.bases import HeldBases, JobOnBase, WorkerBases
 from simulator.learning.executors.common import WorkerContext, WorkerData, pack, unpack
@@ -174,8 +176,8 @@ class RayExecutor(DispatchingExecutor):
 
         self.shutdown()
         if not ray.is_initialized():
-            ray.init(address=self.address, num_cpus=self.num_cpus if self.address is None else None,
-                     include_dashboard=False, log_to_driver=False)
+            start_ray(ray, address=self.address, num_cpus=self.num_cpus if self.address is None else None,
+                      include_dashboard=False, log_to_driver=False)
             self._started_ray = True
         actors = self.num_cpus or max(1, int(ray.available_resources().get("CPU", 1)))
         self._dispatcher = Dispatcher(_RayTransport(actors, self.keep_actors and not self._started_ray), actors)

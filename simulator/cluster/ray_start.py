@@ -1,0 +1,62 @@
+"""``ray.init`` away from the user's working directory (:func:`start_ray`).
+
+Why: ``ray.init`` records the driver's working directory and Ray's workers put it first on their
+``sys.path``, ahead of PYTHONPATH (PYTHONSAFEPATH does not stop it: Ray inserts it itself, in
+``worker.py``'s connect and ``_raylet.pyx``'s job config), so a folder named ``simulator`` where the
+user runs fleetsim (their own package, another checkout) replaced fleetsim in every actor and every
+sweep task, which died (tests/learning/test_ray_working_directory.py,
+tests/sweep/test_sweep_ray_working_directory.py). Ray leaves the cwd out only for ``ray://`` clients
+or with a ``working_dir``, which uploads a folder; so ``ray.init`` runs in an empty folder of
+fleetsim's instead, and the caller's working directory comes back after, also when it fails.
+
+What that means: a cluster ``ray.init`` starts here runs its workers in that folder (every path
+fleetsim sends them is absolute); a remote one (``address``) keeps its own and only records a folder
+it may not have, which Python skips. The script's folder, which Ray also puts on the workers' path,
+is resolved first (``sys.argv[0]`` made absolute meanwhile), so it is the one it would have been.
+Other threads of the process see the empty folder as their working directory while Ray starts (a
+few seconds); fleetsim starts Ray before its own threads write anything.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+_EMPTY_DIR: str | None = None  # the empty folder ray.init runs in (one per process, made when first needed)
+
+
+def start_ray(ray: Any, **init_kwargs: Any) -> Any:
+    """``ray.init(**init_kwargs)`` of the `ray` module given, run away from the working directory."""
+    with away_from_the_working_directory():
+        return ray.init(**init_kwargs)
+
+
+@contextmanager
+def away_from_the_working_directory() -> Iterator[str]:
+    """Run what this wraps in an empty folder of fleetsim's (yielded); the caller's working directory
+    and ``sys.argv[0]`` are restored after, also when it fails."""
+    global _EMPTY_DIR
+    if _EMPTY_DIR is None or not os.path.isdir(_EMPTY_DIR):
+        _EMPTY_DIR = tempfile.mkdtemp(prefix="fleetsim-ray-")
+        atexit.register(_remove_if_empty, _EMPTY_DIR)
+    home, script = os.getcwd(), sys.argv[0] if sys.argv else ""
+    if script:
+        sys.argv[0] = os.path.realpath(script)
+    os.chdir(_EMPTY_DIR)
+    try:
+        yield _EMPTY_DIR
+    finally:
+        os.chdir(home)
+        if script:
+            sys.argv[0] = script
+
+
+def _remove_if_empty(path: str) -> None:
+    try:
+        os.rmdir(path)  # only if empty: what a worker may have written there is not fleetsim's to delete
+    except OSError:
+        pass

@@ -1,0 +1,112 @@
+"""Ray's actors run the fleetsim the driver runs, whatever folder the user starts it from.
+
+Like tests/learning/test_pool_working_directory.py, for the Ray executor: Ray puts the driver's
+working directory (at ``ray.init``) on its workers' path ahead of their PYTHONPATH, so a folder named
+``simulator`` there (the user's own package, another checkout) replaced fleetsim in every actor."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SCRIPT = textwrap.dedent('''
+    import os, sys, time
+    import ray  # (importing Ray adds its own folders to sys.path: before the path is compared)
+    from simulator.config.workload import DatasetSpec, ModelSpec, PartitionSpec
+    from simulator.learning.executors import RayExecutor, WorkerContext, WorkerData
+    from simulator.learning.pruning import Pruner, PruningSettings
+    from simulator.learning.submodel import extract
+    from simulator.learning.trainer import TrainingSettings, TrainJob
+
+    def main():
+        context = WorkerContext(ModelSpec(name="cnn", preset="tiny"), DatasetSpec(name="digits", image_size=8),
+                                PartitionSpec(kind="dirichlet", alpha=0.5), 4, 3)
+        full = WorkerData(context).build(seed=0)
+        plan = Pruner(PruningSettings(), full.width_axes(), full.full_depth).plan(0, 0, full.full_depth, 1.0)
+        base = full.state_dict()
+        job = TrainJob(0, 0, 100, plan, extract(base, plan, full.param_axes()), 0, 2, TrainingSettings(batch_size=8),
+                       base_state=base)
+        cwd, path = os.getcwd(), list(sys.path)
+        executor = RayExecutor(num_cpus=1)
+        executor.bind(context)
+        try:
+            same = os.getcwd() == cwd and sys.path == path  # the user's cwd and path as they were
+            dispatcher = executor._dispatcher
+            deadline = time.monotonic() + 120
+            while not (dispatcher.ready_after_s or dispatcher._lost) and time.monotonic() < deadline:
+                time.sleep(0.05)  # the actor up, or dead (it imported the user's package)
+            ready = bool(dispatcher.ready_after_s)
+            if ready:
+                executor.submit(job).result(timeout=120)
+            else:
+                print("lost", dispatcher._failed)
+        finally:
+            executor.shutdown()
+        print("same cwd", same, "ready", ready, "trained here", dispatcher.trained_here)
+        sys.exit(0 if same and ready and dispatcher.trained_here == 0 else 1)
+
+    if __name__ == "__main__":
+        main()
+''')
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install 'fleetsim[ray]')")
+def test_a_folder_named_simulator_where_the_user_runs_does_not_replace_fleetsim_in_the_ray_actors(
+        tmp_path: Path) -> None:
+    """A user's own package called `simulator` in the working directory: Ray put that directory first
+    on its workers' path, each actor imported the user's package (which here refuses to be imported)
+    and died before it was ready. The driver itself imports the right one (its script's folder first);
+    its working directory and path are the same after ``bind`` as before."""
+    work = tmp_path / "project"
+    (work / "simulator" / "learning").mkdir(parents=True)
+    (work / "simulator" / "__init__.py").write_text(
+        'raise ImportError("the user\'s own simulator package was imported in place of fleetsim")\n')
+    (work / "simulator" / "learning" / "__init__.py").write_text('"""its own learning module"""\n')
+    script = tmp_path / "scripts" / "train_one.py"
+    script.parent.mkdir()
+    script.write_text(SCRIPT)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, str(script)], cwd=work, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert "same cwd True ready True trained here 0" in done.stdout
+
+
+@pytest.mark.ray
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install 'fleetsim[ray]')")
+def test_ray_init_runs_in_an_empty_folder_and_the_callers_folder_comes_back_when_it_fails(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What Ray records is an empty folder, not the caller's (with the user's address passed on as
+    given); the caller's working directory and ``sys.argv`` are theirs again, even when Ray fails."""
+    import ray
+
+    from simulator.learning.executors import RayExecutor
+
+    seen: dict[str, object] = {}
+
+    def init(**kwargs: object) -> None:
+        seen.update(kwargs, cwd=os.getcwd(), listing=os.listdir("."),
+                    script=os.path.dirname(os.path.realpath(sys.argv[0])))
+        raise ConnectionError("no Ray cluster at that address")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    (tmp_path / "simulator").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["scripts/train.py"])  # relative: Ray resolves it in ray.init
+    with pytest.raises(ConnectionError):
+        RayExecutor(address="10.0.0.7:6379").bind(None)  # type: ignore[arg-type]  # Ray fails before it is used
+    assert seen["address"] == "10.0.0.7:6379" and seen["num_cpus"] is None
+    assert seen["cwd"] != str(tmp_path) and seen["listing"] == []
+    assert seen["script"] == str(tmp_path / "scripts")  # the script's folder, as it was before the change
+    assert os.getcwd() == str(tmp_path) and sys.argv == ["scripts/train.py"]
