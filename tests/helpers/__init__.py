@@ -4,6 +4,8 @@
   reliability and training tests build on; ``executor_scenario`` for real-training equivalence.
 - ``profiles``: the one builder of test device profiles every helper writes through.
 - ``cli``: the bad-input tests' valid base scenario and the in-process / subprocess CLI runners.
+- ``decoy``: a user's own ``simulator`` package in the working directory, and a script run there (the
+  executors' working-directory tests).
 - ``safety``: timing-only scenarios, the misbehaving plug-in and the subprocess runner of the safety tests.
 - ``plan``, ``sweep``, ``export``, ``report_synthetic``, ``report_checks``: each folder's fixtures-to-be.
 """

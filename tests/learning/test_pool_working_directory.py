@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers.decoy import decoy_project, ONE_JOB_PRELUDE, run_script_in
 
-SCRIPT = textwrap.dedent('''
-    import sys, time
-    from simulator.config.workload import DatasetSpec, ModelSpec, PartitionSpec
-    from simulator.learning.executors import ProcessPoolExecutor, WorkerContext, WorkerData
-    from simulator.learning.pruning import Pruner, PruningSettings
-    from simulator.learning.submodel import extract
-    from simulator.learning.trainer import TrainingSettings, TrainJob
-
+SCRIPT = ONE_JOB_PRELUDE + textwrap.dedent('''
     def main():
-        context = WorkerContext(ModelSpec(name="cnn", preset="tiny"), DatasetSpec(name="digits", image_size=8),
-                                PartitionSpec(kind="dirichlet", alpha=0.5), 4, 3)
-        full = WorkerData(context).build(seed=0)
-        plan = Pruner(PruningSettings(), full.width_axes(), full.full_depth).plan(0, 0, full.full_depth, 1.0)
-        base = full.state_dict()
-        job = TrainJob(0, 0, 100, plan, extract(base, plan, full.param_axes()), 0, 2, TrainingSettings(batch_size=8),
-                       base_state=base)
+        from simulator.learning.executors import ProcessPoolExecutor
+        context, job = one_job()
         pool = ProcessPoolExecutor(workers=1)
         pool.bind(context)
         try:
@@ -51,15 +36,5 @@ def test_a_folder_named_simulator_where_the_user_runs_does_not_replace_fleetsim_
     """A user's own package called `simulator` in the working directory: Python's fork server put that
     directory first on its path (it ignores the owner's), imported the user's package and every worker
     died unpickling its entry point. The owner itself imports the right one (its script's folder first)."""
-    work = tmp_path / "project"
-    (work / "simulator" / "learning").mkdir(parents=True)
-    (work / "simulator" / "__init__.py").write_text('"""the user\'s own simulator package"""\n')
-    (work / "simulator" / "learning" / "__init__.py").write_text('"""its own learning module"""\n')
-    script = tmp_path / "scripts" / "train_one.py"
-    script.parent.mkdir()
-    script.write_text(SCRIPT)
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, str(script)], cwd=work, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    done = run_script_in(decoy_project(tmp_path, "learning"), SCRIPT)
     assert "ready True trained here 0" in done.stdout

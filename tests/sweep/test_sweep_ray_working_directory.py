@@ -4,17 +4,13 @@ it from (tests/learning/test_ray_working_directory.py holds the same for the Ray
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.decoy import decoy_project, run_script_in
 from tests.helpers.sweep import write_sweep
-
-ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = textwrap.dedent('''
     import os, sys
@@ -40,18 +36,8 @@ def test_a_folder_named_simulator_where_the_user_runs_does_not_replace_fleetsim_
     """A user's own package called `simulator` in the working directory: Ray put that directory first
     on its workers' path, ahead of the PYTHONPATH the backend gives them (fleetsim's folder first), so
     each variant's task imported the user's package (which here refuses to be imported) and failed."""
-    work = tmp_path / "project"
-    (work / "simulator" / "sweep").mkdir(parents=True)
-    (work / "simulator" / "__init__.py").write_text(
-        'raise ImportError("the user\'s own simulator package was imported in place of fleetsim")\n')
-    (work / "simulator" / "sweep" / "__init__.py").write_text('"""its own sweep module"""\n')
+    work = decoy_project(tmp_path, "sweep")
     sweep = write_sweep(tmp_path / "sweep", {"grid": {"algorithm.name": ["fedavg"]}, "seeds": [0],
                                              "timing_only": True})
-    script = tmp_path / "scripts" / "sweep_one.py"
-    script.parent.mkdir()
-    script.write_text(SCRIPT)
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, str(script), str(sweep), str(tmp_path / "out")], cwd=work, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    done = run_script_in(work, SCRIPT, str(sweep), str(tmp_path / "out"))
     assert "ran 1 same cwd True" in done.stdout
