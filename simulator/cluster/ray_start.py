@@ -27,6 +27,9 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 _EMPTY_DIR: str | None = None  # the empty folder ray.init runs in (one per process, made when first needed)
+# Folders named in the environment that local workers inherit and read (the plan cache: cost/cache.py):
+# a relative one is made absolute first, so it names the folder it named before, not one in _EMPTY_DIR.
+_PATH_VARIABLES = ("FLEETSIM_CACHE_DIR", "XDG_CACHE_HOME")
 
 
 def start_ray(ray: Any, **init_kwargs: Any) -> Any:
@@ -38,12 +41,17 @@ def start_ray(ray: Any, **init_kwargs: Any) -> Any:
 @contextmanager
 def away_from_the_working_directory() -> Iterator[str]:
     """Run what this wraps in an empty folder of fleetsim's (yielded); the caller's working directory
-    and ``sys.argv[0]`` are restored after, also when it fails."""
+    and ``sys.argv[0]`` are restored after, also when it fails. A relative plan-cache folder in the
+    environment (``_PATH_VARIABLES``) is made absolute for good: the same folder, for every process."""
     global _EMPTY_DIR
     if _EMPTY_DIR is None or not os.path.isdir(_EMPTY_DIR):
         _EMPTY_DIR = tempfile.mkdtemp(prefix="fleetsim-ray-")
         atexit.register(_remove_if_empty, _EMPTY_DIR)
     home, script = os.getcwd(), sys.argv[0] if sys.argv else ""
+    for name in _PATH_VARIABLES:
+        value = os.environ.get(name)
+        if value and value != "off" and not os.path.isabs(value):
+            os.environ[name] = os.path.join(home, value)
     if script:
         sys.argv[0] = os.path.realpath(script)
     os.chdir(_EMPTY_DIR)

@@ -87,3 +87,30 @@ def test_ray_init_runs_in_an_empty_folder_and_the_callers_folder_comes_back_when
     assert seen["cwd"] != str(tmp_path) and seen["listing"] == []
     assert seen["script"] == str(tmp_path / "scripts")  # the script's folder, as it was before the change
     assert os.getcwd() == str(tmp_path) and sys.argv == ["scripts/train.py"]
+
+
+def test_a_relative_cache_folder_in_the_environment_names_the_same_folder_for_ray_workers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Local Ray workers inherit the environment and start in fleetsim's empty folder: a relative
+    FLEETSIM_CACHE_DIR (or XDG_CACHE_HOME) would have named a folder inside it. While Ray starts, and
+    after, it names the caller's folder; an absolute one and ``off`` are left as they are."""
+    from simulator.cluster.ray_start import start_ray
+
+    seen: dict[str, str] = {}
+
+    class FakeRay:
+        @staticmethod
+        def init(**kwargs: object) -> str:
+            seen.update(cwd=os.getcwd(), cache=os.environ["FLEETSIM_CACHE_DIR"], xdg=os.environ["XDG_CACHE_HOME"])
+            return "started"
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FLEETSIM_CACHE_DIR", "plans")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert start_ray(FakeRay, num_cpus=1) == "started"
+    assert seen["cwd"] != str(tmp_path)
+    assert seen["cache"] == os.environ["FLEETSIM_CACHE_DIR"] == str(tmp_path / "plans")
+    assert seen["xdg"] == str(tmp_path / "xdg") and os.getcwd() == str(tmp_path)
+    monkeypatch.setenv("FLEETSIM_CACHE_DIR", "off")
+    start_ray(FakeRay)
+    assert seen["cache"] == "off"
