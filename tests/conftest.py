@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import processes
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _private_cost_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -19,6 +21,13 @@ def _private_cost_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
         os.environ.pop("FLEETSIM_CACHE_DIR", None)
     else:
         os.environ["FLEETSIM_CACHE_DIR"] = previous
+
+
+@pytest.fixture(autouse=True)
+def _no_child_left_running() -> None:
+    """A child process a test started and did not see end is killed when the test ends."""
+    yield
+    processes.stop_leftovers()
 
 
 @pytest.fixture

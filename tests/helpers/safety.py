@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from tests.helpers import processes
 from tests.helpers.profiles import measured_steps, profile_data, tiny_workload, write_profile_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,8 +145,9 @@ def fleetsim(*args: str, cwd: Path | None = None, timeout: float = 180, **env: s
 
 
 def popen_fleetsim(*args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "simulator.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=cwd, env=env_for_cli())
+    """`python -m simulator.cli ARGS` started, to be interrupted (tests/helpers/processes.py)."""
+    return processes.start([sys.executable, "-m", "simulator.cli", *args], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, cwd=cwd, env=env_for_cli())
 
 
 def one_paragraph(result: Result, code: int, prefix: str = "fleetsim: bad input: ") -> str:

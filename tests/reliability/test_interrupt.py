@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from simulator.trace.recorder import read_table
+from tests.helpers import processes
 from tests.helpers.scenarios import base_scenario, write_profile
 
 
@@ -28,8 +29,8 @@ def test_sigint_keeps_traces_and_writes_a_partial_report(tmp_path: Path) -> None
     path = tmp_path / "long.yaml"
     path.write_text(yaml.safe_dump(scenario))
     run_dir = tmp_path / "runs" / "t"
-    proc = subprocess.Popen([sys.executable, "-m", "simulator.cli", "run", str(path), "--timing-only"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = processes.start([sys.executable, "-m", "simulator.cli", "run", str(path), "--timing-only"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not list((run_dir / "_parts" / "events").glob("part-*.parquet")):
         assert time.monotonic() < deadline and proc.poll() is None, "the run never flushed"
