@@ -4,7 +4,6 @@ help while workers start, errors and cancels; and the one ``make_executor`` (iss
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import threading
 import time
 from queue import Queue
@@ -18,6 +17,7 @@ from simulator.learning.executors import (
 )
 from simulator.learning.executors.dispatch import Dispatcher, Transport
 from simulator.learning.trainer import run_job
+from tests.helpers.markers import needs_ray
 from tests.learning.test_executors import CONTEXT, assert_same, jobs
 
 
@@ -251,7 +251,7 @@ def test_the_cli_takes_the_old_and_new_names_and_explains_a_wrong_one(tmp_path):
 
 
 @pytest.mark.ray
-@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install 'fleetsim[ray]')")
+@needs_ray
 @pytest.mark.slow
 def test_kept_ray_actors_serve_the_next_executor_with_the_same_results():
     import ray

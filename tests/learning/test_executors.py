@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 import time
@@ -18,6 +17,7 @@ from simulator.learning.executors import (
 from simulator.learning.pruning import Pruner, PruningSettings
 from simulator.learning.submodel import extract
 from simulator.learning.trainer import TrainingSettings, TrainJob
+from tests.helpers.markers import needs_ray
 
 CONTEXT = WorkerContext(ModelSpec(name="cnn", preset="tiny"), DatasetSpec(name="digits", image_size=8),
                         PartitionSpec(kind="dirichlet", alpha=0.5), 4, 3)
@@ -150,7 +150,7 @@ def test_ray_without_ray_is_a_clear_input_error(monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.ray
-@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install 'fleetsim[ray]')")
+@needs_ray
 def test_ray_gives_the_inline_results():
     """Bitwise the inline results; the jobs' one base is put into Ray's object store once."""
     data = WorkerData(CONTEXT)

@@ -6,7 +6,6 @@ working directory (at ``ray.init``) on its workers' path ahead of their PYTHONPA
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 import textwrap
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.decoy import decoy_project, ONE_JOB_PRELUDE, run_script_in
+from tests.helpers.markers import needs_ray
 
 SCRIPT = ONE_JOB_PRELUDE + textwrap.dedent('''
     import ray  # (importing Ray adds its own folders to sys.path: before the path is compared)
@@ -48,7 +48,7 @@ SCRIPT = ONE_JOB_PRELUDE + textwrap.dedent('''
 
 @pytest.mark.slow
 @pytest.mark.ray
-@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install 'fleetsim[ray]')")
+@needs_ray
 def test_a_folder_named_simulator_where_the_user_runs_does_not_replace_fleetsim_in_the_ray_actors(
         tmp_path: Path) -> None:
     """A user's own package called `simulator` in the working directory: Ray put that directory first
@@ -60,7 +60,7 @@ def test_a_folder_named_simulator_where_the_user_runs_does_not_replace_fleetsim_
 
 
 @pytest.mark.ray
-@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install 'fleetsim[ray]')")
+@needs_ray
 def test_ray_init_runs_in_an_empty_folder_and_the_callers_folder_comes_back_when_it_fails(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """What Ray records is an empty folder, not the caller's (with the user's address passed on as

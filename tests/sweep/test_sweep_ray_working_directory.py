@@ -3,13 +3,13 @@ it from (tests/learning/test_ray_working_directory.py holds the same for the Ray
 
 from __future__ import annotations
 
-import importlib.util
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.decoy import decoy_project, run_script_in
+from tests.helpers.markers import needs_ray
 from tests.helpers.sweep import write_sweep
 
 SCRIPT = textwrap.dedent('''
@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent('''
 
 @pytest.mark.slow
 @pytest.mark.ray
-@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install 'fleetsim[ray]')")
+@needs_ray
 def test_a_folder_named_simulator_where_the_user_runs_does_not_replace_fleetsim_in_ray_variants(
         tmp_path: Path) -> None:
     """A user's own package called `simulator` in the working directory: Ray put that directory first

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 import simulator
 from simulator.learning.executors import InlineExecutor, ProcessPoolExecutor, RayExecutor
+from tests.helpers.markers import needs_ray
 from tests.helpers.scenarios import executor_scenario, write_profile
 
 
@@ -51,7 +51,7 @@ def test_full_model_jobs_give_identical_traces(tmp_path: Path, profile_dir: Path
 
 @pytest.mark.slow
 @pytest.mark.ray
-@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install 'fleetsim[ray]')")
+@needs_ray
 def test_ray_gives_identical_traces(tmp_path: Path, profile_dir: Path) -> None:
     inline = _run(tmp_path, profile_dir, "inline", InlineExecutor())
     ray = _run(tmp_path, profile_dir, "ray", RayExecutor(num_cpus=2))
