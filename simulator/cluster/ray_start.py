@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import atexit
 import os
+import socket
 import sys
 import tempfile
 from contextlib import contextmanager
 from typing import Any, Iterator
+
+from simulator.errors import InputError
 
 _EMPTY_DIR: str | None = None  # the empty folder ray.init runs in (one per process, made when first needed)
 # Folders named in the environment that local workers inherit and read (the plan cache: cost/cache.py):
@@ -32,10 +35,34 @@ _EMPTY_DIR: str | None = None  # the empty folder ray.init runs in (one per proc
 _PATH_VARIABLES = ("FLEETSIM_CACHE_DIR", "XDG_CACHE_HOME")
 
 
+_REACH_TIMEOUT_S = 5.0  # how long a cluster's head may take to accept a connection
+
+
 def start_ray(ray: Any, **init_kwargs: Any) -> Any:
-    """``ray.init(**init_kwargs)`` of the `ray` module given, run away from the working directory."""
+    """``ray.init(**init_kwargs)`` of the `ray` module given, run away from the working directory.
+    A ``host:port`` address nothing answers at is refused first (:func:`check_reachable`)."""
+    address = init_kwargs.get("address")
+    if address:
+        check_reachable(address)
     with away_from_the_working_directory():
         return ray.init(**init_kwargs)
+
+
+def check_reachable(address: str) -> None:
+    """Raise InputError if `address` is ``host:port`` and no process accepts a connection there.
+
+    Why: Ray retries an unreachable head for minutes, printing its own warnings, before it fails
+    (seen: over two minutes for ``127.0.0.1:1``); a mistyped ``--ray-address`` deserves one clear
+    paragraph at once. ``auto``, ``local`` and ``ray://`` client addresses are left to Ray."""
+    host, sep, port = str(address).rpartition(":")
+    if not sep or not host or "://" in str(address) or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=_REACH_TIMEOUT_S).close()
+    except (OSError, ValueError) as exc:
+        raise InputError(f"no Ray cluster answers at {address} ({exc.strerror or exc})", field="--ray-address",
+                         value=address, accepted="the host:port of a running Ray head (`ray start --head` prints "
+                         "it), or no address for a local cluster") from None
 
 
 @contextmanager

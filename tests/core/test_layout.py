@@ -23,7 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "environment": set(),
     "trace": set(),
-    "cluster": set(),
+    "cluster": {"errors"},
     "config": {"errors"},
     "network": {"environment"},
     "learning": {"cluster", "config", "errors"},
