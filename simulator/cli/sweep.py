@@ -127,6 +127,10 @@ def register(app: typer.Typer) -> None:
         if target.is_dir():
             raise InputError("is a folder, not a profile file", field="--out", value=str(target),
                              accepted="a path ending in .yaml")
+        blocking = next((p for p in target.absolute().parents if p.exists() and not p.is_dir()), None)
+        if blocking is not None:  # the write after measuring failed as "internal error (FileExistsError)"
+            raise InputError(f"cannot be written: {blocking} is a file, not a folder; nothing was measured",
+                             field="--out", value=str(target), accepted="a .yaml path in a folder (new or existing)")
         if (target.exists() or target.is_symlink()) and not force:  # asked before minutes of measuring
             raise InputError("the profile file already exists; nothing was measured or overwritten",
                              field="--out", value=str(target), accepted="another --out path or --name, or --force "

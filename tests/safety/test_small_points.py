@@ -122,3 +122,15 @@ def test_calibrate_refuses_figures_it_cannot_measure_before_measuring(tmp_path: 
                             "--out", str(out))
     assert_bad_input(result, file=None, field=field, value=value)
     assert not out.exists()
+
+
+def test_calibrate_out_under_a_file_is_refused_before_measuring(tmp_path: Path) -> None:
+    """`--out notes.txt/p.yaml` measured for seconds, then failed to make the folder: exit 1, "internal error"."""
+    from tests.helpers.cli import assert_bad_input, cli as cli_in_process
+
+    (tmp_path / "notes.txt").write_text("mine\n")
+    out = tmp_path / "notes.txt" / "p.yaml"
+    err = assert_bad_input(cli_in_process("calibrate", "--model", "mlp-tiny", "--repeats", "1", "--warmup", "0",
+                                          "--out", str(out)), file=None, field="--out", value=f"'{out}'")
+    assert "notes.txt is a file" in err and "nothing was measured" in err
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"
