@@ -419,3 +419,12 @@ def test_resume_rejects_a_negative_workers_option(tmp_path: Path) -> None:
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     assert_bad_input(cli("resume", str(out), "--workers", "-1"), file=None, field="--workers", value="-1")
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_a_missing_availability_trace_is_said_once(tmp_path: Path) -> None:
+    """It said "availability trace file file not found"."""
+    data = base()
+    data["fleet"][0]["availability"] = {"kind": "trace", "path": "nothere.csv"}
+    err = assert_bad_input(cli("validate", str(write_yaml(tmp_path / "t.yaml", data))), file="t.yaml",
+                           field="fleet[0].availability.path", value=None)
+    assert "availability trace file not found" in err and "file file" not in err
