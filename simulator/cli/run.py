@@ -49,6 +49,14 @@ def _check_executor(kind: str) -> None:
                          accepted="inline, process, ray (pool is another name for process)")
 
 
+def _check_workers(workers: int) -> None:
+    """Refuse a negative --workers before anything runs, timing-only too: there no executor is made, so
+    `fleetsim resume RUN --workers -1` of a timing-only run went on as if the flag were right."""
+    if workers < 0:
+        raise InputError("not a number of worker processes", field="--workers", value=workers,
+                         accepted="0 (train in this process) or a positive integer")
+
+
 def register(app: typer.Typer) -> None:
     """Add run and resume to the app."""
 
@@ -81,9 +89,7 @@ def register(app: typer.Typer) -> None:
 
         check_seed(seed, "--seed")
         _check_executor(executor)
-        if workers < 0:
-            raise InputError("not a number of worker processes", field="--workers", value=workers,
-                             accepted="0 (train in this process) or a positive integer")
+        _check_workers(workers)
         loaded = load_scenario(scenario)
         exec_obj = None if timing_only else _executor(executor, workers, ray_address)
         progress = RunProgress(loaded.stop.sim_time_s, loaded.stop.max_versions, mode=choose_mode(quiet, err_console),
@@ -116,6 +122,7 @@ def register(app: typer.Typer) -> None:
         from simulator.output.checkpoint import read_run_options
 
         _check_executor(executor)
+        _check_workers(workers)
         timing_only = bool(read_run_options(run_dir).get("timing_only", False))
         loaded = load_scenario(run_dir / "scenario.yaml")
         exec_obj = None if timing_only else _executor(executor, workers, ray_address)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -11,6 +12,26 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from simulator.cli.common import check_format, console, err_console, friendly
 from simulator.cli.tables import grid_from_rich, print_grid, records_of_frame, write_records
 from simulator.errors import InputError
+
+
+def _check_calibrate_figures(shape: tuple[int, ...], input_shape: str, classes: int, warmup: int,
+                             busy_w: float, idle_w: float) -> None:
+    """Refuse, before minutes of measuring, the flag values the measurement cannot mean: a zero or negative
+    input dimension or class count stopped it with "internal error" (exit 1), a negative --warmup and a
+    NaN or infinite power went into the profile."""
+    if not shape or any(d < 1 for d in shape):
+        raise InputError("every input dimension must be at least 1", field="--input-shape", value=input_shape,
+                         accepted="positive integers, e.g. 1,32,32 or 64")
+    if classes < 1:
+        raise InputError("the number of classes must be at least 1", field="--classes", value=classes,
+                         accepted="an integer >= 1, e.g. 10")
+    if warmup < 0:
+        raise InputError("the untimed steps cannot be negative", field="--warmup", value=warmup,
+                         accepted="0 or a positive integer")
+    for flag, watts in (("--busy-w", busy_w), ("--idle-w", idle_w)):
+        if not math.isfinite(watts):
+            raise InputError("the power must be a finite number of watts", field=flag, value=watts,
+                             accepted="a finite number, --busy-w > 0 and 0 <= --idle-w <= --busy-w")
 
 
 def register(app: typer.Typer) -> None:
@@ -106,6 +127,10 @@ def register(app: typer.Typer) -> None:
         if target.is_dir():
             raise InputError("is a folder, not a profile file", field="--out", value=str(target),
                              accepted="a path ending in .yaml")
+        blocking = next((p for p in target.absolute().parents if p.exists() and not p.is_dir()), None)
+        if blocking is not None:  # the write after measuring failed as "internal error (FileExistsError)"
+            raise InputError(f"cannot be written: {blocking} is a file, not a folder; nothing was measured",
+                             field="--out", value=str(target), accepted="a .yaml path in a folder (new or existing)")
         if (target.exists() or target.is_symlink()) and not force:  # asked before minutes of measuring
             raise InputError("the profile file already exists; nothing was measured or overwritten",
                              field="--out", value=str(target), accepted="another --out path or --name, or --force "
@@ -115,6 +140,7 @@ def register(app: typer.Typer) -> None:
         except ValueError:
             raise InputError("not a comma-separated list of integers", field="--input-shape", value=input_shape,
                              accepted="e.g. 1,32,32 or 64") from None
+        _check_calibrate_figures(shape, input_shape, classes, warmup, busy_w, idle_w)
         profile = run_calibration(model, width, batch, input_shape=shape, num_classes=classes, repeats=repeats,
                                   warmup=warmup, rounds=rounds, threads=threads, name=name, out=out, busy_w=busy_w, idle_w=idle_w,
                                   exits=exits, clock=clock)

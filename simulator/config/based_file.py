@@ -47,11 +47,34 @@ class BasedFile(Generic[SpecT]):
         return Path(output) if output else Path("reports") / self.OUTPUT_DIR / self.name
 
 
+def _refuse_other_kind(data: Any, file: Path, kind: str) -> None:
+    """A scenario, or a plan where a sweep is asked for (or a sweep where a plan is), is named as such with
+    the command that takes it: read as a `kind` it only said "at 'base': this required field is missing (7
+    more problems…)" or "unknown key 'catalogue'", which hides the mistake (load_scenario_file does the same
+    the other way round)."""
+    if not isinstance(data, dict):
+        return
+    keys = set(data)
+    found = None
+    if "fleet" in keys and "base" not in keys:
+        found, has, command = "scenario", "it has 'fleet' and no 'base'", "run"
+    elif kind == "sweep" and "catalogue" in keys:
+        found, has, command = "plan", "it has 'catalogue'", "plan"
+    elif kind == "plan" and "catalogue" not in keys and {"grid", "zip", "seeds"} & keys:
+        found, has, command = "sweep", f"it has '{sorted({'grid', 'zip', 'seeds'} & keys)[0]}' and no 'catalogue'", "sweep"
+    if found is not None:
+        raise InputError(f"is a {found} file ({has}), not a {kind} file", file=file,
+                         accepted=f"a {kind} file (base, …; `fleetsim schema --kind {kind}`); "
+                                  f"`fleetsim {command} {file}` takes this one")
+
+
 def load_based_file(path: str | Path, spec_type: type[SpecT], loaded_type: type[LoadedT]) -> LoadedT:
     """Read and check the file as `spec_type`, then its base scenario; InputError naming the file
     (and the ``base`` field) on problems."""
     file = Path(path)
-    spec = validate_data(read_yaml(file), spec_type, file=file)
+    data = read_yaml(file)
+    _refuse_other_kind(data, file, "plan" if "catalogue" in spec_type.model_fields else "sweep")
+    spec = validate_data(data, spec_type, file=file)
     base_spec = getattr(spec, "base")
     if not isinstance(base_spec, str):
         return loaded_type(spec, file, dict(base_spec), None, file.resolve().parent)

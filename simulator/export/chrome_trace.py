@@ -134,7 +134,7 @@ def _batch_lines(source: RunSource, cols: dict[str, np.ndarray], load: _LinkLoad
 def _counter_lines(source: RunSource, load: _LinkLoad) -> list[str]:
     """versions over time, and each shared link's utilisation (% of capacity) per time bin."""
     lines = []
-    versions = read_small(source.run_dir, "versions")
+    versions = read_small(source.run_dir, "versions", required=("time_s", "version"))
     if versions.num_rows:
         for t, v in zip(_us(versions.column("time_s").to_numpy()).tolist(), versions.column("version").to_pylist()):
             lines.append(f'{{"ph":"C","name":"versions","pid":{SERVER_PID},"ts":{t},"args":{{"version":{v}}}}}')
@@ -165,7 +165,7 @@ def write_chrome_trace(run_dir: Path | str, out_path: Path | str) -> dict[str, A
     """Write the run in `run_dir` as trace-event JSON at `out_path` (written to a temporary file
     beside it and renamed, so a reader never opens half a trace). Returns {"events", "bytes"} (bytes
     of JSON text, before any gzip)."""
-    source = open_run(run_dir)
+    source = open_run(run_dir, device_columns=("device", "device_name", "group", "profile"))
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
@@ -179,7 +179,7 @@ def write_chrome_trace(run_dir: Path | str, out_path: Path | str) -> dict[str, A
         with _open_text(tmp, out.name.endswith(".gz")) as handle:
             stream = _Stream(handle)
             next_id = 1
-            for batch in iter_batches(source.run_dir, "events", EVENT_COLUMNS):
+            for batch in iter_batches(source.run_dir, "events", EVENT_COLUMNS, required=EVENT_COLUMNS):
                 cols = {c: batch.column(c).to_numpy(zero_copy_only=False) for c in EVENT_COLUMNS}
                 cols["phase"] = cols["phase"].astype(str)
                 lines, next_id = _batch_lines(source, cols, load, next_id, seen)

@@ -8,7 +8,7 @@ the same way, in order.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,21 +31,36 @@ def table_files(run_dir: Path, table: str) -> list[Path]:
     return sorted((run_dir / PARTS_DIR / table).glob("part-*.parquet"))
 
 
-def iter_batches(run_dir: Path, table: str, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
-    """The table's rows in file order, BATCH_ROWS at a time (empty iterator when it has none)."""
+def iter_batches(run_dir: Path, table: str, columns: list[str] | None = None,
+                 required: Sequence[str] = ()) -> Iterator[pa.RecordBatch]:
+    """The table's rows in file order, BATCH_ROWS at a time (empty iterator when it has none).
+
+    A file lacking a `required` column (a Parquet file from something else under fleetsim's name) is
+    bad input naming the file and the columns: reading on failed later as a KeyError in pyarrow, which
+    the last net took for a plug-in's failure (exit 1)."""
     for path in table_files(run_dir, table):
         try:
             handle = pq.ParquetFile(path)
-            present = None if columns is None else [c for c in columns if c in handle.schema_arrow.names]
+            names = handle.schema_arrow.names
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"cannot be read as Parquet ({type(exc).__name__}: {exc})", file=path,
+                             accepted=f"the {table} table written by fleetsim") from None
+        missing = [c for c in required if c not in names]
+        if missing:
+            raise InputError(f"is not fleetsim's {table} table: it has no column {', '.join(missing)}", file=path,
+                             value=names, accepted=f"the {table} table written by fleetsim (columns "
+                                               f"{', '.join(SCHEMAS[table].names)})")
+        present = None if columns is None else [c for c in columns if c in names]
+        try:
             yield from handle.iter_batches(batch_size=BATCH_ROWS, columns=present)
         except (OSError, pa.ArrowException) as exc:
             raise InputError(f"cannot be read as Parquet ({type(exc).__name__}: {exc})", file=path,
                              accepted=f"the {table} table written by fleetsim") from None
 
 
-def read_small(run_dir: Path, table: str) -> pa.Table:
+def read_small(run_dir: Path, table: str, required: Sequence[str] = ()) -> pa.Table:
     """A small table (devices, versions, evals) whole."""
-    batches = list(iter_batches(run_dir, table))
+    batches = list(iter_batches(run_dir, table, required=required))
     return pa.Table.from_batches(batches) if batches else SCHEMAS[table].empty_table()
 
 
@@ -104,7 +119,8 @@ class RunSource:
         return (server,) if link == "ethernet" else (f"Wi-Fi {link}", server)
 
 
-def open_run(run_dir: Path | str) -> RunSource:
+def open_run(run_dir: Path | str, device_columns: Sequence[str] = ("device",)) -> RunSource:
+    """The run folder's summary, scenario and device table (which must hold `device_columns`)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise InputError("is not a folder", file=run_dir, accepted="a run folder written by `fleetsim run`")
@@ -120,5 +136,5 @@ def open_run(run_dir: Path | str) -> RunSource:
             raise InputError(f"is not valid JSON ({exc})", file=run_dir / "summary.json",
                              accepted="the summary.json written by fleetsim") from None
     scenario = read_yaml(run_dir / "scenario.yaml") if (run_dir / "scenario.yaml").exists() else {}
-    devices = read_small(run_dir, "devices").sort_by("device")
+    devices = read_small(run_dir, "devices", required=device_columns).sort_by("device")
     return RunSource(run_dir, summary, scenario if isinstance(scenario, dict) else {}, devices)

@@ -46,8 +46,8 @@ def load_trace(spec: AvailabilityTrace, base_dir: Path, group_index: int, count:
         text = read_input_text(path, accepted)  # a regular file within the size limit, BOM or not
     except InputError as err:
         # the file at fault is the scenario naming this path (the caller adds it); the path is the value
-        raise InputError(f"availability trace file {err.problem}", field=field, value=str(path),
-                         accepted=err.accepted) from None
+        what = "availability trace" if err.problem.startswith("file ") else "availability trace file"  # not "file file not found"
+        raise InputError(f"{what} {err.problem}", field=field, value=str(path), accepted=err.accepted) from None
     intervals: list[list[tuple[float, float]]] = [[] for _ in range(count)]
     try:
         _read_rows(csv.DictReader(io.StringIO(text, newline="")), path, field, count, intervals)

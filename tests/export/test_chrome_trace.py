@@ -178,3 +178,20 @@ def test_cli_export_writes_and_never_overwrites_without_force(run_dir, tmp_path)
     assert forced.returncode == 0 and out.read_text().startswith('{"traceEvents":[')
     bad = subprocess.run(cmd[:-4] + ["--format", "svg"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "unknown export format" in bad.stderr and "chrome-trace, csv" in bad.stderr
+
+
+@pytest.mark.parametrize("table", ["events", "devices", "versions"])
+def test_a_table_from_something_else_is_bad_input_naming_it(run_dir, tmp_path, table):
+    """A Parquet file of other columns under a fleetsim table's name ended as exit 1, "plug-in code in
+    table.pxi raised KeyError": now exit 2 naming the file and the columns it lacks; no trace is left."""
+    import shutil
+
+    from tests.helpers.cli import assert_bad_input, cli
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    pd.DataFrame({"x": [1, 2]}).to_parquet(copy / f"{table}.parquet")
+    out = tmp_path / "t.json"
+    err = assert_bad_input(cli("export", str(copy), "-o", str(out)), file=copy / f"{table}.parquet", field=None,
+                           value="['x']", also=(f"is not fleetsim's {table} table: it has no column ",))
+    assert "plug-in" not in err and not out.exists()

@@ -407,3 +407,24 @@ def test_subprocess_existing_run_folder(tmp_path: Path) -> None:
     before = _snapshot(out)
     assert_bad_input(cli_subprocess(*_run_args(tmp_path, out)), file=None, field="output", value=f"'{out}'")
     assert _snapshot(out) == before
+
+
+def test_resume_rejects_a_negative_workers_option(tmp_path: Path) -> None:
+    """`run` refused --workers -1; `resume` of a timing-only run (no executor is made) resumed as if it were right."""
+    out = tmp_path / "out"
+    assert cli("run", str(write_yaml(tmp_path / "ok.yaml", base())), "--timing-only", "--no-report",
+               "--out", str(out)).code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    (out / "summary.json").write_text(json.dumps({**summary, "stop_reason": "interrupted", "complete": False}))
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert_bad_input(cli("resume", str(out), "--workers", "-1"), file=None, field="--workers", value="-1")
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_a_missing_availability_trace_is_said_once(tmp_path: Path) -> None:
+    """It said "availability trace file file not found"."""
+    data = base()
+    data["fleet"][0]["availability"] = {"kind": "trace", "path": "nothere.csv"}
+    err = assert_bad_input(cli("validate", str(write_yaml(tmp_path / "t.yaml", data))), file="t.yaml",
+                           field="fleet[0].availability.path", value=None)
+    assert "availability trace file not found" in err and "file file" not in err

@@ -52,3 +52,22 @@ def test_a_scenario_named_as_a_profile_is_named_as_such(tmp_path):
 def test_a_sweep_named_as_a_profile_is_named_as_such():
     assert_bad_input(cli("profiles", str(SWEEP)), file=None, field=None, value=None,
                      also=(f"{SWEEP} is a sweep file, not a device profile (it has 'base' and no 'compute')",))
+
+
+SCENARIO = ROOT / "scenarios" / "quickstart.yaml"
+
+
+@pytest.mark.parametrize(("command", "path", "found", "has", "takes"), [
+    ("sweep", SCENARIO, "scenario", "it has 'fleet' and no 'base'", "run"),
+    ("plan", SCENARIO, "scenario", "it has 'fleet' and no 'base'", "run"),
+    ("sweep", PLAN, "plan", "it has 'catalogue'", "plan"),
+    ("plan", SWEEP, "sweep", "it has 'seeds' and no 'catalogue'", "sweep"),
+], ids=["scenario_as_sweep", "scenario_as_plan", "plan_as_sweep", "sweep_as_plan"])
+def test_a_scenario_or_the_other_kind_is_not_read_as_a_sweep_or_plan(command, path, found, has, takes, tmp_path):
+    """The other way round: read as a sweep or plan, a scenario only said "at 'base': this required field is
+    missing (7 more problems after this one)" and a plan "unknown key 'catalogue'"."""
+    err = assert_bad_input(cli(command, str(path), "--out", str(tmp_path / "out")), file=path, field=None, value=None,
+                           also=(f"is a {found} file ({has}), not a {command} file",
+                                 f"`fleetsim {takes} {path}` takes this one"))
+    assert "required field is missing" not in err and "unknown key" not in err
+    assert not (tmp_path / "out").exists()

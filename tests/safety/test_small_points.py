@@ -103,3 +103,34 @@ def test_calibrate_never_overwrites_a_file_it_did_not_ask_for(tmp_path: Path) ->
     assert "already exists" in text and "--force" in text
     assert mine.read_text() == "my own notes\n"
     assert "folder" in one_paragraph(cli("calibrate", "--out", str(tmp_path)), 2)
+
+
+@pytest.mark.parametrize(("flags", "field", "value"), [
+    (["--input-shape", "1,-8,8"], "--input-shape", "'1,-8,8'"),  # exit 1, "internal error", after loading torch
+    (["--input-shape", "0"], "--input-shape", "'0'"),             # a profile measured on empty inputs
+    (["--classes", "0"], "--classes", "0"),                       # exit 1, "internal error"
+    (["--warmup", "-1"], "--warmup", "-1"),                       # accepted as 0
+    (["--idle-w", "nan"], "--idle-w", "nan"),                     # NaN written into the profile
+    (["--busy-w", "inf"], "--busy-w", "inf"),
+], ids=["negative_dim", "zero_dim", "zero_classes", "negative_warmup", "nan_idle", "inf_busy"])
+def test_calibrate_refuses_figures_it_cannot_measure_before_measuring(tmp_path: Path, flags: list[str], field: str,
+                                                                      value: str) -> None:
+    from tests.helpers.cli import assert_bad_input, cli as cli_in_process
+
+    out = tmp_path / "p.yaml"
+    result = cli_in_process("calibrate", "--model", "mlp-tiny", "--repeats", "1", "--warmup", "0", *flags,
+                            "--out", str(out))
+    assert_bad_input(result, file=None, field=field, value=value)
+    assert not out.exists()
+
+
+def test_calibrate_out_under_a_file_is_refused_before_measuring(tmp_path: Path) -> None:
+    """`--out notes.txt/p.yaml` measured for seconds, then failed to make the folder: exit 1, "internal error"."""
+    from tests.helpers.cli import assert_bad_input, cli as cli_in_process
+
+    (tmp_path / "notes.txt").write_text("mine\n")
+    out = tmp_path / "notes.txt" / "p.yaml"
+    err = assert_bad_input(cli_in_process("calibrate", "--model", "mlp-tiny", "--repeats", "1", "--warmup", "0",
+                                          "--out", str(out)), file=None, field="--out", value=f"'{out}'")
+    assert "notes.txt is a file" in err and "nothing was measured" in err
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"
