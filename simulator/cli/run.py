@@ -66,7 +66,9 @@ def register(app: typer.Typer) -> None:
         scenario: Path = typer.Argument(..., help="scenario YAML, e.g. scenarios/quickstart.yaml"),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="run folder (default: output.folder/run_name)"),
         seed: Optional[int] = typer.Option(None, "--seed", help="override the scenario's seed"),
-        timing_only: bool = typer.Option(False, "--timing-only", help="simulate time, memory, traffic and energy; no training"),
+        timing_only: bool = typer.Option(
+            False, "--timing-only",
+            help="simulate time, memory, traffic and energy; no training (default: the scenario's timing_only)"),
         workers: int = typer.Option(0, "--workers", help="train in a pool of N processes (0 = in this process)"),
         executor: str = typer.Option("inline", "--executor", help="inline | process | ray (where jobs train; pool = process; --workers N with inline means process)"),
         ray_address: Optional[str] = typer.Option(None, "--ray-address", help="join a Ray cluster (default: start a local one)"),
@@ -74,7 +76,8 @@ def register(app: typer.Typer) -> None:
         no_report: bool = typer.Option(False, "--no-report", help="skip report.html (default: the scenario's output.report)"),
         checkpoint_every: Optional[float] = typer.Option(
             None, "--checkpoint-every", metavar="SIM_SECONDS",
-            help="save a checkpoint every SIM_SECONDS of simulated time; `fleetsim resume` continues from it"),
+            help="save a checkpoint every SIM_SECONDS of simulated time; `fleetsim resume` continues from it "
+                 "(default: no checkpoints)"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     ) -> None:
         """Simulate a scenario and write its run folder, with progress and a summary at the end.
@@ -111,7 +114,7 @@ def register(app: typer.Typer) -> None:
         run_dir: Path = typer.Argument(..., help="the folder of a run killed after its first checkpoint"),
         workers: int = typer.Option(0, "--workers", help="train in a pool of N processes (0 = in this process)"),
         executor: str = typer.Option("inline", "--executor", help="inline | process | ray (where jobs train; pool = process; --workers N with inline means process)"),
-        ray_address: Optional[str] = typer.Option(None, "--ray-address", help="join a Ray cluster"),
+        ray_address: Optional[str] = typer.Option(None, "--ray-address", help="join a Ray cluster (default: start a local one)"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     ) -> None:
         """Continue a killed, interrupted or failed run from its last checkpoint.

@@ -109,8 +109,8 @@ def register(app: typer.Typer) -> None:
         threads: int = typer.Option(1, "--threads", help="torch threads while measuring"),
         name: str = typer.Option("this-host", "--name", help="profile name"),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="profile YAML (default: NAME.yaml)"),
-        busy_w: float = typer.Option(15.0, "--busy-w", help="board power while training (measure it: tegrastats)"),
-        idle_w: float = typer.Option(5.0, "--idle-w", help="board power when idle"),
+        busy_w: float = typer.Option(15.0, "--busy-w", help="board power while training (W): measure it with tegrastats"),
+        idle_w: float = typer.Option(5.0, "--idle-w", help="board power when idle (W)"),
         force: bool = typer.Option(False, "--force", help="replace an existing profile file at --out"),
         exits: list[str] = typer.Option(["all"], "--exits", help="all (every block's exit trains: depth pruning, "
                                         "distillation) and/or final (the last exit only: fedavg and the others)"),

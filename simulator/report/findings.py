@@ -175,7 +175,8 @@ def offline_findings(run: RunData) -> list[Finding]:
     lost = int((run.updates["outcome"] == "lost").sum())
     return [Finding(f"{_plural(len(off), 'device')} went offline ("
                     + ", ".join(f"{k:,} {p}" for p, k in by.items())
-                    + f"), for {fmt_pct(share)} of their time; {_plural(lost, 'update')} lost.",
+                    + f"), for {fmt_pct(share)} of {'its' if len(off) == 1 else 'their'} time; "
+                    + f"{_plural(lost, 'update')} lost.",
                     "warn" if lost else "info")]
 
 

@@ -31,7 +31,8 @@ def _cell(text: str) -> str:
 
 
 def type_name(column: Column) -> str:
-    """The column's type as pyarrow prints it (text is Arrow's ``string``)."""
+    """The column's Arrow type by pyarrow's constructor name (``float64``, which a schema prints
+    ``double``; text is Arrow's ``string``)."""
     return "string" if column.is_text else column.type
 
 

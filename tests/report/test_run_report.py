@@ -51,7 +51,8 @@ def test_findings_are_computed_from_the_traces(small_run, small_report):
     counts = updates["outcome"].value_counts()
     assert any(f.startswith(f"Of {len(updates)} dispatched updates: {counts['accepted']} accepted; "
                             f"{counts['dropped']} dropped") for f in found), found
-    assert any(f.startswith("1 device went offline (1 jetson-xavier-nx)") for f in found), found
+    offline = [f for f in found if f.startswith("1 device went offline (1 jetson-xavier-nx)")]
+    assert len(offline) == 1 and " of its time; " in offline[0], found  # one device: "its", not "their"
 
 
 def test_metrics_fall_back_to_the_traces(small_run, tmp_path):
