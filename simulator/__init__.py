@@ -6,6 +6,8 @@ The public entry point for notebooks is :func:`simulator.run`; everything else i
 
 from __future__ import annotations
 
+from simulator import numerics as _numerics  # noqa: F401  (pins torch's CPU kernels before torch loads)
+
 __version__ = "0.1.0"
 
 __all__ = ["run", "__version__"]

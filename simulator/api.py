@@ -22,6 +22,7 @@ from simulator.config.scenario import Scenario, load_scenario_file
 from simulator.engine.resolved import resolved_document
 from simulator.engine.simulation import ProgressFn, Simulation
 from simulator.errors import InputError, RunError
+from simulator import numerics
 from simulator.engine.failure import RunFailed, RunInterrupted, preparing_failure
 from simulator.output.folder import ClaimedFolder, claim_for_resume, claim_run_dir, remove_run_files, write_yaml
 from simulator.server.registry import add_plugin_paths
@@ -144,7 +145,8 @@ def run(
         simulation.run_dir = folder.path
         write_yaml(folder.path / "scenario.yaml", resolved_document(scenario))
         write_run_options(folder.path, {"base_dir": str(base_dir), "timing_only": timing_only,
-                                        "checkpoint_every_s": checkpoint_every_s, "scenario_file": file})
+                                        "checkpoint_every_s": checkpoint_every_s, "scenario_file": file,
+                                        "numerics": numerics.PIN.as_record()})  # the kernels training used
     except BaseException as exc:
         folder.finish(keep=False)
         if isinstance(exc, OSError):

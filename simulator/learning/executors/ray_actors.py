@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from simulator.cluster.ray_start import start_ray
+from simulator.numerics import worker_env
 from simulator.errors import InputError
 from simulator.learning.executors.bases import HeldBases, JobOnBase, WorkerBases
 from simulator.learning.executors.common import WorkerContext, WorkerData, pack, unpack
@@ -176,8 +177,11 @@ class RayExecutor(DispatchingExecutor):
 
         self.shutdown()
         if not ray.is_initialized():
+            # A cluster started here inherits this process's pinned kernels (simulator/numerics.py); one
+            # joined at an address gets them in the runtime environment.
             start_ray(ray, address=self.address, num_cpus=self.num_cpus if self.address is None else None,
-                      include_dashboard=False, log_to_driver=False)
+                      include_dashboard=False, log_to_driver=False,
+                      **({"runtime_env": {"env_vars": worker_env()}} if self.address and worker_env() else {}))
             self._started_ray = True
         actors = self.num_cpus or max(1, int(ray.available_resources().get("CPU", 1)))
         self._dispatcher = Dispatcher(_RayTransport(actors, self.keep_actors and not self._started_ray), actors)
