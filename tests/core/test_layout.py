@@ -21,12 +21,13 @@ ROOT = Path(simulator.__file__).resolve().parent
 # app, simulator/cli/) may import anything.
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
+    "numerics": set(),  # pins torch's kernels at import: below everything that trains
     "environment": set(),
     "trace": set(),
     "cluster": {"errors"},
     "config": {"errors"},
     "network": {"environment"},
-    "learning": {"cluster", "config", "errors"},
+    "learning": {"cluster", "config", "errors", "numerics"},
     "output": {"config", "errors", "learning"},
     "fleet": {"config", "environment", "errors", "network", "trace"},
     "cost": {"config", "errors", "learning", "output"},
@@ -35,7 +36,7 @@ ALLOWED: dict[str, set[str]] = {
                "trace"},
     "report": {"config", "engine", "errors", "output", "trace"},
     "export": {"config", "errors", "report", "trace"},
-    "api": {"config", "engine", "errors", "output", "report", "server", "trace"},
+    "api": {"config", "engine", "errors", "numerics", "output", "report", "server", "trace"},
     "sweep": {"api", "cluster", "config", "engine", "errors", "output", "report", "server"},
     "plan": {"config", "engine", "errors", "output", "report", "server", "sweep"},
 }
@@ -48,7 +49,7 @@ LIBRARY_ROOMS: dict[str, set[str]] = {
     "rich": {"plan", "sweep"} | CLI_ROOM,
     "typer": CLI_ROOM,
 }
-ROOT_MODULES = {"__init__", "api", "errors", "environment"}
+ROOT_MODULES = {"__init__", "api", "errors", "environment", "numerics"}
 
 
 def _module_name(path: Path) -> str:
