@@ -111,7 +111,9 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="profile YAML (default: NAME.yaml)"),
         busy_w: float = typer.Option(15.0, "--busy-w", help="board power while training (W): measure it with tegrastats"),
         idle_w: float = typer.Option(5.0, "--idle-w", help="board power when idle (W)"),
-        force: bool = typer.Option(False, "--force", help="replace an existing profile file at --out"),
+        force: bool = typer.Option(False, "--force", help="replace an existing profile file at --out, only one "
+                                   "`fleetsim calibrate` wrote (its first line is the header \"# Device profile "
+                                   "measured on this host by `fleetsim calibrate`\"); any other file is refused"),
         exits: list[str] = typer.Option(["all"], "--exits", help="all (every block's exit trains: depth pruning, "
                                         "distillation) and/or final (the last exit only: fedavg and the others)"),
         clock: str = typer.Option("wall", "--clock", help="wall (elapsed time; on a board always) or cpu (this "
@@ -121,7 +123,7 @@ def register(app: typer.Typer) -> None:
 
         Run it on a real Jetson to make that board's profile; a measured time overrides the cost model
         only at its own point: model label, width, batch, input shape, dtype and exits (full depth)."""
-        from simulator.cost.calibrate import calibrate as run_calibration
+        from simulator.cost.calibrate import calibrate as run_calibration, written_by_calibrate
 
         target = out or Path(name + ".yaml")
         if target.is_dir():
@@ -135,6 +137,11 @@ def register(app: typer.Typer) -> None:
             raise InputError("the profile file already exists; nothing was measured or overwritten",
                              field="--out", value=str(target), accepted="another --out path or --name, or --force "
                              "to replace that file")
+        if (target.exists() or target.is_symlink()) and not written_by_calibrate(target):
+            raise InputError("fleetsim did not write this file (it does not start with the header `fleetsim "
+                             "calibrate` writes), so --force will not replace it; nothing was measured or overwritten",
+                             field="--out", value=str(target),
+                             accepted="another --out path or --name, or remove that file yourself first")
         try:
             shape = tuple(int(x) for x in input_shape.split(","))
         except ValueError:

@@ -114,6 +114,24 @@ def parse_model(model: ModelLike) -> ModelSpec:
     return validate_data(data, ModelSpec)
 
 
+# The first line of every profile calibrate writes: how `calibrate --force` knows a file is its own
+# (it replaces only those; a user's profile or notes at --out are never overwritten).
+PROFILE_HEADER = "# Device profile measured on this host by `fleetsim calibrate`"
+
+
+def written_by_calibrate(path: Path) -> bool:
+    """Whether `path` is a regular file starting with the header calibrate writes (a symlink is not:
+    fleetsim makes none, so one at --out is the user's)."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(PROFILE_HEADER.encode("utf-8")))
+    except OSError:
+        return False
+    return head == PROFILE_HEADER.encode("utf-8")
+
+
 # ------------------------------------------------------------------ host benchmarks
 
 
@@ -383,7 +401,7 @@ def calibrate(
         ],
     }
     path = Path(out) if out is not None else Path(f"{name}.yaml")
-    header = (f"# Device profile measured on this host by `fleetsim calibrate` ({time.strftime('%Y-%m-%d')}).\n"
+    header = (f"{PROFILE_HEADER} ({time.strftime('%Y-%m-%d')}).\n"
               "# measured_step_times override the step-time model only at the point each was measured at\n"
               "# (model label, width, batch, input shape, dtype, exits, full depth).\n")
     atomic_write_text(path, header + yaml.safe_dump(profile, sort_keys=False))
