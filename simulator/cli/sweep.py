@@ -34,6 +34,21 @@ def _check_calibrate_figures(shape: tuple[int, ...], input_shape: str, classes: 
                              accepted="a finite number, --busy-w > 0 and 0 <= --idle-w <= --busy-w")
 
 
+def written_by_calibrate(path: Path) -> bool:
+    """Whether `path` is a regular file starting with the header calibrate writes (PROFILE_HEADER); a
+    symlink is not: fleetsim makes none, so one at --out is the user's."""
+    from simulator.cost.calibrate import PROFILE_HEADER
+
+    if path.is_symlink() or not path.is_file():
+        return False
+    header = PROFILE_HEADER.encode("utf-8")
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(header)) == header
+    except OSError:
+        return False
+
+
 def register(app: typer.Typer) -> None:
     """Add the sweep and calibrate commands to the main app."""
 
@@ -123,7 +138,7 @@ def register(app: typer.Typer) -> None:
 
         Run it on a real Jetson to make that board's profile; a measured time overrides the cost model
         only at its own point: model label, width, batch, input shape, dtype and exits (full depth)."""
-        from simulator.cost.calibrate import calibrate as run_calibration, written_by_calibrate
+        from simulator.cost.calibrate import calibrate as run_calibration
 
         target = out or Path(name + ".yaml")
         if target.is_dir():

@@ -115,21 +115,8 @@ def parse_model(model: ModelLike) -> ModelSpec:
 
 
 # The first line of every profile calibrate writes: how `calibrate --force` knows a file is its own
-# (it replaces only those; a user's profile or notes at --out are never overwritten).
+# (cli/sweep.py written_by_calibrate; a user's profile or notes at --out are never overwritten).
 PROFILE_HEADER = "# Device profile measured on this host by `fleetsim calibrate`"
-
-
-def written_by_calibrate(path: Path) -> bool:
-    """Whether `path` is a regular file starting with the header calibrate writes (a symlink is not:
-    fleetsim makes none, so one at --out is the user's)."""
-    if path.is_symlink() or not path.is_file():
-        return False
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(len(PROFILE_HEADER.encode("utf-8")))
-    except OSError:
-        return False
-    return head == PROFILE_HEADER.encode("utf-8")
 
 
 # ------------------------------------------------------------------ host benchmarks

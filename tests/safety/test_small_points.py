@@ -153,7 +153,8 @@ def test_calibrate_force_refuses_a_file_calibrate_did_not_write(tmp_path: Path) 
 
 def test_calibrate_force_replaces_a_profile_calibrate_wrote(tmp_path: Path) -> None:
     from simulator.config.profiles import load_profile
-    from simulator.cost.calibrate import PROFILE_HEADER, written_by_calibrate
+    from simulator.cli.sweep import written_by_calibrate
+    from simulator.cost.calibrate import PROFILE_HEADER
 
     out = tmp_path / "host.yaml"
     out.write_text(f"{PROFILE_HEADER} (2026-01-01).\n# an earlier calibration\nname: old\n")
