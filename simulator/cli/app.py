@@ -14,9 +14,11 @@ import typer
 
 from simulator.cli import export, inspect_cmds, plan, results_cmds, run, sweep
 from simulator.cli.common import console
+from simulator.cli.usage import FleetsimGroup
 
 app = typer.Typer(
     name="fleetsim",
+    cls=FleetsimGroup,  # flag mistakes typer finds end as fleetsim's bad-input paragraph (usage.py)
     help=(
         "Simulate federated training on fleets of heterogeneous edge devices (Jetson class).\n\n"
         "A scenario YAML describes the fleet, network, workload, algorithm and stop condition; "

@@ -22,6 +22,13 @@ console = Console(stderr=False)
 err_console = Console(stderr=True)
 
 
+def bad_input(err: InputError) -> None:
+    """Say bad input the one way fleetsim says it: one paragraph on stderr (the caller exits with 2)."""
+    # one line the terminal wraps itself: paths and field names stay whole for copy and grep,
+    # and Text (not markup) keeps brackets like fleet[1] or a user's value intact
+    err_console.print(Text.assemble(("fleetsim: bad input: ", "bold red"), err.message), soft_wrap=True)
+
+
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn InputError into one paragraph on stderr and exit status 2, a run that failed once started
     (a plug-in raised, the disk filled) into one paragraph and exit status 1, Ctrl-C into exit status
@@ -32,9 +39,7 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except InputError as err:
-            # one line the terminal wraps itself: paths and field names stay whole for copy and grep,
-            # and Text (not markup) keeps brackets like fleet[1] or a user's value intact
-            err_console.print(Text.assemble(("fleetsim: bad input: ", "bold red"), err.message), soft_wrap=True)
+            bad_input(err)
             raise typer.Exit(2) from None
         except RunError as err:
             err_console.print(Text.assemble(("fleetsim: run failed: ", "bold red"), err.message), soft_wrap=True)

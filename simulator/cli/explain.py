@@ -74,6 +74,20 @@ def group_plans(scenario: Scenario, file: Path) -> list[dict[str, Any]]:
     return out
 
 
+def group_fits(sim: Any, scenario: Scenario) -> list[dict[str, Any]]:
+    """Per scenario group, whether the model fits its devices at all: the planner's choice without a
+    deadline (when nothing fits that is the smallest candidate; a deadline only ever shrinks a fitting
+    plan, so it cannot change this). One plan per group, not per device: cheap enough for validate."""
+    planner = sim.make_planner()
+    out = []
+    for g, (group, profile) in enumerate(zip(scenario.fleet, sim.profiles)):
+        plan = planner.choose(sim.budgets[g])
+        out.append({"name": group.name or profile.name, "fits_memory": plan.fits_memory,
+                    "usable_memory_bytes": sim.budgets[g].usable_memory_bytes,
+                    "peak_memory_bytes": plan.peak_memory_bytes})
+    return out
+
+
 def plan_rows(plans: list[dict[str, Any]]) -> list[list[str]]:
     """The plan as table cells (see cli.tables.Grid)."""
     rows = []

@@ -16,11 +16,23 @@ FORMATS = ("chrome-trace", "csv")
 
 
 def _trace_target(run_dir: Path, out: Optional[Path], force: bool) -> Path:
+    """The trace file to write; an existing one is replaced only with --force and only if fleetsim wrote
+    it (chrome_trace.written_by_fleetsim: its otherData names "source": "fleetsim")."""
+    from simulator.export.chrome_trace import written_by_fleetsim
+
     target = out if out is not None else run_dir / "trace.json"
-    if target.exists() and (target.is_dir() or not force):
-        raise InputError("already exists; nothing was overwritten" if not target.is_dir() else "is a folder",
-                         field="-o", value=str(target),
-                         accepted="another file name (.json, or .json.gz to compress), or --force to replace a file")
+    if target.is_dir():
+        raise InputError("is a folder", field="-o", value=str(target),
+                         accepted="a file name ending in .json, or .json.gz to compress")
+    if target.exists() or target.is_symlink():
+        if not force:
+            raise InputError("already exists; nothing was overwritten", field="-o", value=str(target),
+                             accepted="another file name (.json, or .json.gz to compress), or --force to replace "
+                             "a trace fleetsim wrote")
+        if not written_by_fleetsim(target):
+            raise InputError("fleetsim did not write this file (it is no trace-event JSON ending with fleetsim's "
+                             "otherData), so --force will not replace it; nothing was overwritten", field="-o",
+                             value=str(target), accepted="another -o file name, or remove that file yourself first")
     return target
 
 
@@ -35,7 +47,11 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(
             None, "--out", "-o",
             help="chrome-trace: a .json or .json.gz file (default RUN_DIR/trace.json); csv: a folder (default RUN_DIR/csv)"),
-        force: bool = typer.Option(False, "--force", help="replace an existing trace file"),
+        force: bool = typer.Option(
+            False, "--force",
+            help="chrome-trace: replace an existing trace file, only one fleetsim exported (its otherData says "
+                 "\"source\": \"fleetsim\"); any other file is refused. csv needs no --force: it writes only into "
+                 "a new or empty folder or one an earlier csv export marked (.fleetsim-export.json)"),
     ) -> None:
         """Export a run: Chrome trace-event JSON for Perfetto / chrome://tracing, or one CSV per table."""
         from simulator.export import write_chrome_trace, write_csv_tables

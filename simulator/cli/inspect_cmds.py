@@ -41,7 +41,10 @@ def register(app: typer.Typer) -> None:
         """Check scenario files (schema, profiles, algorithm, links, files they name) without running them.
 
         Plug-ins (module:Class) are not imported unless --import-plugins is given; the output says so."""
+        from simulator.cli.explain import group_fits
+        from simulator.cli.summary import no_fit_warning
         from simulator.cli.validate import not_imported_note, plugins_in, without_plugins
+        from simulator.config.workload import model_label
         from simulator.engine import Simulation
         from simulator.engine.failure import preparing_failure
         from simulator.server.registry import add_plugin_paths
@@ -55,13 +58,21 @@ def register(app: typer.Typer) -> None:
             elif plugins:
                 checked = without_plugins(scenario)
             try:
-                Simulation(checked, Path("."), scenario_file=str(file), base_dir=file.resolve().parent, timing_only=True)
+                sim = Simulation(checked, Path("."), scenario_file=str(file), base_dir=file.resolve().parent,
+                                 timing_only=True)
+                # a model that fits no device is valid (fleetsim plan uses it as a result), worth a warning;
+                # not with plug-in stand-ins, whose memory is not the plug-in's
+                fits = group_fits(sim, checked) if checked is scenario else []
             except InputError as err:
                 raise err.with_file(file) from None
             except Exception as exc:  # noqa: BLE001 - an imported plug-in failing while being sized or built
                 raise preparing_failure(exc, scenario) from None
             console.print(f"[green]ok[/] {file}: {scenario.num_devices} devices, algorithm {scenario.algorithm.name}",
                           soft_wrap=True)
+            warning = no_fit_warning(model_label(scenario.workload.model), fits)
+            if warning:
+                err_console.print(Text.assemble(("fleetsim: warning: ", "bold yellow"), f"{file}: {warning}"),
+                                  soft_wrap=True)
             if plugins and not import_plugins:
                 console.print(Text(f"  {not_imported_note(plugins, str(file))}"), soft_wrap=True)
 

@@ -66,6 +66,7 @@ class RunProgress:
         self._last_shown: float | None = None
         self._state: tuple[float, int, float | None] | None = None
         self._shown_state: tuple[float, int, float | None] | None = None
+        self._shown_eta = False  # the last line written carried an ETA: stop() must write a final one
         self._bar: Progress | None = None
         self._task = None
 
@@ -115,6 +116,7 @@ class RunProgress:
 
     def _emit(self, text: str) -> None:
         self._shown_state = self._state
+        self._shown_eta = " · ETA " in text
         if self.mode == "plain":
             self.console.print(text, markup=False, highlight=False, soft_wrap=True)
         log = self._open_log()
@@ -160,10 +162,17 @@ class RunProgress:
                          rate=f"{sim_s / elapsed:,.1f} sim-s/s" if elapsed > 0 else "", eta=eta)
 
     def stop(self) -> None:
-        """End the display: the bar stops; the last state is written if it was not yet."""
+        """End the display with the final state and no ETA (the run has ended, whatever its fraction).
+
+        The live bar's eta field is cleared before it stops (its last frame stays on the terminal). A
+        final plain line (console and progress.log) is written unless the last line already showed this
+        state without an ETA: a state the throttled callback printed just before stop() still carried
+        an ETA, so it is written once more, final."""
         if self._bar is not None:
+            self._bar.update(self._task, eta="")
             self._bar.stop()
-        if self._state is not None and self._state != self._shown_state and self._start is not None:
+        if self._state is not None and self._start is not None and (
+                self._state != self._shown_state or self._shown_eta):
             self._emit(self.line(*self._state, self.clock() - self._start, final=True))
         self._close_log()
 

@@ -1,7 +1,7 @@
 """The table `fleetsim run` prints at the end: what summary.json says, in units a reader takes in.
 
-It names what a reader must not miss: an incomplete run (and up to when its figures run), the
-faults the scenario injected, devices that ran out of memory.
+It names what a reader must not miss: an incomplete run (and up to when its figures run), a model
+that fits no device, the faults the scenario injected, devices that ran out of memory.
 """
 
 from __future__ import annotations
@@ -41,6 +41,25 @@ def fault_text(fault: dict[str, Any]) -> str:
     return f"{what} {where} {span}".replace("  ", " ")
 
 
+def no_fit_warning(model: str, groups: list[dict[str, Any]]) -> str | None:
+    """One line when the model fits no device of the fleet, else None.
+
+    Why: such a run is valid and exits 0 (`fleetsim plan` counts on it: a fleet that cannot train is a
+    result there), but a user reading "0 model versions" should be told why in one line. `groups` are
+    records with name, fits_memory, usable_memory_bytes and peak_memory_bytes — summary.json's groups
+    after a run, explain.group_fits before one. Within a group every device has the same budget, so a
+    group's fits_memory holds for each of its devices."""
+    rows = [g for g in groups if "fits_memory" in g]
+    if not rows or any(g["fits_memory"] for g in rows):
+        return None
+    biggest = max(rows, key=lambda g: g.get("usable_memory_bytes") or 0)
+    return (f"model {model} fits no device in the fleet: the largest usable memory, "
+            f"{human_bytes(biggest.get('usable_memory_bytes') or 0)} ({biggest['name']}), is less than the "
+            f"{human_bytes(biggest.get('peak_memory_bytes') or 0)} its training needs there (the smallest submodel "
+            "the algorithm allows); "
+            "every device runs out of memory and no model version is made")
+
+
 def summary_table(summary: dict[str, Any], run_dir: Path) -> Table:
     table = Table(title=f"{summary['scenario_name']} · {summary['algorithm']} · seed {summary['seed']}", show_header=False)
     table.add_column("what", style="bold", overflow="fold")
@@ -48,6 +67,9 @@ def summary_table(summary: dict[str, Any], run_dir: Path) -> Table:
     if not summary.get("complete", True):
         table.add_row("[bold red]INCOMPLETE[/]", f"the run did not reach its stop condition; figures cover simulated "
                       f"time up to {float(summary.get('figures_up_to_s', summary['makespan_s'])):,.1f} s")
+    warning = no_fit_warning(str(summary.get("model", "?")), summary.get("groups") or [])
+    if warning:
+        table.add_row("[bold yellow]WARNING[/]", warning)
     table.add_row("stopped by", str(summary["stop_reason"]))
     table.add_row("simulated time", f"{summary['makespan_s']:,.1f} s")
     table.add_row("model versions", str(summary["versions"]))

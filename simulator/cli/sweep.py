@@ -34,6 +34,21 @@ def _check_calibrate_figures(shape: tuple[int, ...], input_shape: str, classes: 
                              accepted="a finite number, --busy-w > 0 and 0 <= --idle-w <= --busy-w")
 
 
+def written_by_calibrate(path: Path) -> bool:
+    """Whether `path` is a regular file starting with the header calibrate writes (PROFILE_HEADER); a
+    symlink is not: fleetsim makes none, so one at --out is the user's."""
+    from simulator.cost.calibrate import PROFILE_HEADER
+
+    if path.is_symlink() or not path.is_file():
+        return False
+    header = PROFILE_HEADER.encode("utf-8")
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(header)) == header
+    except OSError:
+        return False
+
+
 def register(app: typer.Typer) -> None:
     """Add the sweep and calibrate commands to the main app."""
 
@@ -111,7 +126,9 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="profile YAML (default: NAME.yaml)"),
         busy_w: float = typer.Option(15.0, "--busy-w", help="board power while training (W): measure it with tegrastats"),
         idle_w: float = typer.Option(5.0, "--idle-w", help="board power when idle (W)"),
-        force: bool = typer.Option(False, "--force", help="replace an existing profile file at --out"),
+        force: bool = typer.Option(False, "--force", help="replace an existing profile file at --out, only one "
+                                   "`fleetsim calibrate` wrote (its first line is the header \"# Device profile "
+                                   "measured on this host by `fleetsim calibrate`\"); any other file is refused"),
         exits: list[str] = typer.Option(["all"], "--exits", help="all (every block's exit trains: depth pruning, "
                                         "distillation) and/or final (the last exit only: fedavg and the others)"),
         clock: str = typer.Option("wall", "--clock", help="wall (elapsed time; on a board always) or cpu (this "
@@ -135,6 +152,11 @@ def register(app: typer.Typer) -> None:
             raise InputError("the profile file already exists; nothing was measured or overwritten",
                              field="--out", value=str(target), accepted="another --out path or --name, or --force "
                              "to replace that file")
+        if (target.exists() or target.is_symlink()) and not written_by_calibrate(target):
+            raise InputError("fleetsim did not write this file (it does not start with the header `fleetsim "
+                             "calibrate` writes), so --force will not replace it; nothing was measured or overwritten",
+                             field="--out", value=str(target),
+                             accepted="another --out path or --name, or remove that file yourself first")
         try:
             shape = tuple(int(x) for x in input_shape.split(","))
         except ValueError:

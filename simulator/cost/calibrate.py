@@ -114,6 +114,11 @@ def parse_model(model: ModelLike) -> ModelSpec:
     return validate_data(data, ModelSpec)
 
 
+# The first line of every profile calibrate writes: how `calibrate --force` knows a file is its own
+# (cli/sweep.py written_by_calibrate; a user's profile or notes at --out are never overwritten).
+PROFILE_HEADER = "# Device profile measured on this host by `fleetsim calibrate`"
+
+
 # ------------------------------------------------------------------ host benchmarks
 
 
@@ -383,7 +388,7 @@ def calibrate(
         ],
     }
     path = Path(out) if out is not None else Path(f"{name}.yaml")
-    header = (f"# Device profile measured on this host by `fleetsim calibrate` ({time.strftime('%Y-%m-%d')}).\n"
+    header = (f"{PROFILE_HEADER} ({time.strftime('%Y-%m-%d')}).\n"
               "# measured_step_times override the step-time model only at the point each was measured at\n"
               "# (model label, width, batch, input shape, dtype, exits, full depth).\n")
     atomic_write_text(path, header + yaml.safe_dump(profile, sort_keys=False))

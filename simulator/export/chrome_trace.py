@@ -23,6 +23,7 @@ import gzip
 import io
 import json
 import os
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
@@ -41,12 +42,15 @@ def _us(seconds: np.ndarray) -> np.ndarray:
     return np.rint(np.asarray(seconds, dtype=np.float64) * 1e6).astype(np.int64)
 
 
+_HEAD = b'{"traceEvents":[\n'  # how every trace fleetsim writes begins (written_by_fleetsim)
+
+
 class _Stream:
     """Writes the JSON object with its traceEvents array one chunk at a time."""
 
     def __init__(self, handle: TextIO) -> None:
         self.handle, self.count, self.bytes_written = handle, 0, 0
-        self._write('{"traceEvents":[\n')
+        self._write(_HEAD.decode())
 
     def _write(self, text: str) -> None:
         self.handle.write(text)
@@ -153,6 +157,52 @@ def _counter_lines(source: RunSource, load: _LinkLoad) -> list[str]:
             args = ",".join(f'"{key}":{float(s[k]):.4g}' for key, s in series.items())
             lines.append(f'{{"ph":"C","name":{label},"pid":{SERVER_PID},"ts":{t},"args":{{{args}}}}}')
     return lines
+
+
+TAIL_BYTES = 64 * 1024  # the otherData object at a trace's end is a few hundred bytes
+
+
+def _tail(path: Path) -> bytes:
+    """The last TAIL_BYTES of the JSON text (of the decompressed stream for a .gz: read through)."""
+    if path.name.endswith(".gz"):
+        tail = b""
+        with gzip.open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                tail = (tail + chunk)[-TAIL_BYTES:]
+        return tail
+    with open(path, "rb") as handle:
+        handle.seek(max(0, path.stat().st_size - TAIL_BYTES))
+        return handle.read()
+
+
+def written_by_fleetsim(path: Path | str) -> bool:
+    """Whether `path` is a trace `fleetsim export` wrote: a regular file (not a symlink: fleetsim makes
+    none) whose JSON text starts with the trace-event array and ends with the ``otherData`` object
+    naming ``"source": "fleetsim"``. Why the end: that is where the writer has always put its metadata,
+    so traces from earlier fleetsim versions are recognised too; only `export --force` asks."""
+    path = Path(path)
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rb") as handle:
+                head = handle.read(len(_HEAD))
+        else:
+            with open(path, "rb") as handle:
+                head = handle.read(len(_HEAD))
+        if head != _HEAD:
+            return False
+        tail = _tail(path).decode("utf-8", errors="replace").rstrip()
+    except (OSError, EOFError, zlib.error):  # not gzip, cut short, corrupt: not a trace fleetsim finished
+        return False
+    at = tail.rfind('"otherData":')
+    if at < 0 or not tail.endswith("}"):
+        return False
+    try:
+        other = json.loads(tail[at + len('"otherData":'):-1])
+    except ValueError:
+        return False
+    return isinstance(other, dict) and other.get("source") == "fleetsim"
 
 
 def _open_text(path: Path, compress: bool) -> TextIO:

@@ -61,8 +61,12 @@ def test_quiet_prints_nothing_but_the_log_gets_the_lines(tmp_path: Path) -> None
     progress(20.0, 2, None)
     progress.stop()
     assert out.getvalue() == ""
-    assert [line.split(" ·")[0] for line in (tmp_path / "progress.log").read_text().splitlines()] == [
-        "progress: t=10 s of 1,000 s (1.0 %)", "progress: t=20 s of 1,000 s (2.0 %)"]
+    lines = (tmp_path / "progress.log").read_text().splitlines()
+    # the line at 20 s carried an ETA, so stop() writes that state once more, final
+    assert [line.split(" ·")[0] for line in lines] == [
+        "progress: t=10 s of 1,000 s (1.0 %)", "progress: t=20 s of 1,000 s (2.0 %)",
+        "progress: t=20 s of 1,000 s (2.0 %)"]
+    assert "ETA" in lines[1] and "ETA" not in lines[2]
 
 
 def test_no_log_in_a_folder_fleetsim_did_not_make(tmp_path: Path) -> None:
@@ -110,7 +114,54 @@ def test_on_a_terminal_the_live_line_shows_rate_and_eta() -> None:
     progress(0.0, 0, None)
     clock.now += 10
     progress(250.0, 3, 0.5)
+    assert progress._bar is not None
+    progress._bar.refresh()  # the frame a terminal shows while the run lasts
     progress.stop()
     text = out.getvalue()
     assert "25.0 sim-s/s" in text and "ETA 30 s" in text and "acc 0.500" in text
     assert "progress:" not in text  # the plain lines are for logs only
+
+
+def test_stop_writes_a_final_line_without_eta_when_the_last_state_was_shown_with_one(tmp_path: Path) -> None:
+    # the audit's case: the throttled callback printed the last state (with an ETA) just before stop()
+    (tmp_path / ".fleetsim-run").write_text("{}")
+    progress, clock, out = plain(every_s=5.0, run_dir=lambda: tmp_path)
+    progress(0.0, 0, None)
+    clock.now += 5.0
+    progress(900.0, 9, 0.7)  # due: printed, with an ETA (90 %)
+    clock.now += 0.5
+    progress.stop()
+    for lines in (out.getvalue().splitlines(), (tmp_path / "progress.log").read_text().splitlines()):
+        assert len(lines) == 3, lines
+        assert "ETA" in lines[1]
+        assert lines[2].startswith("progress: t=900 s of 1,000 s (90.0 %) · v9 · acc 0.700")
+        assert "ETA" not in lines[2]
+
+
+def test_stop_does_not_repeat_a_final_state_already_shown_without_eta() -> None:
+    progress, clock, out = plain(every_s=5.0)
+    progress(0.0, 0, None)
+    clock.now += 5.0
+    progress(1000.0, 4, None)  # due, at 100 %: no ETA on it already
+    clock.now += 0.5
+    progress.stop()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and "ETA" not in lines[-1]
+
+
+def test_stop_clears_the_live_bars_eta() -> None:
+    out = io.StringIO()
+    clock = Clock()
+    progress = RunProgress(1000.0, None, mode="live", every_s=1e9, clock=clock,
+                           console=Console(file=out, width=160, force_terminal=True))
+    progress(0.0, 0, None)
+    clock.now += 10
+    progress(250.0, 3, 0.5)
+    assert progress._bar is not None
+    progress._bar.refresh()
+    shown = len(out.getvalue())
+    assert "ETA 30 s" in out.getvalue()
+    progress.stop()
+    last_frame = out.getvalue()[shown:]  # what stays on the terminal once the run has ended
+    assert "t=250 s" in last_frame and "v3" in last_frame
+    assert "ETA" not in last_frame

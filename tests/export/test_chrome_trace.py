@@ -174,6 +174,10 @@ def test_cli_export_writes_and_never_overwrites_without_force(run_dir, tmp_path)
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert again.returncode == 2 and "already exists; nothing was overwritten" in again.stderr
     assert out.read_text() == "mine" and "Traceback" not in again.stderr
+    refused = subprocess.run(cmd + ["--force"], capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "fleetsim did not write this file" in refused.stderr  # not a trace
+    assert out.read_text() == "mine"
+    write_chrome_trace(run_dir, out)
     forced = subprocess.run(cmd + ["--force"], capture_output=True, text=True, timeout=300)
     assert forced.returncode == 0 and out.read_text().startswith('{"traceEvents":[')
     bad = subprocess.run(cmd[:-4] + ["--format", "svg"], capture_output=True, text=True, timeout=300)

@@ -96,7 +96,7 @@ def test_a_summary_that_is_a_pipe_is_refused_not_waited_on(tmp_path: Path) -> No
 
 def test_calibrate_never_overwrites_a_file_it_did_not_ask_for(tmp_path: Path) -> None:
     """`fleetsim calibrate --out` onto an existing file is refused before any measuring; the file is
-    unchanged. (--force replaces it; not run here: measuring takes seconds.)"""
+    unchanged. (--force: the two tests at the end of this file.)"""
     mine = tmp_path / "my-profile.yaml"
     mine.write_text("my own notes\n")
     text = one_paragraph(cli("calibrate", "--out", str(mine)), 2)
@@ -134,3 +134,33 @@ def test_calibrate_out_under_a_file_is_refused_before_measuring(tmp_path: Path) 
                                           "--out", str(out)), file=None, field="--out", value=f"'{out}'")
     assert "notes.txt is a file" in err and "nothing was measured" in err
     assert (tmp_path / "notes.txt").read_text() == "mine\n"
+
+
+def test_calibrate_force_refuses_a_file_calibrate_did_not_write(tmp_path: Path) -> None:
+    """`--force` replaced any file at --out (a user's profile, notes); now only a profile calibrate wrote
+    (its header line). Refused before any measuring, the file's bytes unchanged."""
+    mine = tmp_path / "my-profile.yaml"
+    content = b"# my hand-written Orin profile\nname: orin\n"
+    mine.write_bytes(content)
+    text = one_paragraph(cli("calibrate", "--model", "mlp-tiny", "--out", str(mine), "--force"), 2)
+    assert str(mine) in text and "fleetsim did not write this file" in text and "remove that file yourself" in text
+    assert mine.read_bytes() == content
+    link = tmp_path / "link.yaml"
+    link.symlink_to(mine)
+    assert "fleetsim did not write" in one_paragraph(cli("calibrate", "--out", str(link), "--force"), 2)
+    assert link.is_symlink() and mine.read_bytes() == content
+
+
+def test_calibrate_force_replaces_a_profile_calibrate_wrote(tmp_path: Path) -> None:
+    from simulator.config.profiles import load_profile
+    from simulator.cli.sweep import written_by_calibrate
+    from simulator.cost.calibrate import PROFILE_HEADER
+
+    out = tmp_path / "host.yaml"
+    out.write_text(f"{PROFILE_HEADER} (2026-01-01).\n# an earlier calibration\nname: old\n")
+    assert written_by_calibrate(out)
+    result = cli("calibrate", "--model", "mlp-tiny", "--input-shape", "1,8,8", "--repeats", "1", "--warmup", "0",
+                 "--name", "host", "--out", str(out), "--force")
+    assert result.code == 0, result.text
+    assert out.read_text().startswith(PROFILE_HEADER) and "an earlier calibration" not in out.read_text()
+    assert load_profile(str(out)).name == "host" and written_by_calibrate(out)
