@@ -73,8 +73,10 @@ def register(app: typer.Typer) -> None:
         The sweep folder must be new, empty or written by fleetsim (.fleetsim-sweep); it is locked while the
         sweep runs. At most 10,000 runs ($FLEETSIM_MAX_VARIANTS), checked before expanding."""
         from simulator.sweep import run_sweep
+        from simulator.sweep.runner import check_options
 
         check_format(fmt)
+        check_options(jobs, backend, jobs_field="--jobs", backend_field="--backend")
         progress = Progress(TextColumn("[bold]variants[/]"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err_console,
                             disable=quiet)

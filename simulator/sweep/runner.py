@@ -51,11 +51,13 @@ def _manifest(loaded: LoadedSweep, variants: list[Variant]) -> dict[str, Any]:
     }
 
 
-def _check_options(jobs: int, backend: str) -> None:
+def check_options(jobs: int, backend: str, jobs_field: str = "jobs", backend_field: str = "backend") -> None:
+    """The sweep's own options, named as the caller knows them (`jobs` in Python, `--jobs` on the
+    command line: the CLI checks first with its flag names)."""
     if backend not in BACKENDS:
-        raise InputError("unknown sweep backend", field="backend", value=backend, accepted=", ".join(BACKENDS))
+        raise InputError("unknown sweep backend", field=backend_field, value=backend, accepted=", ".join(BACKENDS))
     if not isinstance(jobs, int) or jobs < 1:
-        raise InputError("jobs must be a whole number of at least 1", field="jobs", value=jobs,
+        raise InputError("jobs must be a whole number of at least 1", field=jobs_field, value=jobs,
                          accepted="1, 2, … (variants run side by side)")
 
 
@@ -92,7 +94,7 @@ def run_sweep(
     ``skipped`` (already finished), ``done`` or ``failed``. Failed variants are listed in the result,
     not raised: the others still run and are tabulated.
     """
-    _check_options(jobs, backend)
+    check_options(jobs, backend)
     loaded = load_sweep(path)
     add_plugin_paths(loaded.sweep_dir, loaded.base_dir, Path.cwd())  # variants are validated here, before running
     variants = expand(loaded, timing_only=timing_only)

@@ -36,6 +36,15 @@ def test_a_bad_int_of_sweep_names_sweeps_help() -> None:
     assert "'--jobs'" in line and "(got 'many')" in line and "see `fleetsim sweep --help`" in line
 
 
+def test_sweep_names_its_flags_as_typed() -> None:
+    """A value typer accepts but the sweep refuses is named by its flag, as `plan` names it."""
+    for args, flag in ((("--jobs", "-3"), "'--jobs'"), (("--backend", "slurm"), "'--backend'")):
+        done = fleetsim("sweep", "scenarios/sweeps/straggler_policies.yaml", *args)
+        assert done.returncode == 2
+        line = _one_paragraph(done.stderr)
+        assert f"At {flag}" in line and args[1] in line
+
+
 def test_an_unknown_option_is_named_with_the_nearest_ones() -> None:
     done = fleetsim("run", QUICKSTART, "--wrokers", "2")
     assert done.returncode == 2
