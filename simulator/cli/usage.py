@@ -14,14 +14,14 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from typer._click.exceptions import (  # typer >= 0.29 vendors click; fleetsim imports no click of its own
-    BadOptionUsage,
-    BadParameter,
-    MissingParameter,
-    NoArgsIsHelpError,
-    NoSuchOption,
-    UsageError,
-)
+try:  # typer >= 0.29 vendors click as typer._click and raises its classes; a typer on plain click raises click's
+    from typer._click.exceptions import (
+        BadOptionUsage, BadParameter, MissingParameter, NoArgsIsHelpError, NoSuchOption, UsageError,
+    )
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click.exceptions import (  # type: ignore[no-redef]
+        BadOptionUsage, BadParameter, MissingParameter, NoArgsIsHelpError, NoSuchOption, UsageError,
+    )
 from typer.core import TyperGroup
 
 from simulator.cli.common import bad_input
