@@ -109,6 +109,25 @@ def test_aggregate_closed_form_with_missing_values() -> None:
     assert list(agg.runs) == [3, 2]
 
 
+def test_the_printed_aggregate_says_what_its_plus_minus_and_abbreviations_mean() -> None:
+    """`fleetsim sweep` printed 'util. 0.52 ± 0.01' and 'staleness 0.97 ± 0.01' with nothing saying that
+    ± is a sample std over seeds, util. a share of device time, or staleness a count of versions."""
+    from rich.console import Console
+
+    from simulator.sweep.results import render_aggregate
+
+    results = pd.DataFrame({"variant": list("ab"), "k": [1, 1], "seed": [0, 1], **{m: [1.0, 2.0] for m in METRICS}})
+    results["time_to_target_s"] = np.nan
+    table = render_aggregate(aggregate_table(results, ["k"]), ["k"], "s")
+    console = Console(width=300, record=True, color_system=None)
+    console.print(table)
+    text = " ".join(console.export_text().split())
+    assert "mean ± sample std over the runs (seeds) of each row" in text
+    assert "util.: fleet utilization, the share of device time spent computing" in text
+    assert "staleness: mean versions an accepted update was behind" in text
+    assert "to target s:" not in text  # no column, no explanation
+
+
 @pytest.mark.slow
 def test_a_killed_variant_is_rerun_and_only_it(tmp_path: Path) -> None:
     path = write_sweep(tmp_path, SWEEP)
