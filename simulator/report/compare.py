@@ -24,7 +24,7 @@ from simulator.errors import InputError
 from simulator.output.folder import atomic_write_text
 from simulator.report import html as H
 from simulator.report.charts_learning import thin_rows
-from simulator.report.compare_labels import RunLabel, run_labels
+from simulator.report.compare_labels import RunLabel, run_labels, sweep_name
 from simulator.report.loading import RunData, load_run
 from simulator.report.metrics import run_metrics, time_to_target_text
 from simulator.report.style import (SERIES_COLORS, fmt_bytes, fmt_energy, fmt_num, fmt_pct, fmt_s,
@@ -282,5 +282,9 @@ def write_comparison_report(run_dirs: list[Path], out_path: Path) -> Path:
         subtitle += " · varied: " + ", ".join(varied[:6]) + (" …" if len(varied) > 6 else "")
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, H.page(f"fleetsim comparison of {len(runs)} runs", subtitle, body))
+    # a sweep's page says which sweep it is (a browser tab read "fleetsim comparison of 27 runs" alone)
+    swept = sweep_name(runs)
+    title = f"fleetsim comparison of {len(runs)} runs" if swept is None else \
+        f"fleetsim sweep {swept}: comparison of {len(runs)} runs"
+    atomic_write_text(out, H.page(title, subtitle, body))
     return out

@@ -203,7 +203,17 @@ class SweepResult:
         return [self.sweep_dir / name for name in self.results["variant"]]
 
     def table(self, title: str | None = None) -> Table:
-        return render_aggregate(self.aggregate, self.keys, title or self.sweep_dir.name)
+        """The printed aggregate, titled by the sweep's name (its manifest's; a sweep run with --out showed
+        the folder's name, e.g. 'out'), else by its folder's."""
+        return render_aggregate(self.aggregate, self.keys, title or f"sweep {self.name}")
+
+    @property
+    def name(self) -> str:
+        try:
+            name = json.loads((self.sweep_dir / "manifest.json").read_text(encoding="utf-8")).get("sweep")
+        except (OSError, ValueError, AttributeError):
+            name = None
+        return name if isinstance(name, str) and name else self.sweep_dir.name
 
     @classmethod
     def open(cls, sweep_dir: str | Path) -> "SweepResult":

@@ -18,6 +18,7 @@ from simulator.sweep.results import METRICS, SweepResult
 from tests.helpers.sweep import base_scenario, write_sweep
 
 SWEEP = {
+    "name": "algos",
     "grid": {"algorithm.name": ["fedavg", "fedbuff"]},
     "zip": {"fleet[0].count": [1, 3], "fleet[1].count": [3, 1]},
     "seeds": [0, 1],
@@ -75,7 +76,9 @@ def test_results_come_from_each_variants_summary(reference: tuple[Path, SweepRes
     # runs are named by their swept values and seed, never the base scenario's name repeated
     for _, row in table.iterrows():
         assert f"algorithm.name={row['algorithm.name']}" in html and f"seed {row.seed}" in html
-    assert html.count("fleetsim comparison of 8 runs") == 2  # <title> and <h1>
+    # <title> and <h1> name the sweep (its folder here is "out"), and so does the printed table
+    assert html.count(f"fleetsim sweep {SWEEP['name']}: comparison of 8 runs") == 2
+    assert result.table().title == f"sweep {SWEEP['name']}" and result.sweep_dir.name == "out"
     reopened = SweepResult.open(result.sweep_dir)
     pd.testing.assert_frame_equal(reopened.aggregate, result.aggregate)
 
