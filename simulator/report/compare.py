@@ -277,14 +277,15 @@ def write_comparison_report(run_dirs: list[Path], out_path: Path) -> Path:
                       note=_notes(labels, metrics), section_id="compare-bars")
     n_configs = len(configurations(labels))
     varied = labels[0].varied if labels else ()
-    subtitle = f"{len(runs)} runs, {n_configs} configuration{'s' if n_configs != 1 else ''}"
+    runs_text = f"{len(runs)} run{'s' if len(runs) != 1 else ''}"  # "1 runs" on a one-run page before
+    subtitle = f"{runs_text}, {n_configs} configuration{'s' if n_configs != 1 else ''}"
     if varied:
         subtitle += " · varied: " + ", ".join(varied[:6]) + (" …" if len(varied) > 6 else "")
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     # a sweep's page says which sweep it is (a browser tab read "fleetsim comparison of 27 runs" alone)
     swept = sweep_name(runs)
-    title = f"fleetsim comparison of {len(runs)} runs" if swept is None else \
-        f"fleetsim sweep {swept}: comparison of {len(runs)} runs"
+    title = f"fleetsim comparison of {runs_text}" if swept is None else \
+        f"fleetsim sweep {swept}: comparison of {runs_text}"
     atomic_write_text(out, H.page(title, subtitle, body))
     return out

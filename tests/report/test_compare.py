@@ -181,3 +181,12 @@ def test_peak_memory_counts_the_jobs_that_ran_out_of_memory(small_run, tmp_path)
     page = write_comparison_report([copy], tmp_path / "c.html").read_text(encoding="utf-8")
     assert any(c.startswith("needs ") and c.endswith(": out of memory") for c in table_rows(page)[0])
     assert "Peak memory above 100 %" in page
+
+
+def test_a_page_of_one_run_says_1_run(small_run, tmp_path):
+    """`fleetsim compare RUN -o one.html` (one run: its headline figures and page) titled the page
+    'fleetsim comparison of 1 runs' with the subtitle '1 runs, 1 configuration'."""
+    page = write_comparison_report([small_run], tmp_path / "one.html").read_text(encoding="utf-8")
+    assert "<title>fleetsim comparison of 1 run</title>" in page
+    assert '<p class="sub">1 run, 1 configuration' in page
+    assert "1 runs" not in page
