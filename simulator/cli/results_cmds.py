@@ -36,9 +36,15 @@ COMPARE_COLUMNS = (("simulated s", "makespan_s", ",.0f"), ("versions", "versions
                    ("energy Wh/h", "energy_per_hour_j", ",.1f"))
 
 
+COMPARE_CAPTION = ("final acc: accuracy at the last evaluation (0-1); util: fleet utilization, the share of "
+                   "device time spent computing; energy Wh/h: energy per simulated hour, the fleet's mean power in W")
+
+
 def _compare_grid(records: list[dict[str, Any]]) -> Grid:
+    """The headline figures; the caption spells out the abbreviated headers ('energy Wh/h' is per simulated
+    hour even where the page shows totals, for runs of one length)."""
     grid = Grid(f"{len(records)} run{'' if len(records) == 1 else 's'}", ["run", *(h for h, _, _ in COMPARE_COLUMNS)],
-                right=frozenset(range(1, len(COMPARE_COLUMNS) + 1)))
+                right=frozenset(range(1, len(COMPARE_COLUMNS) + 1)), caption=COMPARE_CAPTION)
     for r in records:
         cells = [r["run"] + ("" if r["complete"] else " (interrupted)")]
         for _, key, spec in COMPARE_COLUMNS:

@@ -97,7 +97,11 @@ def test_compare_of_one_run_says_1_run(tmp_path: Path) -> None:
     done = cli("compare", str(run), "-o", str(tmp_path / "c.html"))
     assert done.code == 0, done.text
     assert done.stdout.splitlines()[0].strip() == "1 run"  # not "1 runs"
-
+    # the abbreviated headers are spelled out (wrapped at the table's width)
+    text = " ".join(done.stdout.split())
+    assert "final acc: accuracy at the last evaluation (0-1)" in text
+    assert "util: fleet utilization, the share of device time spent computing" in text
+    assert "energy Wh/h: energy per simulated hour, the fleet's mean power in W" in text
 
 
 def test_a_sweep_aggregate_on_a_narrow_terminal_names_its_first_swept_key(tmp_path: Path) -> None:
