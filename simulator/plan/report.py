@@ -128,7 +128,7 @@ def _rows_table(rows: list[Row], labels: list[str], table_id: str) -> str:
     body = [[r.name, REASONS["meets"] if r.feasible else r.why_not, *[str(n) for n in r.counts],
              price_text(r.price), fmt_s(r.time_to_goal_s), fmt_num(r.versions), fmt_energy(r.energy_j),
              fmt_pct(r.fleet_utilization)] for r in rows]
-    return H.data_table(header, body, table_id)
+    return H.data_table(header, body, table_id, wrap=True)  # "result" is a sentence: wrap, don't scroll
 
 
 def _chosen_section(result: "PlanResult") -> str:
@@ -186,7 +186,7 @@ def _all_section(result: "PlanResult") -> str:
              fmt_energy(row["energy_j"]), fmt_pct(row["fleet_utilization"]), row["oom_kinds"], row["why_not"]]
             for row in shown.to_dict("records")]
     note = f"First {MAX_TABLE_ROWS:,} of {len(frame):,} rows; plan.csv has all." if len(frame) > MAX_TABLE_ROWS else ""
-    return H.section("Every candidate judged (by price)", H.data_table(header, body, "plan-table"), note=note,
+    return H.section("Every candidate judged (by price)", H.data_table(header, body, "plan-table", wrap=True), note=note,
                      section_id="candidates")
 
 
