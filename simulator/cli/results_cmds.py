@@ -22,9 +22,17 @@ def _compare_records(run_dirs: list[Path]) -> list[dict[str, Any]]:
     out = []
     for d, run, label in zip(run_dirs, runs, run_labels(runs)):
         summary = run.summary or {}
+        figures = metrics_of(summary)
+        for key in COUNT_KEYS:  # counts as integers: `--format json` printed "versions": 106.0, "ooms": 4.0
+            value = figures.get(key)
+            if isinstance(value, float) and value.is_integer():
+                figures[key] = int(value)
         out.append({"run": label.label, "run_dir": str(d), "complete": bool(summary.get("complete", True)),
-                    "algorithm": summary.get("algorithm"), "seed": summary.get("seed"), **metrics_of(summary)})
+                    "algorithm": summary.get("algorithm"), "seed": summary.get("seed"), **figures})
     return out
+
+
+COUNT_KEYS = ("versions", "ooms", "dropped", "lost", "jobs", "accepted")
 
 
 def _fmt(value: Any, spec: str) -> str:

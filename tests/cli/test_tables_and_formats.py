@@ -102,6 +102,14 @@ def test_compare_of_one_run_says_1_run(tmp_path: Path) -> None:
     assert "final acc: accuracy at the last evaluation (0-1)" in text
     assert "util: fleet utilization, the share of device time spent computing" in text
     assert "energy Wh/h: energy per simulated hour, the fleet's mean power in W" in text
+    # as records, counts are integers ("versions": 106.0 and "ooms": 4.0 before) and figures stay floats
+    records = cli("compare", str(run), "-o", str(tmp_path / "c.html"), "--format", "json")
+    row = json.loads(records.stdout)[0]
+    summary = json.loads((run / "summary.json").read_text())
+    for key in ("versions", "ooms", "dropped", "lost", "accepted"):
+        assert type(row[key]) is int and row[key] == summary[key], key
+    assert '"versions": ' + str(summary["versions"]) + "," in records.stdout
+    assert isinstance(row["energy_j"], float)
 
 
 def test_a_sweep_aggregate_on_a_narrow_terminal_names_its_first_swept_key(tmp_path: Path) -> None:
