@@ -22,9 +22,17 @@ def _compare_records(run_dirs: list[Path]) -> list[dict[str, Any]]:
     out = []
     for d, run, label in zip(run_dirs, runs, run_labels(runs)):
         summary = run.summary or {}
+        figures = metrics_of(summary)
+        for key in COUNT_KEYS:  # counts as integers: `--format json` printed "versions": 106.0, "ooms": 4.0
+            value = figures.get(key)
+            if isinstance(value, float) and value.is_integer():
+                figures[key] = int(value)
         out.append({"run": label.label, "run_dir": str(d), "complete": bool(summary.get("complete", True)),
-                    "algorithm": summary.get("algorithm"), "seed": summary.get("seed"), **metrics_of(summary)})
+                    "algorithm": summary.get("algorithm"), "seed": summary.get("seed"), **figures})
     return out
+
+
+COUNT_KEYS = ("versions", "ooms", "dropped", "lost", "jobs", "accepted")
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -36,9 +44,15 @@ COMPARE_COLUMNS = (("simulated s", "makespan_s", ",.0f"), ("versions", "versions
                    ("energy Wh/h", "energy_per_hour_j", ",.1f"))
 
 
+COMPARE_CAPTION = ("final acc: accuracy at the last evaluation (0-1); util: fleet utilization, the share of "
+                   "device time spent computing; energy Wh/h: energy per simulated hour, the fleet's mean power in W")
+
+
 def _compare_grid(records: list[dict[str, Any]]) -> Grid:
+    """The headline figures; the caption spells out the abbreviated headers ('energy Wh/h' is per simulated
+    hour even where the page shows totals, for runs of one length)."""
     grid = Grid(f"{len(records)} run{'' if len(records) == 1 else 's'}", ["run", *(h for h, _, _ in COMPARE_COLUMNS)],
-                right=frozenset(range(1, len(COMPARE_COLUMNS) + 1)))
+                right=frozenset(range(1, len(COMPARE_COLUMNS) + 1)), caption=COMPARE_CAPTION)
     for r in records:
         cells = [r["run"] + ("" if r["complete"] else " (interrupted)")]
         for _, key, spec in COMPARE_COLUMNS:

@@ -8,9 +8,10 @@ from typing import Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from simulator.cli.common import check_format, console, err_console, friendly
-from simulator.cli.tables import grid_from_rich, print_grid, records_of_frame, write_records
+from simulator.cli.tables import Grid, grid_from_rich, print_grid, records_of_frame, write_records
 from simulator.errors import InputError
 
 
@@ -47,6 +48,14 @@ def written_by_calibrate(path: Path) -> bool:
             return handle.read(len(header)) == header
     except OSError:
         return False
+
+
+def aggregate_grid(table: Table) -> Grid:
+    """The sweep's aggregate for the terminal: its first column is a swept key's value, so the vertical
+    list (a narrow terminal) names that key in each block's heading, as it names the others below it."""
+    grid = grid_from_rich(table)
+    grid.label_first = True
+    return grid
 
 
 def register(app: typer.Typer) -> None:
@@ -98,7 +107,7 @@ def register(app: typer.Typer) -> None:
                 progress.stop()
         lines = err_console if fmt != "table" else console
         if fmt == "table":
-            print_grid(grid_from_rich(result.table()), console)
+            print_grid(aggregate_grid(result.table()), console)
         else:
             write_records(records_of_frame(result.aggregate), fmt)
         lines.print(f"ran {len(result.ran)}, skipped {len(result.skipped)} finished, failed {len(result.failed)}")

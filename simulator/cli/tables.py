@@ -34,6 +34,9 @@ class Grid:
     caption: str | None = None
     right: frozenset[int] = frozenset()
     original: Table | None = None  # a rich table this grid was read from: printed as it is when it fits
+    # the vertical list heads each block with the first cell; when that column is a value (a sweep's
+    # first swept key) rather than a name, the heading must say which key it is: "stop.sim_time_s = 1800"
+    label_first: bool = False
 
     def as_table(self) -> Table:
         if self.original is not None:
@@ -72,8 +75,10 @@ def print_grid(grid: Grid, console: Console) -> None:
         console.print(Text(grid.title, style="bold"))
     labels = [" ".join(h.replace("-\n", "").split()) for h in grid.headers]  # "effi-\nciency" -> "efficiency"
     pad = min(max((len(x) for x in labels[1:]), default=0), max(8, console.width // 2))
+    first = labels[0] if labels else ""
     for row in grid.rows:
-        console.print(Text(" ".join(row[0].split()), style="bold"))
+        heading = " ".join(row[0].split())
+        console.print(Text(f"{first} = {heading}" if grid.label_first and first else heading, style="bold"))
         for label, cell in zip(labels[1:], row[1:]):
             lines = cell.split("\n") or [""]
             indent = " " * (pad + 4)

@@ -93,6 +93,17 @@ def _table(title: str, labels: list[str], result: bool) -> Table:
     return table
 
 
+def pareto_caption(front: int, shown: int) -> str:
+    """What the main table's marks and abbreviations mean, and how many front rows it leaves out: the
+    rows were marked "pareto" without saying on which front (time, not energy), "util." was a bare
+    fraction, and a front longer than `shown` was cut without a word."""
+    text = ("pareto: no cheaper fleet reaches the goal sooner (the price-vs-time front); "
+            "util.: fleet utilization, the share of device time spent computing")
+    if front > shown:
+        text += f"; {front - shown:,} more on the front in plan.csv (pareto_time)"
+    return text
+
+
 def summary_tables(loaded: LoadedPlan, table: PlanTable, minimise: str, shown: int = 8) -> list[Table]:
     """The chosen fleet and the Pareto front; why the cheaper fleets fail; or the closest misses."""
     labels = loaded.labels
@@ -106,6 +117,7 @@ def summary_tables(loaded: LoadedPlan, table: PlanTable, minimise: str, shown: i
             table.frame.loc[table.frame.candidate == r.name, "pareto_time"].iloc[0])]
         for row in front[:shown]:
             main.add_row(*_row_cells(row, "pareto", result=False))
+        main.caption = pareto_caption(len(front), shown)
         out.append(main)
         cheaper = [r for r in table.rows if r.price < best.price and not r.feasible]
         if cheaper:

@@ -20,6 +20,7 @@ from simulator.plan.rows import REASONS, Row
 from simulator.plan.table import closest, count_column
 from simulator.report import html as H
 from simulator.report.style import fmt_energy, fmt_num, fmt_pct, fmt_s, style
+from simulator.sweep.results import energy_unit_of
 from simulator.output.folder import atomic_write_text
 
 if TYPE_CHECKING:
@@ -50,6 +51,10 @@ def scatter(result: "PlanResult", axis: str, title: str) -> go.Figure | None:
     ran = [r for r in result.table.rows if r.ran]
     if not ran:
         return None
+    # energy in the unit of the chosen fleet's card (fmt_energy: Wh for a fleet's hours), not raw joules
+    chosen_j = result.best.energy_j if result.best is not None else math.nan
+    unit, scale = (energy_unit_of([chosen_j] if math.isfinite(chosen_j) else [r.energy_j for r in ran])
+                   if axis == "energy_j" else ("s", 1.0))
     fig = go.Figure()
     for reason in REASONS:
         group = [r for r in ran if r.reason == reason]
@@ -64,7 +69,7 @@ def scatter(result: "PlanResult", axis: str, title: str) -> go.Figure | None:
             continue
         hollow = reason != "meets"
         fig.add_trace(go.Scatter(
-            x=[group[i].price for i in keep], y=[ys[i] for i in keep], mode="markers", name=REASONS[reason],
+            x=[group[i].price for i in keep], y=[ys[i] / scale for i in keep], mode="markers", name=REASONS[reason],
             marker=dict(color=REASON_COLORS.get(reason, "#999"), size=9,
                         symbol="circle-open" if hollow else "circle", line=dict(width=2)),
             text=[_hover(group[i], labels) for i in keep], hovertemplate="%{text}<extra></extra>"))
@@ -73,12 +78,12 @@ def scatter(result: "PlanResult", axis: str, title: str) -> go.Figure | None:
     front = sorted((r for r in ran if bool(frame.loc[frame.candidate == r.name, column].iloc[0])),
                    key=lambda r: r.price)
     if front:
-        fig.add_trace(go.Scatter(x=[r.price for r in front], y=[getattr(r, axis) for r in front],
+        fig.add_trace(go.Scatter(x=[r.price for r in front], y=[getattr(r, axis) / scale for r in front],
                                  mode="lines", line=dict(color="#54A24B", shape="hv", width=1.5),
                                  name="Pareto front", hoverinfo="skip"))
     best = result.best
     if best is not None and math.isfinite(getattr(best, axis)):
-        fig.add_trace(go.Scatter(x=[best.price], y=[getattr(best, axis)], mode="markers", name="chosen",
+        fig.add_trace(go.Scatter(x=[best.price], y=[getattr(best, axis) / scale], mode="markers", name="chosen",
                                  marker=dict(symbol="star", size=18, color="#EECA3B", line=dict(color="#222", width=1)),
                                  text=[_hover(best, labels)], hovertemplate="%{text}<extra>chosen</extra>"))
     if axis == "time_to_goal_s":
@@ -86,7 +91,7 @@ def scatter(result: "PlanResult", axis: str, title: str) -> go.Figure | None:
                       annotation_text="deadline (hollow: goal not reached by then)",
                       annotation_position="top left")
     fig.update_xaxes(title="price")
-    fig.update_yaxes(title="time to goal (s)" if axis == "time_to_goal_s" else "energy to goal (J)")
+    fig.update_yaxes(title="time to goal (s)" if axis == "time_to_goal_s" else f"energy to goal ({unit})")
     values = [getattr(r, axis) for r in ran if math.isfinite(getattr(r, axis)) and getattr(r, axis) > 0]
     if axis == "time_to_goal_s":
         values.append(goal.deadline_s)
@@ -123,7 +128,7 @@ def _rows_table(rows: list[Row], labels: list[str], table_id: str) -> str:
     body = [[r.name, REASONS["meets"] if r.feasible else r.why_not, *[str(n) for n in r.counts],
              price_text(r.price), fmt_s(r.time_to_goal_s), fmt_num(r.versions), fmt_energy(r.energy_j),
              fmt_pct(r.fleet_utilization)] for r in rows]
-    return H.data_table(header, body, table_id)
+    return H.data_table(header, body, table_id, wrap=True)  # "result" is a sentence: wrap, don't scroll
 
 
 def _chosen_section(result: "PlanResult") -> str:
@@ -181,7 +186,7 @@ def _all_section(result: "PlanResult") -> str:
              fmt_energy(row["energy_j"]), fmt_pct(row["fleet_utilization"]), row["oom_kinds"], row["why_not"]]
             for row in shown.to_dict("records")]
     note = f"First {MAX_TABLE_ROWS:,} of {len(frame):,} rows; plan.csv has all." if len(frame) > MAX_TABLE_ROWS else ""
-    return H.section("Every candidate judged (by price)", H.data_table(header, body, "plan-table"), note=note,
+    return H.section("Every candidate judged (by price)", H.data_table(header, body, "plan-table", wrap=True), note=note,
                      section_id="candidates")
 
 

@@ -24,7 +24,7 @@ from simulator.errors import InputError
 from simulator.output.folder import atomic_write_text
 from simulator.report import html as H
 from simulator.report.charts_learning import thin_rows
-from simulator.report.compare_labels import RunLabel, run_labels
+from simulator.report.compare_labels import RunLabel, run_labels, sweep_name
 from simulator.report.loading import RunData, load_run
 from simulator.report.metrics import run_metrics, time_to_target_text
 from simulator.report.style import (SERIES_COLORS, fmt_bytes, fmt_energy, fmt_num, fmt_pct, fmt_s,
@@ -225,7 +225,7 @@ def comparison_table(labels: list[RunLabel], metrics: list[dict[str, Any]]) -> s
             energy += f" ({fmt_energy(_per_hour(m['energy_j'], m))}/h)"
         row += [fmt_pct(m["fleet_utilization"]),
                 f"{fmt_num(m['staleness']['mean'], 2)} / {fmt_num(m['staleness']['p95'], 1)}",
-                f"{fmt_bytes(m['peak_memory_bytes'])} ({fmt_pct(m['peak_memory_ratio'])})", energy,
+                _memory_text(m), energy,
                 f"{fmt_bytes(m['bytes_down'])} / {fmt_bytes(m['bytes_up'])}",
                 " / ".join(fmt_num(m[k]) for k in ("accepted", "dropped", "lost", "ooms"))]
         rows.append(row)
@@ -237,6 +237,13 @@ def comparison_table(labels: list[RunLabel], metrics: list[dict[str, Any]]) -> s
             f"</tr></thead><tbody>{body}</tbody></table></div>")
 
 
+def _memory_text(m: dict[str, Any]) -> str:
+    """'2.3 GB (90 %)', or 'needs 5.6 GB (214 %): out of memory' when the tightest device's jobs did not fit."""
+    text = f"{fmt_bytes(m['peak_memory_bytes'])} ({fmt_pct(m['peak_memory_ratio'])})"
+    ratio = m["peak_memory_ratio"]
+    return f"needs {text}: out of memory" if ratio is not None and ratio > 1.0 else text
+
+
 def _notes(labels: list[RunLabel], metrics: list[dict[str, Any]]) -> str:
     parts = ["Bars: the mean over a configuration's seeds, error bars ± one sample std, dots the seeds."
              if any(len(i) > 1 for _, i in configurations(labels)) else "One bar per run."]
@@ -244,6 +251,9 @@ def _notes(labels: list[RunLabel], metrics: list[dict[str, Any]]) -> str:
         spans = [m["makespan_s"] for m in metrics if m["makespan_s"]]
         parts.append(f"The runs differ in length ({fmt_s(min(spans))} – {fmt_s(max(spans))}): energy, "
                      "traffic and versions are per simulated hour.")
+    if any((m["peak_memory_ratio"] or 0.0) > 1.0 for m in metrics):
+        parts.append("Peak memory above 100 %: jobs of the tightest device needed more memory than it can use "
+                     "and ran out of memory (the share is of what they asked for).")
     if not all(m.get("complete", True) for m in metrics):
         parts.append("Hatched bars: at least one run was interrupted; its figures stop where it stopped.")
     return " ".join(parts)
@@ -267,10 +277,15 @@ def write_comparison_report(run_dirs: list[Path], out_path: Path) -> Path:
                       note=_notes(labels, metrics), section_id="compare-bars")
     n_configs = len(configurations(labels))
     varied = labels[0].varied if labels else ()
-    subtitle = f"{len(runs)} runs, {n_configs} configuration{'s' if n_configs != 1 else ''}"
+    runs_text = f"{len(runs)} run{'s' if len(runs) != 1 else ''}"  # "1 runs" on a one-run page before
+    subtitle = f"{runs_text}, {n_configs} configuration{'s' if n_configs != 1 else ''}"
     if varied:
         subtitle += " · varied: " + ", ".join(varied[:6]) + (" …" if len(varied) > 6 else "")
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, H.page(f"fleetsim comparison of {len(runs)} runs", subtitle, body))
+    # a sweep's page says which sweep it is (a browser tab read "fleetsim comparison of 27 runs" alone)
+    swept = sweep_name(runs)
+    title = f"fleetsim comparison of {runs_text}" if swept is None else \
+        f"fleetsim sweep {swept}: comparison of {runs_text}"
+    atomic_write_text(out, H.page(title, subtitle, body))
     return out

@@ -139,3 +139,15 @@ def sweep_folder(runs: list[RunData]) -> Path | None:
     if len(parents) == 1 and (next(iter(parents)) / "manifest.json").is_file():
         return next(iter(parents))
     return None
+
+
+def sweep_name(runs: list[RunData]) -> str | None:
+    """The name of the sweep all runs belong to (its manifest's ``sweep``), if they do."""
+    folder = sweep_folder(runs)
+    if folder is None:
+        return None
+    try:
+        name = json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("sweep")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(name) if isinstance(name, str) and name else None

@@ -109,10 +109,13 @@ def findings_list(findings: Iterable[Finding]) -> str:
     return f'<ul class="findings" id="findings">{items}</ul>'
 
 
-def data_table(header: list[str], rows: list[list[str]], table_id: str) -> str:
+def data_table(header: list[str], rows: list[list[str]], table_id: str, wrap: bool = False) -> str:
+    """A table of escaped text cells; `wrap` lets cells wrap (class "data wrap"), for tables with
+    sentences in them that would otherwise push columns off the page."""
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return (f'<div class="table-wrap"><table class="data" id="{esc(table_id)}"><thead><tr>{head}'
+    classes = "data wrap" if wrap else "data"
+    return (f'<div class="table-wrap"><table class="{classes}" id="{esc(table_id)}"><thead><tr>{head}'
             f"</tr></thead><tbody>{body}</tbody></table></div>")
 
 

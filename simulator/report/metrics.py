@@ -106,11 +106,27 @@ def time_to_target_text(m: dict[str, Any]) -> str:
     return "not reached" if m.get("complete", True) else "interrupted before the target"
 
 
+def _needed_memory(dev: pd.DataFrame, up: pd.DataFrame) -> np.ndarray:
+    """Per device, the most memory a job of it needed: the peak of the jobs it ran and, for a device
+    whose jobs ran out of memory, what they asked for. The engine records a device's peak over the jobs
+    that ran (0 for a device whose every job went OOM), so without the OOM jobs a run where 4 Nanos
+    needed 5.6 GB of their 2.6 GB would show its tightest device at 84 % of usable memory."""
+    peak = dev["peak_memory_bytes"].to_numpy(float)
+    if up.empty or "device" not in dev or not {"device", "outcome", "peak_memory_bytes"} <= set(up.columns):
+        return peak
+    oom = up[up["outcome"] == "oom"]
+    if oom.empty:
+        return peak
+    asked = dev["device"].map(oom.groupby("device")["peak_memory_bytes"].max()).to_numpy(float)
+    return np.fmax(peak, asked)
+
+
 def _tightest_memory(peak: np.ndarray, ratio: np.ndarray) -> dict[str, float | None]:
     """The peak memory and its share of usable memory of one device, the tightest (largest share), so that
     "5.8 GB (90 %)" in the comparison table means 5.8 GB is 90 % of a device's usable memory — the largest
     peak and the largest share are often different devices (a TX2's 5.8 GB of 6.6, a Nano's 2.3 of 2.6).
-    Without any usable memory known, the largest peak alone."""
+    A share above 1 is a device whose jobs ran out of memory (`_needed_memory`). Without any usable
+    memory known, the largest peak alone."""
     if np.isfinite(ratio).any():
         tightest = int(np.nanargmax(ratio))
         return {"peak_memory_bytes": _num(peak[tightest]), "peak_memory_ratio": _num(ratio[tightest])}
@@ -131,7 +147,7 @@ def run_metrics(run: RunData) -> dict[str, Any]:
     ttt_s, ttt_version = time_to_target(ev, target)
     wall = dev["wall_s"].sum()
     usable = dev["usable_memory_bytes"].to_numpy(float)
-    peak = dev["peak_memory_bytes"].to_numpy(float)
+    peak = _needed_memory(dev, up)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(usable > 0, peak / usable, np.nan)
     last = ev.sort_values(["time_s", "version"], kind="stable").iloc[-1] if not ev.empty else None

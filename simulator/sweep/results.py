@@ -145,7 +145,8 @@ def energy_unit_of(values_j: Any) -> tuple[str, float]:
 
 def render_aggregate(aggregate: pd.DataFrame, keys: list[str], title: str = "sweep") -> Table:
     """The aggregate as a rich Table: swept values, runs, then mean ± std of the headline metrics.
-    Metric columns that are empty for every row (e.g. accuracy in timing-only sweeps) are left out."""
+    Metric columns that are empty for every row (e.g. accuracy in timing-only sweeps) are left out.
+    The caption says what ± is and what the abbreviated columns hold (`aggregate_caption`)."""
     table = Table(title=title, title_justify="left")
     for key in keys:
         table.add_column(key, justify="left")
@@ -166,7 +167,22 @@ def render_aggregate(aggregate: pd.DataFrame, keys: list[str], title: str = "swe
                 cell += f" ({row['interrupted']} interrupted)"
             cells.append(cell)
         table.add_row(*cells)
+    table.caption = aggregate_caption([label for _, label, _ in shown])
     return table
+
+
+CAPTIONS = {"util.": "util.: fleet utilization, the share of device time spent computing",
+            "staleness": "staleness: mean versions an accepted update was behind",
+            "to target s": "to target s: simulated seconds to the target accuracy"}
+
+
+def aggregate_caption(labels: list[str]) -> str:
+    """What the table's '±' and abbreviated columns mean: the table printed 'util. 0.52 ± 0.01' and
+    'staleness 0.97 ± 0.01' with nothing saying ± is a sample std over seeds, util. a share of device
+    time, or staleness counted in versions."""
+    parts = ["mean ± sample std over the runs (seeds) of each row"]
+    parts += [CAPTIONS[label] for label in labels if label in CAPTIONS]
+    return "; ".join(parts)
 
 
 @dataclass
@@ -187,7 +203,17 @@ class SweepResult:
         return [self.sweep_dir / name for name in self.results["variant"]]
 
     def table(self, title: str | None = None) -> Table:
-        return render_aggregate(self.aggregate, self.keys, title or self.sweep_dir.name)
+        """The printed aggregate, titled by the sweep's name (its manifest's; a sweep run with --out showed
+        the folder's name, e.g. 'out'), else by its folder's."""
+        return render_aggregate(self.aggregate, self.keys, title or f"sweep {self.name}")
+
+    @property
+    def name(self) -> str:
+        try:
+            name = json.loads((self.sweep_dir / "manifest.json").read_text(encoding="utf-8")).get("sweep")
+        except (OSError, ValueError, AttributeError):
+            name = None
+        return name if isinstance(name, str) and name else self.sweep_dir.name
 
     @classmethod
     def open(cls, sweep_dir: str | Path) -> "SweepResult":

@@ -97,3 +97,35 @@ def test_compare_of_one_run_says_1_run(tmp_path: Path) -> None:
     done = cli("compare", str(run), "-o", str(tmp_path / "c.html"))
     assert done.code == 0, done.text
     assert done.stdout.splitlines()[0].strip() == "1 run"  # not "1 runs"
+    # the abbreviated headers are spelled out (wrapped at the table's width)
+    text = " ".join(done.stdout.split())
+    assert "final acc: accuracy at the last evaluation (0-1)" in text
+    assert "util: fleet utilization, the share of device time spent computing" in text
+    assert "energy Wh/h: energy per simulated hour, the fleet's mean power in W" in text
+    # as records, counts are integers ("versions": 106.0 and "ooms": 4.0 before) and figures stay floats
+    records = cli("compare", str(run), "-o", str(tmp_path / "c.html"), "--format", "json")
+    row = json.loads(records.stdout)[0]
+    summary = json.loads((run / "summary.json").read_text())
+    for key in ("versions", "ooms", "dropped", "lost", "accepted"):
+        assert type(row[key]) is int and row[key] == summary[key], key
+    assert '"versions": ' + str(summary["versions"]) + "," in records.stdout
+    assert isinstance(row["energy_j"], float)
+
+
+def test_a_sweep_aggregate_on_a_narrow_terminal_names_its_first_swept_key(tmp_path: Path) -> None:
+    """`fleetsim sweep` of a grid with stop.sim_time_s: [1800] beside algorithm.name printed, at 80 columns,
+    blocks headed "1800" alone: the first swept key's value, with no key. Each heading must say which key
+    it is, as the lines under it do for the other keys."""
+    from tests.helpers.sweep import write_sweep
+
+    sweep = write_sweep(tmp_path / "s", {"name": "narrow", "grid": {"stop.sim_time_s": [60],
+                                                                     "algorithm.name": ["fedavg", "fedasync"]},
+                                         "seeds": [0], "timing_only": True})
+    done = fleetsim("sweep", str(sweep), "--out", str(tmp_path / "out"), "--no-report", "-q",
+                    env={"COLUMNS": "50"})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines.count("stop.sim_time_s = 60") == 2, done.stdout
+    assert "60" not in lines
+    assert sorted(line.split()[1] for line in lines if line.split()[:1] == ["algorithm.name"]) == ["fedasync",
+                                                                                                    "fedavg"]

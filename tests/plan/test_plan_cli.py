@@ -4,6 +4,7 @@ a goal nobody meets, and bad input as one paragraph (exit 2)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -187,3 +188,29 @@ def test_bad_input_is_the_only_thing_on_stderr(tmp_path: Path) -> None:
     result = cli("plan", str(path))
     assert_bad_input(result, file=path, field=None, value=None)
     assert result.stderr.startswith("fleetsim: bad input: "), repr(result.stderr[:80])
+
+
+def _figure(html: str, div_id: str) -> dict:
+    """The data and layout plotly draws in `div_id`, read back from the page."""
+    start = re.search(r'Plotly\.newPlot\(\s*"' + re.escape(div_id) + '",', html).end()
+    decoder = json.JSONDecoder()
+    pos = html.index("[", start)
+    data, end = decoder.raw_decode(html, pos)
+    layout, _ = decoder.raw_decode(html, html.index("{", end))
+    return {"data": data, "layout": layout}
+
+
+def test_the_energy_chart_is_in_the_unit_of_the_cards(planned) -> None:
+    """plan.html's card said 'energy to goal 36.2 Wh' while its price-vs-energy chart was in joules
+    ('130k', axis 'energy to goal (J)') for the same fleet; both must use one unit."""
+    from simulator.report.style import fmt_energy
+
+    _, out, _ = planned
+    html = (out / "plan.html").read_text(encoding="utf-8")
+    frame = pd.read_parquet(out / "plan.parquet")
+    chosen = frame[frame.chosen].iloc[0]
+    card_unit = fmt_energy(chosen.energy_j).split()[-1]
+    fig = _figure(html, "chart-plan-energy")
+    assert fig["layout"]["yaxis"]["title"]["text"] == f"energy to goal ({card_unit})"
+    star = next(t for t in fig["data"] if t.get("name") == "chosen")
+    assert star["y"][0] * {"J": 1.0, "Wh": 3600.0, "kWh": 3.6e6}[card_unit] == pytest.approx(chosen.energy_j)

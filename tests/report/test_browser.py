@@ -241,3 +241,21 @@ def test_comparison_renders(small_run, timing_only_run, tmp_path):
              page.as_uri())
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(shot, SCREENSHOTS / shot.name)
+
+
+@pytest.mark.slow
+def test_plan_page_tables_fit_the_page(tmp_path):
+    """plan.html's "why the cheaper fleets fail" and "every candidate judged" tables held sentences
+    ("out of memory: tiny cannot hold …") on one line, so at 1400 px they scrolled sideways and hid
+    columns (energy and utilization; why not). Every table must fit, every chart be drawn, no label
+    overlap another."""
+    from tests.helpers.cli import cli
+    from tests.helpers.plan import write_plan
+
+    out = tmp_path / "plan-out"
+    done = cli("plan", str(write_plan(tmp_path)), "--out", str(out))
+    assert done.code == 0, done.text
+    verdict = rendered(out / "plan.html", tmp_path)
+    assert_all_drawn(verdict, ("chart-plan-time", "chart-plan-energy", "chart-plan-why"))
+    assert set(verdict["layout"]["tables"]) == {"why-table", "kinds-table", "plan-table"}
+    assert_readable(verdict["layout"])

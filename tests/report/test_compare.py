@@ -18,7 +18,7 @@ from simulator.report.compare import (CHART_IDS, bar_metrics, bars_figure, confi
 from simulator.report.compare_labels import run_labels
 from simulator.report.loading import load_run
 from simulator.report.metrics import run_metrics
-from simulator.report.style import fmt_energy
+from simulator.report.style import fmt_bytes, fmt_energy
 
 
 def table_rows(page: str) -> list[list[str]]:
@@ -149,3 +149,44 @@ def test_peak_memory_and_its_share_are_of_one_device(small_run):
     m = run_metrics(dataclasses.replace(run, devices=devices))
     assert m["peak_memory_bytes"] == 2.34e9
     assert m["peak_memory_ratio"] == 2.34e9 / 2.6e9
+
+
+def test_peak_memory_counts_the_jobs_that_ran_out_of_memory(small_run, tmp_path):
+    """The engine records a device's peak over the jobs that ran: 0 for a Nano whose every job went OOM.
+    `fleetsim compare` of a quickstart run under FedAvg (4 Nanos needing 5.57 GB of 2.60 GB) said
+    "5.6 GB (84 %)" for the tightest device; it must say the OOM device's share, above 100 %."""
+    import dataclasses
+    import shutil
+
+    from simulator.report.compare import comparison_table
+    from simulator.report.compare_labels import run_labels as labels_of
+
+    run = load_run(small_run)
+    needed = float(run.updates.loc[run.updates["outcome"] == "oom", "peak_memory_bytes"].max())
+    devices = run.devices.copy()
+    oom_device = int(run.updates.loc[run.updates["outcome"] == "oom", "device"].iloc[0])
+    devices.loc[devices["device"] == oom_device, "peak_memory_bytes"] = 0  # as the engine writes it
+    usable = float(devices.loc[devices["device"] == oom_device, "usable_memory_bytes"].iloc[0])
+    assert needed > usable
+    changed = dataclasses.replace(run, devices=devices)
+    m = run_metrics(changed)
+    assert m["peak_memory_bytes"] == needed
+    assert m["peak_memory_ratio"] == pytest.approx(needed / usable)
+    cell = comparison_table(labels_of([changed]), [m])
+    assert f"needs {fmt_bytes(needed)} ({100 * needed / usable:.0f}\u00a0%): out of memory" in cell
+    # and on the page, through the run folder (devices.parquet as the engine writes it)
+    copy = tmp_path / "run"
+    shutil.copytree(small_run, copy)
+    devices.to_parquet(copy / "devices.parquet", index=False)
+    page = write_comparison_report([copy], tmp_path / "c.html").read_text(encoding="utf-8")
+    assert any(c.startswith("needs ") and c.endswith(": out of memory") for c in table_rows(page)[0])
+    assert "Peak memory above 100 %" in page
+
+
+def test_a_page_of_one_run_says_1_run(small_run, tmp_path):
+    """`fleetsim compare RUN -o one.html` (one run: its headline figures and page) titled the page
+    'fleetsim comparison of 1 runs' with the subtitle '1 runs, 1 configuration'."""
+    page = write_comparison_report([small_run], tmp_path / "one.html").read_text(encoding="utf-8")
+    assert "<title>fleetsim comparison of 1 run</title>" in page
+    assert '<p class="sub">1 run, 1 configuration' in page
+    assert "1 runs" not in page

@@ -18,6 +18,7 @@ from simulator.sweep.results import METRICS, SweepResult
 from tests.helpers.sweep import base_scenario, write_sweep
 
 SWEEP = {
+    "name": "algos",
     "grid": {"algorithm.name": ["fedavg", "fedbuff"]},
     "zip": {"fleet[0].count": [1, 3], "fleet[1].count": [3, 1]},
     "seeds": [0, 1],
@@ -75,7 +76,9 @@ def test_results_come_from_each_variants_summary(reference: tuple[Path, SweepRes
     # runs are named by their swept values and seed, never the base scenario's name repeated
     for _, row in table.iterrows():
         assert f"algorithm.name={row['algorithm.name']}" in html and f"seed {row.seed}" in html
-    assert html.count("fleetsim comparison of 8 runs") == 2  # <title> and <h1>
+    # <title> and <h1> name the sweep (its folder here is "out"), and so does the printed table
+    assert html.count(f"fleetsim sweep {SWEEP['name']}: comparison of 8 runs") == 2
+    assert result.table().title == f"sweep {SWEEP['name']}" and result.sweep_dir.name == "out"
     reopened = SweepResult.open(result.sweep_dir)
     pd.testing.assert_frame_equal(reopened.aggregate, result.aggregate)
 
@@ -107,6 +110,25 @@ def test_aggregate_closed_form_with_missing_values() -> None:
     assert agg.loc[1, "time_to_target_s_std"] == pytest.approx(math.sqrt(2) * 100)
     assert list(agg.target_reached) == [2, 0] and math.isnan(agg.loc[2, "time_to_target_s_mean"])
     assert list(agg.runs) == [3, 2]
+
+
+def test_the_printed_aggregate_says_what_its_plus_minus_and_abbreviations_mean() -> None:
+    """`fleetsim sweep` printed 'util. 0.52 ± 0.01' and 'staleness 0.97 ± 0.01' with nothing saying that
+    ± is a sample std over seeds, util. a share of device time, or staleness a count of versions."""
+    from rich.console import Console
+
+    from simulator.sweep.results import render_aggregate
+
+    results = pd.DataFrame({"variant": list("ab"), "k": [1, 1], "seed": [0, 1], **{m: [1.0, 2.0] for m in METRICS}})
+    results["time_to_target_s"] = np.nan
+    table = render_aggregate(aggregate_table(results, ["k"]), ["k"], "s")
+    console = Console(width=300, record=True, color_system=None)
+    console.print(table)
+    text = " ".join(console.export_text().split())
+    assert "mean ± sample std over the runs (seeds) of each row" in text
+    assert "util.: fleet utilization, the share of device time spent computing" in text
+    assert "staleness: mean versions an accepted update was behind" in text
+    assert "to target s:" not in text  # no column, no explanation
 
 
 @pytest.mark.slow
