@@ -106,7 +106,8 @@ def test_quiet_keeps_the_summary_and_the_log(scenario_file: Path, tmp_path: Path
     assert (run_dir / "progress.log").read_text().startswith("progress: t=0 s")
 
 
-def test_on_a_terminal_the_live_line_shows_rate_and_eta() -> None:
+def live_quarter_way() -> tuple[RunProgress, io.StringIO]:
+    """A live bar on a fake terminal, 10 s into a 1,000 s run at t=250 s (v3, acc 0.5): ETA 30 s."""
     out = io.StringIO()
     clock = Clock()
     progress = RunProgress(1000.0, None, mode="live", every_s=1e9, clock=clock,
@@ -115,6 +116,11 @@ def test_on_a_terminal_the_live_line_shows_rate_and_eta() -> None:
     clock.now += 10
     progress(250.0, 3, 0.5)
     assert progress._bar is not None
+    return progress, out
+
+
+def test_on_a_terminal_the_live_line_shows_rate_and_eta() -> None:
+    progress, out = live_quarter_way()
     progress._bar.refresh()  # the frame a terminal shows while the run lasts
     progress.stop()
     text = out.getvalue()
@@ -150,14 +156,7 @@ def test_stop_does_not_repeat_a_final_state_already_shown_without_eta() -> None:
 
 
 def test_stop_clears_the_live_bars_eta() -> None:
-    out = io.StringIO()
-    clock = Clock()
-    progress = RunProgress(1000.0, None, mode="live", every_s=1e9, clock=clock,
-                           console=Console(file=out, width=160, force_terminal=True))
-    progress(0.0, 0, None)
-    clock.now += 10
-    progress(250.0, 3, 0.5)
-    assert progress._bar is not None
+    progress, out = live_quarter_way()
     progress._bar.refresh()
     shown = len(out.getvalue())
     assert "ETA 30 s" in out.getvalue()
