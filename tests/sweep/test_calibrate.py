@@ -150,7 +150,11 @@ def test_calibrated_profile_loads_and_its_step_times_drive_the_simulation(tmp_pa
     assert profile.lookup_measured_step_s(StepPoint("mlp-tiny", 1.0, None, 16, (1, 16, 16), "fp32", "final")) is None
     assert profile.lookup_measured_step_s(StepPoint("mlp-tiny", 1.0, 1, 16, (1, 8, 8), "fp32", "final")) is None
     assert profile.lookup_measured_step_s(StepPoint("mlp-tiny", 1.0, None, 16, (1, 8, 8), "fp16", "final")) is None
-    assert 0 <= profile.compute.step_overhead_s <= min(entries.values())
+    # Least squares leaves residuals of both signs, so some measured step is at least the fitted fixed
+    # overhead: it is at most the slowest step. Not necessarily the fastest: on a noisy host the four
+    # tiny steps can come out in the wrong order (width 0.5 slower than 1.0), and the best fit then puts
+    # the shared time in the overhead, above the fastest of them (seen: 0.848 ms against 0.778 ms).
+    assert 0 <= profile.compute.step_overhead_s <= max(entries.values())
 
     # a FedAvg workload (final exit only) that matches (mlp-tiny, width 1, batch 16, 1×8×8) computes for
     # exactly steps × measured
