@@ -210,7 +210,8 @@ def comparison_table(labels: list[RunLabel], metrics: list[dict[str, Any]]) -> s
     header = ["run", "algorithm", "devices", "simulated time", "versions"]
     header += ["target", "time to target", "final accuracy"] if learned else []
     header += ["fleet utilization", "staleness mean / p95", "peak memory (of usable), tightest device",
-               "energy" + (" (per hour)" if per_h else ""), "traffic down / up", "updates accepted / "
+               "energy" + (" (per hour)" if per_h else ""), "traffic down / up" + (" (per hour)" if per_h else ""),
+               "updates accepted / "
                "dropped / lost / OOM"]
     rows, details = [], []
     for lab, m in zip(labels, metrics):
@@ -226,7 +227,7 @@ def comparison_table(labels: list[RunLabel], metrics: list[dict[str, Any]]) -> s
         row += [fmt_pct(m["fleet_utilization"]),
                 f"{fmt_num(m['staleness']['mean'], 2)} / {fmt_num(m['staleness']['p95'], 1)}",
                 _memory_text(m), energy,
-                f"{fmt_bytes(m['bytes_down'])} / {fmt_bytes(m['bytes_up'])}",
+                _traffic_text(m, per_h),
                 " / ".join(fmt_num(m[k]) for k in ("accepted", "dropped", "lost", "ooms"))]
         rows.append(row)
     head = "".join(f"<th>{H.esc(h)}</th>" for h in header)
@@ -235,6 +236,16 @@ def comparison_table(labels: list[RunLabel], metrics: list[dict[str, Any]]) -> s
         for i, c in enumerate(row)) + "</tr>" for row, d in zip(rows, details))
     return (f'<div class="table-wrap"><table class="data wrap" id="compare-table"><thead><tr>{head}'
             f"</tr></thead><tbody>{body}</tbody></table></div>")
+
+
+def _traffic_text(m: dict[str, Any], per_h: bool) -> str:
+    """'148.55 GB / 133.89 GB', and per simulated hour as well when the runs differ in length (as energy is:
+    totals of runs of different lengths do not compare)."""
+    text = f"{fmt_bytes(m['bytes_down'])} / {fmt_bytes(m['bytes_up'])}"
+    down, up = _per_hour(m["bytes_down"], m), _per_hour(m["bytes_up"], m)
+    if per_h and down is not None and up is not None:
+        text += f" ({fmt_bytes(down)} / {fmt_bytes(up)} per hour)"
+    return text
 
 
 def _memory_text(m: dict[str, Any]) -> str:

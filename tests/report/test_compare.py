@@ -90,6 +90,11 @@ def test_runs_of_different_lengths_are_compared_per_hour(tmp_path):
     assert any(t.startswith("energy per version") for t in charted)
     page = write_comparison_report(dirs, tmp_path / "c.html").read_text(encoding="utf-8")
     assert "energy (per hour)" in page and "energy, traffic and versions are per simulated hour" in page
+    # the table's traffic cell, like its energy cell, gives the per-hour figure beside the total
+    assert "traffic down / up (per hour)" in page
+    for m in metrics:
+        down, up = (fmt_bytes(m[k] * 3600.0 / m["makespan_s"]) for k in ("bytes_down", "bytes_up"))
+        assert f"({down} / {up} per hour)" in page
 
 
 def test_an_interrupted_run_is_marked_not_shown_as_not_reached(tmp_path):
