@@ -29,6 +29,11 @@ def bad_input(err: InputError) -> None:
     err_console.print(Text.assemble(("fleetsim: bad input: ", "bold red"), err.message), soft_wrap=True)
 
 
+def warn(text: str) -> None:
+    """A warning the one way fleetsim says it: one paragraph on stderr; the command goes on."""
+    err_console.print(Text.assemble(("fleetsim: warning: ", "bold yellow"), text), soft_wrap=True)
+
+
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn InputError into one paragraph on stderr and exit status 2, a run that failed once started
     (a plug-in raised, the disk filled) into one paragraph and exit status 1, Ctrl-C into exit status

@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from simulator.cli.common import check_format, console, err_console, friendly
+from simulator.cli.common import bad_input, check_format, console, friendly, warn
 from simulator.cli.tables import Grid, print_grid, write_records
 from simulator.errors import InputError
 
@@ -71,8 +71,7 @@ def register(app: typer.Typer) -> None:
                           soft_wrap=True)
             warning = no_fit_warning(model_label(scenario.workload.model), fits)
             if warning:
-                err_console.print(Text.assemble(("fleetsim: warning: ", "bold yellow"), f"{file}: {warning}"),
-                                  soft_wrap=True)
+                warn(f"{file}: {warning}")
             if plugins and not import_plugins:
                 console.print(Text(f"  {not_imported_note(plugins, str(file))}"), soft_wrap=True)
 
@@ -98,8 +97,7 @@ def register(app: typer.Typer) -> None:
 
             document = scenario_schema()
         else:
-            err_console.print(f"fleetsim: bad input: At '--kind': unknown schema (got {kind!r}). "
-                              "Accepted: scenario, sweep or plan.", soft_wrap=True)
+            bad_input(InputError("unknown schema", field="--kind", value=kind, accepted="scenario, sweep or plan"))
             raise typer.Exit(2)
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
 

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.text import Text
 
-from simulator.cli.common import console, err_console, friendly
+from simulator.cli.common import console, err_console, friendly, warn
 from simulator.cli.progress import RunProgress, choose_mode
 from simulator.cli.summary import no_fit_warning, summary_table
 from simulator.errors import InputError
@@ -26,7 +25,7 @@ QUIET_HELP = "no progress on the console (the run folder's progress.log still ge
 def _finish(result: Any) -> None:
     warning = no_fit_warning(str(result.summary.get("model", "?")), result.summary.get("groups") or [])
     if warning:  # stderr too: a script reading stdout for the summary still sees it in its log
-        err_console.print(Text.assemble(("fleetsim: warning: ", "bold yellow"), warning), soft_wrap=True)
+        warn(warning)
     console.print(summary_table(result.summary, result.run_dir))
     if result.report_path.exists():
         console.print(f"report: {result.report_path}", soft_wrap=True)
