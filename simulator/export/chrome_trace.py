@@ -162,17 +162,19 @@ def _counter_lines(source: RunSource, load: _LinkLoad) -> list[str]:
 TAIL_BYTES = 64 * 1024  # the otherData object at a trace's end is a few hundred bytes
 
 
-def _tail(path: Path) -> bytes:
-    """The last TAIL_BYTES of the JSON text (of the decompressed stream for a .gz: read through)."""
+def _head_and_tail(path: Path) -> tuple[bytes, bytes]:
+    """The JSON text's first len(_HEAD) bytes and its last TAIL_BYTES (of the decompressed stream for a
+    .gz, read through once, and not at all past a head that is not a trace's; a plain file seeks to its end)."""
     if path.name.endswith(".gz"):
-        tail = b""
         with gzip.open(path, "rb") as handle:
-            while chunk := handle.read(1 << 20):
+            head = tail = handle.read(len(_HEAD))
+            while head == _HEAD and (chunk := handle.read(1 << 20)):
                 tail = (tail + chunk)[-TAIL_BYTES:]
-        return tail
+        return head, tail
     with open(path, "rb") as handle:
+        head = handle.read(len(_HEAD))
         handle.seek(max(0, path.stat().st_size - TAIL_BYTES))
-        return handle.read()
+        return head, handle.read()
 
 
 def written_by_fleetsim(path: Path | str) -> bool:
@@ -184,17 +186,12 @@ def written_by_fleetsim(path: Path | str) -> bool:
     if path.is_symlink() or not path.is_file():
         return False
     try:
-        if path.name.endswith(".gz"):
-            with gzip.open(path, "rb") as handle:
-                head = handle.read(len(_HEAD))
-        else:
-            with open(path, "rb") as handle:
-                head = handle.read(len(_HEAD))
-        if head != _HEAD:
-            return False
-        tail = _tail(path).decode("utf-8", errors="replace").rstrip()
+        head, tail_bytes = _head_and_tail(path)
     except (OSError, EOFError, zlib.error):  # not gzip, cut short, corrupt: not a trace fleetsim finished
         return False
+    if head != _HEAD:
+        return False
+    tail = tail_bytes.decode("utf-8", errors="replace").rstrip()
     at = tail.rfind('"otherData":')
     if at < 0 or not tail.endswith("}"):
         return False
