@@ -12,6 +12,9 @@ from simulator.cli.tables import Grid, print_grid, write_records
 from simulator.errors import InputError
 
 
+COUNT_KEYS = ("versions", "ooms", "dropped", "lost", "jobs", "accepted")  # printed as integers
+
+
 def _compare_records(run_dirs: list[Path]) -> list[dict[str, Any]]:
     """One record per run: its label (from the keys that differ), folder, completeness and headline figures."""
     from simulator.report.compare_labels import run_labels
@@ -30,9 +33,6 @@ def _compare_records(run_dirs: list[Path]) -> list[dict[str, Any]]:
         out.append({"run": label.label, "run_dir": str(d), "complete": bool(summary.get("complete", True)),
                     "algorithm": summary.get("algorithm"), "seed": summary.get("seed"), **figures})
     return out
-
-
-COUNT_KEYS = ("versions", "ooms", "dropped", "lost", "jobs", "accepted")
 
 
 def _fmt(value: Any, spec: str) -> str:

@@ -25,6 +25,7 @@ from simulator.output.folder import atomic_write_text
 from simulator.report import html as H
 from simulator.report.charts_learning import thin_rows
 from simulator.report.compare_labels import RunLabel, run_labels, sweep_name
+from simulator.report.finding import plural
 from simulator.report.loading import RunData, load_run
 from simulator.report.metrics import run_metrics, time_to_target_text
 from simulator.report.style import (SERIES_COLORS, fmt_bytes, fmt_energy, fmt_num, fmt_pct, fmt_s,
@@ -288,8 +289,8 @@ def write_comparison_report(run_dirs: list[Path], out_path: Path) -> Path:
                       note=_notes(labels, metrics), section_id="compare-bars")
     n_configs = len(configurations(labels))
     varied = labels[0].varied if labels else ()
-    runs_text = f"{len(runs)} run{'s' if len(runs) != 1 else ''}"  # "1 runs" on a one-run page before
-    subtitle = f"{runs_text}, {n_configs} configuration{'s' if n_configs != 1 else ''}"
+    runs_text = plural(len(runs), "run")  # "1 runs" on a one-run page before
+    subtitle = f"{runs_text}, {plural(n_configs, 'configuration')}"
     if varied:
         subtitle += " · varied: " + ", ".join(varied[:6]) + (" …" if len(varied) > 6 else "")
     out = Path(out_path)
