@@ -144,10 +144,13 @@ def sweep_folder(runs: list[RunData]) -> Path | None:
 def sweep_name(runs: list[RunData]) -> str | None:
     """The name of the sweep all runs belong to (its manifest's ``sweep``), if they do."""
     folder = sweep_folder(runs)
-    if folder is None:
-        return None
+    return None if folder is None else manifest_sweep_name(folder)
+
+
+def manifest_sweep_name(sweep_dir: Path) -> str | None:
+    """The ``sweep`` name in a sweep folder's manifest.json; None if it has none (or no readable manifest)."""
     try:
-        name = json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("sweep")
+        name = json.loads((sweep_dir / "manifest.json").read_text(encoding="utf-8")).get("sweep")
     except (OSError, ValueError, AttributeError):
         return None
-    return str(name) if isinstance(name, str) and name else None
+    return name if isinstance(name, str) and name else None

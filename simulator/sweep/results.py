@@ -209,11 +209,9 @@ class SweepResult:
 
     @property
     def name(self) -> str:
-        try:
-            name = json.loads((self.sweep_dir / "manifest.json").read_text(encoding="utf-8")).get("sweep")
-        except (OSError, ValueError, AttributeError):
-            name = None
-        return name if isinstance(name, str) and name else self.sweep_dir.name
+        from simulator.report.compare_labels import manifest_sweep_name
+
+        return manifest_sweep_name(self.sweep_dir) or self.sweep_dir.name
 
     @classmethod
     def open(cls, sweep_dir: str | Path) -> "SweepResult":
