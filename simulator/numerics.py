@@ -27,7 +27,7 @@ import os
 import platform
 import sys
 from collections.abc import Iterable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 # The variables each library reads for its instruction set, and the AVX2 value of each.
@@ -51,8 +51,7 @@ class NumericsPin:
     torch_imported_first: bool = False  # torch was loaded before fleetsim: its choice may be made
 
     def as_record(self) -> dict[str, Any]:
-        return {"level": self.level, "reason": self.reason, "variables": dict(self.variables),
-                "kept_from_user": list(self.kept_from_user), "torch_imported_first": self.torch_imported_first}
+        return asdict(self)
 
 
 def cpu_flags(cpuinfo_path: str = "/proc/cpuinfo") -> set[str] | None:

@@ -179,9 +179,10 @@ class RayExecutor(DispatchingExecutor):
         if not ray.is_initialized():
             # A cluster started here inherits this process's pinned kernels (simulator/numerics.py); one
             # joined at an address gets them in the runtime environment.
+            pinned = worker_env() if self.address else {}
             start_ray(ray, address=self.address, num_cpus=self.num_cpus if self.address is None else None,
                       include_dashboard=False, log_to_driver=False,
-                      **({"runtime_env": {"env_vars": worker_env()}} if self.address and worker_env() else {}))
+                      **({"runtime_env": {"env_vars": pinned}} if pinned else {}))
             self._started_ray = True
         actors = self.num_cpus or max(1, int(ray.available_resources().get("CPU", 1)))
         self._dispatcher = Dispatcher(_RayTransport(actors, self.keep_actors and not self._started_ray), actors)
