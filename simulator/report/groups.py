@@ -10,26 +10,17 @@ function (`simulator.engine.summary.group_limit`) either way.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from simulator.report import html as H
-from simulator.report.loading import RunData
+from simulator.report.loading import RunData, finite_or_none
 from simulator.report.style import SHARE_COLORS, fmt_bytes, fmt_energy, fmt_num, fmt_pct, fmt_s
 from simulator.engine.summary import group_limit, mark_stragglers
 
 SHARES = ("compute_share", "comm_share", "idle_share", "offline_share")
-
-
-def _num(value: Any) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def _variants_from_updates(up: pd.DataFrame) -> dict[str, int]:
@@ -38,7 +29,7 @@ def _variants_from_updates(up: pd.DataFrame) -> dict[str, int]:
         return {}
     per_device = up.sort_values("peak_memory_bytes", kind="stable").groupby("device").last()
     keys = [f"depth {int(d)}, width {w:g}" for d, w in zip(per_device["depth"], per_device["width_ratio"])
-            if _num(d) is not None and _num(w) is not None]
+            if finite_or_none(d) is not None and finite_or_none(w) is not None]
     return {k: keys.count(k) for k in dict.fromkeys(keys)}
 
 
@@ -70,11 +61,11 @@ def _derived_rows(run: RunData) -> list[dict[str, Any]]:
             "profile": str(members["profile"].iloc[0]), "power_mode": str(members["power_mode"].iloc[0]),
             "link": fleet.get("link", "n/a"), "variants": variants,
             "depth": None, "width_ratio": None, "step_time_s": None, "fits_memory": None,
-            "peak_memory_bytes": _num(peak[top]) if len(peak) else None,
-            "usable_memory_bytes": _num(members["usable_memory_bytes"].iloc[top]) if len(members) else None,
+            "peak_memory_bytes": finite_or_none(peak[top]) if len(peak) else None,
+            "usable_memory_bytes": finite_or_none(members["usable_memory_bytes"].iloc[top]) if len(members) else None,
             **{share: (times[share.replace("_share", "_s")] / wall if wall > 0 else 0.0) for share in SHARES},
             # a killed run's device table (derived from its events) has no energy accounts: unknown, not 0 J
-            "energy_j": _num(members["energy_j"].sum(min_count=1)),
+            "energy_j": finite_or_none(members["energy_j"].sum(min_count=1)),
             "jobs": int(jobs), "ooms": int(members["ooms"].fillna(0).sum()),
             "lost": int(members["lost"].fillna(0).sum()),
             "busy_per_job_s": (times["compute_s"] + times["comm_s"]) / jobs if jobs else None,
@@ -117,7 +108,7 @@ def submodel_text(row: dict[str, Any]) -> str:
 def _shares_cell(row: dict[str, Any]) -> str:
     """A small stacked bar and the four percentages (compute / comm / idle / offline)."""
     colors = [SHARE_COLORS[k] for k in ("compute", "communication", "idle", "offline")]
-    values = [_num(row.get(k)) or 0.0 for k in SHARES]
+    values = [finite_or_none(row.get(k)) or 0.0 for k in SHARES]
     bar = "".join(f'<span style="width:{100 * v:.1f}%;background:{c}"></span>'
                   for v, c in zip(values, colors) if v > 0)
     text = " / ".join(f"{100 * v:.0f}" for v in values) + "\u00a0%"
@@ -128,11 +119,11 @@ def _memory_cell(row: dict[str, Any]) -> str:
     """The planned peak against usable memory and, when a job that ran needed more (Co-S²P's rolling
     windows keep a frozen prefix, a global teacher pass holds soft labels), that larger peak too: the
     quickstart's Nanos are planned at 2.2 GB but ran jobs of 2.3 GB, which the findings quote."""
-    peak, usable = _num(row.get("peak_memory_bytes")), _num(row.get("usable_memory_bytes"))
+    peak, usable = finite_or_none(row.get("peak_memory_bytes")), finite_or_none(row.get("usable_memory_bytes"))
     text = f"{fmt_bytes(peak)} / {fmt_bytes(usable)}"
     if peak is not None and usable:
         text += f" ({fmt_pct(peak / usable)})"
-    ran = _num(row.get("max_peak_memory_bytes"))
+    ran = finite_or_none(row.get("max_peak_memory_bytes"))
     if ran is not None and peak is not None and ran > peak:
         text += f"; jobs ran up to {fmt_bytes(ran)}" + (f" ({fmt_pct(ran / usable)})" if usable else "")
     return H.esc(text)

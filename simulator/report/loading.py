@@ -157,7 +157,9 @@ def _derive_devices(events: pd.DataFrame, makespan_s: float) -> pd.DataFrame:
     return _normalise(df.reset_index(), "devices")
 
 
-def _finite(value: Any) -> float | None:
+def finite_or_none(value: Any) -> float | None:
+    """A summary or table value as a finite float, None if it is missing, not a number or not finite
+    (summary.json writes null where a figure was not measured; the report shows "—" for it)."""
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -213,11 +215,11 @@ def load_run(run_dir: Path | str) -> RunData:
     summary = read_summary(run_dir / "summary.json")
     scenario = _read_scenario(run_dir / "scenario.yaml")
 
-    makespan = _finite(summary.get("makespan_s"))
+    makespan = finite_or_none(summary.get("makespan_s"))
     if makespan is None or makespan <= 0:
         candidates = [tables["events"]["end_s"].max(), tables["versions"]["time_s"].max(),
                       tables["evals"]["time_s"].max(), tables["devices"]["wall_s"].max()]
-        found = [c for c in (_finite(v) for v in candidates) if c is not None]
+        found = [c for c in (finite_or_none(v) for v in candidates) if c is not None]
         makespan = max(found) if found else 0.0
     devices = tables["devices"]
     if devices.empty:

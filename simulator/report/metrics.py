@@ -7,23 +7,14 @@ value null is trusted as is (e.g. time_to_target_s: null means "target not reach
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from simulator.report.loading import RunData
+from simulator.report.loading import RunData, finite_or_none
 from simulator.report.style import fmt_s
-
-
-def _num(value: Any) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def _dig(data: Any, *keys: str) -> Any:
@@ -66,8 +57,8 @@ def time_to_target(evals: pd.DataFrame, target: float | None) -> tuple[float | N
     if hit.empty:
         return None, None
     row = hit.iloc[0]
-    version = _num(row["version"])
-    return _num(row["time_s"]), (int(version) if version is not None else None)
+    version = finite_or_none(row["version"])
+    return finite_or_none(row["time_s"]), (int(version) if version is not None else None)
 
 
 def devices_by_profile(run: RunData) -> dict[str, int]:
@@ -79,14 +70,14 @@ def devices_by_profile(run: RunData) -> dict[str, int]:
     for group in fleet if isinstance(fleet, list) else []:
         if isinstance(group, dict) and group.get("profile") is not None:
             name = _named(group["profile"]) or "?"
-            counts[name] = counts.get(name, 0) + int(_num(group.get("count", 1)) or 0)
+            counts[name] = counts.get(name, 0) + int(finite_or_none(group.get("count", 1)) or 0)
     return counts
 
 
 def _staleness(run: RunData) -> dict[str, float | None]:
     given = run.summary.get("staleness")
     if isinstance(given, dict):
-        return {k: _num(given.get(k)) for k in ("mean", "p50", "p95", "max")}
+        return {k: finite_or_none(given.get(k)) for k in ("mean", "p50", "p95", "max")}
     s = run.updates.loc[run.updates["arrival_s"].notna(), "staleness"].dropna().to_numpy(float)
     if s.size == 0:
         return {"mean": None, "p50": None, "p95": None, "max": None}
@@ -129,8 +120,9 @@ def _tightest_memory(peak: np.ndarray, ratio: np.ndarray) -> dict[str, float | N
     memory known, the largest peak alone."""
     if np.isfinite(ratio).any():
         tightest = int(np.nanargmax(ratio))
-        return {"peak_memory_bytes": _num(peak[tightest]), "peak_memory_ratio": _num(ratio[tightest])}
-    return {"peak_memory_bytes": _num(np.nanmax(peak)) if np.isfinite(peak).any() else None,
+        return {"peak_memory_bytes": finite_or_none(peak[tightest]),
+                "peak_memory_ratio": finite_or_none(ratio[tightest])}
+    return {"peak_memory_bytes": finite_or_none(np.nanmax(peak)) if np.isfinite(peak).any() else None,
             "peak_memory_ratio": None}
 
 
@@ -143,7 +135,7 @@ def run_metrics(run: RunData) -> dict[str, Any]:
 
     outcome_counts = up["outcome"].value_counts()
     count = lambda name: int(outcome_counts.get(name, 0))  # noqa: E731
-    target = _num(pick("target_accuracy", _dig(run.scenario, "stop", "target_accuracy")))
+    target = finite_or_none(pick("target_accuracy", _dig(run.scenario, "stop", "target_accuracy")))
     ttt_s, ttt_version = time_to_target(ev, target)
     wall = dev["wall_s"].sum()
     usable = dev["usable_memory_bytes"].to_numpy(float)
@@ -158,27 +150,27 @@ def run_metrics(run: RunData) -> dict[str, Any]:
         "model": _model_text(run),
         "dataset": _named(pick("dataset", _dig(run.scenario, "workload", "dataset"))),
         # a killed run has no summary and may have no device rows yet: its scenario's fleet still counts
-        "devices": int(_num(pick("devices", len(dev) if not dev.empty else sum(devices_by_profile(run).values())))
-                       or 0),
+        "devices": int(finite_or_none(pick("devices", len(dev) if not dev.empty
+                                           else sum(devices_by_profile(run).values()))) or 0),
         "devices_by_profile": devices_by_profile(run),
-        "makespan_s": _num(pick("makespan_s", run.makespan_s)),
-        "versions": _num(pick("versions", run.versions["version"].max())),
-        "fleet_utilization": _num(pick("fleet_utilization",
+        "makespan_s": finite_or_none(pick("makespan_s", run.makespan_s)),
+        "versions": finite_or_none(pick("versions", run.versions["version"].max())),
+        "fleet_utilization": finite_or_none(pick("fleet_utilization",
                                        dev["compute_s"].sum() / wall if wall > 0 else None)),
         "target_accuracy": target,
-        "time_to_target_s": _num(pick("time_to_target_s", ttt_s)),
+        "time_to_target_s": finite_or_none(pick("time_to_target_s", ttt_s)),
         "time_to_target_version": ttt_version,
-        "final_accuracy": _num(pick("final_accuracy",
+        "final_accuracy": finite_or_none(pick("final_accuracy",
                                     last["accuracy"] if last is not None else None)),
-        "best_accuracy": _num(ev["accuracy"].max()) if not ev.empty else None,
+        "best_accuracy": finite_or_none(ev["accuracy"].max()) if not ev.empty else None,
         # min_count=1: a device table derived from a killed run's events has no accounts -> unknown, not 0
-        "energy_j": _num(pick("energy_j", dev["energy_j"].sum(min_count=1) if not dev.empty else None)),
-        "bytes_down": _num(pick("bytes_down", dev["bytes_down"].sum(min_count=1) if not dev.empty else None)),
-        "bytes_up": _num(pick("bytes_up", dev["bytes_up"].sum(min_count=1) if not dev.empty else None)),
-        "ooms": _num(pick("ooms", count("oom"))),
-        "dropped": _num(pick("dropped", count("dropped"))),
-        "lost": _num(pick("lost", count("lost"))),
-        "accepted": _num(pick("accepted", count("accepted"))),
+        "energy_j": finite_or_none(pick("energy_j", dev["energy_j"].sum(min_count=1) if not dev.empty else None)),
+        "bytes_down": finite_or_none(pick("bytes_down", dev["bytes_down"].sum(min_count=1) if not dev.empty else None)),
+        "bytes_up": finite_or_none(pick("bytes_up", dev["bytes_up"].sum(min_count=1) if not dev.empty else None)),
+        "ooms": finite_or_none(pick("ooms", count("oom"))),
+        "dropped": finite_or_none(pick("dropped", count("dropped"))),
+        "lost": finite_or_none(pick("lost", count("lost"))),
+        "accepted": finite_or_none(pick("accepted", count("accepted"))),
         "jobs": len(up),
         "timing_only": bool(pick("timing_only", ev.empty if run.timing_only is None else run.timing_only)),
         "staleness": _staleness(run),
@@ -194,7 +186,7 @@ def completeness(run: RunData) -> dict[str, Any]:
     """``complete`` and, for a run that is not, ``incomplete_note``: one sentence for the top of the
     page saying so and up to which simulated time its figures run."""
     s = run.summary
-    up_to = fmt_s(_num(s.get("figures_up_to_s", s.get("makespan_s"))) if s else run.makespan_s)
+    up_to = fmt_s(finite_or_none(s.get("figures_up_to_s", s.get("makespan_s"))) if s else run.makespan_s)
     if not s:
         note = (f"This run is incomplete: it has no summary.json (it was killed, failed before writing it, or is "
                 f"still running). The figures below come from the traces written so far and cover simulated "
