@@ -2,8 +2,10 @@
 
 Behaviour, not timing: each command runs in a fresh interpreter and reports whether `torch` ended up in
 sys.modules (benchmarks/startup.py measures the wall times), and which of the other heavy packages only
-a run needs (:data:`KEPT_OUT`: pandas ~0.3 s, which only reading a trace table back needs, and
-scikit-learn ~1.3 s, which only loading a dataset's features needs) it imported. validate, explain
+a run needs (:data:`KEPT_OUT`: pandas ~0.3 s, which only reading a trace table back needs;
+scikit-learn ~1.3 s, which only loading a dataset's features needs; pyarrow ~0.15 s with its compute
+and parquet modules, which only writing or reading traces needs; plotly, which only a report needs) it
+imported. validate, explain
 with its plan and a timing-only run need torch only to trace a model the plan cache does not hold: each
 is run against an empty cache (it must trace: torch) and again against the cache it filled (no torch),
 and both runs must say or write the same."""
@@ -21,7 +23,7 @@ import pytest
 from simulator.config.workload import ModelSpec
 from tests.helpers.cli_runs import REPO
 
-KEPT_OUT = ("pandas", "sklearn")  # imported by no command below, cold cache or warm
+KEPT_OUT = ("pandas", "sklearn", "pyarrow", "plotly")  # imported by no command below, cold cache or warm
 SHIPPED = ("scenarios/quickstart.yaml", "scenarios/paper_testbed.yaml", "scenarios/paper_testbed_sequence.yaml",
            "scenarios/scale_10k.yaml")
 
@@ -60,7 +62,8 @@ def probe(*args: str, cache: Path | None = None, stdout: list[str] | None = None
 def test_command_does_not_import_torch(args: tuple[str, ...]) -> None:
     result = probe(*args)
     if args[:3] == ("schema", "--kind", "sweep"):  # simulator.sweep imports its pandas results table (not a
-        result["also"] = [m for m in result["also"] if m != "pandas"]  # start-up target; that import is the sweep's)
+        # start-up target; that import is the sweep's), and importing pandas imports pyarrow
+        result["also"] = [m for m in result["also"] if m not in ("pandas", "pyarrow")]
     assert result == {"code": 0, "torch": False, "also": []}
 
 
