@@ -29,26 +29,28 @@ SHIPPED = ("scenarios/quickstart.yaml", "scenarios/paper_testbed.yaml", "scenari
 
 PROBE = (
     "import runpy, sys, json\n"
+    "watched = json.loads(sys.argv[2])\n"
     "sys.argv = ['fleetsim'] + json.loads(sys.argv[1])\n"
     "code = 0\n"
     "try:\n"
     "    runpy.run_module('simulator.cli', run_name='__main__')\n"
     "except SystemExit as stop:\n"
     "    code = stop.code or 0\n"
-    f"also = [m for m in {KEPT_OUT!r} if m in sys.modules]\n"
+    "also = [m for m in watched if m in sys.modules]\n"
     "print(json.dumps({'code': code, 'torch': 'torch' in sys.modules, 'also': also}), file=sys.stderr)\n"
 )
 
 
-def probe(*args: str, cache: Path | None = None, stdout: list[str] | None = None) -> dict:
+def probe(*args: str, cache: Path | None = None, stdout: list[str] | None = None,
+          watched: tuple[str, ...] = KEPT_OUT) -> dict:
     """Run `fleetsim *args` in a fresh interpreter (with the plan cache at `cache`, if given); its exit
-    code, whether torch was imported and which of KEPT_OUT were. `stdout`, if given, receives what the
-    command printed."""
+    code, whether torch was imported and which of `watched` (KEPT_OUT unless given) were. `stdout`, if
+    given, receives what the command printed."""
     env = {**os.environ, "COLUMNS": "200"}
     if cache is not None:
         env["FLEETSIM_CACHE_DIR"] = str(cache)
-    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(list(args))], capture_output=True, text=True,
-                          cwd=REPO, timeout=600, env=env)
+    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(list(args)), json.dumps(list(watched))],
+                          capture_output=True, text=True, cwd=REPO, timeout=600, env=env)
     if stdout is not None:
         stdout.append(proc.stdout)
     return json.loads(proc.stderr.strip().splitlines()[-1])
@@ -65,6 +67,16 @@ def test_command_does_not_import_torch(args: tuple[str, ...]) -> None:
         # start-up target; that import is the sweep's), and importing pandas imports pyarrow
         result["also"] = [m for m in result["also"] if m not in ("pandas", "pyarrow")]
     assert result == {"code": 0, "torch": False, "also": []}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [
+    ("--help",), ("schema",), ("profiles",), ("explain", "scenarios/quickstart.yaml", "--no-plan"),
+])
+def test_a_command_that_reads_no_data_does_not_import_numpy(args: tuple[str, ...]) -> None:
+    """NumPy (~0.1 s) is for shards, latencies and the world a run builds; these commands read the
+    schemas, the profiles and the policies' Params only (server.policy names NumPy in an annotation)."""
+    assert probe(*args, watched=("numpy",)) == {"code": 0, "torch": False, "also": []}
 
 
 @pytest.mark.slow
