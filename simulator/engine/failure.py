@@ -28,7 +28,7 @@ from typing import Any, Iterable
 
 from simulator.errors import InputError, RunError
 from simulator.server.policy import PolicyCallError
-from simulator.trace.tables import TraceWriteError
+from simulator.trace.files import TraceWriteError
 
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO, errno.EACCES, errno.EPERM}
 _REMOTE_FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
-
-import simpy
+from typing import TYPE_CHECKING, Any, Iterator
 
 from simulator.errors import InputError
 from simulator.config.faults import DevicesOffline, LinkDown, ServerPause
-from simulator.fleet.device import Device
-from simulator.network import Link, Network
+
+if TYPE_CHECKING:  # types only: Simulation checks fault_device_indices before any of these is built
+    import simpy
+
+    from simulator.fleet.device import Device
+    from simulator.network import Link, Network
 
 
 def fault_device_indices(faults: list[Any], names: list[str], file: str | None) -> dict[int, list[int]]:

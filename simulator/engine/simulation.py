@@ -8,20 +8,23 @@ so the trace is a function of (scenario, seed) alone.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from simulator.config.algorithm import resolve_algorithm
 from simulator.config.scenario import Scenario
-from simulator.engine.failure import RunOutcome, scenario_plugin_files
+from simulator.engine.failure import scenario_plugin_files
 from simulator.engine.faults import fault_device_indices
 from simulator.engine.planning import Planner, SubmodelChoice, exit_mode, local_steps
-from simulator.engine.run import SimulationRun
 from simulator.engine.workload_info import WorkloadInfo, describe_workload
 from simulator.engine.world import aggregation_deadline, device_names, group_budgets, load_profiles, optimizer_kind
 from simulator.errors import InputError
-from simulator.fleet.device import Device
-from simulator.output.checkpoint import Checkpoint, ReplayClock
+from simulator.output.checkpoint import ReplayClock
 from simulator.server.registry import policy_params
+
+if TYPE_CHECKING:
+    from simulator.engine.failure import RunOutcome
+    from simulator.fleet.device import Device
+    from simulator.output.checkpoint import Checkpoint
 
 ProgressFn = Callable[[float, int, float | None], None]  # (sim_s, versions, accuracy)
 
@@ -124,6 +127,10 @@ class Simulation:
         core is busy (a pool worker, another run). The quickstart at 50 versions took 10.5-14.4 s
         with two threads and 8.4-9.3 s with one on a shared 2-core host. Jobs and evaluations were
         single-threaded already; merges are elementwise, so results do not change."""
+        # here, not at the top: validate, explain and plan build a Simulation and never run it, and the
+        # run's world (SimPy loop, server, run-folder lock, trace writers) costs them ~0.1 s to import
+        from simulator.engine.run import SimulationRun
+
         if self.timing_only:
             return SimulationRun(self).execute()
         from simulator.learning.trainer import single_thread  # torch: training runs only

@@ -1,25 +1,30 @@
 """Building the simulated world from a scenario: profiles, budgets, links, devices, availability.
 
 Pure construction, no running: the engine calls these once per run, in a fixed order, so that the
-random streams (latency, churn) are drawn identically every time.
+random streams (latency, churn) are drawn identically every time. The checks a Simulation makes
+before a run (profiles, budgets, device names) need none of the SimPy side: the builders import the
+fleet and the network themselves, so `fleetsim validate` and `explain` do not.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import simpy
 
 from simulator.config.algorithm import ResolvedAlgorithm
 from simulator.config.profiles import DeviceProfile, StepPoint, apply_overrides, load_profile
 from simulator.config.scenario import AlwaysOn, AvailabilityTrace, Churn, Scenario
 from simulator.errors import InputError
-from simulator.fleet.availability import availability_process, churn_intervals, load_trace
-from simulator.fleet.device import Device
-from simulator.fleet.online import OnlineSwitch
-from simulator.network import Link, Network
 from simulator.engine.planning import DeviceBudget
+
+if TYPE_CHECKING:
+    import simpy
+
+    from simulator.fleet.device import Device
+    from simulator.fleet.online import OnlineSwitch
+    from simulator.network import Link, Network
 
 
 def optimizer_kind(scenario: Scenario) -> str:
@@ -99,6 +104,8 @@ def device_names(scenario: Scenario, profiles: list[DeviceProfile]) -> list[str]
 def build_devices(scenario: Scenario, profiles: list[DeviceProfile], network_links: dict[str, Link],
                   rng_root: np.random.SeedSequence) -> list[Device]:
     """Every device of the fleet, with its links, power and a shared latency stream."""
+    from simulator.fleet.device import Device  # a run's only (see the module's docstring)
+
     net = scenario.network
     devices: list[Device] = []
     latency_seeds = rng_root.spawn(1)[0]
@@ -134,6 +141,8 @@ def build_devices(scenario: Scenario, profiles: list[DeviceProfile], network_lin
 
 def build_network(env: simpy.Environment, scenario: Scenario) -> tuple[Network, dict[str, Link]]:
     """The shared links: server downlink and uplink, one per access point (Ethernet ports are caps)."""
+    from simulator.network import Link, Network  # a run's only (see the module's docstring)
+
     net = scenario.network
     links: dict[str, Link] = {
         "server_down": Link("server-downlink", net.server.downlink_mbps * 1e6),
@@ -147,6 +156,8 @@ def build_network(env: simpy.Environment, scenario: Scenario) -> tuple[Network, 
 def start_availability(env: simpy.Environment, scenario: Scenario, devices: list[Device], base_dir: Path,
                        seed: np.random.SeedSequence, switches: list[OnlineSwitch]) -> None:
     """One process per device that is not always on, walking its offline intervals."""
+    from simulator.fleet.availability import availability_process, churn_intervals, load_trace  # a run's only
+
     group_seeds = seed.spawn(len(scenario.fleet))
     for g, group in enumerate(scenario.fleet):
         spec = group.availability

@@ -22,7 +22,7 @@ import pyarrow.csv as pacsv
 
 from simulator.errors import InputError
 from simulator.export.sources import TABLES, iter_batches, open_run
-from simulator.trace.recorder import SCHEMAS
+from simulator.trace.tables import SCHEMAS
 
 MARKER = ".fleetsim-export.json"
 

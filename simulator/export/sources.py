@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 
 from simulator.config.loading import read_yaml
 from simulator.errors import InputError
-from simulator.trace.recorder import PARTS_DIR, SCHEMAS
+from simulator.trace.files import PARTS_DIR
+from simulator.trace.tables import SCHEMAS
 
 TABLES = ("events", "updates", "versions", "evals", "devices")
 BATCH_ROWS = 50_000  # ~40 MB of formatted JSON per batch at most

@@ -10,14 +10,16 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
-import simpy
 
 from simulator.config.input_files import read_input_text
 from simulator.config.scenario import AlwaysOn, AvailabilityTrace, Churn
 from simulator.errors import InputError
+
+if TYPE_CHECKING:  # annotations only: validate reads traces with load_trace, no SimPy
+    import simpy
 
 
 def churn_intervals(spec: Churn, rng: np.random.Generator) -> Iterator[tuple[float, float]]:

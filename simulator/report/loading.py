@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from simulator.trace.recorder import PARTS_DIR
+from simulator.trace.files import PARTS_DIR
 from simulator.trace.columns import COLUMN_NAMES, TABLES
 
 from simulator.config.loading import read_yaml  # YAML errors become InputError there

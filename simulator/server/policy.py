@@ -14,12 +14,14 @@ registry and plug-in loading (build_policy, register, add_plugin_paths) in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Iterable, Protocol
+from typing import TYPE_CHECKING, Callable, ClassVar, Iterable, Protocol
 
-import numpy as np
 from pydantic import ConfigDict
 
 from simulator.config.numbers import NoBoolNumbers
+
+if TYPE_CHECKING:  # an annotation only: `fleetsim schema` and `explain` read the policies' Params, no NumPy
+    import numpy as np
 
 
 class PolicyParams(NoBoolNumbers):

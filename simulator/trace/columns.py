@@ -1,6 +1,7 @@
 """Every trace table's columns, declared once: name, type, unit, one-line meaning, known text values.
 
-Why one declaration: the Arrow schema of each Parquet file (:data:`SCHEMAS`), the ``struct`` layout
+Why one declaration: the Arrow schema of each Parquet file (:meth:`Table.schema`, collected as
+``simulator.trace.tables.SCHEMAS``), the ``struct`` layout
 the two big tables are packed with (:func:`packed_fields`), the fixed text-code vocabulary hot
 callers pack as constants (:data:`VOCABULARY`) and the reader's column lists
 (``simulator.report.loading.SCHEMA``) used to be four hand-kept lists that had to agree. They are now
@@ -8,25 +9,40 @@ all derived here, and the units, meanings and value meanings are what the users'
 docs/trace_columns.md, is generated from (simulator.trace.dictionary; :data:`RUN_FOLDER_TABLES` adds
 the one table the recorder does not write, clients.parquet).
 
-Pure data and pyarrow; no SimPy, no file I/O.
+Pure data; no SimPy, no file I/O, and pyarrow only when an Arrow type is asked for (fleet.device and
+the server import the text codes from here on every start-up path, `fleetsim validate` included, which
+writes no trace).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pyarrow as pa
 
-# type name -> (Arrow type, struct/NumPy code of a packed column; text is packed as an int32 code)
-_TYPES: dict[str, tuple[pa.DataType, str | None]] = {
-    "int32": (pa.int32(), "i"),
-    "int64": (pa.int64(), "q"),
-    "float64": (pa.float64(), "d"),
-    "text": (pa.string(), "i"),
-    "list<int32>": (pa.list_(pa.int32()), None),
-    "list<int64>": (pa.list_(pa.int64()), None),
-    "list<float64>": (pa.list_(pa.float64()), None),
+# type name -> struct/NumPy code of a packed column (text is packed as an int32 code; lists are not packed)
+_TYPES: dict[str, str | None] = {
+    "int32": "i",
+    "int64": "q",
+    "float64": "d",
+    "text": "i",
+    "list<int32>": None,
+    "list<int64>": None,
+    "list<float64>": None,
 }
+
+
+@cache
+def _arrow_type(type_name: str) -> pa.DataType:
+    """The Arrow type of a column type name (one of :data:`_TYPES`)."""
+    import pyarrow as pa  # here, not at the top: only writing or reading a trace needs Arrow types
+
+    scalar = {"int32": pa.int32(), "int64": pa.int64(), "float64": pa.float64(), "text": pa.string()}
+    inner = type_name.removeprefix("list<").removesuffix(">")
+    return pa.list_(scalar[inner]) if type_name.startswith("list<") else scalar[type_name]
 
 # Every unit a column may declare, with what one of it is ("" : no unit: an index, a label, a weight).
 UNITS: dict[str, str] = {
@@ -80,7 +96,7 @@ class Column:
 
     @property
     def arrow_type(self) -> pa.DataType:
-        return _TYPES[self.type][0]
+        return _arrow_type(self.type)
 
     @property
     def is_text(self) -> bool:
@@ -109,6 +125,8 @@ class Table:
         return [c.name for c in self.columns]
 
     def schema(self) -> pa.Schema:
+        import pyarrow as pa  # only writing or reading a trace needs the schema (see the module's docstring)
+
         return pa.schema([(c.name, c.arrow_type) for c in self.columns])
 
     def column(self, name: str) -> Column:
@@ -277,13 +295,12 @@ CLIENTS = Table("clients", "device (client)", title="each client's data shard",
 ))
 RUN_FOLDER_TABLES: dict[str, Table] = {**TABLES, CLIENTS.name: CLIENTS}
 
-SCHEMAS: dict[str, pa.Schema] = {name: table.schema() for name, table in TABLES.items()}
 COLUMN_NAMES: dict[str, list[str]] = {name: table.names for name, table in TABLES.items()}
 
 
 def packed_fields(table: str) -> tuple[tuple[str, str], ...]:
     """(column, struct code) of a packed table's row, in column order; per-device columns are not in it."""
-    return tuple((c.name, _TYPES[c.type][1]) for c in TABLES[table].columns if not c.per_device)  # type: ignore[misc]
+    return tuple((c.name, _TYPES[c.type]) for c in TABLES[table].columns if not c.per_device)  # type: ignore[misc]
 
 
 def _vocabulary() -> tuple[str, ...]:

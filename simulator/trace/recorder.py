@@ -13,6 +13,11 @@ resume) read transparently.
   part is written to a temporary name and renamed, so a killed run never leaves half a part.
 - Part boundaries depend only on row counts, never on host time, and the joined file re-cuts row
   groups at a fixed size: the same scenario and seed give byte-identical Parquet files.
+
+Importing this module imports no pyarrow (the writers, :mod:`~simulator.trace.tables` and
+:mod:`~simulator.trace.packed`, are imported when a recorder is made, pyarrow when a table is read):
+fleet.device, the server and the engine import it on the path of `fleetsim validate` and `explain`,
+which build a Simulation and write no trace.
 """
 
 from __future__ import annotations
@@ -21,23 +26,25 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from simulator.trace.packed import EVENT_CODES, EVENT_FIELDS, UPDATE_FIELDS, PackedTableWriter
-from simulator.trace.tables import PARTS_DIR, SCHEMAS, PartWriter, TableWriter, TraceWriteError
+from simulator.trace.columns import EVENT_CODES, EVENT_FIELDS, TABLES, UPDATE_FIELDS
+from simulator.trace.files import PARTS_DIR, TraceWriteError
 
 if TYPE_CHECKING:  # pandas (~0.3 s to import) only where a table is read: pyarrow's to_pandas imports it
     import pandas as pd
 
-__all__ = ["EVENT_CODES", "PARTS_DIR", "SCHEMAS", "PackedTableWriter", "TableWriter", "TraceRecorder", "TraceWriteError",
-           "read_table"]
+    from simulator.trace.tables import TableWriter
+
+__all__ = ["EVENT_CODES", "PARTS_DIR", "TraceRecorder", "TraceWriteError", "read_table"]
 
 
 class TraceRecorder:
     """One TableWriter per table of the run folder; `devices` = (name, profile, group) per device index."""
 
     def __init__(self, run_dir: Path, flush_rows: int = 20_000, devices: Sequence[tuple[str, str, int]] = ()) -> None:
+        # the writers import pyarrow (~0.15 s with pyarrow.compute): here, when a run starts, not at import
+        from simulator.trace.packed import PackedTableWriter
+        from simulator.trace.tables import PartWriter, TableWriter
+
         self.run_dir = run_dir
         self.parts = PartWriter()
         self.events = PackedTableWriter(run_dir, "events", flush_rows, self.parts, EVENT_FIELDS, devices)
@@ -45,7 +52,7 @@ class TraceRecorder:
         self.tables: dict[str, TableWriter] = {
             name: self.events if name == "events" else self.updates if name == "updates"
             else TableWriter(run_dir, name, flush_rows, self.parts)
-            for name in SCHEMAS
+            for name in TABLES
         }
         self.versions = self.tables["versions"]
         self.evals = self.tables["evals"]
@@ -60,7 +67,7 @@ class TraceRecorder:
     def close(self) -> None:
         """Finish every table. After a failed write (a full disk) the tables that were not finished
         keep their part files — all rows written before the failure, readable — and the error is
-        raised (a :class:`~simulator.trace.tables.TraceWriteError` naming the file)."""
+        raised (a :class:`~simulator.trace.files.TraceWriteError` naming the file)."""
         error: OSError | None = None
         for writer in self.tables.values():
             try:
@@ -81,10 +88,13 @@ class TraceRecorder:
 
 def read_table(run_dir: Path, table: str) -> pd.DataFrame:
     """A table of a run folder as a DataFrame, from the final file or, for a killed run, its parts."""
+    import pyarrow as pa  # here, not at the top: see the module's docstring
+    import pyarrow.parquet as pq
+
     final = Path(run_dir) / f"{table}.parquet"
     if final.exists():
         return pq.read_table(final).to_pandas()
     parts = sorted((Path(run_dir) / PARTS_DIR / table).glob("part-*.parquet"))
     if not parts:
-        return SCHEMAS[table].empty_table().to_pandas()
+        return TABLES[table].schema().empty_table().to_pandas()
     return pa.concat_tables([pq.read_table(p) for p in parts]).to_pandas()

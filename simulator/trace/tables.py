@@ -8,8 +8,6 @@ ones (versions, evals, devices) keep Python tuples.
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,12 +17,15 @@ from typing import Any, Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from simulator.trace.columns import SCHEMAS as COLUMN_SCHEMAS
+from simulator.trace.columns import TABLES
+from simulator.trace.files import PARTS_DIR, TraceWriteError
 
-# Derived from the one declaration of every table's columns (simulator.trace.columns).
-SCHEMAS = COLUMN_SCHEMAS
+__all__ = ["PARTS_DIR", "ROW_GROUP_ROWS", "SCHEMAS", "JoinedFile", "PartWriter", "TableWriter", "TraceWriteError"]
 
-PARTS_DIR = "_parts"
+# Each Parquet file's Arrow schema, derived from the one declaration of every table's columns
+# (simulator.trace.columns, which imports no pyarrow).
+SCHEMAS: dict[str, pa.Schema] = {name: table.schema() for name, table in TABLES.items()}
+
 # The final file's row group. Rows wait in memory until a whole group is theirs, and those still
 # waiting when the loop ends are encoded while the run waits: 2^16 rather than 2^18 took 0.03-0.06 s
 # off the end of a 1,000-device, 100-round run (BENCHMARKS.md §1, ninth session).
@@ -38,18 +39,6 @@ def _dictionary_columns(schema: pa.Schema) -> list[str]:
     the file came out larger (100,000 events rows by ``pq.write_table``: 16.4 against 21.9 ms of CPU,
     1.90 against 2.18 MB)."""
     return [field.name for field in schema if not pa.types.is_floating(field.type)]
-
-
-class TraceWriteError(OSError):
-    """A trace file could not be written (a full disk, a read-only or vanished folder), naming it."""
-
-    def __init__(self, path: Path, cause: BaseException) -> None:
-        code = getattr(cause, "errno", None)
-        if code is None:  # pyarrow puts the errno in its message only: "... [errno 28] No space left on device"
-            found = re.search(r"errno (\d+)", str(cause), re.IGNORECASE)
-            code = int(found.group(1)) if found else None
-        reason = os.strerror(code) if code else " ".join(str(cause).split())[:200]
-        super().__init__(code, reason, str(path))
 
 
 def _write_part(table: pa.Table, path: Path) -> None:

@@ -2,8 +2,10 @@
 
 Behaviour, not timing: each command runs in a fresh interpreter and reports whether `torch` ended up in
 sys.modules (benchmarks/startup.py measures the wall times), and which of the other heavy packages only
-a run needs (:data:`KEPT_OUT`: pandas ~0.3 s, which only reading a trace table back needs, and
-scikit-learn ~1.3 s, which only loading a dataset's features needs) it imported. validate, explain
+a run needs (:data:`KEPT_OUT`: pandas ~0.3 s, which only reading a trace table back needs;
+scikit-learn ~1.3 s, which only loading a dataset's features needs; pyarrow ~0.15 s with its compute
+and parquet modules, which only writing or reading traces needs; plotly, which only a report needs) it
+imported. validate, explain
 with its plan and a timing-only run need torch only to trace a model the plan cache does not hold: each
 is run against an empty cache (it must trace: torch) and again against the cache it filled (no torch),
 and both runs must say or write the same."""
@@ -21,32 +23,34 @@ import pytest
 from simulator.config.workload import ModelSpec
 from tests.helpers.cli_runs import REPO
 
-KEPT_OUT = ("pandas", "sklearn")  # imported by no command below, cold cache or warm
+KEPT_OUT = ("pandas", "sklearn", "pyarrow", "plotly")  # imported by no command below, cold cache or warm
 SHIPPED = ("scenarios/quickstart.yaml", "scenarios/paper_testbed.yaml", "scenarios/paper_testbed_sequence.yaml",
            "scenarios/scale_10k.yaml")
 
 PROBE = (
     "import runpy, sys, json\n"
+    "watched = json.loads(sys.argv[2])\n"
     "sys.argv = ['fleetsim'] + json.loads(sys.argv[1])\n"
     "code = 0\n"
     "try:\n"
     "    runpy.run_module('simulator.cli', run_name='__main__')\n"
     "except SystemExit as stop:\n"
     "    code = stop.code or 0\n"
-    f"also = [m for m in {KEPT_OUT!r} if m in sys.modules]\n"
+    "also = [m for m in watched if m in sys.modules]\n"
     "print(json.dumps({'code': code, 'torch': 'torch' in sys.modules, 'also': also}), file=sys.stderr)\n"
 )
 
 
-def probe(*args: str, cache: Path | None = None, stdout: list[str] | None = None) -> dict:
+def probe(*args: str, cache: Path | None = None, stdout: list[str] | None = None,
+          watched: tuple[str, ...] = KEPT_OUT) -> dict:
     """Run `fleetsim *args` in a fresh interpreter (with the plan cache at `cache`, if given); its exit
-    code, whether torch was imported and which of KEPT_OUT were. `stdout`, if given, receives what the
-    command printed."""
+    code, whether torch was imported and which of `watched` (KEPT_OUT unless given) were. `stdout`, if
+    given, receives what the command printed."""
     env = {**os.environ, "COLUMNS": "200"}
     if cache is not None:
         env["FLEETSIM_CACHE_DIR"] = str(cache)
-    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(list(args))], capture_output=True, text=True,
-                          cwd=REPO, timeout=600, env=env)
+    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(list(args)), json.dumps(list(watched))],
+                          capture_output=True, text=True, cwd=REPO, timeout=600, env=env)
     if stdout is not None:
         stdout.append(proc.stdout)
     return json.loads(proc.stderr.strip().splitlines()[-1])
@@ -60,8 +64,19 @@ def probe(*args: str, cache: Path | None = None, stdout: list[str] | None = None
 def test_command_does_not_import_torch(args: tuple[str, ...]) -> None:
     result = probe(*args)
     if args[:3] == ("schema", "--kind", "sweep"):  # simulator.sweep imports its pandas results table (not a
-        result["also"] = [m for m in result["also"] if m != "pandas"]  # start-up target; that import is the sweep's)
+        # start-up target; that import is the sweep's), and importing pandas imports pyarrow
+        result["also"] = [m for m in result["also"] if m not in ("pandas", "pyarrow")]
     assert result == {"code": 0, "torch": False, "also": []}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [
+    ("--help",), ("schema",), ("profiles",), ("explain", "scenarios/quickstart.yaml", "--no-plan"),
+])
+def test_a_command_that_reads_no_data_does_not_import_numpy(args: tuple[str, ...]) -> None:
+    """NumPy (~0.1 s) is for shards, latencies and the world a run builds; these commands read the
+    schemas, the profiles and the policies' Params only (server.policy names NumPy in an annotation)."""
+    assert probe(*args, watched=("numpy",)) == {"code": 0, "torch": False, "also": []}
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 
 from simulator.report import loading
 from simulator.trace import columns
+from simulator.trace.tables import SCHEMAS
 from simulator.trace.packed import EVENT_CODES, PackedTableWriter
 from simulator.trace.recorder import TraceRecorder
 
@@ -28,7 +29,7 @@ def test_every_column_has_a_meaning_and_a_unit_that_matches_its_name() -> None:
 
 def test_the_arrow_schema_and_the_readers_lists_are_the_declaration() -> None:
     for name, table in columns.TABLES.items():
-        schema = columns.SCHEMAS[name]
+        schema = SCHEMAS[name]
         assert schema.names == table.names
         assert [f.type for f in schema] == [c.arrow_type for c in table.columns]
         assert loading.SCHEMA[name] == table.names
@@ -58,10 +59,10 @@ def test_a_written_run_folder_has_exactly_the_declared_schemas(tmp_path: Path) -
     recorder.updates.append(7, 1, 0.0, 2.5, 3, 4, 1, 10.0, "accepted", "", 4, 0.5, 1000, 10, 20, 30, 5)
     recorder.versions.append(4, 2.5, "k", 1, 1.0, [1, 1], 1)
     recorder.close()
-    for name, schema in columns.SCHEMAS.items():
+    for name, schema in SCHEMAS.items():
         assert pq.read_schema(tmp_path / f"{name}.parquet").remove_metadata().equals(schema), name
     events = pq.read_table(tmp_path / "events.parquet").to_pylist()
     assert events == [{"device": 1, "device_name": "b#0", "profile": "jetson-nano-4gb", "group": 1, "phase": "compute",
                        "start_s": 0.5, "end_s": 2.0, "job_id": 7, "version": 3, "bytes": 0, "flops": 1.5e9,
                        "outcome": "done"}]
-    assert pa.types.is_list(columns.SCHEMAS["versions"].field("block_coverage").type)
+    assert pa.types.is_list(SCHEMAS["versions"].field("block_coverage").type)
