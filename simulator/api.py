@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -101,6 +101,7 @@ def run(
     progress: ProgressFn | None = None,
     report: bool | None = None,
     checkpoint_every_s: float | None = None,
+    before_start: Callable[[Simulation], None] | None = None,
 ) -> Run:
     """Run a scenario and return its :class:`Run`.
 
@@ -110,7 +111,9 @@ def run(
     ``seed`` overrides the scenario's seed. ``checkpoint_every_s`` saves a checkpoint every so many
     simulated seconds, from which :func:`resume` continues a killed run. A failing plug-in, a full
     disk or a bug raises :class:`~simulator.errors.RunError` after the traces and summary so far are
-    written; Ctrl-C raises KeyboardInterrupt likewise.
+    written; Ctrl-C raises KeyboardInterrupt likewise. ``before_start(simulation)`` is called once the
+    simulation is built (its groups' plans known) and its folder claimed, before simulated time starts:
+    the CLI warns there of a model that fits no device, instead of after a run's wait.
     """
     if checkpoint_every_s is not None and (isinstance(checkpoint_every_s, bool) or not checkpoint_every_s > 0):
         raise InputError("the checkpoint interval must be positive", field="--checkpoint-every",
@@ -153,8 +156,20 @@ def run(
             raise RunError(f"the run folder {folder.path} could not be written ({exc.strerror or exc}); "
                            "nothing was run") from None
         raise
+    _before_start(before_start, simulation, folder)
     want_report = report if report is not None else scenario.output.report
     return _execute(simulation, folder, want_report)
+
+
+def _before_start(hook: Callable[[Simulation], None] | None, simulation: Simulation, folder: ClaimedFolder) -> None:
+    """Run the caller's hook; if it raises, the claimed folder is given back as it was (nothing ran)."""
+    if hook is None:
+        return
+    try:
+        hook(simulation)
+    except BaseException:
+        folder.finish(keep=False)
+        raise
 
 
 def _progressed(summary: dict[str, Any]) -> bool:
@@ -284,11 +299,11 @@ def _no_code_from(run_dir: Path, base_dir: Path) -> None:
 
 
 def resume(run_dir: str | Path, *, executor: Any = None, progress: ProgressFn | None = None,
-           report: bool | None = None) -> Run:
+           report: bool | None = None, before_start: Callable[[Simulation], None] | None = None) -> Run:
     """Continue a killed, interrupted or failed run from its last checkpoint (or from the start if it
     has none); a finished run is refused. The run folder is locked while resuming, and only files
     fleetsim wrote are replaced. The traces written are byte-identical to those of an uninterrupted
-    run (see checkpoint.py).
+    run (see checkpoint.py). ``before_start`` as in :func:`run`.
     """
     run_dir = Path(run_dir)
     folder = claim_for_resume(run_dir)
@@ -308,6 +323,8 @@ def resume(run_dir: str | Path, *, executor: Any = None, progress: ProgressFn | 
         except Exception as exc:  # noqa: BLE001 - as in run()
             raise preparing_failure(exc, scenario) from None
         remove_run_files(run_dir, keep=frozenset({"scenario.yaml", RUN_OPTIONS_FILE, CHECKPOINT_FILE}))
+        if before_start is not None:
+            before_start(simulation)
     except BaseException:
         folder.finish(keep=False)
         raise

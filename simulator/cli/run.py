@@ -22,10 +22,22 @@ FORCE_HELP = (
 QUIET_HELP = "no progress on the console (the run folder's progress.log still gets it); the summary and errors stay"
 
 
-def _finish(result: Any) -> None:
-    warning = no_fit_warning(str(result.summary.get("model", "?")), result.summary.get("groups") or [])
-    if warning:  # stderr too: a script reading stdout for the summary still sees it in its log
+def warn_if_nothing_fits(simulation: Any) -> None:
+    """Before a run starts (api's before_start): one warning line on stderr when the model fits no
+    device of the fleet, from the groups' plans as `fleetsim validate` computes them, so a user learns
+    it before waiting for a run in which nothing can train (the run goes on and exits 0: `fleetsim
+    plan` counts such a fleet as a result). Said here only: the end summary keeps its WARNING row on
+    stdout but the stderr line is not repeated."""
+    from simulator.cli.explain import group_fits
+    from simulator.config.workload import model_label
+
+    warning = no_fit_warning(model_label(simulation.scenario.workload.model),
+                             group_fits(simulation, simulation.scenario))
+    if warning:
         warn(warning)
+
+
+def _finish(result: Any) -> None:
     console.print(summary_table(result.summary, result.run_dir))
     if result.report_path.exists():
         console.print(f"report: {result.report_path}", soft_wrap=True)
@@ -104,7 +116,7 @@ def register(app: typer.Typer) -> None:
             result = run_scenario(scenario, out=out, seed=seed, timing_only=timing_only, force=force,
                                   executor=exec_obj, progress=progress,
                                   report=False if no_report else None,  # None: the scenario's output.report
-                                  checkpoint_every_s=checkpoint_every)
+                                  checkpoint_every_s=checkpoint_every, before_start=warn_if_nothing_fits)
         finally:
             progress.stop()
             if exec_obj is not None:
@@ -135,7 +147,7 @@ def register(app: typer.Typer) -> None:
         progress = RunProgress(loaded.stop.sim_time_s, loaded.stop.max_versions, mode=choose_mode(quiet, err_console),
                                console=err_console, run_dir=lambda: run_dir)
         try:
-            result = resume_run(run_dir, executor=exec_obj, progress=progress)
+            result = resume_run(run_dir, executor=exec_obj, progress=progress, before_start=warn_if_nothing_fits)
         finally:
             progress.stop()
             if exec_obj is not None:

@@ -7,7 +7,9 @@
 - An interrupted run is marked as such (its time to target reads "interrupted", not "not reached").
 - Only headline figures (metrics.py) and each run's accuracy curve are drawn, so the page stays small
   however large the fleets were (curves are thinned to MAX_CURVE_POINTS each). Bars are horizontal
-  with the run names on one shared axis per row: no rotated labels under chart titles.
+  (no rotated labels), one small figure per metric with its own title and unit, in a CSS grid that
+  wraps them to the page's width (html.CSS `.chart-grid`): one make_subplots grid of three fixed
+  columns ran its subplot titles into each other below ~1400 px.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from typing import Any, Callable
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from simulator.errors import InputError
 from simulator.output.folder import atomic_write_text
@@ -32,9 +33,14 @@ from simulator.report.style import (SERIES_COLORS, fmt_bytes, fmt_energy, fmt_nu
                                     style)
 
 MAX_CURVE_POINTS = 1_000
-CHART_IDS = ("chart-compare-accuracy", "chart-compare-bars")
+ACCURACY_CHART_ID = "chart-compare-accuracy"  # then one chart per metric: bar_chart_id
 SAME_LENGTH = 1.01  # runs whose simulated times differ by more than 1 % are compared per hour
-COLS = 3
+MAX_TICK_CHARS = 24  # longer configuration names are numbered beside the bars and named in the key
+BAR_PLOT_PX, BAR_ROW_PX = 36, 24  # a bar chart's plot height: this plus a row per configuration
+# small charts: saving a PNG and resetting the axes are all the toolbar offers (zoom and select
+# tools are of no use on a few bars, and a short toolbar leaves the title its room)
+SMALL_CHART_CONFIG = {"modeBarButtonsToRemove": ["zoom2d", "pan2d", "select2d", "lasso2d", "zoomIn2d",
+                                                 "zoomOut2d", "autoScale2d"]}
 
 
 def _color(i: int) -> str:
@@ -62,6 +68,7 @@ def _energy_scale(values_j: list[float | None]) -> tuple[str, float]:
 
 @dataclass(frozen=True)
 class Metric:
+    key: str  # names its chart: chart-compare-<key>
     title: str
     values: list[float | None]  # one per run, in the chart's unit
     hover: str  # plotly number format with unit, e.g. "%{x:.1f} %"
@@ -72,30 +79,32 @@ def bar_metrics(metrics: list[dict[str, Any]]) -> list[Metric]:
     per_h = lengths_differ(metrics)
     out: list[Metric] = []
 
-    def add(title: str, fn: Callable[[dict[str, Any]], float | None], hover: str, keep: bool = False) -> None:
+    def add(key: str, title: str, fn: Callable[[dict[str, Any]], float | None], hover: str,
+            keep: bool = False) -> None:
         values = [fn(m) for m in metrics]
         if keep or any(v is not None for v in values):
-            out.append(Metric(title, values, hover))
+            out.append(Metric(key, title, values, hover))
 
     if not all(m["timing_only"] for m in metrics):
         # kept when no run reached its target: "not reached" / "interrupted" is the answer then
-        add("time to target (s)", lambda m: m["time_to_target_s"], "%{x:,.0f} s",
+        add("time-to-target", "time to target (s)", lambda m: m["time_to_target_s"], "%{x:,.0f} s",
             keep=any(m["target_accuracy"] is not None and not m["timing_only"] for m in metrics))
-        add("final accuracy (%)", lambda m: None if m["final_accuracy"] is None else 100 * m["final_accuracy"],
+        add("final-accuracy", "final accuracy (%)",
+            lambda m: None if m["final_accuracy"] is None else 100 * m["final_accuracy"],
             "%{x:.1f} %")
-    add("fleet utilization (compute, %)",
+    add("fleet-utilization", "fleet utilization (compute, %)",
         lambda m: None if m["fleet_utilization"] is None else 100 * m["fleet_utilization"], "%{x:.1f} %")
-    add("mean staleness (versions)", lambda m: m["staleness"]["mean"], "%{x:.2f}")
-    add("peak memory (% of usable)",
+    add("staleness", "mean staleness (versions)", lambda m: m["staleness"]["mean"], "%{x:.2f}")
+    add("peak-memory", "peak memory (% of usable)",
         lambda m: None if m["peak_memory_ratio"] is None else 100 * m["peak_memory_ratio"], "%{x:.0f} %")
     energy = [(_per_hour(m["energy_j"], m) if per_h else m["energy_j"]) for m in metrics]
     unit, scale = _energy_scale(energy)
-    add(f"energy per simulated hour ({unit}/h)" if per_h else f"energy ({unit})",
+    add("energy", f"energy per simulated hour ({unit}/h)" if per_h else f"energy ({unit})",
         lambda m: None if (e := (_per_hour(m["energy_j"], m) if per_h else m["energy_j"])) is None else e / scale,
         "%{x:,.3g} " + unit + ("/h" if per_h else ""))
     per_version = [_per_version(m["energy_j"], m) for m in metrics]
     vunit, vscale = _energy_scale(per_version)
-    add(f"energy per version ({vunit})",
+    add("energy-per-version", f"energy per version ({vunit})",
         lambda m: None if (e := _per_version(m["energy_j"], m)) is None else e / vscale, "%{x:,.3g} " + vunit)
 
     def traffic(m: dict[str, Any]) -> float | None:
@@ -104,9 +113,9 @@ def bar_metrics(metrics: list[dict[str, Any]]) -> list[Metric]:
         total = (m["bytes_down"] + m["bytes_up"]) / 1e9
         return _per_hour(total, m) if per_h else total
 
-    add("traffic down + up (GB per simulated hour)" if per_h else "traffic down + up (GB)", traffic,
+    add("traffic", "traffic down + up (GB per simulated hour)" if per_h else "traffic down + up (GB)", traffic,
         "%{x:,.3g} GB" + ("/h" if per_h else ""))
-    add("versions per simulated hour" if per_h else "versions",
+    add("versions", "versions per simulated hour" if per_h else "versions",
         lambda m: _per_hour(m["versions"], m) if per_h else m["versions"], "%{x:,.1f}")
     return out
 
@@ -136,46 +145,70 @@ def mean_std(values: list[float | None]) -> tuple[float | None, float | None, in
     return float(known.mean()), (float(known.std(ddof=1)) if known.size > 1 else None), int(known.size)
 
 
-def bars_figure(labels: list[RunLabel], metrics: list[dict[str, Any]], charted: list[Metric]) -> go.Figure:
-    """One horizontal bar chart per metric, a row of COLS sharing the configuration axis."""
+def tick_names(names: list[str]) -> list[str]:
+    """What each small chart writes beside its bars: the configuration names when they are short
+    enough to leave the bars room in a 360 px figure, else their numbers in the key above the grid."""
+    return names if all(len(n) <= MAX_TICK_CHARS for n in names) else [str(i + 1) for i in range(len(names))]
+
+
+def bar_figure(metric: Metric, configs: list[tuple[str, list[int]]], metrics: list[dict[str, Any]]) -> go.Figure:
+    """One metric's horizontal bars, one per configuration (mean over its seeds, ± one sample std,
+    one dot per seed), titled with the metric and its unit: a figure of its own, so that its title
+    can never run into a neighbour's however narrow the grid's column."""
+    names = [c for c, _ in configs]
+    colors = [_color(i) for i in range(len(names))]
+    stats = [mean_std([metric.values[i] for i in idx]) for _, idx in configs]
+    x = [s[0] if s[0] is not None else 0.0 for s in stats]
+    err = [s[1] or 0.0 for s in stats]
+    text = ["" if s[0] is not None else _missing_text(metric.title, metrics[idx[0]])
+            for s, (_, idx) in zip(stats, configs)]
+    hatched = ["/" if any(not metrics[i].get("complete", True) for i in idx) else "" for _, idx in configs]
+    fig = go.Figure(go.Bar(y=names, x=x, orientation="h", marker=dict(color=colors, pattern=dict(shape=hatched)),
+                           error_x=dict(type="data", array=err, visible=any(e > 0 for e in err),
+                                        color="#333", thickness=1.2, width=4),
+                           text=text, textposition="outside", cliponaxis=False, showlegend=False,
+                           name=metric.title, customdata=[plural(s[2], "run") for s in stats],
+                           hovertemplate="%{y}: " + metric.hover + " (mean of %{customdata})<extra></extra>"))
+    dots = [(metric.values[i], name) for name, (_, idx) in zip(names, configs) if len(idx) > 1
+            for i in idx if metric.values[i] is not None]
+    if dots:
+        fig.add_trace(go.Scatter(x=[d[0] for d in dots], y=[d[1] for d in dots], mode="markers",
+                                 marker=dict(size=5, color="#222", opacity=0.6), showlegend=False,
+                                 hovertemplate="%{y}: " + metric.hover + " (one seed)<extra></extra>"))
+    top = max([v + e for v, e in zip(x, err)] + [v for v in metric.values if v is not None] + [0.0])
+    fig.update_xaxes(range=[0, top * 1.22 if top > 0 else 1.0], nticks=6)
+    fig.update_yaxes(autorange="reversed", tickfont=dict(size=11), tickmode="array", tickvals=names,
+                     ticktext=tick_names(names))
+    fig = style(fig, height_px=BAR_PLOT_PX + BAR_ROW_PX * len(names) + 76, title=metric.title)
+    fig.update_layout(margin=dict(t=40, l=10, r=30, b=30), bargap=0.25)
+    return fig
+
+
+def bar_chart_id(metric: Metric) -> str:
+    return f"chart-compare-{metric.key}"
+
+
+def chart_ids(metrics: list[dict[str, Any]], with_accuracy: bool) -> tuple[str, ...]:
+    """The ids of a comparison page's charts, in page order: the accuracy curves (when a run has
+    evaluations), then one per charted metric."""
+    return ((ACCURACY_CHART_ID,) if with_accuracy else ()) + tuple(bar_chart_id(m) for m in bar_metrics(metrics))
+
+
+def bars_grid(labels: list[RunLabel], metrics: list[dict[str, Any]], charted: list[Metric]) -> str:
+    """The metrics' figures in a CSS grid that wraps them (as many columns of >= 360 px as the page
+    has room for), in the order of `charted`, under a key of the configurations' colours (and numbers,
+    when the names are too long to stand beside the bars)."""
     configs = configurations(labels)
     names = [c for c, _ in configs]
-    rows = max(1, -(-len(charted) // COLS))
-    plot_px = 36 + 24 * len(names)
-    gap_px = 86  # x tick labels of the row above, then this row's title
-    height = rows * plot_px + (rows - 1) * gap_px + 150
-    fig = make_subplots(rows=rows, cols=COLS, shared_yaxes=True, horizontal_spacing=0.05,
-                        vertical_spacing=gap_px / (height - 150) if rows > 1 else 0.0,
-                        subplot_titles=[c.title for c in charted])
-    colors = [_color(i) for i in range(len(names))]
-    for k, metric in enumerate(charted):
-        row, col = k // COLS + 1, k % COLS + 1
-        stats = [mean_std([metric.values[i] for i in idx]) for _, idx in configs]
-        x = [s[0] if s[0] is not None else 0.0 for s in stats]
-        err = [s[1] or 0.0 for s in stats]
-        text = ["" if s[0] is not None else _missing_text(metric.title, metrics[idx[0]])
-                for s, (_, idx) in zip(stats, configs)]
-        hatched = ["/" if any(not metrics[i].get("complete", True) for i in idx) else "" for _, idx in configs]
-        fig.add_trace(go.Bar(y=names, x=x, orientation="h", marker=dict(color=colors, pattern=dict(shape=hatched)),
-                             error_x=dict(type="data", array=err, visible=any(e > 0 for e in err),
-                                          color="#333", thickness=1.2, width=4),
-                             text=text, textposition="outside", cliponaxis=False, showlegend=False,
-                             name=metric.title, customdata=[f"{s[2]} run{'s' if s[2] != 1 else ''}" for s in stats],
-                             hovertemplate="%{y}: " + metric.hover + " (mean of %{customdata})<extra></extra>"),
-                      row=row, col=col)
-        dots = [(metric.values[i], name) for name, (_, idx) in zip(names, configs) if len(idx) > 1
-                for i in idx if metric.values[i] is not None]
-        if dots:
-            fig.add_trace(go.Scatter(x=[d[0] for d in dots], y=[d[1] for d in dots], mode="markers",
-                                     marker=dict(size=5, color="#222", opacity=0.6), showlegend=False,
-                                     hovertemplate="%{y}: " + metric.hover + " (one seed)<extra></extra>"),
-                          row=row, col=col)
-        top = max([v + e for v, e in zip(x, err)] + [v for v in metric.values if v is not None] + [0.0])
-        fig.update_xaxes(range=[0, top * 1.22 if top > 0 else 1.0], row=row, col=col, automargin=True)
-    fig.update_yaxes(autorange="reversed", tickfont=dict(size=11))
-    fig = style(fig, height_px=height)
-    fig.update_layout(margin=dict(t=60, l=20, r=30), bargap=0.25)
-    return fig
+    key = ""
+    if tick_names(names) != names:
+        items = "".join(f'<li><span class="swatch" style="background:{H.esc(_color(i))}"></span>'
+                        f"<b>{i + 1}</b> {H.esc(name)} <span class=\"why\">({plural(len(idx), 'run')})</span></li>"
+                        for i, (name, idx) in enumerate(configs))
+        key = f'<ul class="chart-key" id="compare-key">{items}</ul>'
+    cells = "".join(H.figure_div(bar_figure(m, configs, metrics), bar_chart_id(m), config=SMALL_CHART_CONFIG)
+                    for m in charted)
+    return f'{key}<div class="chart-grid" id="compare-bar-grid">{cells}</div>'
 
 
 def accuracy_overlay(runs: list[RunData], labels: list[RunLabel], metrics: list[dict[str, Any]]
@@ -282,10 +315,9 @@ def write_comparison_report(run_dirs: list[Path], out_path: Path) -> Path:
     body = H.section("Runs", comparison_table(labels, metrics), section_id="runs")
     acc = accuracy_overlay(runs, labels, metrics)
     if acc is not None:
-        body += H.section("Accuracy over simulated time", H.figure_div(acc, "chart-compare-accuracy"),
+        body += H.section("Accuracy over simulated time", H.figure_div(acc, ACCURACY_CHART_ID),
                           note="Dashed red lines: target accuracies.", section_id="compare-accuracy")
-    body += H.section("Side by side", H.figure_div(bars_figure(labels, metrics, bar_metrics(metrics)),
-                                                   "chart-compare-bars"),
+    body += H.section("Side by side", bars_grid(labels, metrics, bar_metrics(metrics)),
                       note=_notes(labels, metrics), section_id="compare-bars")
     n_configs = len(configurations(labels))
     varied = labels[0].varied if labels else ()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import Any
 
 import plotly.graph_objects as go
 import plotly.offline
@@ -39,6 +40,11 @@ ul.findings li{margin:5px 0;padding-left:20px;position:relative}
 ul.findings li:before{content:"";position:absolute;left:4px;top:7px;width:9px;height:9px;
  border-radius:50%;background:#4C78A8}
 ul.findings li.warn:before{background:#E45756} ul.findings li.good:before{background:#54A24B}
+.chart-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(360px,100%),1fr));gap:10px 18px}
+.chart-grid>div{min-width:0}
+ul.chart-key{display:flex;flex-wrap:wrap;gap:4px 18px;list-style:none;margin:4px 0 10px;padding:0;
+ font-size:13px}
+.swatch{display:inline-block;width:11px;height:11px;border-radius:2px;margin-right:5px;vertical-align:-1px}
 .chart-empty{padding:30px;text-align:center;color:#666;background:#FAFAFA;border:1px dashed #CCC;
  border-radius:6px}
 .table-wrap{overflow-x:auto}
@@ -70,11 +76,13 @@ def plotly_js() -> str:
     return plotly.offline.get_plotlyjs()
 
 
-def figure_div(fig: go.Figure, div_id: str, post_script: str | None = None) -> str:
+def figure_div(fig: go.Figure, div_id: str, post_script: str | None = None,
+               config: dict[str, Any] | None = None) -> str:
     """The figure's <div> and its drawing call, without plotly.js; `post_script` runs after the
-    figure is drawn (inside the same <script>, `{plot_id}` = this div's id)."""
+    figure is drawn (inside the same <script>, `{plot_id}` = this div's id); `config` adds to (or
+    overrides) PLOTLY_CONFIG for this figure."""
     return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
-                       config=PLOTLY_CONFIG, post_script=post_script)
+                       config={**PLOTLY_CONFIG, **(config or {})}, post_script=post_script)
 
 
 def empty_chart(div_id: str, message: str) -> str:

@@ -4,13 +4,16 @@ the largest usable memory in the fleet and what training needs there; the run's 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
 
 from simulator.cli.summary import no_fit_warning
 from tests.helpers.cli import cli
-from tests.helpers.cli_runs import two_group_scenario
+from tests.helpers.cli_runs import REPO, two_group_scenario
 
 
 def _no_fit(folder: Path) -> Path:
@@ -35,6 +38,26 @@ def test_run_warns_on_stderr_and_in_the_summary_and_exits_0(tmp_path: Path) -> N
     assert "model mlp-tiny fits no device in the fleet" in line
     assert "the largest usable memory, 2.00 MB (lab-slow)" in line and "its training needs there" in line
     assert "WARNING" in done.stdout and "fits no device" in done.stdout  # the end summary
+
+
+def test_run_warns_once_before_it_starts(tmp_path: Path) -> None:
+    """The warning came after the run, with the summary: a user waited for a run (here 1,000,000 simulated
+    seconds in which nothing can train) to learn it could not train. It now comes first, before the
+    first progress line, once (not again with the summary's WARNING row), and the exit status stays 0."""
+    scenario = _no_fit(tmp_path)
+    # stderr into stdout: one stream, in the order it was written; a progress line at every callback
+    done = subprocess.run([sys.executable, "-m", "simulator.cli", "run", str(scenario), "--timing-only",
+                           "--out", str(tmp_path / "run")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, cwd=REPO, timeout=300,
+                          env={**os.environ, "FLEETSIM_PROGRESS_EVERY_S": "0", "COLUMNS": "200"})
+    assert done.returncode == 0, done.stdout
+    lines = done.stdout.splitlines()
+    warned = [i for i, line in enumerate(lines) if line.startswith("fleetsim: warning: ")]
+    progress = [i for i, line in enumerate(lines) if line.startswith("progress: ")]
+    summary = next(i for i, line in enumerate(lines) if "model versions" in line)
+    assert len(warned) == 1, lines[:3] + lines[-30:]
+    assert "model mlp-tiny fits no device in the fleet" in lines[warned[0]]
+    assert progress and warned[0] < progress[0] < summary
 
 
 def test_validate_warns_and_exits_0(tmp_path: Path) -> None:

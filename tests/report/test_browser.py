@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from simulator.report.compare import CHART_IDS as COMPARE_CHART_IDS
 from simulator.report.run_report import CHART_IDS
 
 CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser",
@@ -59,8 +58,11 @@ window.addEventListener("load", function () { setTimeout(function () {
 LAYOUT = r"""<script>
 window.__layout = function () {
   function visible(r) { return r.width > 0.5 && r.height > 0.5; }
-  var out = {overlaps: [], labels: 0, tables: {}, sections: [], empty_axes: [], sync: null};
+  var out = {overlaps: [], labels: 0, tables: {}, sections: [], empty_axes: [], sync: null,
+             charts: {}, viewport: document.documentElement.clientWidth};
   document.querySelectorAll(".plotly-graph-div").forEach(function (d) {
+    var box = d.getBoundingClientRect();
+    out.charts[d.id] = {left: box.left, right: box.right, width: box.width, height: box.height};
     var sel = ".annotation-text, .gtitle, .xtick text, .ytick text, .bartext, .legendtext, .xtitle, .ytitle";
     var boxes = Array.prototype.slice.call(d.querySelectorAll(sel)).map(function (e) {
       return {r: e.getBoundingClientRect(), t: (e.textContent || "").trim()}; })
@@ -132,6 +134,17 @@ def assert_all_drawn(verdict: dict, expected_ids: tuple[str, ...]) -> None:
     assert sorted(verdict["ids"]) == sorted(expected_ids)
     assert verdict["undrawn"] == []
     assert verdict["gl_without_canvas"] == [] and not verdict["webgl_missing"]
+
+
+def compare_chart_ids(run_dirs: list[Path]) -> tuple[str, ...]:
+    """The charts a comparison page of these runs draws: accuracy curves when a run has evaluations,
+    then one figure per metric."""
+    from simulator.report.compare import chart_ids
+    from simulator.report.loading import load_run
+    from simulator.report.metrics import run_metrics
+
+    runs = [load_run(d) for d in run_dirs]
+    return chart_ids([run_metrics(r) for r in runs], any(not r.evals.empty for r in runs))
 
 
 def assert_readable(layout: dict) -> None:
@@ -219,7 +232,7 @@ def test_six_run_comparison_is_readable(tmp_path):
     (dirs[3] / "summary.json").write_text(json.dumps(summary))
     page = write_comparison_report(dirs, tmp_path / "sweep" / "comparison.html")
     verdict = rendered(page, tmp_path)
-    assert_all_drawn(verdict, COMPARE_CHART_IDS)
+    assert_all_drawn(verdict, compare_chart_ids(dirs))
     layout = verdict["layout"]
     assert_readable(layout)
     assert layout["tables"]["compare-table"]["rows"] == 6
@@ -231,11 +244,41 @@ def test_six_run_comparison_is_readable(tmp_path):
 
 
 @pytest.mark.slow
+def test_comparison_reads_well_from_900_to_1800_px(tmp_path):
+    """The bars were one make_subplots grid of three columns: below ~1400 px their titles ran into
+    each other. Now one figure per metric in a wrapping grid: at 900, 1300 and 1800 px every chart is
+    drawn, lies inside the window and is wide enough to read, no label overlaps another, no errors."""
+    from tests.helpers.report_synthetic import make_sweep
+
+    from simulator.report import write_comparison_report
+
+    dirs = make_sweep(tmp_path / "sweep", rounds=(6, 9, 12), extra_key="fleet[0].count")
+    page = write_comparison_report(dirs, tmp_path / "sweep" / "comparison.html")
+    expected = compare_chart_ids(dirs)
+    assert len(expected) >= 9  # the accuracy curves and one figure per metric
+    for width in (900, 1300, 1800):
+        verdict = rendered(page, tmp_path, window=f"{width},3000")
+        assert_all_drawn(verdict, expected)
+        layout = verdict["layout"]
+        assert layout["labels"] > 0
+        assert layout["overlaps"] == [], (width, layout["overlaps"][:10])
+        for chart, box in layout["charts"].items():
+            assert box["left"] >= 0 and box["right"] <= layout["viewport"] + 1, (width, chart, box)
+            assert box["width"] >= 300 and box["height"] >= 120, (width, chart, box)
+        shot = tmp_path / f"comparison-{width}px.png"
+        chromium(tmp_path, f"--screenshot={shot}", f"--window-size={width},3000", "--hide-scrollbars",
+                 page.as_uri())
+        assert shot.exists() and shot.stat().st_size > 50_000
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, SCREENSHOTS / shot.name)
+
+
+@pytest.mark.slow
 def test_comparison_renders(small_run, timing_only_run, tmp_path):
     from simulator.report import write_comparison_report
 
     page = write_comparison_report([small_run, timing_only_run], tmp_path / "compare.html")
-    assert_all_drawn(rendered(page, tmp_path), COMPARE_CHART_IDS)
+    assert_all_drawn(rendered(page, tmp_path), compare_chart_ids([small_run, timing_only_run]))
     shot = tmp_path / "comparison.png"
     chromium(tmp_path, f"--screenshot={shot}", "--window-size=1400,1800", "--hide-scrollbars",
              page.as_uri())

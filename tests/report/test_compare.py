@@ -13,12 +13,12 @@ from tests.helpers.report_synthetic import make_sweep, write_run
 
 from simulator.errors import InputError
 from simulator.report import write_comparison_report
-from simulator.report.compare import (CHART_IDS, bar_metrics, bars_figure, configurations,
+from simulator.report.compare import (bar_figure, bar_metrics, bars_grid, chart_ids, configurations,
                                       lengths_differ)
-from simulator.report.compare_labels import run_labels
+from simulator.report.compare_labels import RunLabel, run_labels
 from simulator.report.loading import load_run
 from simulator.report.metrics import run_metrics
-from simulator.report.style import fmt_bytes, fmt_energy
+from simulator.report.style import SERIES_COLORS, fmt_bytes, fmt_energy
 
 
 def table_rows(page: str) -> list[list[str]]:
@@ -32,8 +32,9 @@ def table_rows(page: str) -> list[list[str]]:
 def test_comparison_of_three_runs(small_run, timing_only_run, tmp_path):
     out = write_comparison_report([small_run, timing_only_run, small_run], tmp_path / "c.html")
     page = out.read_text(encoding="utf-8")
-    assert_self_contained(page, len(CHART_IDS))
-    for chart in CHART_IDS:
+    ids = chart_ids([run_metrics(load_run(d)) for d in (small_run, timing_only_run, small_run)], True)
+    assert_self_contained(page, len(ids))
+    for chart in ids:
         assert f'<div id="{chart}" class="plotly-graph-div"' in page
     rows = table_rows(page)
     labels = [r[0].split(" | ")[0].strip() for r in rows]
@@ -46,7 +47,7 @@ def test_comparison_of_three_runs(small_run, timing_only_run, tmp_path):
     assert rows[0][6] == f"{m['time_to_target_s']:,.0f} s ({m['time_to_target_s'] / 60:.1f} min)"
     assert rows[1][7] == "timing-only" and rows[1][6] == "n/a (timing-only)"
     assert rows[0][-1] == f"{m['accepted']:,.0f} / {m['dropped']:,.0f} / {m['lost']:,.0f} / 8"
-    acc = page[page.index('id="chart-compare-accuracy"'):page.index('id="chart-compare-bars"')]
+    acc = page[page.index('id="chart-compare-accuracy"'):page.index('<div class="chart-grid"')]
     assert acc.count('"type":"scatter"') == 2  # one curve per run with evaluations
 
 
@@ -62,8 +63,8 @@ def test_sweep_runs_are_named_by_their_swept_values_with_mean_and_std(tmp_path):
     assert labels[0].detail == 'algorithm.name=co-s2p, algorithm.aggregation={"k":1}'
     metrics = [run_metrics(r) for r in runs]
     charted = bar_metrics(metrics)
-    fig = bars_figure(labels, metrics, charted)
-    util = next(t for t in fig.data if t.type == "bar" and t.name.startswith("fleet utilization"))
+    fig = bar_figure(next(m for m in charted if m.key == "fleet-utilization"), configurations(labels), metrics)
+    util = next(t for t in fig.data if t.type == "bar")
     assert list(util.y) == ["algorithm.name=co-s2p", "algorithm.name=fedavg", "algorithm.name=fedbuff"]
     for k, (_, idx) in enumerate(configurations(labels)):
         values = np.array([100 * metrics[i]["fleet_utilization"] for i in idx])
@@ -112,8 +113,9 @@ def test_an_interrupted_run_is_marked_not_shown_as_not_reached(tmp_path):
     assert rows[1][0].startswith("b — interrupted") and rows[1][6] == "interrupted before the target"
     runs = [load_run(done), load_run(cut)]
     metrics = [run_metrics(r) for r in runs]
-    fig = bars_figure(run_labels(runs), metrics, bar_metrics(metrics))
-    ttt = next(t for t in fig.data if t.name == "time to target (s)")
+    ttt_metric = next(m for m in bar_metrics(metrics) if m.key == "time-to-target")
+    fig = bar_figure(ttt_metric, configurations(run_labels(runs)), metrics)
+    ttt = next(t for t in fig.data if t.type == "bar" and t.name == "time to target (s)")
     assert list(ttt.text) == ["not reached", "interrupted"]
     assert list(ttt.marker.pattern.shape) == ["", "/"]
     assert "Hatched bars: at least one run was interrupted" in page
@@ -124,7 +126,9 @@ def test_timing_only_comparison_draws_no_accuracy(timing_only_run, tmp_path):
                       name="timing two")
     page = write_comparison_report([timing_only_run, other], tmp_path / "c.html").read_text(encoding="utf-8")
     assert 'id="chart-compare-accuracy"' not in page
-    assert_self_contained(page, 1)
+    ids = chart_ids([run_metrics(load_run(d)) for d in (timing_only_run, other)], False)
+    assert_self_contained(page, len(ids))  # one figure per metric
+    assert all(f'<div id="{chart}" class="plotly-graph-div"' in page for chart in ids)
     assert "final accuracy" not in page and "time to target" not in page
 
 
@@ -164,7 +168,7 @@ def test_peak_memory_counts_the_jobs_that_ran_out_of_memory(small_run, tmp_path)
     import shutil
 
     from simulator.report.compare import comparison_table
-    from simulator.report.compare_labels import run_labels as labels_of
+    from simulator.report.compare_labels import RunLabel, run_labels as labels_of
 
     run = load_run(small_run)
     needed = float(run.updates.loc[run.updates["outcome"] == "oom", "peak_memory_bytes"].max())
@@ -195,3 +199,66 @@ def test_a_page_of_one_run_says_1_run(small_run, tmp_path):
     assert "<title>fleetsim comparison of 1 run</title>" in page
     assert '<p class="sub">1 run, 1 configuration' in page
     assert "1 runs" not in page
+
+
+def plotly_figures(page: str) -> list[tuple[str, list[dict], dict]]:
+    """Every `Plotly.newPlot("id", data, layout, ...)` call of the page: (id, data, layout), in page order."""
+    decoder = json.JSONDecoder()
+    out = []
+    for match in re.finditer(r'Plotly\.newPlot\(\s*"([^"]+)",\s*', page):
+        data, end = decoder.raw_decode(page, match.end())
+        end = re.compile(r"\s*,\s*").match(page, end).end()
+        layout, _ = decoder.raw_decode(page, end)
+        out.append((match.group(1), data, layout))
+    return out
+
+
+def test_one_small_figure_per_metric_each_with_its_title(tmp_path):
+    """The bars were one make_subplots grid of COLS=3 whose subplot titles ran into each other below
+    ~1400 px. Now each metric is its own figure, titled with its unit, in a wrapping CSS grid, in the
+    order of bar_metrics, with the same values and colours; plotly.js still inlined once."""
+    dirs = make_sweep(tmp_path / "sweep", seeds=(0, 1), rounds=(4, 8, 12))
+    runs = [load_run(d) for d in dirs]
+    labels, metrics = run_labels(runs), [run_metrics(r) for r in runs]
+    charted = bar_metrics(metrics)
+    assert len(charted) >= 8
+    page = write_comparison_report(dirs, tmp_path / "c.html").read_text(encoding="utf-8")
+    assert_self_contained(page, 1 + len(charted))  # the accuracy curves and one figure per metric
+    figures = plotly_figures(page)
+    assert figures[0][0] == "chart-compare-accuracy"
+    bars = figures[1:]
+    assert len(bars) == len(charted)
+    assert len({fid for fid, _, _ in bars}) == len(bars)
+    grid = page[page.index('<div class="chart-grid"'):]
+    assert all(f'<div id="{fid}" class="plotly-graph-div"' in grid for fid, _, _ in bars)
+    configs = configurations(labels)
+    for (fid, data, layout), metric in zip(bars, charted):
+        assert layout["title"]["text"] == metric.title, fid
+        assert "(" in metric.title or metric.title.startswith("versions"), metric.title  # the unit is named
+        assert not any(k.startswith(("xaxis2", "yaxis2")) for k in layout)  # one plot per figure
+        bar = next(t for t in data if t["type"] == "bar")
+        assert bar["y"] == [c for c, _ in configs]
+        assert bar["marker"]["color"] == SERIES_COLORS[:len(configs)]
+        for k, (_, idx) in enumerate(configs):
+            values = [metric.values[i] for i in idx if metric.values[i] is not None]
+            assert bar["x"][k] == pytest.approx(float(np.mean(values)) if values else 0.0, rel=1e-12)
+
+
+def test_long_configuration_names_are_numbered_beside_the_bars_and_named_in_a_key(small_run, timing_only_run):
+    """A 360 px chart cannot hold "quickstart (algorithm.name=co-s2p, algorithm.aggregation.policy=…)"
+    beside its bars: the bars are numbered, and a key above the grid gives each number's colour and name."""
+    metrics = [run_metrics(load_run(d)) for d in (small_run, timing_only_run)]
+    long_names = ["quickstart <a> (algorithm.name=co-s2p, algorithm.aggregation.k=8 …)",
+                  "quickstart (algorithm.name=fedavg, algorithm.aggregation.k=null …)"]
+    labels = [RunLabel(n, None, n) for n in long_names]
+    charted = bar_metrics(metrics)
+    grid = bars_grid(labels, metrics, charted)
+    key = grid[grid.index('<ul class="chart-key"'):grid.index("</ul>")]
+    assert html.escape(long_names[0]) in key and "quickstart <a>" not in grid
+    assert [c.lower() for c in re.findall(r"background:(#[0-9A-Fa-f]{6})", key)] == \
+        [c.lower() for c in SERIES_COLORS[:2]]
+    assert re.findall(r"<b>(\d+)</b>", key) == ["1", "2"]
+    yaxis = bar_figure(charted[0], configurations(labels), metrics).layout.yaxis
+    assert list(yaxis.ticktext) == ["1", "2"] and list(yaxis.tickvals) == long_names
+    short = [RunLabel(n, None, n) for n in ("algorithm.name=fedavg", "algorithm.name=fedbuff")]
+    assert 'class="chart-key"' not in bars_grid(short, metrics, charted)
