@@ -17,7 +17,6 @@ from typing import Any
 from simulator.report.loading import RunData
 
 IGNORED_KEYS = ("name", "description", "seed", "output")
-MAX_KEYS_IN_LABEL = 3
 MAX_VALUE_CHARS = 28
 
 
@@ -51,15 +50,24 @@ def _manifest_values(run: RunData) -> dict[str, Any] | None:
 
 
 def distinguishing(keys: tuple[str, ...], rows: list[dict[str, Any]]) -> tuple[str, ...]:
-    """The first keys, in order, that together tell every distinct combination apart: keys varied
-    together (a sweep's zip) then name a configuration by the first of them alone."""
-    full = {tuple(_value_text(r.get(k)) for k in keys) for r in rows}
+    """Keys, in order, that together tell every distinct combination apart, each taken only if it
+    tells more apart than those before it: keys varied together (a sweep's zip) then name a
+    configuration by the first of them alone, and a key that differs only where an earlier one does
+    is left out. Never fewer than that: runs are grouped into configurations by these names."""
+    def combinations(chosen: list[str]) -> int:
+        return len({tuple(_value_text(r.get(k)) for k in chosen) for r in rows})
+
+    full = combinations(list(keys))
     chosen: list[str] = []
+    told = 1
     for key in keys:
-        chosen.append(key)
-        if len({tuple(_value_text(r.get(k)) for k in chosen) for r in rows}) == len(full):
-            return tuple(chosen)
-    return keys
+        now = combinations(chosen + [key])
+        if now > told:
+            chosen.append(key)
+            told = now
+        if told == full:
+            break
+    return tuple(chosen) or keys[:1]
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -112,7 +120,7 @@ def _configs(runs: list[RunData]) -> tuple[list[str], tuple[str, ...], list[str]
     if len(set(names)) == len(names) or not diffs:
         return names, tuple(diffs), blank
     flat = [flatten(r.scenario) for r in runs]
-    shown = distinguishing(tuple(diffs), flat)[:MAX_KEYS_IN_LABEL]
+    shown = distinguishing(tuple(diffs), flat)  # (all it needs: the configurations are grouped by it)
     more = " …" if len(shown) < len(diffs) else ""
     return ([f"{name} ({', '.join(f'{k}={_value_text(f.get(k))}' for k in shown)}{more})"
              for name, f in zip(names, flat)], tuple(diffs),

@@ -262,3 +262,19 @@ def test_long_configuration_names_are_numbered_beside_the_bars_and_named_in_a_ke
     assert list(yaxis.ticktext) == ["1", "2"] and list(yaxis.tickvals) == long_names
     short = [RunLabel(n, None, n) for n in ("algorithm.name=fedavg", "algorithm.name=fedbuff")]
     assert 'class="chart-key"' not in bars_grid(short, metrics, charted)
+
+
+def test_runs_that_differ_beyond_the_keys_a_label_shows_are_not_one_configuration(tmp_path):
+    """Run names show only the differing keys that tell configurations apart; runs that differ only in a later key
+    (here `timing_only`, after three others) must still be separate configurations, not averaged."""
+    runs = [load_run(write_run(tmp_path / f"r{i}", 6, 4, seed=i, oom_devices=[], offline=[])) for i in range(3)]
+    # r0 and r1 differ only by seed; r2 differs from both in the fourth differing key alone
+    for run, (a, b, c, timing) in zip(runs, [(1, 2, 3, False), (1, 2, 3, False), (1, 2, 3, True)]):
+        run.scenario.update(a_key=a, b_key=b, c_key=c, timing_only=timing)
+    runs.append(load_run(write_run(tmp_path / "r3", 6, 4, seed=3, oom_devices=[], offline=[])))
+    runs[3].scenario.update(a_key=9, b_key=8, c_key=7, timing_only=False)
+    labels = run_labels(runs)
+    groups = [idx for _, idx in configurations(labels)]
+    assert groups == [[0, 1], [2], [3]]
+    assert len({lab.config for lab in labels}) == 3  # each configuration has a name of its own
+    assert len({lab.label for lab in labels}) == 4
