@@ -54,7 +54,8 @@ table.data th,table.data td{border-bottom:1px solid #E3E5E8;padding:5px 10px;tex
 table.data th:first-child,table.data td:first-child{text-align:left}
 table.data th{background:#F3F4F6}
 table.data.wrap th,table.data.wrap td{white-space:normal;vertical-align:top}
-table.data.wrap td:first-child{font-weight:600} table.data.wrap td.nw{white-space:nowrap}
+table.data.wrap td:first-child{font-weight:600;min-width:14em} table.data.wrap td.nw{white-space:nowrap}
+table.data.wrap .why{overflow-wrap:anywhere;font-weight:400}  /* long dotted keys break rather than widen the page */
 .sharebar{display:flex;width:120px;height:9px;border-radius:2px;overflow:hidden;margin:3px 0 2px auto;
  background:#EEE}
 .sharebar span{display:block;height:100%}
