@@ -122,6 +122,8 @@ class StarSharing:
         if bound is None:
             self._dissolve(star)
             return False
+        if not star.below and star.bound_of[flow_class] == bound:
+            return self._recount_in_lambda(star, flow_class, bound)
         was = self._status(star, flow_class)
         if was is not None:  # (a member of the λ group stays counted at λ: _settle_star unplaces it if it moves)
             self._unplace(star, flow_class, was)
@@ -131,6 +133,48 @@ class StarSharing:
             self._remove_member(star, flow_class)  # (and in again last: the order members are re-placed
             self._add_member(star, flow_class, bound)  # in orders the timers of one instant)
         return self._settle_star(star, ((flow_class, was),), flow_class if was is None else None)
+
+    def _recount_in_lambda(self, star: Star, flow_class: Any, bound: float) -> bool:
+        """:meth:`_star_change` of a member of the λ group whose bound stays, no bound held below λ:
+        nine changes in ten on a fleet of 1,000 cells under one server link. The same steps and floats
+        as :meth:`_recount_member` then :meth:`_settle_star` with the member counted, written out in
+        one frame (they were a third of that fleet's loop); anything else goes the general way."""
+        active = flow_class.active
+        members = star.members  # _recount_member, written out
+        delta = active - members.pop(flow_class)
+        members[flow_class] = active
+        by_bound = star.by_bound
+        group = by_bound[bound]
+        if len(group) == 1:
+            del by_bound[bound]
+            by_bound[bound] = group
+        else:
+            del group[flow_class]
+            group[flow_class] = None
+        star.transfers_at[bound] += delta
+        users = star.transfers = star.transfers + delta
+        # star_levels' first step: if the lowest bound is not below the link's fair share, nothing is
+        # held below λ and λ is that share (the same float star_levels returns)
+        share = star.link.capacity_bps / users
+        if star.bounds[0] < share:
+            return self._settle_star(star, ((flow_class, None),), flow_class)
+        old_rate = star.rate_bps
+        if share != old_rate:
+            self.old.setdefault(star, old_rate)  # type: ignore[attr-defined]
+            self.levels.move(old_rate, share, star.in_lambda)
+            star.rate_bps = share
+        ceiling = star.ceiling
+        overflow = self._book(flow_class, active * ceiling)  # type: ignore[attr-defined]
+        if overflow or not ceiling / 4 <= share <= ceiling:
+            movers: dict = {}
+            settled = self._new_ceiling(star, share, overflow, movers)
+            if settled is None:
+                return self._settle_star(star, tuple(movers.items()))
+            if not settled:
+                return False
+        if self.levels.ties:
+            self._divide(list(star.link.users))  # type: ignore[attr-defined]
+        return True
 
     def _join_star(self, flow_class: Any, star: Star, bound: float) -> bool:
         """A class that came in flight on a star's link (its other tight links private) joins it."""
@@ -199,25 +243,34 @@ class StarSharing:
             movers = {}
             counted = None
             if overflow or not star.ceiling / 4 <= rate <= star.ceiling:
-                # Λ afresh (2λ, or less where a slack link has no more room): λ passed it, fell far
-                # below it, or a booking overflowed
-                lam = [c for c in star.members if c.star is star]
-                ceiling, full = self._ceiling_for(lam, rate)
-                if full:  # slack links the λ group cannot fill at λ: tight, their members held there
-                    if not self._hold(star, full, movers):
-                        self._dissolve(star, full, movers)
-                        return False
+                settled = self._new_ceiling(star, rate, overflow, movers)
+                if settled is None:
                     continue
-                star.ceiling = ceiling
-                for flow_class in lam:
-                    self._book(flow_class, flow_class.active * ceiling)  # type: ignore[attr-defined]
-                overflow = [x for x in overflow if not x.load_bps * (1 + SLACK_MARGIN) < x.capacity_bps]
-                if overflow:
-                    self._dissolve(star, overflow)
+                if not settled:
                     return False
             if self.levels.ties:
                 self._divide(list(star.link.users))  # type: ignore[attr-defined]
             return True
+
+    def _new_ceiling(self, star: Star, rate: float, overflow: list[Any], movers: dict) -> bool | None:
+        """Λ afresh (2λ, or less where a slack link has no more room): λ passed it, fell far below
+        it, or a booking overflowed. True if the star stands; False if it dissolved; None if members
+        are held by slack links that turned tight (they are in `movers`, to be re-placed)."""
+        lam = [c for c in star.members if c.star is star]
+        ceiling, full = self._ceiling_for(lam, rate)
+        if full:  # slack links the λ group cannot fill at λ: tight, their members held there
+            if not self._hold(star, full, movers):
+                self._dissolve(star, full, movers)
+                return False
+            return None
+        star.ceiling = ceiling
+        for flow_class in lam:
+            self._book(flow_class, flow_class.active * ceiling)  # type: ignore[attr-defined]
+        overflow = [x for x in overflow if not x.load_bps * (1 + SLACK_MARGIN) < x.capacity_bps]
+        if overflow:
+            self._dissolve(star, overflow)
+            return False
+        return True
 
     def _hold(self, star: Star, full: list[Any], movers: dict) -> bool:
         """Slack links the λ group cannot fill at λ turn tight. Each must be crossed by one member

@@ -217,6 +217,58 @@ def test_incremental_sharing_on_fleet_shapes(instance, ops) -> None:
     test_incremental_sharing_equals_the_global_filling_after_every_change.hypothesis.inner_test(instance, ops)
 
 
+@st.composite
+def stars(draw):
+    """Many cells under one server link that binds (a star), at counts where a change can move λ
+    past a member's cap or its cell's share, or fill a cell's slack at the ceiling Λ: caps within a
+    few per cent of the server's fair share, and cells that hold few or many transfers."""
+    server = L(draw(st.sampled_from([2e8, 5e8, 1e9, 2e9])))
+    counts = [draw(st.integers(1, 30)) for _ in range(draw(st.integers(2, 24)))]
+    share = server.capacity_bps / sum(counts)
+    kind = draw(st.sampled_from(["uniform", "caps near λ", "mixed"]))
+    if kind == "uniform":  # one kind of cell and client: λ moves, nothing else
+        cells, caps = [L(6e8) for _ in counts], [INF] * len(counts)
+    elif kind == "caps near λ":  # a few transfers fewer and λ passes them
+        cells = [L(6e8) for _ in counts]
+        caps = [draw(st.sampled_from([INF, 1.01 * share, 1.02 * share, 1.04 * share])) for _ in counts]
+    else:
+        cells = [L(draw(st.sampled_from([6e8, 1e8, 20 * share, 5 * share]))) for _ in counts]
+        caps = [draw(st.sampled_from([INF, INF, 1.5e8, 0.98 * share, 1.02 * share])) for _ in counts]
+    return [server, *cells], [C((cell, server), cap) for cell, cap in zip(cells, caps)], counts
+
+
+STAR_OPS = st.lists(st.tuples(st.sampled_from(["+", "-", "-"]), st.integers(0, 1000)), min_size=20, max_size=200)
+
+
+@pytest.mark.slow
+@settings(max_examples=200, deadline=None)
+@given(stars(), STAR_OPS)
+def test_incremental_sharing_in_a_star_of_many_cells(instance, ops) -> None:
+    """A star formed, then one transfer more or less at a time anywhere in it (the path nine changes
+    in ten take on 1,000 cells: a member of the λ group at the same bound): every rate equals the
+    global filling after each change, and the report names what moved."""
+    links, classes, counts = instance
+    sharing = Sharing()
+    for c, n in zip(classes, counts):
+        sharing.add_class(c)
+        c.active = n
+    sharing.update(classes)
+    sharing.old.clear()
+    sharing.moves.clear()
+    _check(sharing, classes)
+    for kind, pick in ops:
+        c = classes[pick % len(classes)]
+        if kind == "-" and c.active == 0:
+            continue
+        before = {id(d): _rate(d) for d in classes}
+        c.active += 1 if kind == "+" else -1
+        sharing.update_one(c)
+        _check_report(before, (dict(sharing.old), dict(sharing.moves)), classes, (c,))
+        sharing.old.clear()
+        sharing.moves.clear()
+        _check(sharing, classes)
+
+
 def test_a_slack_server_link_leaves_access_points_independent() -> None:
     """100 cells under a big server link: a start in one cell re-divides that cell only."""
     server = L(1e11)
