@@ -123,7 +123,7 @@ class StarSharing:
             self._dissolve(star)
             return False
         if not star.below and star.bound_of[flow_class] == bound:
-            return self._recount_in_lambda(star, flow_class, bound)
+            return self._recount_in_lambda(star, flow_class)
         was = self._status(star, flow_class)
         if was is not None:  # (a member of the λ group stays counted at λ: _settle_star unplaces it if it moves)
             self._unplace(star, flow_class, was)
@@ -134,25 +134,13 @@ class StarSharing:
             self._add_member(star, flow_class, bound)  # in orders the timers of one instant)
         return self._settle_star(star, ((flow_class, was),), flow_class if was is None else None)
 
-    def _recount_in_lambda(self, star: Star, flow_class: Any, bound: float) -> bool:
+    def _recount_in_lambda(self, star: Star, flow_class: Any) -> bool:
         """:meth:`_star_change` of a member of the λ group whose bound stays, no bound held below λ:
         nine changes in ten on a fleet of 1,000 cells under one server link. The same steps and floats
-        as :meth:`_recount_member` then :meth:`_settle_star` with the member counted, written out in
-        one frame (they were a third of that fleet's loop); anything else goes the general way."""
-        active = flow_class.active
-        members = star.members  # _recount_member, written out
-        delta = active - members.pop(flow_class)
-        members[flow_class] = active
-        by_bound = star.by_bound
-        group = by_bound[bound]
-        if len(group) == 1:
-            del by_bound[bound]
-            by_bound[bound] = group
-        else:
-            del group[flow_class]
-            group[flow_class] = None
-        star.transfers_at[bound] += delta
-        users = star.transfers = star.transfers + delta
+        as :meth:`_settle_star` with the member counted, written out for this case (it and the general
+        steps around it were a third of that fleet's loop); anything else goes the general way."""
+        self._recount_member(star, flow_class)
+        users = star.transfers
         # star_levels' first step: if the lowest bound is not below the link's fair share, nothing is
         # held below λ and λ is that share (the same float star_levels returns)
         share = star.link.capacity_bps / users
@@ -164,7 +152,7 @@ class StarSharing:
             self.levels.move(old_rate, share, star.in_lambda)
             star.rate_bps = share
         ceiling = star.ceiling
-        overflow = self._book(flow_class, active * ceiling)  # type: ignore[attr-defined]
+        overflow = self._book(flow_class, flow_class.active * ceiling)  # type: ignore[attr-defined]
         if overflow or not ceiling / 4 <= share <= ceiling:
             movers: dict = {}
             settled = self._new_ceiling(star, share, overflow, movers)
