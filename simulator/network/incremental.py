@@ -55,8 +55,13 @@ class Sharing(StarSharing):
         """:meth:`update` of one class; True if it was alone on each of its tight links (none crossed
         twice) and got a rate of its own (then, if the report is empty, nothing else moved)."""
         active = flow_class.active
+        hub = flow_class.hub
+        if hub is not None and active > 0:  # a star's member (in flight, in busy): its star re-divides
+            if not self._star_change(hub, flow_class):
+                self._divide([flow_class])
+            return False
         levels = self.levels
-        if active <= 0 or flow_class.hub is not None or levels.ties or flow_class not in self.busy:
+        if active <= 0 or hub is not None or levels.ties or flow_class not in self.busy:
             return self._update_other(flow_class)
         tight = flow_class.tight if flow_class.tight_valid else self._tight(flow_class)
         rate = flow_class.own_bound  # lone_rate over the tight links, while checking it is alone

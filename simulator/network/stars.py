@@ -118,10 +118,15 @@ class StarSharing:
 
     def _star_change(self, star: Star, flow_class: Any) -> bool:
         """A member's transfers changed (still > 0): re-place it and settle; False if no star."""
-        bound = self._private_bound(flow_class, star.link)
-        if bound is None:
-            self._dissolve(star)
-            return False
+        link = star.link
+        tight = flow_class.tight if flow_class.tight_valid else self._tight(flow_class)  # type: ignore[attr-defined]
+        if len(tight) == 1 and tight[0] is link and flow_class.distinct_links:
+            bound = flow_class.own_bound  # (_private_bound when the star's link is its only tight one)
+        else:
+            bound = self._private_bound(flow_class, link)
+            if bound is None:
+                self._dissolve(star)
+                return False
         if not star.below and star.bound_of[flow_class] == bound:
             return self._recount_in_lambda(star, flow_class)
         was = self._status(star, flow_class)
