@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from simulator.network.sharing import INF, Levels, fill
+from simulator.network.levels import Levels
+from simulator.network.sharing import INF, fill
 from simulator.network.stars import SLACK_MARGIN, Star, StarSharing
 
 
@@ -150,7 +151,7 @@ class Sharing(StarSharing):
         for link in flow_class.links:
             link.users[flow_class] = None
         if len(busy) == 2:  # two classes may tie: count the rates from now on
-            self.levels.start((c.star or c).rate_bps for c in busy)
+            self.levels.start(c.rate_bps for c in busy if c.star is None)  # (λ groups: their stars' levels)
         else:
             self.levels.count(0.0, 1)
 

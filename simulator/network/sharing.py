@@ -12,13 +12,12 @@ different float paths are fixed at one level), and a link's remaining capacity d
 the level times the number of transfers fixed on it then (an integer), so the result does not
 depend on the order the classes are listed in.
 
-:class:`Sharing` (``sharing_state.py``) keeps the rates of the classes in flight equal to
+:class:`~simulator.network.incremental.Sharing` keeps the rates of the classes in flight equal to
 :func:`fill` of all of them, float for float, re-dividing only what a change can affect.
 """
 
 from __future__ import annotations
 
-from math import frexp
 from typing import Hashable, Iterable, Protocol, Sequence
 
 REL_EPS = 1e-9
@@ -96,126 +95,6 @@ def fill(classes: Sequence[ClassLike], links: Sequence[Sequence[Hashable]] | Non
 def near(low: float, high: float) -> bool:
     """Two distinct levels that the filling would fix together (high within REL_EPS of low)."""
     return low < high <= low * (1 + REL_EPS)
-
-
-class Levels:
-    """The distinct rates in use, with how many classes are at each, and :attr:`ties`: how many
-    pairs of distinct rates lie within REL_EPS of each other (0: no filling would merge two).
-
-    Rates are kept in buckets of the top 22 bits of their mantissa (and their exponent): a bucket
-    spans a relative 1.2e-7 to 2.4e-7, so two rates within REL_EPS share a bucket or lie in adjacent
-    ones (only if one is that close to the edge), and finding a rate's near neighbours is one or two
-    dictionary look-ups. While fewer than two classes are in flight nothing can tie, and nothing is
-    kept (:meth:`start`, :meth:`stop`)."""
-
-    def __init__(self) -> None:
-        self._counts: dict[float, int] = {}
-        self._buckets: dict[int, list[float]] = {}
-        self._places: dict[float, tuple[int, tuple[int, int] | None]] = {}
-        self.ties = 0
-        self.active = False
-
-    def start(self, rates: Iterable[float]) -> None:
-        """Keep count from now on, of these rates (one per class in flight)."""
-        self.active = True
-        for rate in rates:
-            self.count(rate, 1)
-
-    def in_use(self) -> dict[float, int]:
-        """Rate → classes counted at it (empty while not active)."""
-        return dict(self._counts)
-
-    def stop(self) -> None:
-        self._counts.clear()
-        self._buckets.clear()
-        self.ties = 0
-        self.active = False
-
-    def count(self, rate: float, step: int) -> None:
-        """`step` classes more (or fewer, if negative) at `rate`."""
-        if not self.active:
-            return
-        counts = self._counts
-        before = counts.get(rate, 0)
-        after = before + step
-        if after:
-            counts[rate] = after
-            if not before:
-                self._bucket(rate, True)
-        else:
-            del counts[rate]
-            self._bucket(rate, False)
-
-    def move(self, old: float, new: float, step: int = 1) -> None:
-        """`step` classes from `old` to `new` (`count(old, -step)`, then `count(new, step)`)."""
-        if not self.active:
-            return
-        counts = self._counts
-        after = counts[old] - step
-        if after:
-            counts[old] = after
-        else:
-            del counts[old]
-            self._bucket(old, False)
-        before = counts.get(new, 0)
-        counts[new] = before + step
-        if not before:
-            self._bucket(new, True)
-
-    def _bucket(self, rate: float, entering: bool) -> None:
-        """Put a rate new in use in its bucket (or take one out of use), counting the rates within
-        REL_EPS of it in :attr:`ties`: those in its bucket, and in the next bucket only if it lies
-        that close to its bucket's edge. A rate's bucket and the buckets to scan are remembered
-        (:func:`_place`): the rates of a fleet recur (a cell's share at each of its counts)."""
-        place = self._places.get(rate)
-        if place is None:
-            places = self._places
-            if len(places) >= _PLACES_KEPT:
-                places.clear()
-            place = places[rate] = _place(rate)
-        key, scan = place
-        buckets = self._buckets
-        bucket = buckets.get(key)
-        if entering:
-            if bucket is None:
-                buckets[key] = [rate]
-                if scan is None:  # (the usual case: alone in its bucket, none to scan beside)
-                    return
-            else:
-                bucket.append(rate)
-        else:
-            bucket.remove(rate)  # type: ignore[union-attr]
-            if not bucket:
-                del buckets[key]
-                if scan is None:
-                    return
-        found = 0
-        for k in scan or (key,):
-            for other in buckets.get(k, ()):
-                if other != rate and (other < rate <= other * (1 + REL_EPS) or rate < other <= rate * (1 + REL_EPS)):
-                    found += 1  # near(other, rate) or near(rate, other), inline
-        self.ties += found if entering else -found
-
-
-def _place(rate: float) -> tuple[int, tuple[int, int] | None]:
-    """A rate's bucket key (the top 22 bits of its mantissa, and its exponent), and the two buckets
-    to scan for near rates if it lies within REL_EPS of its bucket's edge (None: its own only)."""
-    if rate == INF:
-        return 1 << 40, None
-    mantissa, exponent = frexp(rate)  # rate = mantissa · 2**exponent, 0.5 <= mantissa < 1
-    scaled = mantissa * 8388608.0  # its top 22 bits, contiguous across exponents
-    whole = int(scaled)
-    key, fraction = (exponent << 22) + whole - 4194304, scaled - whole
-    return key, (key - 1, key) if fraction < EDGE else (key, key + 1) if fraction > 1 - EDGE else None
-
-
-_PLACES_KEPT = 1 << 10  # rates whose place is remembered (then forgotten all at once: a star's λ
-# takes a new value at each change, and a large table of them would only cost cache misses)
-
-
-# A rate within REL_EPS of a bucket's edge (in units of the bucket's width, at least 1.19e-7 relative)
-# may have a near neighbour in the next bucket.
-EDGE = 2 * REL_EPS / 1.19e-7
 
 
 def star_levels(capacity_bps: float, transfers_at: dict[float, int], bounds: list[float] | None = None,

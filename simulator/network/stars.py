@@ -17,6 +17,7 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from typing import Any, Iterable
 
+from simulator.network.levels import MovingLevel
 from simulator.network.sharing import INF, star_levels
 
 SLACK_MARGIN = 1e-6
@@ -35,7 +36,7 @@ class Star:
         self.bounds: list[float] = []  # the keys of transfers_at, sorted
         self.transfers = 0  # Σ transfers_at
         self.below: dict[float, float] = {}  # bound → level, for bounds held below λ
-        self.in_lambda = 0  # members in the λ group
+        self.level = MovingLevel()  # the λ group in the levels: its count is the group's members
         self.ceiling = 0.0  # Λ
 
 
@@ -151,11 +152,8 @@ class StarSharing:
         share = star.link.capacity_bps / users
         if star.bounds[0] < share:
             return self._settle_star(star, ((flow_class, None),), flow_class)
-        old_rate = star.rate_bps
-        if share != old_rate:
-            self.old.setdefault(star, old_rate)  # type: ignore[attr-defined]
-            self.levels.move(old_rate, share, star.in_lambda)
-            star.rate_bps = share
+        if share != star.rate_bps:
+            self._set_lambda(star, share)
         ceiling = star.ceiling
         overflow = self._book(flow_class, flow_class.active * ceiling)  # type: ignore[attr-defined]
         if overflow or not ceiling / 4 <= share <= ceiling:
@@ -191,10 +189,15 @@ class StarSharing:
     def _unplace(self, star: Star, flow_class: Any, was: float | None) -> None:
         """Take a member's count off the levels before it is placed again."""
         if was is None:
-            star.in_lambda -= 1
-            self.levels.count(star.rate_bps, -1)
+            self.levels.count_level(star.level, -1)
         else:
             self.levels.count(was, -1)
+
+    def _set_lambda(self, star: Star, rate: float) -> None:
+        """λ moves: the report keeps the star's rate before (its clock ran at it), its level moves."""
+        self.old.setdefault(star, star.rate_bps)  # type: ignore[attr-defined]
+        self.levels.move_level(star.level, rate)
+        star.rate_bps = rate
 
     def _settle_star(self, star: Star, changed: tuple, counted: Any = None) -> bool:
         """Re-divide the star; `changed` = (member, its former status or "new"), already unplaced but
@@ -208,9 +211,7 @@ class StarSharing:
             if counted is not None and rate != INF and below == star.below and counted.hub is star \
                     and below.get(star.bound_of[counted]) is None:
                 if rate != star.rate_bps:
-                    self.old.setdefault(star, star.rate_bps)  # type: ignore[attr-defined]
-                    self.levels.move(star.rate_bps, rate, star.in_lambda)
-                    star.rate_bps = rate
+                    self._set_lambda(star, rate)
                 overflow = self._book(counted, counted.active * star.ceiling)  # type: ignore[attr-defined]
             else:
                 if counted is not None:
@@ -228,10 +229,7 @@ class StarSharing:
                                 movers[flow_class] = was
                 star.below = below
                 if rate != star.rate_bps:
-                    self.old.setdefault(star, star.rate_bps)  # type: ignore[attr-defined]
-                    if star.in_lambda:
-                        self.levels.move(star.rate_bps, rate, star.in_lambda)
-                    star.rate_bps = rate
+                    self._set_lambda(star, rate)
                 overflow = self._place_all(star, movers)
             movers = {}
             counted = None
@@ -294,8 +292,7 @@ class StarSharing:
         for flow_class, was in movers.items():
             now = self._status(star, flow_class)
             if now is None:
-                star.in_lambda += 1
-                self.levels.count(star.rate_bps, 1)
+                self.levels.count_level(star.level, 1)
                 if flow_class.star is not star:
                     self._move(flow_class, star)  # type: ignore[attr-defined]
                 load = flow_class.active * star.ceiling
@@ -332,8 +329,12 @@ class StarSharing:
             for flow_class in component:
                 flow_class.hub = None
             return
-        star.rate_bps, star.ceiling, star.in_lambda = rate, ceiling, len(lam)
+        star.rate_bps, star.ceiling = rate, ceiling
         link.star = star
+        self.levels.move_level(star.level, rate)
+        if lam:  # counted at λ, each on its own rate (the same float): the star's level from now on
+            self.levels.count(rate, -len(lam))
+            self.levels.count_level(star.level, len(lam))
         for flow_class in lam:  # their own rates are λ already (the same floats): now its clock's
             self._move(flow_class, star)  # type: ignore[attr-defined]
             self._book(flow_class, flow_class.active * ceiling)  # type: ignore[attr-defined]
@@ -344,6 +345,10 @@ class StarSharing:
         re-divides the members. Members `unplaced` (their counts taken off the levels) are counted
         again, at their own rates."""
         star.link.star = None
+        in_lambda = star.level.count
+        if in_lambda:  # the λ group back on rates of their own, λ: counted per value again
+            self.levels.count(star.rate_bps, in_lambda)
+            self.levels.count_level(star.level, -in_lambda)
         crossed: dict[int, Any] = {id(x): x for x in overflow or ()}
         for flow_class in list(star.members):
             if flow_class.star is star:

@@ -343,7 +343,8 @@ def test_sharing_needs_no_simpy() -> None:
 @given(st.lists(st.tuples(st.floats(1e-3, 1e13), st.integers(0, 3), st.booleans()), min_size=1, max_size=80))
 def test_levels_count_near_ties_as_a_sorted_scan_would(ops) -> None:
     """Levels.ties is positive exactly when two distinct rates in use are within REL_EPS."""
-    from simulator.network.sharing import Levels, near
+    from simulator.network.levels import Levels
+    from simulator.network.sharing import near
 
     levels, counts = Levels(), {}
     levels.start(())
@@ -363,14 +364,16 @@ def test_levels_count_near_ties_as_a_sorted_scan_would(ops) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 2**20), st.integers(-3, 3), st.booleans()), min_size=1, max_size=60))
 def test_levels_find_near_ties_across_bucket_edges(ops) -> None:
-    """Rates a few ulps apart, placed on bucket edges (mantissa multiples of 2**-23) and powers of
-    two: a near neighbour in the next bucket is found as in the same one."""
-    from simulator.network.sharing import Levels, near
+    """Rates a few ulps apart, placed on bucket edges (mantissa multiples of 2**-(BUCKET_BITS+1))
+    and powers of two: a near neighbour in the next bucket is found as in the same one."""
+    from simulator.network.levels import BUCKET_BITS, Levels
+    from simulator.network.sharing import near
 
     levels, counts = Levels(), {}
     levels.start(())
     for which, ulps, add in ops:
-        edge = (0.5 + which / 2**21) * 2.0 ** (which % 7)  # on a bucket's edge
+        step = 2.0 ** -(BUCKET_BITS + 1)  # a bucket's width at mantissa 0.5..1
+        edge = (0.5 + (which % 2**BUCKET_BITS) * step) * 2.0 ** (which % 7)  # on a bucket's edge
         rate = edge
         for _ in range(abs(ulps)):
             rate = math.nextafter(rate, math.inf if ulps > 0 else 0.0)
@@ -383,6 +386,78 @@ def test_levels_find_near_ties_across_bucket_edges(ops) -> None:
             counts[edge] = counts.get(edge, 0) + 1
         live = sorted(r for r, n in counts.items() if n)
         assert (levels.ties > 0) == any(near(a, b) for a, b in zip(live, live[1:]))
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 40), st.integers(-3, 3)), min_size=1, max_size=80))
+def test_moving_levels_count_ties_as_a_sorted_scan_would(ops) -> None:
+    """Two moving levels (stars' λ groups) among rates counted per value: moved by small steps (in
+    place, inside a bucket), across bucket edges, onto and next to the other rates, counted in and
+    out, through stop and start; ties and in_use stay those of the rates in use."""
+    from simulator.network.levels import BUCKET_BITS, Levels, MovingLevel
+    from simulator.network.sharing import near
+
+    levels, counts = Levels(), {}
+    moving = [MovingLevel(), MovingLevel()]
+    levels.start(())
+    for level in moving:
+        levels.count_level(level, 2)
+    statics = [1e6 * (1 + k / 7) for k in range(6)]  # rates counted per value
+    edge = (0.5 + 3 * 2.0 ** -(BUCKET_BITS + 1)) * 2.0**21  # a bucket's edge near them
+    for kind, which, ulps in ops:
+        level = moving[which % 2]
+        if kind == 0:  # a static rate in or out
+            rate = statics[which % 6]
+            step = 1 if counts.get(rate, 0) == 0 or ulps >= 0 else -1
+            levels.count(rate, step)
+            counts[rate] = counts.get(rate, 0) + step
+        elif kind == 1:  # members into or out of a moving level (out of use at 0)
+            step = 1 if level.count == 0 or ulps >= 0 else -min(level.count, -ulps)
+            levels.count_level(level, step)
+        elif kind == 2:  # a small step: one transfer in ten thousand or more, mostly inside the bucket
+            levels.move_level(level, level.rate * (1 + (ulps or 1) / (10_000 + 997 * which)) if level.rate else 1e6)
+        elif kind == 3:  # onto a static rate, or a few ulps from it (ties), or from a bucket's edge
+            rate = statics[which % 6] if which % 3 else edge
+            for _ in range(abs(ulps)):
+                rate = math.nextafter(rate, math.inf if ulps > 0 else 0.0)
+            levels.move_level(level, rate)
+        elif kind == 4:  # within REL_EPS of the other moving level
+            levels.move_level(level, moving[1 - which % 2].rate * (1 + ulps * REL_EPS / 4))
+        elif kind == 5 and levels.active:
+            levels.stop()
+        else:
+            if not levels.active:
+                levels.start(r for r, n in counts.items() for _ in range(n))
+        if not levels.active:
+            continue
+        in_use = {r: n for r, n in counts.items() if n}
+        for m in moving:
+            if m.count:
+                in_use[m.rate] = in_use.get(m.rate, 0) + m.count
+        assert levels.in_use() == in_use
+        live = sorted(in_use)
+        assert (levels.ties > 0) == any(near(a, b) for a, b in zip(live, live[1:]))
+
+
+def test_a_moving_level_stepping_onto_a_bucket_edge_sees_a_rate_across_it() -> None:
+    """A moving level inside its bucket steps to one ulp above the bucket's low edge, where a rate
+    one ulp below it (the next bucket down) is in use: a tie, found though the level moved within
+    its bucket; and gone when it steps back inside."""
+    from simulator.network.levels import BUCKET_BITS, Levels, MovingLevel
+
+    edge = (0.5 + 5 * 2.0 ** -(BUCKET_BITS + 1)) * 2.0**24  # a bucket's low edge
+    below, above = math.nextafter(edge, 0.0), math.nextafter(edge, math.inf)
+    inside = edge * (1 + 2.0 ** -(BUCKET_BITS + 3))  # an eighth of a bucket's width above it
+    levels, level = Levels(), MovingLevel()
+    levels.start([below])
+    levels.move_level(level, inside)
+    levels.count_level(level, 3)
+    assert levels.ties == 0
+    levels.move_level(level, above)
+    assert levels.ties == 1 and levels.in_use() == {below: 1, above: 3}
+    levels.move_level(level, inside)
+    assert levels.ties == 0
 
 
 @settings(max_examples=500, deadline=None)
