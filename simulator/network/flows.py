@@ -132,7 +132,7 @@ class FlowClass(Clock):
     # kept by the network's Sharing (incremental.py)
     load_bps: float = 0.0
     tight: tuple = ()
-    crosses_slack: bool = False
+    booked: tuple = ()  # its slack links that can bind: those its load is booked on
     tight_valid: bool = False
 
     def push(self, entry: tuple[float, int, Transfer]) -> None:

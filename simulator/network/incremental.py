@@ -28,7 +28,7 @@ from simulator.network.stars import SLACK_MARGIN, Star, StarSharing
 class Sharing(StarSharing):
     """See the module. Links need ``capacity_bps, users, slack, load_bps, star``; classes ``links,
     active, own_bound, distinct_links, rate_bps, star (the star whose clock it reads), hub (the star
-    it belongs to), load_bps, tight, crosses_slack, tight_valid``; links also ``classes, never_binds``."""
+    it belongs to), load_bps, tight, booked, tight_valid``; links also ``classes, never_binds``."""
 
     def __init__(self, new_star: Callable[[Any], Star] = Star) -> None:
         self.busy: dict[Any, None] = {}  # classes in flight
@@ -79,7 +79,7 @@ class Sharing(StarSharing):
                 if levels.active:
                     levels.move(old_rate, rate)
                 flow_class.rate_bps = rate
-            if flow_class.crosses_slack:  # book it on its slack links
+            if flow_class.booked:  # book it on its slack links
                 overflow = self._book(flow_class, load)
             else:
                 flow_class.load_bps = load  # (booked as soon as one of its links turns slack)
@@ -182,13 +182,18 @@ class Sharing(StarSharing):
         return neighbours
 
     def _tight(self, flow_class: Any) -> tuple:
-        """The class's tight links, cached until one of its links turns (or it comes in flight)."""
+        """The class's tight links, and the slack ones its load is booked on (those that can bind),
+        cached until one of its links turns (or it comes in flight)."""
         if not flow_class.tight_valid:
             links = flow_class.links
             flow_class.tight = tuple(link for link in links if not link.slack)
-            flow_class.crosses_slack = any(link.slack and not link.never_binds for link in links)
+            flow_class.booked = tuple(link for link in links if link.slack and not link.never_binds)
             flow_class.tight_valid = True
         return flow_class.tight
+
+    def _booked_links(self, flow_class: Any) -> tuple:
+        self._tight(flow_class)
+        return flow_class.booked
 
     def _set_tight(self, link: Any) -> None:
         link.slack = False
@@ -303,15 +308,14 @@ class Sharing(StarSharing):
         flow_class.load_bps = load
         overflow = []
         if delta:
-            for link in flow_class.links:
-                if link.slack and not link.never_binds:
-                    link.load_bps += delta
-                    if delta > 0 and not link.load_bps * (1 + SLACK_MARGIN) < link.capacity_bps:
-                        booked = _booked(link)  # the sum afresh: drift is no overflow
-                        if booked * (1 + SLACK_MARGIN) < link.capacity_bps:
-                            link.load_bps = booked
-                        elif link not in overflow:
-                            overflow.append(link)
+            for link in flow_class.booked if flow_class.tight_valid else self._booked_links(flow_class):
+                link.load_bps += delta
+                if delta > 0 and not link.load_bps * (1 + SLACK_MARGIN) < link.capacity_bps:
+                    booked = _booked(link)  # the sum afresh: drift is no overflow
+                    if booked * (1 + SLACK_MARGIN) < link.capacity_bps:
+                        link.load_bps = booked
+                    elif link not in overflow:
+                        overflow.append(link)
         return overflow
 
 def _most(flow_class: Any, link: Any) -> float:

@@ -5,9 +5,8 @@ transfer event. Transfers that cross the same links and have the same per-transf
 Ethernet port rate, or its Wi-Fi client limit) always get the same rate under max-min fairness, so
 they form a *class* (:mod:`simulator.network.flows`) with a lazy virtual clock. A start, an end or a
 cancel touches its class; :class:`~simulator.network.incremental.Sharing` re-divides only the classes
-that change can affect and says which rates moved: only those clocks are advanced and re-armed. The
-classes of a *star* (all at one link's fair share) share one clock, so a change there is O(1).
-Each clock has one completion timer.
+that change can affect and says which rates moved: only those clocks are advanced and re-armed (one
+completion timer each). The classes of a *star* (at one link's fair share) share one clock: O(1).
 
 Units: capacities in bit/s inside this package (scenario figures are Mbit/s = 10^6 bit/s); sizes in
 bytes at the public API.
@@ -165,8 +164,8 @@ class Network:
             if clock.rate_bps != old_rate:
                 if clock.updated_s != now:
                     clock.advance(now, old_rate)
-                if clock not in changed:
-                    self._arm(clock, now)
+                if clock not in changed:  # (_arm, its dispatch written out: once per change)
+                    (self._arm_class if type(clock) is FlowClass else self._arm_star)(clock, now)  # type: ignore[operator]
                     armed[clock] = None
         for flow_class in changed:
             star = flow_class.star
@@ -219,7 +218,8 @@ class Network:
         An entry already in the heap at the same position stands (a start behind the head moves
         nothing): :meth:`_complete_members` orders equal positions by the newest sequence. True if it
         entered one (the star's earliest head may be earlier now)."""
-        tag = flow_class.head_tag()
+        queue = flow_class.queue
+        tag = queue[0][0] if queue and not queue[0][2].cancelled else flow_class.head_tag()  # (its usual case inline)
         if tag is None:
             flow_class.member_seq = flow_class.entry_seq = -1
             return False

@@ -41,7 +41,7 @@ class C:
     rate_bps: float = 0.0
     load_bps: float = 0.0
     tight: tuple = ()
-    crosses_slack: bool = False
+    booked: tuple = ()
     tight_valid: bool = False
     distinct_links: bool = True
     star: object = None
