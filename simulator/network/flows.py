@@ -162,6 +162,7 @@ class FlowClass(Clock):
         how many stay in flight. Cancelled transfers met at the head are dropped."""
         active = self.active
         queue = self.queue
+        in_order = self.in_order
         while queue:
             tag, _, transfer = queue[0]
             if not transfer.cancelled:
@@ -170,7 +171,10 @@ class FlowClass(Clock):
                 active -= 1
                 transfer.finished = True
                 transfer.env.succeed_now(transfer)
-            self.pop()
+            if in_order:  # (pop, written out)
+                queue.popleft()  # type: ignore[union-attr]
+            else:
+                heapq.heappop(queue)  # type: ignore[arg-type]
         self.active = active
         return active
 

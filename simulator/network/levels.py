@@ -114,10 +114,10 @@ class Levels:
         if after:
             counts[rate] = after
             if not before:
-                self._enter(rate, self._place(rate))
+                self._enter(rate, self._places.get(rate) or self._place(rate))
         else:
             del counts[rate]
-            self._leave(rate, self._place(rate))
+            self._leave(rate, self._places.get(rate) or self._place(rate))
 
     def move(self, old: float, new: float, step: int = 1) -> None:
         """`step` classes from `old` to `new` (`count(old, -step)`, then `count(new, step)`)."""
@@ -129,19 +129,18 @@ class Levels:
             counts[old] = after
         else:
             del counts[old]
-            self._leave(old, self._place(old))
+            self._leave(old, self._places.get(old) or self._place(old))
         before = counts.get(new, 0)
         counts[new] = before + step
         if not before:
-            self._enter(new, self._place(new))
+            self._enter(new, self._places.get(new) or self._place(new))
 
     def _place(self, rate: float) -> Place:
-        place = self._places.get(rate)
-        if place is None:
-            places = self._places
-            if len(places) >= _PLACES_KEPT:
-                places.clear()
-            place = places[rate] = span(rate)
+        """A rate's place, remembered (the caller found it not remembered yet)."""
+        places = self._places
+        if len(places) >= _PLACES_KEPT:
+            places.clear()
+        place = places[rate] = span(rate)
         return place
 
     # ------------------------------------------------------------------ moving levels
