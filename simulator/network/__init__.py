@@ -4,6 +4,7 @@
 - :mod:`~simulator.network.levels`: the rates in use, and whether two nearly tie;
 - :mod:`~simulator.network.incremental`, :mod:`~simulator.network.stars`: keeping the division up to date;
 - :mod:`~simulator.network.flows`: links, flow classes (virtual clocks), transfers;
+- :mod:`~simulator.network.heads`: a star's heap of member heads (its next completion);
 - :mod:`~simulator.network.network`: :class:`Network`, the SimPy-facing owner of the transfers.
 """
 

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import itertools
 from functools import partial
-from heapq import heappop, heappush
-from operator import attrgetter
 from typing import Iterable
 
 import simpy
 
 from simulator.environment import Environment
 from simulator.network.flows import Clock, FlowClass, Link, LinkLevel, Transfer
+from simulator.network.heads import complete_members, push_head, star_due
 from simulator.network.incremental import Sharing
 from simulator.network.sharing import INF, REL_EPS
 
@@ -171,7 +170,7 @@ class Network:
             star = flow_class.star
             if star is None:
                 self._arm_class(flow_class, now)
-            elif self._push_head(flow_class, star) or star not in armed:  # its head may have changed
+            elif push_head(flow_class, star, self._seq) or star not in armed:  # its head may have changed
                 self._arm_star(star, now)  # (else arming again would find the same head and keep its timer)
                 armed[star] = None
         old_rates.clear()
@@ -198,7 +197,7 @@ class Network:
                 new_star.advance(now, new_star.rate_bps)
                 flow_class.offset = virtual_bits - new_star.virtual_bits
                 flow_class.timer = None  # its own clock rests: a timer of its own is stale now
-                self._push_head(flow_class, new_star)
+                push_head(flow_class, new_star, self._seq)
                 touched[new_star] = None
             if old_star is not None:
                 touched[old_star] = None
@@ -207,29 +206,10 @@ class Network:
             if star is None:
                 touched[flow_class] = None
             elif flow_class not in moves:
-                self._push_head(flow_class, star)  # its head may have changed
+                push_head(flow_class, star, self._seq)  # its head may have changed
                 touched[star] = None
         for clock in touched:
             self._arm(clock, now)
-
-    def _push_head(self, flow_class: FlowClass, star: LinkLevel) -> bool:
-        """Enter a member's head in its star's heap, with a new sequence: members whose heads are due
-        at one instant complete in the order of these sequences, which orders that instant's rows.
-        An entry already in the heap at the same position stands (a start behind the head moves
-        nothing): :meth:`_complete_members` orders equal positions by the newest sequence. True if it
-        entered one (the star's earliest head may be earlier now)."""
-        queue = flow_class.queue
-        tag = queue[0][0] if queue and not queue[0][2].cancelled else flow_class.head_tag()  # (its usual case inline)
-        if tag is None:
-            flow_class.member_seq = flow_class.entry_seq = -1
-            return False
-        seq = flow_class.member_seq = next(self._seq)
-        position = tag - flow_class.offset
-        if flow_class.entry_seq >= 0 and flow_class.entry_star is star and flow_class.entry_position == position:
-            return False
-        flow_class.entry_seq, flow_class.entry_star, flow_class.entry_position = seq, star, position
-        heappush(star.heads, (position, seq, flow_class))
-        return True
 
     def _arm(self, clock: Clock, now: float) -> None:
         """Make sure `clock`'s completion timer fires when its next completion is due (or earlier);
@@ -262,24 +242,12 @@ class Network:
 
     def _arm_star(self, star: LinkLevel, now: float) -> None:
         """:meth:`_arm` of a star's clock: its members' earliest head."""
-        at = self._star_due(star, now)
+        at = star_due(star, now)
         if at is None:
             star.timer = None
         elif star.timer is None or not now <= star.timer_at <= at:  # (else kept, as in _arm_class)
             star.timer_at = at
             star.timer = self.env.call_at(at, star.on_timer)
-
-    def _star_due(self, star: LinkLevel, now: float) -> float | None:
-        """When the star's earliest head is due (stale heads dropped), its clock reading now; None if
-        it has none or rate 0."""
-        heads = star.heads
-        while heads and (heads[0][2].star is not star or heads[0][2].entry_seq != heads[0][1]):
-            _drop(heappop(heads))
-        rate = star.rate_bps
-        if not heads or rate <= 0:
-            return None
-        remaining_bits = heads[0][0] - star.virtual_bits
-        return now + (remaining_bits if remaining_bits > 0.0 else 0.0) / rate
 
     def _on_class_timer(self, flow_class: FlowClass, timer: simpy.Event) -> None:
         if timer is not flow_class.timer:
@@ -310,7 +278,7 @@ class Network:
         env = self.env
         now = env.now
         star.advance(now, star.rate_bps)
-        changed = self._complete_members(star)
+        changed = complete_members(star)
         if not changed:
             self._arm_star(star, now)
             env.idle_events += 1  # early
@@ -318,7 +286,7 @@ class Network:
         # Armed at its next head at today's λ, but held back (Environment.hold_at: its place among
         # this instant's events taken now): λ usually rises as members complete, the re-division
         # re-arms it earlier, and this timer would only have fired stale.
-        at = self._star_due(star, now)
+        at = star_due(star, now)
         held = None
         if at is not None:
             held = env.hold_at(at, star.on_timer)
@@ -329,67 +297,6 @@ class Network:
                 env.push(held)
             else:
                 env.drop(held)  # superseded
-
-    def _complete_members(self, star: LinkLevel) -> list[FlowClass]:
-        """The members of `star` whose head is due at its clock now: complete their due transfers,
-        in the order of (position, member sequence)."""
-        heads = star.heads
-        virtual_bits = star.virtual_bits
-        changed: list[FlowClass] = []
-        while heads:
-            position, seq, flow_class = heads[0]
-            if flow_class.star is not star or flow_class.entry_seq != seq:
-                _drop(heappop(heads))
-                continue
-            size = len(heads)
-            if (size > 1 and heads[1][0] == position) or (size > 2 and heads[2][0] == position):
-                if self._complete_tied(star, changed):  # (the next smallest is heads[1] or heads[2])
-                    continue
-                break
-            if not _due(position + flow_class.offset, virtual_bits + flow_class.offset):
-                break
-            heappop(heads)
-            flow_class.member_seq = flow_class.entry_seq = -1
-            flow_class.complete_due(virtual_bits + flow_class.offset)
-            changed.append(flow_class)
-        return changed
-
-    def _complete_tied(self, star: LinkLevel, changed: list[FlowClass]) -> bool:
-        """:meth:`_complete_members` of the members at the smallest position, several: in the order
-        of their member sequences (their entries may be older). False if one is not due: it and
-        those after it go back in the heap."""
-        heads = star.heads
-        position = heads[0][0]
-        tied = []
-        while heads and heads[0][0] == position:
-            entry = heappop(heads)
-            flow_class = entry[2]
-            if flow_class.star is star and flow_class.entry_seq == entry[1]:
-                tied.append(flow_class)
-            else:
-                _drop(entry)
-        tied.sort(key=attrgetter("member_seq"))
-        virtual_bits = star.virtual_bits
-        for i, flow_class in enumerate(tied):
-            if not _due(position + flow_class.offset, virtual_bits + flow_class.offset):
-                for rest in tied[i:]:
-                    heappush(heads, (position, rest.entry_seq, rest))
-                return False
-            flow_class.member_seq = flow_class.entry_seq = -1
-            flow_class.complete_due(virtual_bits + flow_class.offset)
-            changed.append(flow_class)
-        return True
-
-
-def _due(tag: float, virtual_bits: float) -> bool:
-    """A finish tag reached by a clock reading `virtual_bits` (FlowClass.complete_due's test)."""
-    return not tag - virtual_bits > REL_EPS * (tag if tag > 1.0 else 1.0)
-
-
-def _drop(entry: tuple[float, int, FlowClass]) -> None:
-    """A heap entry taken out as stale: if it was its class's entry, the class has none now."""
-    if entry[2].entry_seq == entry[1]:
-        entry[2].entry_seq = -1
 
 
 def _read(flow_class: FlowClass, now: float) -> float:

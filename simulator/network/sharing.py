@@ -101,7 +101,8 @@ def star_levels(capacity_bps: float, transfers_at: dict[float, int], bounds: lis
                 users: int | None = None) -> tuple[dict[float, float], float]:
     """:func:`fill` of classes that share one link and are otherwise held only by bounds of their
     own, given as `transfers_at`: bound → transfers of the classes with that bound (each class's
-    own bound, or its share of links no other class crosses). Returns ``(below, level)``: the level
+    own bound, or its share of links no other class crosses; at least one transfer per bound, as a
+    star keeps them, unless there is one bound). Returns ``(below, level)``: the level
     each bound below the link's share was fixed at, and the level of all the others (the link's
     fair share; 0 classes left: +inf). The same floats as :func:`fill`, in O(distinct bounds).
     A caller that keeps them passes `bounds` (the keys, sorted) and `users` (the sum of the values):

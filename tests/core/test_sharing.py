@@ -461,10 +461,11 @@ def test_a_moving_level_stepping_onto_a_bucket_edge_sees_a_rate_across_it() -> N
 
 
 @settings(max_examples=500, deadline=None)
-@given(CAPACITIES, st.dictionaries(CAPS.filter(lambda b: b > 0), st.integers(0, 100), min_size=1, max_size=4))
+@given(CAPACITIES, st.dictionaries(CAPS.filter(lambda b: b > 0), st.integers(1, 100), min_size=1, max_size=4))
 def test_star_levels_is_the_filling_of_a_star(capacity, transfers_at) -> None:
     """Classes on one shared link, each also held by a bound of its own (a cap, or a private link):
-    star_levels gives each bound the level fill() gives its classes."""
+    star_levels gives each bound the level fill() gives its classes. (Each bound has transfers: a
+    star drops a bound with its last class; a bound left with none would still set a level.)"""
     from simulator.network.sharing import star_levels
 
     shared = L(capacity)
