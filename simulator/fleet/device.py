@@ -98,7 +98,11 @@ class Device:
     peak_memory_bytes: int = 0
     bytes_down: int = 0
     bytes_up: int = 0
-    counts: dict[str, int] = field(default_factory=lambda: {"jobs": 0, "accepted": 0, "dropped": 0, "lost": 0, "oom": 0})
+    # Jobs dispatched to it and, of those, merged: plain fields, as every client-round moves both (entries
+    # of a dict cost a second object to reach per round); how the others ended (dropped, lost, oom) below.
+    jobs: int = 0
+    accepted: int = 0
+    other_outcomes: dict[str, int] = field(default_factory=lambda: {"dropped": 0, "lost": 0, "oom": 0})
     # One transfer's latency (s): the draw function for this device's spec, chosen once (scalar draws
     # from `rng`; share_latency_streams may switch it to block draws).
     latency_s: LatencyFn = field(init=False, repr=False)

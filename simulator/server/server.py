@@ -180,7 +180,7 @@ class Server:
             job = make_job(device, next(job_ids), version)
             job.view = view = JobView(job.job_id, device.index, version, job.shape.num_samples, job.dispatch_s)
             device.job = job
-            device.counts["jobs"] += 1
+            device.jobs += 1
             in_flight[job.job_id] = job
             if dispatch_hook is not None:
                 dispatch_hook(job)
@@ -216,7 +216,7 @@ class Server:
             shape = job.shape
             shapes[shape] = shapes.get(shape, 0) + 1
             job.outcome = "accepted"
-            job.device.counts["accepted"] += 1
+            job.device.accepted += 1
             write_update(job, version, tau, weight, _TEXT_ACCEPTED, _TEXT_NO_REASON)
         spans: dict[tuple[int, int], int] = {}
         for shape, count in shapes.items():
@@ -256,7 +256,7 @@ class Server:
             raise self._refused("drop()", f"{_job_text(job)} is not waiting to be merged (it has not arrived, "
                                           "or was merged or dropped already)")
         full.outcome = "dropped"
-        full.device.counts["dropped"] += 1
+        full.device.other_outcomes["dropped"] += 1
         self.hooks.discard(full)
         self._write_update(full, -1, self._version - full.base_version, 0.0, *self._codes("dropped", reason))
 
@@ -271,7 +271,7 @@ class Server:
         full.device.job = None
         self._maybe_idle.add(full.device.index)
         full.outcome = "dropped"
-        full.device.counts["dropped"] += 1
+        full.device.other_outcomes["dropped"] += 1
         self.hooks.discard(full)
         self._write_update(full, -1, self._version - full.base_version, 0.0, *self._codes("dropped", reason))
         if full.process is not None and full.process.is_alive:
@@ -329,8 +329,8 @@ class Server:
         job.device.job = None
         self._maybe_idle.add(job.device.index)
         job.outcome = outcome
-        key = "oom" if outcome == "oom" else outcome
-        job.device.counts[key] = job.device.counts.get(key, 0) + 1
+        outcomes = job.device.other_outcomes
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
         if outcome == "oom" and job.device.excluded_reason is None:
             # the planner could not find a submodel that fits: it would fail every time
             job.device.excluded_reason = "oom"
