@@ -33,7 +33,7 @@ class LearnerHooks:
     def dispatch(self, job: Job) -> None:
         if self.live:
             self.learner.dispatch_job(
-                job.job_id, job.device.index, job.device.counts["jobs"], job.depth, job.width_ratio, job.trainable_from
+                job.job_id, job.device.index, job.device.jobs, job.depth, job.width_ratio, job.trainable_from
             )
 
     def start(self, job: Job) -> None:

@@ -112,7 +112,7 @@ class SimulationRun:
         moving = self.rolling and plan.fits_memory and plan.depth < workload.num_blocks
         if moving:
             windows = self.planner.rolling_windows(budget, plan)
-            plan = windows[(device.counts["jobs"] + device.index) % len(windows)]
+            plan = windows[(device.jobs + device.index) % len(windows)]
         steps = sim.steps(device.index)
         deadline = self.deadline_s
         if algorithm.local_work.fit_deadline and deadline is not None:

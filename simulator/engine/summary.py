@@ -40,8 +40,8 @@ def write_device_rows(recorder: TraceRecorder, devices: list[Device], wall_s: fl
         recorder.devices.append(
             d.index, d.name, d.profile_name, d.group, d.power_mode, d.usable_memory_bytes, d.peak_memory_bytes,
             d.compute_s, d.comm_s, idle_s, d.offline_s, wall_s, utilization, energy_j, compute_j, comm_j, idle_j,
-            d.counts["jobs"],
-            d.counts["accepted"], d.counts["dropped"], d.counts.get("lost", 0), d.counts.get("oom", 0),
+            d.jobs, d.accepted, d.other_outcomes["dropped"], d.other_outcomes.get("lost", 0),
+            d.other_outcomes.get("oom", 0),
             d.bytes_down, d.bytes_up,
         )
         totals["compute_s"] += d.compute_s
@@ -52,6 +52,14 @@ def write_device_rows(recorder: TraceRecorder, devices: list[Device], wall_s: fl
         totals["energy_compute_j"] += compute_j
         totals["energy_comm_j"] += comm_j
         totals["energy_idle_j"] += idle_j
+    return totals
+
+
+def _outcome_totals(devices: list[Device]) -> dict[str, int]:
+    """Jobs dispatched to `devices` and how they ended, summed: jobs, accepted, dropped, lost, oom."""
+    totals = {"jobs": sum(d.jobs for d in devices), "accepted": sum(d.accepted for d in devices)}
+    for key in ("dropped", "lost", "oom"):
+        totals[key] = sum(d.other_outcomes.get(key, 0) for d in devices)
     return totals
 
 
@@ -91,14 +99,14 @@ def build_summary(
     which reports state at the top (``complete`` and ``figures_up_to_s``)."""
     n = len(devices)
     fleet_wall = wall_s * n if n else 0.0
-    counts = {key: sum(d.counts.get(key, 0) for d in devices) for key in ("jobs", "accepted", "dropped", "lost", "oom")}
+    counts = _outcome_totals(devices)
     per_profile: dict[str, dict[str, float]] = {}
     for d in devices:
         entry = per_profile.setdefault(d.profile_name, {"devices": 0, "compute_s": 0.0, "wall_s": 0.0, "ooms": 0})
         entry["devices"] += 1
         entry["compute_s"] += d.compute_s
         entry["wall_s"] += wall_s
-        entry["ooms"] += d.counts.get("oom", 0)
+        entry["ooms"] += d.other_outcomes.get("oom", 0)
     return {
         "scenario_name": scenario_name,
         "algorithm": algorithm,
@@ -129,7 +137,7 @@ def build_summary(
         "dropped": counts["dropped"],
         "lost": counts["lost"],
         "ooms": counts["oom"],
-        "oom_devices": sorted({d.name for d in devices if d.counts.get("oom", 0)}),
+        "oom_devices": sorted({d.name for d in devices if d.other_outcomes.get("oom", 0)}),
         "target_accuracy": target_accuracy,
         "time_to_target_s": time_to_target_s,
         "final_accuracy": final_accuracy,
@@ -213,7 +221,7 @@ def group_summaries(devices: list[Device], wall_s: float, plans: list[dict[str, 
         offline_s = sum(d.offline_s for d in members)
         group_wall_s = wall_s * len(members)
         idle_s = max(0.0, group_wall_s - compute_s - comm_s - offline_s)
-        counts = {k: sum(d.counts.get(k, 0) for d in members) for k in ("jobs", "accepted", "dropped", "lost", "oom")}
+        counts = _outcome_totals(members)
         entry = dict(plan)
         entry.update({
             "devices": len(members),

@@ -23,7 +23,6 @@ from simulator.network import Link, Network, Transfer
 from simulator.trace.recorder import EVENT_CODES
 
 if TYPE_CHECKING:
-    from simulator.network.flows import FlowClass
     from simulator.trace.recorder import TraceRecorder
 
 
@@ -99,7 +98,11 @@ class Device:
     peak_memory_bytes: int = 0
     bytes_down: int = 0
     bytes_up: int = 0
-    counts: dict[str, int] = field(default_factory=lambda: {"jobs": 0, "accepted": 0, "dropped": 0, "lost": 0, "oom": 0})
+    # Jobs dispatched to it and, of those, merged: plain fields, as every client-round moves both (entries
+    # of a dict cost a second object to reach per round); how the others ended (dropped, lost, oom) below.
+    jobs: int = 0
+    accepted: int = 0
+    other_outcomes: dict[str, int] = field(default_factory=lambda: {"dropped": 0, "lost": 0, "oom": 0})
     # One transfer's latency (s): the draw function for this device's spec, chosen once (scalar draws
     # from `rng`; share_latency_streams may switch it to block draws).
     latency_s: LatencyFn = field(init=False, repr=False)
@@ -195,29 +198,33 @@ class RoundProcess:
         if self.phase != _STARTING:
             return
         self.phase_start_s = self.env.now
-        self.phase, self._callback = _DOWN_LATENCY, self._download_start
-        self._target = self.env.call_later(self.device.latency_s(), self._download_start)
+        then = self._download_start  # one bound method for both uses (each `self._x` makes a new one)
+        self.phase, self._callback = _DOWN_LATENCY, then
+        self._target = self.env.call_later(self.device.latency_s(), then)
 
     def _download_start(self, _event: simpy.Event) -> None:
+        """Start the download and wait for it. (The transfer is the event that succeeds: waiting on it
+        after starting it is the same, it is processed after this callback.)"""
         device = self.device
         route = device.down_route
         if route is None:  # kept from the first transfer on: no path key built per transfer
             route = device.down_route = self.owner.network.route(device.down_links, device.cap_bps)
-        self._wait_transfer(_DOWN, route, self.job.shape.download_bytes, self._download_done)
+        transfer = self.transfer = self.owner.network.transfer_in(route, self.job.shape.download_bytes)
+        then = self._download_done
+        transfer.callbacks.append(then)
+        self.phase, self._target, self._callback = _DOWN, transfer, then
 
     def _upload_start(self, _event: simpy.Event) -> None:
+        """Start the upload and wait for it: :meth:`_download_start`'s steps, written out in both rather
+        than shared through a helper (a call less per transfer, two per client-round)."""
         device = self.device
         route = device.up_route
         if route is None:
             route = device.up_route = self.owner.network.route(device.up_links, device.cap_bps)
-        self._wait_transfer(_UP, route, self.job.shape.upload_bytes, self._upload_done)
-
-    def _wait_transfer(self, phase: int, route: FlowClass, size_bytes: int, done: Callable[[simpy.Event], None]) -> None:
-        """Start this phase's transfer on `route` and wait for it (the transfer is the event that
-        succeeds; waiting on it after starting it is the same: it is processed after this callback)."""
-        transfer = self.transfer = self.owner.network.transfer_in(route, size_bytes)
-        transfer.callbacks.append(done)
-        self.phase, self._target, self._callback = phase, transfer, done
+        transfer = self.transfer = self.owner.network.transfer_in(route, self.job.shape.upload_bytes)
+        then = self._upload_done
+        transfer.callbacks.append(then)
+        self.phase, self._target, self._callback = _UP, transfer, then
 
     def _download_done(self, _event: simpy.Event) -> None:
         job, device, owner = self.job, self.device, self.owner
@@ -241,8 +248,9 @@ class RoundProcess:
         if owner.on_compute_start is not None:
             owner.on_compute_start(job)
         self.phase_start_s = now  # (the hook cannot move the clock)
-        self.phase, self._callback = _COMPUTE, self._compute_done
-        self._target = self.env.call_later(shape.compute_s, self._compute_done)
+        then = self._compute_done
+        self.phase, self._callback = _COMPUTE, then
+        self._target = self.env.call_later(shape.compute_s, then)
 
     def _compute_done(self, _event: simpy.Event) -> None:
         job, device = self.job, self.device
@@ -251,8 +259,9 @@ class RoundProcess:
         self.owner.events.append_codes(device.index, _TEXT_COMPUTE, self.phase_start_s, now, job.job_id,
                                        job.base_version, 0, job.shape.flops, _TEXT_DONE)
         self.phase_start_s = now
-        self.phase, self._callback = _UP_LATENCY, self._upload_start
-        self._target = self.env.call_later(device.latency_s(), self._upload_start)
+        then = self._upload_start
+        self.phase, self._callback = _UP_LATENCY, then
+        self._target = self.env.call_later(device.latency_s(), then)
 
     def _upload_done(self, _event: simpy.Event) -> None:
         job, device = self.job, self.device
@@ -264,7 +273,10 @@ class RoundProcess:
                                        job.base_version, nbytes, 0.0, _TEXT_DONE)
         self.transfer = None
         self.owner.on_arrival(job)
-        self._end()
+        # _end(), written out: this runs once per client-round
+        self.phase = _ENDED
+        self._target = self._callback = None
+        self.job = None  # type: ignore[assignment]
 
     def _end(self) -> None:
         # Drop every reference back to the job, so job ↔ round is no cycle and both are freed by

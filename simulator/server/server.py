@@ -17,9 +17,11 @@ import simpy
 from simulator.fleet.device import ClientRound, Device, Job, JobShape, share_latency_streams
 from simulator.server.policy import AGGREGATE_MODES, AggregationPolicy, JobView, PolicyCallError
 from simulator.server.registry import policy_label
-from simulator.trace.recorder import TraceRecorder
+from simulator.trace.recorder import EVENT_CODES, TraceRecorder
 
 _NAN = float("nan")
+# updates.parquet text codes a merge packs as constants (the fixed vocabulary: trace.columns)
+_TEXT_ACCEPTED, _TEXT_NO_REASON = EVENT_CODES["accepted"], EVENT_CODES[""]
 _INF = float("inf")
 
 
@@ -178,7 +180,7 @@ class Server:
             job = make_job(device, next(job_ids), version)
             job.view = view = JobView(job.job_id, device.index, version, job.shape.num_samples, job.dispatch_s)
             device.job = job
-            device.counts["jobs"] += 1
+            device.jobs += 1
             in_flight[job.job_id] = job
             if dispatch_hook is not None:
                 dispatch_hook(job)
@@ -205,6 +207,7 @@ class Server:
         jobs: list[tuple[Job, float]] = []
         staleness: list[int] = []
         shapes: dict[JobShape, int] = {}  # identity-hashed: a fleet has a few distinct shapes
+        write_update = self._write_update
         for view, weight in weighted:
             job = waiting.pop(view.job_id)
             jobs.append((job, weight))
@@ -213,8 +216,8 @@ class Server:
             shape = job.shape
             shapes[shape] = shapes.get(shape, 0) + 1
             job.outcome = "accepted"
-            job.device.counts["accepted"] += 1
-            self._write_update(job, version, tau, weight, "")
+            job.device.accepted += 1
+            write_update(job, version, tau, weight, _TEXT_ACCEPTED, _TEXT_NO_REASON)
         spans: dict[tuple[int, int], int] = {}
         for shape, count in shapes.items():
             span = (shape.trainable_from, shape.depth)
@@ -253,9 +256,9 @@ class Server:
             raise self._refused("drop()", f"{_job_text(job)} is not waiting to be merged (it has not arrived, "
                                           "or was merged or dropped already)")
         full.outcome = "dropped"
-        full.device.counts["dropped"] += 1
+        full.device.other_outcomes["dropped"] += 1
         self.hooks.discard(full)
-        self._write_update(full, -1, self._version - full.base_version, 0.0, reason)
+        self._write_update(full, -1, self._version - full.base_version, 0.0, *self._codes("dropped", reason))
 
     def cancel(self, job: JobView, reason: str) -> None:
         if not isinstance(job, JobView):
@@ -268,9 +271,9 @@ class Server:
         full.device.job = None
         self._maybe_idle.add(full.device.index)
         full.outcome = "dropped"
-        full.device.counts["dropped"] += 1
+        full.device.other_outcomes["dropped"] += 1
         self.hooks.discard(full)
-        self._write_update(full, -1, self._version - full.base_version, 0.0, reason)
+        self._write_update(full, -1, self._version - full.base_version, 0.0, *self._codes("dropped", reason))
         if full.process is not None and full.process.is_alive:
             full.process.interrupt(f"cancelled:{reason}")
 
@@ -326,14 +329,14 @@ class Server:
         job.device.job = None
         self._maybe_idle.add(job.device.index)
         job.outcome = outcome
-        key = "oom" if outcome == "oom" else outcome
-        job.device.counts[key] = job.device.counts.get(key, 0) + 1
+        outcomes = job.device.other_outcomes
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
         if outcome == "oom" and job.device.excluded_reason is None:
             # the planner could not find a submodel that fits: it would fail every time
             job.device.excluded_reason = "oom"
             self._excluded += 1
         self.hooks.discard(job)
-        self._write_update(job, -1, -1, 0.0, reason)
+        self._write_update(job, -1, -1, 0.0, *self._codes(outcome, reason))
         self._when_running(lambda: self.policy.on_job_failed(self, job.view, outcome))  # type: ignore[arg-type]
         if job.device.idle:
             # still online (its link was cut, say): it is ready for work again right away
@@ -351,17 +354,24 @@ class Server:
                 job.process.book_at_stop()
         for job in list(self.jobs_in_flight.values()) + list(self.jobs_waiting.values()):
             job.outcome = "unfinished"
-            self._write_update(job, -1, self._version - job.base_version, 0.0, "run stopped")
+            self._write_update(job, -1, self._version - job.base_version, 0.0, *self._codes("unfinished", "run stopped"))
         self.jobs_in_flight.clear()
         self.jobs_waiting.clear()
 
-    def _write_update(self, job: Job, applied_version: int, staleness: int, weight: float, reason: str) -> None:
-        """One updates.parquet row (text columns as codes: PackedTableWriter.append_codes)."""
-        updates = self.recorder.updates
+    def _codes(self, outcome: str, reason: str) -> tuple[int, int]:
+        """The updates table's codes of an outcome and a reason (what :meth:`_write_update` takes)."""
+        code = self.recorder.updates.code
+        return code(outcome), code(reason)
+
+    def _write_update(self, job: Job, applied_version: int, staleness: int, weight: float, outcome_code: int,
+                      reason_code: int) -> None:
+        """One updates.parquet row (text columns as codes: PackedTableWriter.append_codes). The outcome
+        and reason come as codes (:meth:`_codes`): a merge writes one row per update with the same two
+        constants, and looking them up per row was a tenth of its cost."""
         shape = job.shape
-        updates.append_codes(
+        self.recorder.updates.append_codes(
             job.job_id, job.device.index, job.dispatch_s, job.arrival_s if job.arrival_s is not None else _NAN,
-            job.base_version, applied_version, staleness, weight, updates.code(job.outcome), updates.code(reason),
+            job.base_version, applied_version, staleness, weight, outcome_code, reason_code,
             shape.depth, shape.width_ratio, shape.submodel_params, shape.download_bytes, shape.upload_bytes,
             shape.peak_memory_bytes, shape.local_steps,
         )

@@ -54,8 +54,10 @@ class Synchronous(AggregationPolicy):
         if job.job_id not in self._round:
             server.drop(job, "arrived after its round ended")
             return
-        self._arrived.append(job)
-        self._maybe_finish(server)
+        arrived = self._arrived
+        arrived.append(job)
+        if len(arrived) >= self._needed:  # (_maybe_finish's test: most arrivals are not the last one)
+            self._maybe_finish(server)
 
     def on_job_failed(self, server: ServerView, job: JobView, outcome: str) -> None:
         if self._round.pop(job.job_id, None) is not None:
