@@ -238,6 +238,10 @@ def test_digits_are_scikit_learns_exactly():
     pixels = ((reference.images.astype(np.float32) / 16.0 - 0.5) / 0.5)[:, None]
     everything = np.concatenate([d.x_train.numpy(), d.x_test.numpy()])
     assert sorted(map(bytes, everything)) == sorted(map(bytes, pixels))
+    # read once per process, and no caller can change it for the next
+    assert _digits_table() is table and not table.flags.writeable
+    with pytest.raises(ValueError):
+        table[0, 0] = 1.0
 
 
 @pytest.mark.slow
