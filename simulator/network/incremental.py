@@ -192,6 +192,7 @@ class Sharing(StarSharing):
         return flow_class.tight
 
     def _booked_links(self, flow_class: Any) -> tuple:
+        """The class's booked links, its cache refreshed first (a link of it turned since)."""
         self._tight(flow_class)
         return flow_class.booked
 
