@@ -273,10 +273,7 @@ class RoundProcess:
                                        job.base_version, nbytes, 0.0, _TEXT_DONE)
         self.transfer = None
         self.owner.on_arrival(job)
-        # _end(), written out: this runs once per client-round
-        self.phase = _ENDED
-        self._target = self._callback = None
-        self.job = None  # type: ignore[assignment]
+        self._end()
 
     def _end(self) -> None:
         # Drop every reference back to the job, so job ↔ round is no cycle and both are freed by

@@ -55,14 +55,12 @@ class MovingLevel:
     """The rate `count` classes hold together and that moves at nearly every change (a star's λ
     group), with its place among the buckets while it is counted."""
 
-    __slots__ = ("rate", "count", "key", "scan", "low", "width")
+    __slots__ = ("rate", "count", "place")
 
     def __init__(self) -> None:
         self.rate = 0.0
         self.count = 0
-        self.key = 0
-        self.scan: tuple[int, int] | None = None
-        self.low = self.width = 0.0
+        self.place: Place = span(0.0)  # its bucket's, while counted (:func:`span` of its rate then)
 
 
 class Levels:
@@ -156,7 +154,7 @@ class Levels:
         elif before and not after:
             del self._moving[level]
             if self.active:
-                self._leave(level.rate, (level.key, level.scan, level.low, level.width))
+                self._leave(level.rate, level.place)
 
     def move_level(self, level: MovingLevel, rate: float) -> None:
         """The level's classes are at `rate` now."""
@@ -164,24 +162,24 @@ class Levels:
         level.rate = rate
         if not level.count or not self.active or rate == old:
             return
-        if level.scan is None and EDGE <= (rate - level.low) / level.width <= 1 - EDGE:
+        key, scan, low, width = level.place
+        if scan is None and EDGE <= (rate - low) / width <= 1 - EDGE:
             # the same bucket, clear of its edges as before: near rates are in this bucket alone
-            bucket = self._buckets[level.key]
+            bucket = self._buckets[key]
             if len(bucket) == 1:  # (the usual case: alone in its bucket)
                 bucket[0] = rate
                 return
-            key = (level.key,)
-            self.ties -= self._near(old, key)
+            keys = (key,)
+            self.ties -= self._near(old, keys)
             bucket[bucket.index(old)] = rate
-            self.ties += self._near(rate, key)
+            self.ties += self._near(rate, keys)
             return
-        self._leave(old, (level.key, level.scan, level.low, level.width))
+        self._leave(old, level.place)
         self._enter_level(level)
 
     def _enter_level(self, level: MovingLevel) -> None:
-        place = span(level.rate)
-        level.key, level.scan, level.low, level.width = place
-        self._enter(level.rate, place)
+        level.place = span(level.rate)
+        self._enter(level.rate, level.place)
 
     # ------------------------------------------------------------------ buckets
 
