@@ -87,6 +87,10 @@ class Sharing(StarSharing):
             if overflow or levels.ties:  # a slack link lost its margin, or levels tie: the general way
                 for link in overflow:
                     self._set_tight(link)
+                if not levels.ties and _hold_no_lower(overflow, active, rate):
+                    # alone on them too, and they hold it no lower (a cell filling up to its clients'
+                    # cap): its rate stands, the float _divide of it alone fills; only slack turns
+                    return self.update_one(flow_class)
                 self._divide([flow_class] + [c for link in overflow for c in link.users])
                 return False
         if rate >= flow_class.own_bound or len(tight) > 1:  # a tight link it does not fill may turn slack
@@ -318,6 +322,16 @@ class Sharing(StarSharing):
                     elif link not in overflow:
                         overflow.append(link)
         return overflow
+
+def _hold_no_lower(links: list[Any], active: int, rate: float) -> bool:
+    """True if each link has one class in flight (the one at `active` transfers and `rate`) and its
+    fair share is no lower than `rate`. (A function: a generator inside update_one would make its
+    locals cells, allocated at every call.)"""
+    for link in links:
+        if len(link.users) != 1 or link.capacity_bps / active < rate:
+            return False
+    return True
+
 
 def _most(flow_class: Any, link: Any) -> float:
     """The most the class can ever load `link` with: the capacity of its tightest other link (none,
