@@ -188,10 +188,14 @@ class Sharing(StarSharing):
     def _tight(self, flow_class: Any) -> tuple:
         """The class's tight links, and the slack ones its load is booked on (those that can bind),
         cached until one of its links turns (or it comes in flight)."""
-        if not flow_class.tight_valid:
-            links = flow_class.links
-            flow_class.tight = tuple(link for link in links if not link.slack)
-            flow_class.booked = tuple(link for link in links if link.slack and not link.never_binds)
+        if not flow_class.tight_valid:  # (one loop, no generators: a cell's class redoes this as it
+            tight, booked = [], []      # fills past its clients' cap and back, twice a round)
+            for link in flow_class.links:
+                if not link.slack:
+                    tight.append(link)
+                elif not link.never_binds:
+                    booked.append(link)
+            flow_class.tight, flow_class.booked = tuple(tight), tuple(booked)
             flow_class.tight_valid = True
         return flow_class.tight
 
