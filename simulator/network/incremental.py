@@ -164,12 +164,14 @@ class Sharing(StarSharing):
         del self.busy[flow_class]
         hub = flow_class.hub
         settled = True
-        if hub is None:
+        if hub is None:  # out of the levels from its rate (not moved to 0.0 and counted off there)
             self._note(flow_class)
-            self._set_rate(flow_class, 0.0)
+            self.levels.count(flow_class.rate_bps, -1)
+            flow_class.rate_bps = 0.0
+            self._book(flow_class, 0.0)
         else:
             settled = self._leave_star(hub, flow_class)
-        self.levels.count(0.0, -1)
+            self.levels.count(0.0, -1)
         if len(self.busy) < 2:
             self.levels.stop()  # one class cannot tie
         neighbours = []
