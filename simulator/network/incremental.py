@@ -87,6 +87,10 @@ class Sharing(StarSharing):
             if overflow or levels.ties:  # a slack link lost its margin, or levels tie: the general way
                 for link in overflow:
                     self._set_tight(link)
+                if not levels.ties and _hold_no_lower(overflow, active, rate):
+                    # alone on them too, and they hold it no lower (a cell filling up to its clients'
+                    # cap): its rate stands, the float _divide of it alone fills; only slack turns
+                    return self.update_one(flow_class)
                 self._divide([flow_class] + [c for link in overflow for c in link.users])
                 return False
         if rate >= flow_class.own_bound or len(tight) > 1:  # a tight link it does not fill may turn slack
@@ -160,12 +164,14 @@ class Sharing(StarSharing):
         del self.busy[flow_class]
         hub = flow_class.hub
         settled = True
-        if hub is None:
+        if hub is None:  # out of the levels from its rate (not moved to 0.0 and counted off there)
             self._note(flow_class)
-            self._set_rate(flow_class, 0.0)
+            self.levels.count(flow_class.rate_bps, -1)
+            flow_class.rate_bps = 0.0
+            self._book(flow_class, 0.0)
         else:
             settled = self._leave_star(hub, flow_class)
-        self.levels.count(0.0, -1)
+            self.levels.count(0.0, -1)
         if len(self.busy) < 2:
             self.levels.stop()  # one class cannot tie
         neighbours = []
@@ -184,10 +190,14 @@ class Sharing(StarSharing):
     def _tight(self, flow_class: Any) -> tuple:
         """The class's tight links, and the slack ones its load is booked on (those that can bind),
         cached until one of its links turns (or it comes in flight)."""
-        if not flow_class.tight_valid:
-            links = flow_class.links
-            flow_class.tight = tuple(link for link in links if not link.slack)
-            flow_class.booked = tuple(link for link in links if link.slack and not link.never_binds)
+        if not flow_class.tight_valid:  # (one loop, no generators: a cell's class redoes this as it
+            tight, booked = [], []      # fills past its clients' cap and back, twice a round)
+            for link in flow_class.links:
+                if not link.slack:
+                    tight.append(link)
+                elif not link.never_binds:
+                    booked.append(link)
+            flow_class.tight, flow_class.booked = tuple(tight), tuple(booked)
             flow_class.tight_valid = True
         return flow_class.tight
 
@@ -318,6 +328,16 @@ class Sharing(StarSharing):
                     elif link not in overflow:
                         overflow.append(link)
         return overflow
+
+def _hold_no_lower(links: list[Any], active: int, rate: float) -> bool:
+    """True if each link has one class in flight (the one at `active` transfers and `rate`) and its
+    fair share is no lower than `rate`. (A function: a generator inside update_one would make its
+    locals cells, allocated at every call.)"""
+    for link in links:
+        if len(link.users) != 1 or link.capacity_bps / active < rate:
+            return False
+    return True
+
 
 def _most(flow_class: Any, link: Any) -> float:
     """The most the class can ever load `link` with: the capacity of its tightest other link (none,

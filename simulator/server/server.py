@@ -226,9 +226,11 @@ class Server:
         self.hooks.merge(jobs, mode, global_weight)
         self._version = version
         self.staleness_accepted.extend(staleness)
+        # the mean staleness as np.mean gives it (an exact integer sum, one correctly rounded division:
+        # the same float), without turning a list of 10,000 into an array at every merge
         self.recorder.versions.append(
             self._version, self.env.now, trigger, len(jobs),
-            float(np.mean(staleness)) if staleness else 0.0, coverage, min(coverage) if coverage else 0,
+            sum(staleness) / len(staleness) if staleness else 0.0, coverage, min(coverage) if coverage else 0,
         )
         self.on_version(self._version)
 

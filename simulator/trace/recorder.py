@@ -46,9 +46,12 @@ class TraceRecorder:
         from simulator.trace.tables import PartWriter, TableWriter
 
         self.run_dir = run_dir
+        # Two writer threads: the updates table on its own, so that at the end its last rows are encoded
+        # beside the events table's while the run waits (the two biggest; the small tables go with events).
         self.parts = PartWriter()
+        self.update_parts = PartWriter()
         self.events = PackedTableWriter(run_dir, "events", flush_rows, self.parts, EVENT_FIELDS, devices)
-        self.updates = PackedTableWriter(run_dir, "updates", flush_rows, self.parts, UPDATE_FIELDS, devices)
+        self.updates = PackedTableWriter(run_dir, "updates", flush_rows, self.update_parts, UPDATE_FIELDS, devices)
         self.tables: dict[str, TableWriter] = {
             name: self.events if name == "events" else self.updates if name == "updates"
             else TableWriter(run_dir, name, flush_rows, self.parts)
@@ -63,22 +66,24 @@ class TraceRecorder:
         for writer in self.tables.values():
             writer.flush()
         self.parts.wait()
+        self.update_parts.wait()
 
     def close(self) -> None:
         """Finish every table. After a failed write (a full disk) the tables that were not finished
         keep their part files — all rows written before the failure, readable — and the error is
         raised (a :class:`~simulator.trace.files.TraceWriteError` naming the file)."""
         error: OSError | None = None
-        for writer in self.tables.values():
+        for finish in [w.start_close for w in self.tables.values()] + [w.end_close for w in self.tables.values()]:
             try:
-                writer.close()
+                finish()
             except OSError as exc:
                 error = error or exc
-        try:
-            self.parts.close()
-        except OSError as exc:
-            error = error or exc
-        failed = self.parts.failed
+        for parts in (self.parts, self.update_parts):
+            try:
+                parts.close()
+            except OSError as exc:
+                error = error or exc
+        failed = self.parts.failed or self.update_parts.failed
         if failed is not None:
             for writer in self.tables.values():
                 writer.joined.discard()

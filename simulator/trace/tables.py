@@ -269,13 +269,24 @@ class TableWriter:
 
     def close(self) -> None:
         """Finish ``<run>/<table>.parquet`` and remove the parts."""
+        self.start_close()
+        self.end_close()
+
+    def start_close(self) -> None:
+        """:meth:`close`'s first half: the last rows and the file's completion handed to the part
+        writer (done here without one). A recorder starts every table's close before it ends any,
+        so that tables on different writer threads finish side by side."""
         taken = self._take_rows()
         last = None if taken is None else (taken[0], self._next_part(taken[1]))
         if self.parts is not None:
             self.parts.submit(self._finish_now, last)
+        else:
+            self._finish_now(last)
+
+    def end_close(self) -> None:
+        """:meth:`close`'s second half: wait for the file, then remove the parts."""
+        if self.parts is not None:
             self.parts.wait()
             if self.parts.failed is not None:
                 return  # the joined file would miss rows: the parts are what was written
-        else:
-            self._finish_now(last)
         shutil.rmtree(self.parts_dir, ignore_errors=True)
