@@ -329,6 +329,7 @@ class Sharing(StarSharing):
                         overflow.append(link)
         return overflow
 
+
 def _hold_no_lower(links: list[Any], active: int, rate: float) -> bool:
     """True if each link has one class in flight (the one at `active` transfers and `rate`) and its
     fair share is no lower than `rate`. (A function: a generator inside update_one would make its
