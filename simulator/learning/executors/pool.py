@@ -38,6 +38,7 @@ from simulator.learning.executors.dispatch import Dispatcher, DispatchingExecuto
 from simulator.learning.trainer import TrainJob
 
 _READY = b"ready"
+_PIPE_BYTES = 1 << 20  # a pipe buffer that holds a whole small job or result (see _roomy_pipe)
 
 
 def _worker_main(jobs: Connection, replies: Connection, context: WorkerContext) -> None:
@@ -109,8 +110,6 @@ def _roomy_pipe(ctx: Any) -> tuple[Connection, Connection]:
     return reading, writing
 
 
-_PIPE_BYTES = 1 << 20
-
 
 def _start_fork_server() -> None:
     """Start Python's fork server (once per process) without the working directory on its path.
@@ -138,8 +137,8 @@ class _PipeTransport(Transport):
 
     def __init__(self, workers: int, start_method: str) -> None:
         self.workers, self.start_method = workers, start_method
-        self._conns: list[Connection | None] = [None] * workers  # each worker's jobs pipe (this end writes)
-        self._replies: list[Connection] = []  # each worker's replies pipe (this end reads)
+        self._job_pipes: list[Connection | None] = [None] * workers  # this end writes each worker's jobs
+        self._reply_pipes: list[Connection] = []  # this end reads each worker's results
         self._procs: list[Any] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -168,8 +167,8 @@ class _PipeTransport(Transport):
             jobs_in.close()
             replies_out.close()
             self._procs.append(proc)
-            self._conns[slot] = jobs_out
-            self._replies.append(replies_in)
+            self._job_pipes[slot] = jobs_out
+            self._reply_pipes.append(replies_in)
             live[replies_in] = slot
         while live and not self._stop.is_set():
             for conn in wait(list(live), timeout=0.2):
@@ -189,7 +188,7 @@ class _PipeTransport(Transport):
                 self._dispatcher.completed(slot, value if ok else None, None if ok else value)
 
     def send(self, slot: int, task: Task) -> None:
-        conn = self._conns[slot]
+        conn = self._job_pipes[slot]
         assert conn is not None
         job = task.job
         if job.base_state is None:
@@ -200,7 +199,7 @@ class _PipeTransport(Transport):
 
     def close(self) -> None:
         self._stop.set()
-        for conn in self._conns:
+        for conn in self._job_pipes:
             if conn is not None:
                 try:
                     conn.send_bytes(b"")
@@ -213,10 +212,10 @@ class _PipeTransport(Transport):
             if proc.is_alive():
                 proc.terminate()
                 proc.join(timeout=5)
-        for conn in [*self._conns, *self._replies]:
+        for conn in [*self._job_pipes, *self._reply_pipes]:
             if conn is not None:
                 conn.close()
-        self._conns, self._replies = [None] * self.workers, []
+        self._job_pipes, self._reply_pipes = [None] * self.workers, []
         self._procs = []
 
 
